@@ -1,0 +1,1 @@
+"""Sealed-bid auctions (issue: sealed-bid auctions). Nothing here yet."""

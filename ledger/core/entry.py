@@ -1,0 +1,104 @@
+"""Ledger entry bytes: RFC 8785 canonical JSON, hash-chained.
+
+Every entry is one JSON object with exactly these members (format version 1)::
+
+    {"v": 1, "seq": 0, "prev": "<hex SHA-256 of entry seq-1's bytes, zeros for seq 0>",
+     "time": "2026-11-22T22:07:02.123456Z", "type": "credit.transfer",
+     "actor": "user:7", "data": {...}}
+
+The bytes are stored verbatim and never re-encoded; auditors hash what is stored. See
+docs/ledger-format.md for every entry type's ``data``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+FORMAT_VERSION = 1
+ZERO_HASH = bytes(32)
+_MEMBERS = frozenset({"v", "seq", "prev", "time", "type", "actor", "data"})
+
+
+class EntryError(ValueError):
+    """Entry bytes that are not a well-formed version-1 entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    prev: bytes
+    time: str
+    type: str
+    actor: str
+    data: dict[str, Any]
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and a literal Z, so times sort as strings."""
+    if moment.tzinfo is None:
+        raise ValueError("entry times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_entry(
+    *, seq: int, prev: bytes, time: str, type: str, actor: str, data: dict[str, Any]
+) -> bytes:
+    if len(prev) != 32:
+        raise EntryError("prev must be a 32-byte hash")
+    return rfc8785.dumps(
+        {
+            "v": FORMAT_VERSION,
+            "seq": seq,
+            "prev": prev.hex(),
+            "time": time,
+            "type": type,
+            "actor": actor,
+            "data": data,
+        }
+    )
+
+
+def decode_entry(body: bytes) -> Entry:
+    """Parse stored bytes. Structure is checked here; canonical form by ``is_canonical``."""
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EntryError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict) or obj.keys() != _MEMBERS:
+        raise EntryError("members must be exactly " + ", ".join(sorted(_MEMBERS)))
+    if obj["v"] != FORMAT_VERSION:
+        raise EntryError(f"unknown format version {obj['v']!r}")
+    seq, prev, data = obj["seq"], obj["prev"], obj["data"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise EntryError("seq must be a non-negative integer")
+    if not isinstance(prev, str) or len(prev) != 64:
+        raise EntryError("prev must be 64 hex digits")
+    try:
+        prev_bytes = bytes.fromhex(prev)
+    except ValueError:
+        raise EntryError("prev must be 64 hex digits") from None
+    for member in ("time", "type", "actor"):
+        if not isinstance(obj[member], str):
+            raise EntryError(f"{member} must be a string")
+    if not isinstance(data, dict):
+        raise EntryError("data must be an object")
+    return Entry(seq, prev_bytes, obj["time"], obj["type"], obj["actor"], data)
+
+
+def is_canonical(body: bytes) -> bool:
+    """True if ``body`` is exactly the RFC 8785 encoding of what it parses to."""
+    try:
+        return rfc8785.dumps(json.loads(body)) == body
+    except (ValueError, rfc8785.CanonicalizationError):
+        return False
+
+
+def entry_hash(body: bytes) -> bytes:
+    """The chain hash: SHA-256 of the entry bytes (the next entry's ``prev``)."""
+    return hashlib.sha256(body).digest()

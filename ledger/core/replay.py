@@ -1,0 +1,262 @@
+"""Replay: the registry's state rebuilt from ledger entries alone.
+
+This is the auditor's model of the registry. It knows nothing of Django or the database; it
+applies each entry's recorded effect and refuses any that would break an invariant (a balance
+below zero, credits created or destroyed outside issuance, retirement and cancellation). The
+verifier compares what it builds with the live tables, row by row.
+
+State that is bounded by the number of things (organizations, accounts, projects, batches,
+holdings, escrow holds) is kept in memory. Records that grow with every entry (retirements,
+cancellations, reversals) are not kept: ``apply`` returns them, and the verifier matches them
+against the database as it streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .entry import Entry
+
+
+class ReplayError(ValueError):
+    """An entry whose effect cannot be applied to the state before it."""
+
+
+Record = tuple[str, dict[str, Any]]  # (table, fields), e.g. ("retirement", {...})
+
+
+@dataclass
+class RegistryState:
+    organizations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    accounts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    methodologies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    projects: dict[int, dict[str, Any]] = field(default_factory=dict)
+    batches: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # (account, batch) -> [tradable, escrowed]
+    holdings: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    holds: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    # ---- applying entries -----------------------------------------------------------------
+
+    def apply(self, entry: Entry) -> list[Record]:
+        handler = _HANDLERS.get(entry.type)
+        if handler is None:
+            raise ReplayError(f"unknown entry type {entry.type!r}")
+        try:
+            return handler(self, entry.data, entry) or []
+        except (KeyError, TypeError) as exc:
+            raise ReplayError(f"malformed {entry.type} data: {exc!r}") from None
+
+    def _new(self, table: dict[int, Any], obj: dict[str, Any], what: str) -> None:
+        key = obj["id"]
+        if not isinstance(key, int) or key in table:
+            raise ReplayError(f"{what} id {key!r} is not new")
+        table[key] = {k: v for k, v in obj.items() if k != "id"}
+
+    def _need(self, table: dict[int, Any], key: Any, what: str) -> dict[str, Any]:
+        try:
+            return table[key]
+        except (KeyError, TypeError):
+            raise ReplayError(f"unknown {what} {key!r}") from None
+
+    def _amount(self, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ReplayError(f"amount must be a positive integer, got {value!r}")
+        return value
+
+    def _holding(self, account: int, batch: int) -> list[int]:
+        self._need(self.accounts, account, "account")
+        self._need(self.batches, batch, "batch")
+        return self.holdings.setdefault((account, batch), [0, 0])
+
+    def _debit(self, account: int, batch: int, qty: int, bucket: int = 0) -> None:
+        holding = self._holding(account, batch)
+        if holding[bucket] < qty:
+            kind = "tradable" if bucket == 0 else "escrowed"
+            raise ReplayError(
+                f"account {account} has {holding[bucket]} kg {kind} of batch {batch}, "
+                f"entry moves {qty}"
+            )
+        holding[bucket] -= qty
+
+    def _credit(self, account: int, batch: int, qty: int, bucket: int = 0) -> None:
+        self._holding(account, batch)[bucket] += qty
+
+    # ---- invariants -----------------------------------------------------------------------
+
+    def supply_violations(self) -> list[str]:
+        """Per batch: issued = tradable + escrowed + retired + cancelled, nothing negative."""
+        held: dict[int, int] = {}
+        problems = []
+        for (account, batch), (tradable, escrowed) in self.holdings.items():
+            if tradable < 0 or escrowed < 0:
+                problems.append(f"holding {account}/{batch} is negative")
+            held[batch] = held.get(batch, 0) + tradable + escrowed
+        for batch_id, b in self.batches.items():
+            total = held.get(batch_id, 0) + b["retired"] + b["cancelled"]
+            if total != b["issued"]:
+                problems.append(
+                    f"batch {batch_id}: issued {b['issued']} != held + retired + cancelled {total}"
+                )
+        return problems
+
+    # ---- snapshot (for incremental verification) ------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        def table(t: dict[int, Any]) -> list[Any]:
+            return [[k, v] for k, v in sorted(t.items())]
+
+        return {
+            "organizations": table(self.organizations),
+            "accounts": table(self.accounts),
+            "methodologies": table(self.methodologies),
+            "projects": table(self.projects),
+            "batches": table(self.batches),
+            "holds": table(self.holds),
+            "holdings": [[a, b, t, e] for (a, b), (t, e) in sorted(self.holdings.items())],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> RegistryState:
+        state = cls()
+        for name in ("organizations", "accounts", "methodologies", "projects", "batches", "holds"):
+            setattr(state, name, {k: v for k, v in obj[name]})
+        state.holdings = {(a, b): [t, e] for a, b, t, e in obj["holdings"]}
+        return state
+
+
+# ---- one handler per entry type ---------------------------------------------------------------
+
+
+def _org_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    s._new(s.organizations, d["organization"], "organization")
+
+
+def _account_open(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    acc = d["account"]
+    s._need(s.organizations, acc["organization"], "organization")
+    s._new(s.accounts, acc, "account")
+
+
+def _methodology_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    s._new(s.methodologies, d["methodology"], "methodology")
+
+
+def _project_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    p = d["project"]
+    s._need(s.methodologies, p["methodology"], "methodology")
+    s._need(s.organizations, p["developer"], "organization")
+    s._need(s.organizations, p["registry"], "organization")
+    s._new(s.projects, p, "project")
+
+
+def _project_update(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    project = s._need(s.projects, d["project"], "project")
+    for key, value in d["changes"].items():
+        if key not in project or key in {"registry", "origin_registry", "origin_id", "code"}:
+            raise ReplayError(f"project field {key!r} cannot be changed")
+        project[key] = value
+
+
+def _batch_issue(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    b = dict(d["batch"])
+    s._need(s.projects, b["project"], "project")
+    issued, withheld = s._amount(b["issued"]), b["buffer_withheld"]
+    if not isinstance(withheld, int) or not 0 <= withheld <= issued:
+        raise ReplayError("buffer_withheld must be between 0 and issued")
+    b.update(retired=0, cancelled=0)
+    s._new(s.batches, b, "batch")
+    if issued - withheld:
+        s._credit(d["holder"], b["id"], issued - withheld)
+    if withheld:
+        s._credit(d["buffer_account"], b["id"], withheld)
+
+
+def _credit_transfer(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    qty = s._amount(d["quantity"])
+    if d["from"] == d["to"]:
+        raise ReplayError("transfer to the same account")
+    s._debit(d["from"], d["batch"], qty)
+    s._credit(d["to"], d["batch"], qty)
+
+
+def _escrow_hold(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    h = d["hold"]
+    qty = s._amount(h["quantity"])
+    s._debit(h["account"], h["batch"], qty)
+    s._credit(h["account"], h["batch"], qty, bucket=1)
+    s._new(s.holds, {**h, "remaining": qty}, "escrow hold")
+
+
+def _hold_take(s: RegistryState, d: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    hold = s._need(s.holds, d["hold"], "escrow hold")
+    qty = s._amount(d["quantity"])
+    if qty > hold["remaining"]:
+        raise ReplayError(f"escrow hold {d['hold']} has {hold['remaining']} kg, entry takes {qty}")
+    hold["remaining"] -= qty
+    s._debit(hold["account"], hold["batch"], qty, bucket=1)
+    return hold, qty
+
+
+def _escrow_release(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    hold, qty = _hold_take(s, d)
+    s._credit(hold["account"], hold["batch"], qty)
+
+
+def _escrow_deliver(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
+    hold, qty = _hold_take(s, d)
+    s._credit(d["to"], hold["batch"], qty)
+
+
+def _credit_retire(s: RegistryState, d: dict[str, Any], e: Entry) -> list[Record]:
+    r = d["retirement"]
+    qty = s._amount(r["quantity"])
+    s._debit(r["account"], r["batch"], qty)
+    s.batches[r["batch"]]["retired"] += qty
+    return [("retirement", r)]
+
+
+def _credit_cancel(s: RegistryState, d: dict[str, Any], e: Entry) -> list[Record]:
+    c = d["cancellation"]
+    qty = s._amount(c["quantity"])
+    s._debit(c["account"], c["batch"], qty)
+    s.batches[c["batch"]]["cancelled"] += qty
+    return [("cancellation", c)]
+
+
+def _reversal_record(s: RegistryState, d: dict[str, Any], e: Entry) -> list[Record]:
+    r = d["reversal"]
+    s._need(s.projects, r["project"], "project")
+    total = 0
+    records: list[Record] = [("reversal", r)]
+    for c in d["cancellations"]:
+        qty = s._amount(c["quantity"])
+        if s.accounts[c["account"]]["kind"] != "buffer":
+            raise ReplayError("a reversal cancels buffer-pool credits only")
+        s._debit(c["account"], c["batch"], qty)
+        s.batches[c["batch"]]["cancelled"] += qty
+        total += qty
+        records.append(("cancellation", c))
+    if total != r["quantity"]:
+        raise ReplayError(f"reversal of {r['quantity']} kg cancels {total} kg of buffer credits")
+    return records
+
+
+_HANDLERS: dict[str, Callable[[RegistryState, dict[str, Any], Entry], list[Record] | None]] = {
+    "org.register": _org_register,
+    "account.open": _account_open,
+    "methodology.register": _methodology_register,
+    "project.register": _project_register,
+    "project.update": _project_update,
+    "batch.issue": _batch_issue,
+    "credit.transfer": _credit_transfer,
+    "escrow.hold": _escrow_hold,
+    "escrow.release": _escrow_release,
+    "escrow.deliver": _escrow_deliver,
+    "credit.retire": _credit_retire,
+    "credit.cancel": _credit_cancel,
+    "reversal.record": _reversal_record,
+}
+ENTRY_TYPES = frozenset(_HANDLERS)

@@ -1,0 +1,388 @@
+"""The registry and its ledger.
+
+Design
+------
+The ledger (``LedgerEntry``) is the source of truth. Every other registry table is derived
+from it: replaying the entries from sequence 0 rebuilds organizations, accounts, projects,
+batches, holdings, escrow holds, retirements, cancellations and reversals exactly, and
+``manage.py ledger_verify`` does that and compares.
+
+Invariants, and where they are enforced:
+
+* Ledger rows are append-only: database triggers reject UPDATE, DELETE and TRUNCATE
+  (migration 0002). Merkle nodes and checkpoints are append-only the same way.
+* One chain: an append locks the single ``LedgerHead`` row, so entries get consecutive sequence
+  numbers in the order their transactions changed the derived state.
+* Every write is a function in ``services.py`` that changes the derived rows and appends the
+  entry in one transaction. Nothing else writes these models (the admin is read-only).
+* Supply per batch: issued = tradable + escrowed (over all holdings) + retired + cancelled.
+  Check constraints keep every balance and total non-negative and retired + cancelled within
+  issued; services keep the sum; the verifier recomputes it from the ledger.
+* Retired and cancelled credits leave holdings for good: they exist only as records and batch
+  totals, so no operation can move them.
+* No double counting: a project's monitoring periods never overlap (services, under a lock on
+  the project row), origin ids are unique per registry of origin (unique constraints).
+
+Quantities are integers: kgCO2e, basis points, square metres. See ``ledger/core/quantity.py``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Role(models.TextChoices):
+    REGISTRY = "registry", "Registry / issuer"
+    DEVELOPER = "developer", "Project developer"
+    BIDDER = "bidder", "Bidder / buyer"
+    AUDITOR = "auditor", "Auditor"
+    OPERATOR = "operator", "Operator"
+
+
+class Ecosystem(models.TextChoices):
+    MANGROVE = "mangrove", "Mangrove"
+    SALT_MARSH = "salt_marsh", "Salt marsh"
+    SEAGRASS = "seagrass", "Seagrass"
+    TIDAL_FLAT = "tidal_flat", "Tidal flat"
+    MACROALGAE = "macroalgae", "Macroalgae (seaweed farming)"
+    SHELLFISH = "shellfish", "Shellfish farming"
+
+
+class StoragePathway(models.TextChoices):
+    BIOMASS = "biomass", "Living biomass"
+    SEDIMENT = "sediment", "Sediment (soil organic carbon)"
+    BIOMASS_AND_SEDIMENT = "biomass_sediment", "Biomass and sediment"
+    HARVEST_EXPORT = "harvest_export", "Harvested biomass leaving the system"
+    SHELL_CARBONATE = "shell_carbonate", "Shell carbonate"
+
+
+class Organization(models.Model):
+    handle = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    roles = models.JSONField(default=list, help_text="Sorted list of Role values")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class Membership(models.Model):
+    """Which organization a user acts for. Access control, not registry state: not ledgered."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
+    )
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="members")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.organization}"
+
+
+class Account(models.Model):
+    class Kind(models.TextChoices):
+        HOLDING = "holding", "Holding"
+        BUFFER = "buffer", "Buffer pool"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="accounts"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.HOLDING)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"], condition=Q(kind="buffer"), name="one_buffer_pool_per_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class Methodology(models.Model):
+    code = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=300)
+    standard = models.CharField(max_length=100)
+    ecosystems = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "methodologies"
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Project(models.Model):
+    class Status(models.TextChoices):
+        REGISTERED = "registered", "Registered"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        CLOSED = "closed", "Closed"
+
+    code = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=300)
+    ecosystem = models.CharField(max_length=16, choices=Ecosystem.choices)
+    storage_pathway = models.CharField(max_length=20, choices=StoragePathway.choices)
+    methodology = models.ForeignKey(Methodology, on_delete=models.PROTECT, related_name="projects")
+    jurisdiction = models.CharField(max_length=6, help_text="ISO 3166-2 subdivision code")
+    location = models.JSONField(help_text="GeoJSON geometry (WGS 84)")
+    area_m2 = models.BigIntegerField(help_text="Area in square metres (hectares x 10,000)")
+    registry = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="registered_projects"
+    )
+    developer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="projects")
+    validation_body = models.CharField(max_length=200)
+    origin_registry = models.CharField(max_length=64)
+    origin_id = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REGISTERED)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["origin_registry", "origin_id"], name="project_origin_unique"
+            ),
+            models.CheckConstraint(condition=Q(area_m2__gt=0), name="project_area_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Batch(models.Model):
+    serial = models.CharField(max_length=128, unique=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="batches")
+    monitoring_start = models.DateField()
+    monitoring_end = models.DateField()
+    vintage = models.PositiveSmallIntegerField()
+    verification_body = models.CharField(max_length=200)
+    verification_report_sha256 = models.CharField(max_length=64)
+    buffer_share_bp = models.PositiveIntegerField(help_text="Buffer share in basis points")
+    origin_registry = models.CharField(max_length=64, blank=True, default="")
+    # NULL, not "": the uniqueness constraint applies only to batches that have an origin id.
+    origin_tx_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    # Totals in kgCO2e. issued and buffer_withheld never change; retired and cancelled only grow.
+    issued = models.BigIntegerField()
+    buffer_withheld = models.BigIntegerField()
+    retired = models.BigIntegerField(default=0)
+    cancelled = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name_plural = "batches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["origin_registry", "origin_tx_id"],
+                condition=Q(origin_tx_id__isnull=False),
+                name="batch_origin_tx_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(monitoring_end__gte=F("monitoring_start")), name="batch_period_order"
+            ),
+            models.CheckConstraint(condition=Q(issued__gt=0), name="batch_issued_positive"),
+            models.CheckConstraint(
+                condition=Q(buffer_withheld__gte=0, buffer_withheld__lte=F("issued")),
+                name="batch_buffer_within_issued",
+            ),
+            models.CheckConstraint(
+                condition=Q(buffer_share_bp__lte=10_000), name="batch_buffer_share_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(retired__gte=0, cancelled__gte=0)
+                & Q(issued__gte=F("retired") + F("cancelled")),
+                name="batch_retired_cancelled_within_issued",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.serial
+
+
+class Holding(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holdings")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="holdings")
+    tradable = models.BigIntegerField(default=0)
+    escrowed = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "batch"], name="holding_unique"),
+            models.CheckConstraint(
+                condition=Q(tradable__gte=0, escrowed__gte=0), name="holding_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.batch_id}"
+
+
+class EscrowHold(models.Model):
+    """Credits set aside from a holding (an auction lot, a pending delivery)."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="escrow_holds")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="escrow_holds")
+    quantity = models.BigIntegerField()
+    remaining = models.BigIntegerField()
+    reference = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0, remaining__gte=0, remaining__lte=F("quantity")),
+                name="escrow_hold_remaining_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"hold {self.pk}: {self.remaining}/{self.quantity} kg ({self.reference})"
+
+
+class Retirement(models.Model):
+    entry_seq = models.BigIntegerField(unique=True)
+    certificate = models.CharField(max_length=32, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="retirements")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="retirements")
+    quantity = models.BigIntegerField()
+    beneficiary = models.CharField(max_length=300)
+    purpose = models.CharField(max_length=300)
+    jurisdiction = models.CharField(max_length=6)
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["entry_seq"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="retirement_positive")
+        ]
+
+    def __str__(self) -> str:
+        return self.certificate
+
+
+class Cancellation(models.Model):
+    entry_seq = models.BigIntegerField(db_index=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="cancellations")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="cancellations")
+    quantity = models.BigIntegerField()
+    reason = models.TextField()
+    destination = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["entry_seq", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="cancellation_positive"),
+            models.CheckConstraint(condition=~Q(reason=""), name="cancellation_reason_required"),
+        ]
+
+    def __str__(self) -> str:
+        return f"cancellation at entry {self.entry_seq}"
+
+
+class Reversal(models.Model):
+    """A recorded loss of stored carbon, compensated by cancelling buffer-pool credits."""
+
+    entry_seq = models.BigIntegerField(unique=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="reversals")
+    quantity = models.BigIntegerField()
+    evidence_sha256 = models.CharField(max_length=64)
+    description = models.TextField()
+
+    class Meta:
+        ordering = ["entry_seq"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="reversal_positive")
+        ]
+
+
+# ---- the ledger itself ------------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return f"reversal at entry {self.entry_seq}"
+
+
+class LedgerEntry(models.Model):
+    """One state change: RFC 8785 bytes, stored verbatim. Append-only (database triggers)."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    body = models.BinaryField()
+    # Copied out of the body for filtering; the verifier checks it matches the body.
+    type = models.CharField(max_length=32, db_index=True)
+
+    class Meta:
+        ordering = ["seq"]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type}"
+
+
+class LedgerHead(models.Model):
+    """The single row every append locks: next sequence number and the last entry's hash."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)
+    last_hash = models.BinaryField(default=bytes(32))
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="ledger_head_singleton")]
+
+    def __str__(self) -> str:
+        return f"ledger head: {self.size} entries"
+
+
+class MerkleNode(models.Model):
+    """A perfect subtree hash of the RFC 9162 tree: level 0 are leaf hashes. Append-only."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "index"], name="merkle_node_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"node ({self.level}, {self.index})"
+
+
+class TreeHead(models.Model):
+    """How many entries the stored Merkle nodes cover (locked while the tree grows)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="tree_head_singleton")]
+
+    def __str__(self) -> str:
+        return f"tree head: {self.size} leaves"
+
+
+class Checkpoint(models.Model):
+    """A signed C2SP tlog-checkpoint note, stored exactly as issued. Append-only."""
+
+    size = models.BigIntegerField(unique=True)
+    root = models.BinaryField()
+    note = models.TextField()
+    key_name = models.CharField(max_length=200)
+    key_hash = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size}"

@@ -1,0 +1,126 @@
+"""How each registry row is written in ledger entries, and how the verifier reads it back.
+
+Services build entry ``data`` from these functions; the verifier turns live rows into the same
+shapes and compares them with what replaying the ledger produced. One definition per table,
+so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import (
+    Account,
+    Batch,
+    Cancellation,
+    EscrowHold,
+    Methodology,
+    Organization,
+    Project,
+    Retirement,
+    Reversal,
+)
+
+
+def organization_record(o: Organization) -> dict[str, Any]:
+    return {"id": o.pk, "handle": o.handle, "name": o.name, "roles": list(o.roles)}
+
+
+def account_record(a: Account) -> dict[str, Any]:
+    return {"id": a.pk, "organization": a.organization_id, "kind": a.kind, "name": a.name}
+
+
+def methodology_record(m: Methodology) -> dict[str, Any]:
+    return {
+        "id": m.pk,
+        "code": m.code,
+        "name": m.name,
+        "standard": m.standard,
+        "ecosystems": list(m.ecosystems),
+    }
+
+
+def project_record(p: Project) -> dict[str, Any]:
+    return {
+        "id": p.pk,
+        "code": p.code,
+        "name": p.name,
+        "ecosystem": p.ecosystem,
+        "storage_pathway": p.storage_pathway,
+        "methodology": p.methodology_id,
+        "jurisdiction": p.jurisdiction,
+        "location": p.location,
+        "area_m2": p.area_m2,
+        "registry": p.registry_id,
+        "developer": p.developer_id,
+        "validation_body": p.validation_body,
+        "origin_registry": p.origin_registry,
+        "origin_id": p.origin_id,
+        "status": p.status,
+    }
+
+
+def batch_record(b: Batch) -> dict[str, Any]:
+    """As issued. The running totals (retired, cancelled) are not part of the issuance."""
+    return {
+        "id": b.pk,
+        "serial": b.serial,
+        "project": b.project_id,
+        "monitoring_start": b.monitoring_start.isoformat(),
+        "monitoring_end": b.monitoring_end.isoformat(),
+        "vintage": b.vintage,
+        "verification_body": b.verification_body,
+        "verification_report_sha256": b.verification_report_sha256,
+        "buffer_share_bp": b.buffer_share_bp,
+        "origin_registry": b.origin_registry,
+        "origin_tx_id": b.origin_tx_id,
+        "issued": b.issued,
+        "buffer_withheld": b.buffer_withheld,
+    }
+
+
+def batch_state(b: Batch) -> dict[str, Any]:
+    return {**batch_record(b), "retired": b.retired, "cancelled": b.cancelled}
+
+
+def escrow_hold_state(h: EscrowHold) -> dict[str, Any]:
+    return {
+        "id": h.pk,
+        "account": h.account_id,
+        "batch": h.batch_id,
+        "quantity": h.quantity,
+        "reference": h.reference,
+        "remaining": h.remaining,
+    }
+
+
+def retirement_record(r: Retirement) -> dict[str, Any]:
+    return {
+        "certificate": r.certificate,
+        "account": r.account_id,
+        "batch": r.batch_id,
+        "quantity": r.quantity,
+        "beneficiary": r.beneficiary,
+        "purpose": r.purpose,
+        "jurisdiction": r.jurisdiction,
+        "reason": r.reason,
+    }
+
+
+def cancellation_record(c: Cancellation) -> dict[str, Any]:
+    return {
+        "account": c.account_id,
+        "batch": c.batch_id,
+        "quantity": c.quantity,
+        "reason": c.reason,
+        "destination": c.destination,
+    }
+
+
+def reversal_record(r: Reversal) -> dict[str, Any]:
+    return {
+        "project": r.project_id,
+        "quantity": r.quantity,
+        "evidence_sha256": r.evidence_sha256,
+        "description": r.description,
+    }

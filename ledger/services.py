@@ -1,0 +1,942 @@
+"""Every write to the registry. Each public function validates, locks (in the order given in
+``locks.py``), changes the derived tables and appends exactly one ledger entry, all in one
+transaction: either the change and its entry are both committed, or neither is.
+
+Quantities are integers of kgCO2e. Errors are ``LedgerError`` subclasses with stable codes;
+a function that raises has written nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import locks, records
+from .actors import Actor
+from .core import merkle
+from .core.entry import encode_entry, entry_hash, format_time
+from .core.note import Checkpoint as CheckpointBody
+from .core.note import checkpoint_sign
+from .core.quantity import MAX_SHARE_BP, QuantityError, buffer_withheld, check_kg
+from .exceptions import (
+    Conflict,
+    ErrorCode,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unprocessable,
+)
+from .models import (
+    Account,
+    Batch,
+    Cancellation,
+    Checkpoint,
+    Ecosystem,
+    EscrowHold,
+    Holding,
+    LedgerEntry,
+    MerkleNode,
+    Methodology,
+    Organization,
+    Project,
+    Retirement,
+    Reversal,
+    Role,
+    StoragePathway,
+)
+
+_JURISDICTION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_GEOJSON_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+
+
+# ---- the append ---------------------------------------------------------------------------------
+
+
+def _ledger_append(*, type: str, actor: Actor, data: dict[str, Any]) -> LedgerEntry:
+    """Append one entry. Must run inside the caller's transaction, after its other locks."""
+    head = locks.ledger_head_lock()
+    body = encode_entry(
+        seq=head.size,
+        prev=bytes(head.last_hash),
+        time=format_time(timezone.now()),
+        type=type,
+        actor=actor.label,
+        data=data,
+    )
+    entry = LedgerEntry.objects.create(seq=head.size, body=body, type=type)
+    head.size += 1
+    head.last_hash = entry_hash(body)
+    head.save(update_fields=["size", "last_hash"])
+    transaction.on_commit(_checkpoint_soon)
+    return entry
+
+
+def _next_seq_locked() -> int:
+    """The sequence number the next append will get; caller holds the head lock."""
+    return locks.ledger_head_lock().size
+
+
+_checkpoint_guard = threading.Lock()
+_checkpoint_last_enqueued = 0.0
+
+
+def _checkpoint_soon() -> None:
+    """After a commit: make sure a checkpoint task runs within the interval. Each process
+    enqueues at most one per interval, delayed by the interval, so every write is covered by a
+    task that starts after it, and a burst of writes costs one checkpoint."""
+    from django.conf import settings
+
+    from .tasks import ledger_checkpoint_task
+
+    global _checkpoint_last_enqueued
+    interval = settings.LEDGER_CHECKPOINT_INTERVAL
+    with _checkpoint_guard:
+        now = time.monotonic()
+        if now - _checkpoint_last_enqueued < interval:
+            return
+        _checkpoint_last_enqueued = now
+    ledger_checkpoint_task.apply_async(countdown=interval)
+
+
+# ---- validation helpers ----------------------------------------------------------------------
+
+
+def _kg(value: object, field: str = "quantity") -> int:
+    try:
+        return check_kg(value)
+    except QuantityError as exc:
+        raise InvalidInput(
+            f"{field}: {exc.message}",
+            code=ErrorCode.INVALID_QUANTITY,
+            detail={field: exc.code},
+        ) from None
+
+
+def _text(value: object, field: str, *, max_length: int, required: bool = True) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text", detail={field: "not_text"})
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{field} is required", detail={field: "required"})
+    if len(value) > max_length:
+        raise InvalidInput(
+            f"{field} is longer than {max_length} characters", detail={field: "too_long"}
+        )
+    return value
+
+
+def _choice(value: object, field: str, choices: Iterable[str]) -> str:
+    options = list(choices)
+    if value not in options:
+        raise InvalidInput(
+            f"{field} must be one of {', '.join(options)}", detail={field: "invalid_choice"}
+        )
+    return str(value)
+
+
+def _jurisdiction(value: object, field: str = "jurisdiction") -> str:
+    if not isinstance(value, str) or not _JURISDICTION.match(value):
+        raise InvalidInput(
+            f"{field} must be an ISO 3166-2 code such as CN-ZJ", detail={field: "invalid"}
+        )
+    return value
+
+
+def _sha256(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _SHA256_HEX.match(value):
+        raise InvalidInput(f"{field} must be 64 lowercase hex digits", detail={field: "invalid"})
+    return value
+
+
+def _geometry(value: object) -> dict[str, Any]:
+    ok = (
+        isinstance(value, dict)
+        and value.get("type") in _GEOJSON_TYPES
+        and isinstance(value.get("coordinates"), list)
+    )
+    if not ok:
+        raise InvalidInput(
+            "location must be a GeoJSON geometry (Point, Polygon, ...) with coordinates",
+            detail={"location": "invalid"},
+        )
+
+    # Floats are not welcome in entry bytes: coordinates travel as decimal strings or integers.
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, float):
+            raise InvalidInput(
+                'location coordinates must be decimal strings, e.g. "121.95"',
+                detail={"location": "float_coordinates"},
+            )
+        elif not isinstance(node, str | int) or isinstance(node, bool):
+            raise InvalidInput(
+                "location coordinates must be numbers", detail={"location": "invalid"}
+            )
+
+    walk(value["coordinates"])
+    return {"type": value["type"], "coordinates": value["coordinates"]}
+
+
+def _account(account_id: object, actor: Actor | None = None, field: str = "account") -> Account:
+    account = Account.objects.filter(pk=account_id).first() if isinstance(account_id, int) else None
+    # A foreign account is reported exactly like a missing one: no existence leak.
+    if account is None or (actor is not None and not actor.may_act_for(account.organization_id)):
+        raise NotFound(f"{field} {account_id} not found", detail={field: "not_found"})
+    return account
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise PermissionDenied(message)
+
+
+# ---- organizations and accounts --------------------------------------------------------------
+
+
+@transaction.atomic
+def organization_register(
+    *, actor: Actor, handle: str, name: str, roles: Iterable[str]
+) -> Organization:
+    _require(actor.is_operator, "only operators register organizations")
+    handle = _text(handle, "handle", max_length=64)
+    if not _CODE.match(handle) or handle != handle.lower():
+        raise InvalidInput(
+            "handle must be lowercase letters, digits, '-', '_' or '.'",
+            detail={"handle": "invalid"},
+        )
+    role_list = sorted({_choice(r, "roles", Role.values) for r in roles})
+    if Organization.objects.filter(handle=handle).exists():
+        raise Conflict(f"organization {handle} exists", code=ErrorCode.DUPLICATE)
+    org = Organization.objects.create(
+        handle=handle, name=_text(name, "name", max_length=200), roles=role_list
+    )
+    _ledger_append(
+        type="org.register",
+        actor=actor,
+        data={"organization": records.organization_record(org)},
+    )
+    if Role.REGISTRY in role_list:
+        account_open(
+            actor=actor,
+            organization=org.pk,
+            name=f"{org.name} buffer pool",
+            kind=Account.Kind.BUFFER,
+        )
+    return org
+
+
+@transaction.atomic
+def account_open(
+    *, actor: Actor, organization: int, name: str, kind: str = Account.Kind.HOLDING
+) -> Account:
+    org = Organization.objects.filter(pk=organization).first()
+    if org is None or not actor.may_act_for(org.pk):
+        raise NotFound(f"organization {organization} not found")
+    kind = _choice(kind, "kind", Account.Kind.values)
+    if kind == Account.Kind.BUFFER:
+        _require(actor.is_operator, "only operators open buffer pools")
+        if not org.has_role(Role.REGISTRY):
+            raise Unprocessable("only registries hold a buffer pool", code=ErrorCode.BUFFER_ACCOUNT)
+        if Account.objects.filter(organization=org, kind=kind).exists():
+            raise Conflict("this registry already has a buffer pool", code=ErrorCode.DUPLICATE)
+    account = Account.objects.create(
+        organization=org, kind=kind, name=_text(name, "name", max_length=200)
+    )
+    _ledger_append(
+        type="account.open",
+        actor=actor,
+        data={"account": records.account_record(account)},
+    )
+    return account
+
+
+# ---- methodologies and projects ---------------------------------------------------------------
+
+
+@transaction.atomic
+def methodology_register(
+    *, actor: Actor, code: str, name: str, standard: str, ecosystems: Iterable[str]
+) -> Methodology:
+    _require(actor.is_operator, "only operators register methodologies")
+    code = _text(code, "code", max_length=64)
+    if Methodology.objects.filter(code=code).exists():
+        raise Conflict(f"methodology {code} exists", code=ErrorCode.DUPLICATE)
+    eco = sorted({_choice(e, "ecosystems", Ecosystem.values) for e in ecosystems})
+    m = Methodology.objects.create(
+        code=code,
+        name=_text(name, "name", max_length=300),
+        standard=_text(standard, "standard", max_length=100),
+        ecosystems=eco,
+    )
+    _ledger_append(
+        type="methodology.register",
+        actor=actor,
+        data={"methodology": records.methodology_record(m)},
+    )
+    return m
+
+
+@transaction.atomic
+def project_register(
+    *,
+    actor: Actor,
+    registry: int,
+    code: str,
+    name: str,
+    ecosystem: str,
+    storage_pathway: str,
+    methodology: int,
+    jurisdiction: str,
+    location: dict[str, Any],
+    area_m2: int,
+    developer: int,
+    validation_body: str,
+    origin_registry: str = "",
+    origin_id: str = "",
+    status: str = Project.Status.REGISTERED,
+) -> Project:
+    reg = Organization.objects.filter(pk=registry).first()
+    if reg is None or not actor.may_act_for(reg.pk):
+        raise NotFound(f"organization {registry} not found")
+    if not reg.has_role(Role.REGISTRY):
+        raise PermissionDenied("only a registry registers projects")
+    dev = Organization.objects.filter(pk=developer).first()
+    if dev is None:
+        raise NotFound(f"developer {developer} not found", detail={"developer": "not_found"})
+    meth = Methodology.objects.filter(pk=methodology).first()
+    if meth is None:
+        raise NotFound(f"methodology {methodology} not found", detail={"methodology": "not_found"})
+    code = _text(code, "code", max_length=64)
+    if not _CODE.match(code):
+        raise InvalidInput(
+            "code may hold letters, digits, '.', '_' and '-'", detail={"code": "invalid"}
+        )
+    eco = _choice(ecosystem, "ecosystem", Ecosystem.values)
+    if meth.ecosystems and eco not in meth.ecosystems:
+        raise Unprocessable(
+            f"methodology {meth.code} does not cover {eco}",
+            code=ErrorCode.INVALID_FIELD,
+            detail={"methodology": "ecosystem"},
+        )
+    if not isinstance(area_m2, int) or isinstance(area_m2, bool) or area_m2 <= 0:
+        raise InvalidInput(
+            "area must be greater than zero",
+            code=ErrorCode.INVALID_QUANTITY,
+            detail={"area": "invalid"},
+        )
+    origin_registry = _text(origin_registry or reg.handle, "origin_registry", max_length=64)
+    origin_id = _text(origin_id or code, "origin_id", max_length=128)
+    if Project.objects.filter(code=code).exists():
+        raise Conflict(f"project {code} exists", code=ErrorCode.DUPLICATE)
+    if Project.objects.filter(origin_registry=origin_registry, origin_id=origin_id).exists():
+        raise Conflict(
+            f"{origin_registry} project {origin_id} is already registered",
+            code=ErrorCode.DUPLICATE_ORIGIN,
+            detail={"origin_id": "duplicate"},
+        )
+    p = Project.objects.create(
+        code=code,
+        name=_text(name, "name", max_length=300),
+        ecosystem=eco,
+        storage_pathway=_choice(storage_pathway, "storage_pathway", StoragePathway.values),
+        methodology=meth,
+        jurisdiction=_jurisdiction(jurisdiction),
+        location=_geometry(location),
+        area_m2=area_m2,
+        registry=reg,
+        developer=dev,
+        validation_body=_text(validation_body, "validation_body", max_length=200),
+        origin_registry=origin_registry,
+        origin_id=origin_id,
+        status=_choice(status, "status", Project.Status.values),
+    )
+    _ledger_append(
+        type="project.register", actor=actor, data={"project": records.project_record(p)}
+    )
+    return p
+
+
+_PROJECT_MUTABLE = {"name", "status", "validation_body", "location", "area_m2", "storage_pathway"}
+
+
+@transaction.atomic
+def project_update(*, actor: Actor, project: int, **changes: Any) -> Project:
+    p = locks.project_lock(project)
+    if p is None or not actor.may_act_for(p.registry_id):
+        raise NotFound(f"project {project} not found")
+    unknown = set(changes) - _PROJECT_MUTABLE
+    if unknown:
+        raise InvalidInput(
+            f"cannot change {', '.join(sorted(unknown))}", detail={k: "read_only" for k in unknown}
+        )
+    clean: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "name":
+            clean[key] = _text(value, "name", max_length=300)
+        elif key == "validation_body":
+            clean[key] = _text(value, "validation_body", max_length=200)
+        elif key == "status":
+            clean[key] = _choice(value, "status", Project.Status.values)
+        elif key == "storage_pathway":
+            clean[key] = _choice(value, "storage_pathway", StoragePathway.values)
+        elif key == "location":
+            clean[key] = _geometry(value)
+        elif key == "area_m2":
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise InvalidInput("area must be greater than zero", detail={"area": "invalid"})
+            clean[key] = value
+    clean = {k: v for k, v in clean.items() if getattr(p, k) != v}
+    if not clean:
+        return p
+    for key, value in clean.items():
+        setattr(p, key, value)
+    p.save(update_fields=list(clean))
+    _ledger_append(type="project.update", actor=actor, data={"project": p.pk, "changes": clean})
+    return p
+
+
+# ---- issuance -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def batch_issue(
+    *,
+    actor: Actor,
+    project: int,
+    monitoring_start: dt.date,
+    monitoring_end: dt.date,
+    vintage: int | None = None,
+    verification_body: str,
+    verification_report_sha256: str,
+    quantity: int,
+    buffer_share_bp: int,
+    holder: int | None = None,
+    origin_registry: str = "",
+    origin_tx_id: str | None = None,
+) -> Batch:
+    """Issue verified credits for one monitoring period: the buffer share goes to the
+    registry's buffer pool, the rest to ``holder`` (default: the developer's first account)."""
+    quantity = _kg(quantity)
+    if (
+        not isinstance(buffer_share_bp, int)
+        or isinstance(buffer_share_bp, bool)
+        or not 0 <= buffer_share_bp <= MAX_SHARE_BP
+    ):
+        raise InvalidInput(
+            "buffer share must be between 0 and 100 %",
+            code=ErrorCode.INVALID_SHARE,
+            detail={"buffer_share": "out_of_range"},
+        )
+    if not isinstance(monitoring_start, dt.date) or not isinstance(monitoring_end, dt.date):
+        raise InvalidInput("monitoring period dates are required", code=ErrorCode.INVALID_PERIOD)
+    if monitoring_end < monitoring_start:
+        raise InvalidInput(
+            "the monitoring period ends before it starts",
+            code=ErrorCode.INVALID_PERIOD,
+            detail={"monitoring_end": "before_start"},
+        )
+    vintage = monitoring_end.year if vintage is None else vintage
+    if not isinstance(vintage, int) or not 1990 <= vintage <= 2200:
+        raise InvalidInput("vintage must be a year", detail={"vintage": "invalid"})
+    report = _sha256(verification_report_sha256, "verification_report_sha256")
+    body = _text(verification_body, "verification_body", max_length=200)
+    if origin_tx_id is not None:
+        origin_tx_id = _text(origin_tx_id, "origin_tx_id", max_length=128)
+
+    p = locks.project_lock(project)
+    if p is None or not actor.may_act_for(p.registry_id):
+        raise NotFound(f"project {project} not found", detail={"project": "not_found"})
+    if p.status in (Project.Status.SUSPENDED, Project.Status.CLOSED):
+        raise Conflict(f"project {p.code} is {p.status}", code=ErrorCode.PROJECT_NOT_ACTIVE)
+    origin_registry = origin_registry or p.origin_registry
+    if holder is None:
+        holder_account = p.developer.accounts.filter(kind=Account.Kind.HOLDING).first()
+        if holder_account is None:
+            raise Unprocessable(
+                "the developer has no holding account", detail={"holder": "missing"}
+            )
+    else:
+        holder_account = _account(holder, None, "holder")
+        if holder_account.kind != Account.Kind.HOLDING:
+            raise Unprocessable(
+                "credits are issued to a holding account", code=ErrorCode.BUFFER_ACCOUNT
+            )
+    buffer = Account.objects.filter(organization_id=p.registry_id, kind=Account.Kind.BUFFER).first()
+    withheld = buffer_withheld(quantity, buffer_share_bp)
+    if withheld and buffer is None:
+        raise Unprocessable("the registry has no buffer pool", code=ErrorCode.BUFFER_ACCOUNT)
+
+    # Double counting: one tonne, one issuance. The project lock serializes this check.
+    overlap = Batch.objects.filter(
+        project=p, monitoring_start__lte=monitoring_end, monitoring_end__gte=monitoring_start
+    ).first()
+    if overlap is not None:
+        raise Conflict(
+            f"monitoring period overlaps batch {overlap.serial} "
+            f"({overlap.monitoring_start} to {overlap.monitoring_end})",
+            code=ErrorCode.OVERLAPPING_PERIOD,
+            detail={"overlaps": overlap.serial},
+        )
+    if (
+        origin_tx_id is not None
+        and Batch.objects.filter(
+            origin_registry=origin_registry, origin_tx_id=origin_tx_id
+        ).exists()
+    ):
+        raise Conflict(
+            f"{origin_registry} transaction {origin_tx_id} was already issued",
+            code=ErrorCode.DUPLICATE_ORIGIN,
+            detail={"origin_tx_id": "duplicate"},
+        )
+
+    number = p.batches.count() + 1
+    serial = f"BC-{p.code}-{monitoring_start:%Y%m%d}-{monitoring_end:%Y%m%d}-{number:03d}"
+    try:
+        with transaction.atomic():
+            b = Batch.objects.create(
+                serial=serial,
+                project=p,
+                monitoring_start=monitoring_start,
+                monitoring_end=monitoring_end,
+                vintage=vintage,
+                verification_body=body,
+                verification_report_sha256=report,
+                buffer_share_bp=buffer_share_bp,
+                origin_registry=origin_registry,
+                origin_tx_id=origin_tx_id,
+                issued=quantity,
+                buffer_withheld=withheld,
+            )
+    except IntegrityError:
+        raise Conflict(
+            "this issuance conflicts with an existing batch", code=ErrorCode.DUPLICATE_ORIGIN
+        ) from None
+    pairs = [(holder_account.pk, b.pk)] + ([(buffer.pk, b.pk)] if buffer and withheld else [])
+    held = locks.holdings_lock(pairs)
+    if quantity - withheld:
+        held[(holder_account.pk, b.pk)].tradable = quantity - withheld
+        held[(holder_account.pk, b.pk)].save(update_fields=["tradable"])
+    if withheld and buffer is not None:
+        held[(buffer.pk, b.pk)].tradable = withheld
+        held[(buffer.pk, b.pk)].save(update_fields=["tradable"])
+    _ledger_append(
+        type="batch.issue",
+        actor=actor,
+        data={
+            "batch": records.batch_record(b),
+            "holder": holder_account.pk,
+            "buffer_account": buffer.pk if buffer else None,
+        },
+    )
+    return b
+
+
+# ---- moving credits ------------------------------------------------------------------------------
+
+
+def _batch(batch_id: object) -> Batch:
+    b = locks.batch_lock(batch_id) if isinstance(batch_id, int) else None
+    if b is None:
+        raise NotFound(f"batch {batch_id} not found", detail={"batch": "not_found"})
+    return b
+
+
+def _check_tradable(account: Account, batch: Batch, tradable: int, quantity: int) -> None:
+    if tradable >= quantity:
+        return
+    gone = (
+        Retirement.objects.filter(account=account, batch=batch).exists()
+        or Cancellation.objects.filter(account=account, batch=batch).exists()
+    )
+    if tradable == 0 and gone:
+        raise Conflict(
+            f"account {account.pk} holds no tradable credits of {batch.serial}: its credits "
+            "of this batch were retired or cancelled, and those never move again",
+            code=ErrorCode.CREDITS_RETIRED,
+        )
+    raise Conflict(
+        f"account {account.pk} has {tradable} kg tradable of {batch.serial}, {quantity} needed",
+        code=ErrorCode.INSUFFICIENT_BALANCE,
+        detail={"tradable": tradable, "requested": quantity},
+    )
+
+
+def _sender(actor: Actor, account_id: object, field: str = "sender") -> Account:
+    account = _account(account_id, actor, field)
+    if account.kind == Account.Kind.BUFFER:
+        raise Unprocessable(
+            "buffer-pool credits only leave the pool through a reversal",
+            code=ErrorCode.BUFFER_ACCOUNT,
+        )
+    return account
+
+
+@transaction.atomic
+def credit_transfer(
+    *, actor: Actor, batch: int, sender: int, recipient: int, quantity: int
+) -> LedgerEntry:
+    quantity = _kg(quantity)
+    if sender == recipient:
+        raise Unprocessable(
+            "sender and recipient are the same account", code=ErrorCode.TRANSFER_TO_SELF
+        )
+    src = _sender(actor, sender)
+    dst = _account(recipient, None, "recipient")
+    if dst.kind == Account.Kind.BUFFER:
+        raise Unprocessable(
+            "credits cannot be transferred into a buffer pool", code=ErrorCode.BUFFER_ACCOUNT
+        )
+    b = _batch(batch)
+    held = locks.holdings_lock([(src.pk, b.pk), (dst.pk, b.pk)])
+    h_src, h_dst = held[(src.pk, b.pk)], held[(dst.pk, b.pk)]
+    _check_tradable(src, b, h_src.tradable, quantity)
+    h_src.tradable -= quantity
+    h_dst.tradable += quantity
+    h_src.save(update_fields=["tradable"])
+    h_dst.save(update_fields=["tradable"])
+    return _ledger_append(
+        type="credit.transfer",
+        actor=actor,
+        data={"batch": b.pk, "from": src.pk, "to": dst.pk, "quantity": quantity},
+    )
+
+
+@transaction.atomic
+def escrow_hold(
+    *, actor: Actor, batch: int, account: int, quantity: int, reference: str
+) -> EscrowHold:
+    quantity = _kg(quantity)
+    reference = _text(reference, "reference", max_length=200)
+    acc = _sender(actor, account, "account")
+    b = _batch(batch)
+    h = locks.holdings_lock([(acc.pk, b.pk)])[(acc.pk, b.pk)]
+    _check_tradable(acc, b, h.tradable, quantity)
+    h.tradable -= quantity
+    h.escrowed += quantity
+    h.save(update_fields=["tradable", "escrowed"])
+    hold = EscrowHold.objects.create(
+        account=acc, batch=b, quantity=quantity, remaining=quantity, reference=reference
+    )
+    _ledger_append(
+        type="escrow.hold",
+        actor=actor,
+        data={
+            "hold": {k: v for k, v in records.escrow_hold_state(hold).items() if k != "remaining"}
+        },
+    )
+    return hold
+
+
+def _escrow_take(
+    actor: Actor, hold_id: int, quantity: int, recipient: Account | None = None
+) -> tuple[EscrowHold, int, dict[tuple[int, int], Holding]]:
+    """Lock a hold and its holdings (and the recipient's, in the same ordered call) and take
+    ``quantity`` out of escrow."""
+    quantity = _kg(quantity)
+    peek = EscrowHold.objects.filter(pk=hold_id).select_related("account").first()
+    if peek is None or not actor.may_act_for(peek.account.organization_id):
+        raise NotFound(f"escrow hold {hold_id} not found")
+    locks.batch_lock(peek.batch_id)
+    pairs = [(peek.account_id, peek.batch_id)]
+    if recipient is not None:
+        pairs.append((recipient.pk, peek.batch_id))
+    held = locks.holdings_lock(pairs)
+    hold = locks.escrow_hold_lock(hold_id)
+    assert hold is not None
+    if quantity > hold.remaining:
+        raise Conflict(
+            f"escrow hold {hold.pk} has {hold.remaining} kg left, {quantity} asked",
+            code=ErrorCode.INSUFFICIENT_BALANCE,
+            detail={"remaining": hold.remaining, "requested": quantity},
+        )
+    hold.remaining -= quantity
+    hold.save(update_fields=["remaining"])
+    src = held[(hold.account_id, hold.batch_id)]
+    src.escrowed -= quantity
+    src.save(update_fields=["escrowed"])
+    return hold, quantity, held
+
+
+@transaction.atomic
+def escrow_release(*, actor: Actor, hold: int, quantity: int) -> LedgerEntry:
+    """Return escrowed credits to their holder's tradable balance."""
+    taken, quantity, held = _escrow_take(actor, hold, quantity)
+    h = held[(taken.account_id, taken.batch_id)]
+    h.tradable += quantity
+    h.save(update_fields=["tradable"])
+    return _ledger_append(
+        type="escrow.release", actor=actor, data={"hold": taken.pk, "quantity": quantity}
+    )
+
+
+@transaction.atomic
+def escrow_deliver(*, actor: Actor, hold: int, recipient: int, quantity: int) -> LedgerEntry:
+    """Deliver escrowed credits to another account (auction settlement)."""
+    _require(actor.is_operator, "only the operator delivers escrowed credits")
+    dst = _account(recipient, None, "recipient")
+    if dst.kind == Account.Kind.BUFFER:
+        raise Unprocessable(
+            "credits cannot be delivered into a buffer pool", code=ErrorCode.BUFFER_ACCOUNT
+        )
+    taken, quantity, held = _escrow_take(actor, hold, quantity, recipient=dst)
+    h = held[(dst.pk, taken.batch_id)]
+    h.tradable += quantity
+    h.save(update_fields=["tradable"])
+    return _ledger_append(
+        type="escrow.deliver",
+        actor=actor,
+        data={"hold": taken.pk, "to": dst.pk, "quantity": quantity},
+    )
+
+
+# ---- retirement, cancellation, reversal -------------------------------------------------------
+
+
+@transaction.atomic
+def credit_retire(
+    *,
+    actor: Actor,
+    batch: int,
+    account: int,
+    quantity: int,
+    beneficiary: str,
+    purpose: str,
+    jurisdiction: str,
+    reason: str = "",
+) -> Retirement:
+    quantity = _kg(quantity)
+    fields = {
+        "beneficiary": _text(beneficiary, "beneficiary", max_length=300),
+        "purpose": _text(purpose, "purpose", max_length=300),
+        "jurisdiction": _jurisdiction(jurisdiction),
+        "reason": _text(reason, "reason", max_length=2000, required=False),
+    }
+    acc = _sender(actor, account, "account")
+    b = _batch(batch)
+    h = locks.holdings_lock([(acc.pk, b.pk)])[(acc.pk, b.pk)]
+    _check_tradable(acc, b, h.tradable, quantity)
+    h.tradable -= quantity
+    h.save(update_fields=["tradable"])
+    Batch.objects.filter(pk=b.pk).update(retired=F("retired") + quantity)
+    seq = _next_seq_locked()
+    certificate = f"BCR-{timezone.now():%Y}-{seq:010d}"
+    retirement = Retirement.objects.create(
+        entry_seq=seq, certificate=certificate, account=acc, batch=b, quantity=quantity, **fields
+    )
+    _ledger_append(
+        type="credit.retire",
+        actor=actor,
+        data={"retirement": records.retirement_record(retirement)},
+    )
+    return retirement
+
+
+@transaction.atomic
+def credit_cancel(
+    *, actor: Actor, batch: int, account: int, quantity: int, reason: str, destination: str = ""
+) -> Cancellation:
+    quantity = _kg(quantity)
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput(
+            "a cancellation needs a reason (e.g. exported to another registry)",
+            code=ErrorCode.REASON_REQUIRED,
+            detail={"reason": "required"},
+        )
+    reason = _text(reason, "reason", max_length=2000)
+    destination = _text(destination, "destination", max_length=200, required=False)
+    acc = _sender(actor, account, "account")
+    b = _batch(batch)
+    h = locks.holdings_lock([(acc.pk, b.pk)])[(acc.pk, b.pk)]
+    _check_tradable(acc, b, h.tradable, quantity)
+    h.tradable -= quantity
+    h.save(update_fields=["tradable"])
+    Batch.objects.filter(pk=b.pk).update(cancelled=F("cancelled") + quantity)
+    seq = _next_seq_locked()
+    cancellation = Cancellation.objects.create(
+        entry_seq=seq,
+        account=acc,
+        batch=b,
+        quantity=quantity,
+        reason=reason,
+        destination=destination,
+    )
+    _ledger_append(
+        type="credit.cancel",
+        actor=actor,
+        data={"cancellation": records.cancellation_record(cancellation)},
+    )
+    return cancellation
+
+
+@transaction.atomic
+def reversal_record(
+    *, actor: Actor, project: int, quantity: int, evidence_sha256: str, description: str
+) -> Reversal:
+    """Record a loss of stored carbon and cancel as much from the registry's buffer pool:
+    first from this project's batches, then from the others, oldest batch first."""
+    quantity = _kg(quantity)
+    evidence = _sha256(evidence_sha256, "evidence_sha256")
+    description = _text(description, "description", max_length=5000)
+    p = locks.project_lock(project)
+    if p is None or not actor.may_act_for(p.registry_id):
+        raise NotFound(f"project {project} not found")
+    buffer = Account.objects.filter(organization_id=p.registry_id, kind=Account.Kind.BUFFER).first()
+    if buffer is None:
+        raise Unprocessable("the registry has no buffer pool", code=ErrorCode.BUFFER_ACCOUNT)
+    candidates = list(
+        buffer.holdings.filter(tradable__gt=0).select_related("batch").order_by("batch_id")
+    )
+    candidates.sort(key=lambda h: (h.batch.project_id != p.pk, h.batch_id))
+    plan: list[tuple[int, int]] = []
+    left = quantity
+    for h in candidates:
+        if left == 0:
+            break
+        take = min(left, h.tradable)
+        plan.append((h.batch_id, take))
+        left -= take
+    if left:
+        raise Conflict(
+            f"the buffer pool holds {quantity - left} kg, the reversal needs {quantity}",
+            code=ErrorCode.INSUFFICIENT_BUFFER,
+            detail={"available": quantity - left, "requested": quantity},
+        )
+    for batch_id, _ in sorted(plan):
+        locks.batch_lock(batch_id)
+    held = locks.holdings_lock([(buffer.pk, b) for b, _ in plan])
+    seq = _next_seq_locked()
+    cancelled = []
+    for batch_id, take in plan:
+        h = held[(buffer.pk, batch_id)]
+        if h.tradable < take:  # changed since we planned: the lock now makes it stable
+            raise Conflict("the buffer pool changed; try again", code=ErrorCode.INSUFFICIENT_BUFFER)
+        h.tradable -= take
+        h.save(update_fields=["tradable"])
+        Batch.objects.filter(pk=batch_id).update(cancelled=F("cancelled") + take)
+        cancellation = Cancellation.objects.create(
+            entry_seq=seq,
+            account=buffer,
+            batch_id=batch_id,
+            quantity=take,
+            reason="reversal",
+            destination="",
+        )
+        cancelled.append(records.cancellation_record(cancellation))
+    reversal = Reversal.objects.create(
+        entry_seq=seq,
+        project=p,
+        quantity=quantity,
+        evidence_sha256=evidence,
+        description=description,
+    )
+    _ledger_append(
+        type="reversal.record",
+        actor=actor,
+        data={"reversal": records.reversal_record(reversal), "cancellations": cancelled},
+    )
+    return reversal
+
+
+# ---- Merkle tree and checkpoints ------------------------------------------------------------
+
+
+def _node_getter(ids: Iterable[tuple[int, int]]) -> merkle.NodeGetter:
+    wanted = list(set(ids))
+    found: dict[tuple[int, int], bytes] = {}
+    # Fetch per level: a handful of queries, each an index range scan.
+    by_level: dict[int, list[int]] = {}
+    for level, index in wanted:
+        by_level.setdefault(level, []).append(index)
+    for level, indexes in by_level.items():
+        for n in MerkleNode.objects.filter(level=level, index__in=indexes).values_list(
+            "index", "hash"
+        ):
+            found[(level, n[0])] = bytes(n[1])
+
+    def get(level: int, index: int) -> bytes:
+        try:
+            return found[(level, index)]
+        except KeyError:
+            raise LookupError(f"merkle node ({level}, {index}) is not stored") from None
+
+    return get
+
+
+def tree_extend(*, batch_size: int = 5000) -> int:
+    """Hash new entries into the stored Merkle tree. Returns the new tree size."""
+    with transaction.atomic():
+        head = locks.tree_head_lock()
+        frontier = merkle.Frontier.from_nodes(
+            head.size, _node_getter(merkle.frontier_node_ids(head.size))
+        )
+        while True:
+            rows = list(
+                LedgerEntry.objects.filter(seq__gte=frontier.size)
+                .order_by("seq")
+                .values_list("seq", "body")[:batch_size]
+            )
+            if not rows:
+                break
+            nodes: list[MerkleNode] = []
+            for seq, body in rows:
+                assert seq == frontier.size, "ledger sequence has a gap"
+                for level, index, digest in frontier.append(merkle.leaf_hash(bytes(body))):
+                    nodes.append(MerkleNode(level=level, index=index, hash=digest))
+            MerkleNode.objects.bulk_create(nodes, batch_size=2000)
+        if frontier.size != head.size:
+            head.size = frontier.size
+            head.save(update_fields=["size"])
+        return frontier.size
+
+
+def tree_root(size: int) -> bytes:
+    """The RFC 9162 root of the first ``size`` entries, from stored nodes."""
+    return merkle.Frontier.from_nodes(size, _node_getter(merkle.frontier_node_ids(size))).root()
+
+
+def inclusion_proof(index: int, size: int) -> list[bytes]:
+    return merkle.inclusion_proof(index, size, _node_getter(merkle.inclusion_node_ids(index, size)))
+
+
+def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
+    return merkle.consistency_proof(
+        old_size, new_size, _node_getter(merkle.consistency_node_ids(old_size, new_size))
+    )
+
+
+def ledger_checkpoint_issue() -> Checkpoint | None:
+    """Extend the tree over every committed entry and sign a checkpoint of it, unless the
+    latest checkpoint already covers it. Safe to run twice, or in parallel (the tree head lock
+    serializes; the unique size makes a duplicate impossible)."""
+    from .signing import get_signer
+
+    signer = get_signer()
+    tree_extend()
+    with transaction.atomic():
+        head = locks.tree_head_lock()
+        latest = Checkpoint.objects.order_by("-size").first()
+        if head.size == 0 or (latest is not None and latest.size >= head.size):
+            return None
+        from django.conf import settings
+
+        root = tree_root(head.size)
+        note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, head.size, root), signer)
+        return Checkpoint.objects.create(
+            size=head.size,
+            root=root,
+            note=note,
+            key_name=signer.name,
+            key_hash=signer.key_hash.hex(),
+        )

@@ -1,0 +1,94 @@
+"""The ledger's Ed25519 signing key and the set of verifier keys it has ever used.
+
+The signer key lives in a file outside the database (``LEDGER_SIGNING_KEY_FILE``, in the
+C2SP/Go note ``PRIVATE+KEY+...`` format). Verifier keys, old and current, are listed one per line
+in ``LEDGER_VERIFIER_KEYS_FILE``; checkpoint verification trusts only that list (and keys given
+on the command line), never anything stored in the database, so someone who can write the
+database but not read the key cannot forge a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .core.note import Signer, Verifier
+
+log = logging.getLogger(__name__)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+
+
+def _append_verifier(verifier: Verifier) -> None:
+    path = settings.LEDGER_VERIFIER_KEYS_FILE
+    known = path.read_text().split() if path.exists() else []
+    if verifier.to_string() not in known:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(verifier.to_string() + "\n")
+
+
+@lru_cache(maxsize=1)
+def get_signer() -> Signer:
+    path: Path = settings.LEDGER_SIGNING_KEY_FILE
+    if not path.exists():
+        if settings.PRODUCTION:
+            raise ImproperlyConfigured(
+                f"ledger signing key {path} does not exist; production never generates one"
+            )
+        signer = Signer.generate(settings.LEDGER_ORIGIN)
+        try:
+            _write_private(path, signer.to_string())
+        except FileExistsError:  # another process won the race: use its key
+            return Signer.from_string(path.read_text().strip())
+        _append_verifier(signer.verifier())
+        log.warning(
+            "Generated a DEVELOPMENT ledger signing key at %s (verifier key %s). "
+            "Configure LEDGER_SIGNING_KEY_FILE in production.",
+            path,
+            signer.verifier().to_string(),
+        )
+        return signer
+    signer = Signer.from_string(path.read_text().strip())
+    _append_verifier(signer.verifier())
+    return signer
+
+
+def trusted_verifiers(extra: list[str] | None = None) -> list[Verifier]:
+    """Verifier keys from the keys file, plus the current signer's, plus ``extra``."""
+    path: Path = settings.LEDGER_VERIFIER_KEYS_FILE
+    lines = path.read_text().split() if path.exists() else []
+    keys = {Verifier.from_string(line).to_string(): Verifier.from_string(line) for line in lines}
+    if settings.LEDGER_SIGNING_KEY_FILE.exists():
+        current = get_signer().verifier()
+        keys.setdefault(current.to_string(), current)
+    for line in extra or []:
+        keys.setdefault(line, Verifier.from_string(line))
+    return list(keys.values())
+
+
+def rotate_signing_key() -> tuple[Verifier, Verifier]:
+    """Replace the signing key. The old verifier key stays in the keys file so that every
+    checkpoint it signed keeps verifying; the old private key file is kept as ``*.retired-N``
+    only if the operator wants it (we rename, never delete, so nothing is lost by accident)."""
+    path: Path = settings.LEDGER_SIGNING_KEY_FILE
+    old = get_signer()
+    new = Signer.generate(settings.LEDGER_ORIGIN)
+    n = 1
+    while path.with_name(f"{path.name}.retired-{n}").exists():
+        n += 1
+    path.rename(path.with_name(f"{path.name}.retired-{n}"))
+    _write_private(path, new.to_string())
+    _append_verifier(new.verifier())
+    get_signer.cache_clear()
+    return old.verifier(), new.verifier()

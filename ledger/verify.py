@@ -1,0 +1,511 @@
+"""Full verification of the ledger against itself, its signed checkpoints and the live tables.
+
+``verify_ledger`` streams every entry once, in sequence order, and for each:
+
+1. re-hashes the stored bytes (never trusting a stored hash) and checks the sequence number and
+   the link to the previous entry's hash;
+2. appends the leaf to a Merkle frontier; when the frontier reaches the size of a stored
+   checkpoint, checks the checkpoint's root and its Ed25519 signature against trusted keys;
+3. replays the entry into a fresh ``RegistryState`` and matches the records it produces
+   (retirements, cancellations, reversals) against the database rows, also streamed.
+
+At the end it compares the replayed organizations, accounts, methodologies, projects, batches,
+holdings and escrow holds with the live tables, and checks the supply invariant. Memory holds
+the frontier (log n hashes) and the replayed state, which grows with the number of accounts and
+batches, never with the number of entries.
+
+Everything is read in one snapshot (REPEATABLE READ on PostgreSQL, one read transaction on
+SQLite), so verification can run while the registry takes writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from . import records
+from .core import merkle
+from .core.entry import ZERO_HASH, EntryError, decode_entry
+from .core.note import NoteError, Verifier, checkpoint_open
+from .core.replay import RegistryState, ReplayError
+from .models import (
+    Account,
+    Batch,
+    Cancellation,
+    EscrowHold,
+    Holding,
+    LedgerHead,
+    Methodology,
+    Organization,
+    Project,
+    Retirement,
+    Reversal,
+    TreeHead,
+)
+
+STATE_FORMAT = 1
+
+
+class VerificationError(Exception):
+    """The first thing found wrong. ``seq`` names the entry where it shows, if there is one."""
+
+    def __init__(self, message: str, seq: int | None = None) -> None:
+        self.seq = seq
+        super().__init__(f"entry {seq}: {message}" if seq is not None else message)
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    first_seq: int = 0
+    checkpoints: int = 0
+    latest_checkpoint: int | None = None
+    uncovered: int = 0  # entries after the latest checkpoint
+    records: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[int], None]
+
+
+# ---- streaming reads -----------------------------------------------------------------------
+
+
+def _stream(sql: str, params: tuple[Any, ...] = (), chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql``, fetched ``chunk`` at a time (a server-side cursor on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        raw = connection.connection
+        name = f"verify_{id(sql) & 0xFFFFFF:x}_{hashlib.sha256(sql.encode()).hexdigest()[:8]}"
+        with raw.cursor(name=name) as cursor:
+            cursor.itersize = chunk
+            cursor.execute(sql.replace("%s", "%s"), params)
+            yield from cursor
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
+
+
+class _RecordStream:
+    """Database rows of one record table, ordered by entry sequence, matched one by one
+    against the records that replay produces."""
+
+    def __init__(
+        self, name: str, model: Any, to_record: Callable[[Any], dict[str, Any]], since: int
+    ) -> None:
+        self.name = name
+        self.rows: Generator[tuple[int, dict[str, Any]], None, None] = (
+            (obj.entry_seq, to_record(obj))
+            for obj in model.objects.filter(entry_seq__gte=since)
+            .order_by("entry_seq", "pk")
+            .iterator(chunk_size=2000)
+        )
+        self.current = next(self.rows, None)
+
+    def expect(self, seq: int, fields: dict[str, Any]) -> None:
+        row = self.current
+        if row is not None and row[0] < seq:
+            raise VerificationError(f"{self.name} row has no ledger entry", row[0])
+        if row is None or row[0] > seq:
+            raise VerificationError(f"{self.name} recorded by the ledger is missing", seq)
+        if row[1] != fields:
+            raise VerificationError(
+                f"{self.name} row differs from the ledger: {_diff(fields, row[1])}", seq
+            )
+        self.current = next(self.rows, None)
+
+    def close(self) -> None:
+        self.rows.close()
+
+    def finish(self) -> None:
+        if self.current is not None:
+            raise VerificationError(f"{self.name} row has no ledger entry", self.current[0])
+
+
+def _diff(expected: dict[str, Any], actual: dict[str, Any]) -> str:
+    keys = sorted(set(expected) | set(actual))
+    parts = [
+        f"{k}: ledger {expected.get(k)!r}, table {actual.get(k)!r}"
+        for k in keys
+        if expected.get(k) != actual.get(k)
+    ]
+    return "; ".join(parts)
+
+
+# ---- the verifier --------------------------------------------------------------------------
+
+
+@dataclass
+class _Start:
+    seq: int = 0
+    prev: bytes = ZERO_HASH
+    frontier: merkle.Frontier = field(default_factory=merkle.Frontier)
+    state: RegistryState = field(default_factory=RegistryState)
+    checkpoint: tuple[int, bytes] | None = None  # (size, root) verified before
+
+
+def verify_ledger(
+    *,
+    verifiers: list[Verifier],
+    origin: str | None = None,
+    state_file: Path | None = None,
+    since_checkpoint: bool = False,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify everything; raise ``VerificationError`` naming the first problem found."""
+    origin = origin or settings.LEDGER_ORIGIN
+    if not verifiers:
+        raise VerificationError("no trusted verifier keys: cannot check checkpoint signatures")
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        start = _load_state(state_file) if since_checkpoint else _Start()
+        report = _verify(start, verifiers, origin, progress, on_total)
+        if state_file is not None:
+            _save_state(state_file, report, start)
+    return report
+
+
+def _verify(
+    start: _Start,
+    verifiers: list[Verifier],
+    origin: str,
+    progress: Progress | None,
+    on_total: Callable[[int], None] | None,
+) -> Report:
+    head = LedgerHead.objects.filter(pk=1).first()
+    head_size = head.size if head else 0
+    if on_total:
+        on_total(max(head_size - start.seq, 0))
+    report = Report(first_seq=start.seq)
+    state, frontier, prev = start.state, start.frontier, start.prev
+
+    checkpoints: Generator[tuple[Any, ...], None, None] = _stream(
+        "SELECT size, root, note FROM ledger_checkpoint WHERE size > %s ORDER BY size",
+        (start.seq,),
+        chunk=500,
+    )
+    if start.checkpoint is not None:
+        _check_earlier_checkpoints(start, verifiers, origin)
+    next_cp = next(checkpoints, None)
+    if next_cp is not None and start.checkpoint is not None:
+        # Incremental mode: the log must have only grown since the checkpoint we trusted.
+        _check_consistency(start.checkpoint, next_cp, verifiers, origin)
+
+    streams = {
+        "retirement": _RecordStream("retirement", Retirement, records.retirement_record, start.seq),
+        "cancellation": _RecordStream(
+            "cancellation", Cancellation, records.cancellation_record, start.seq
+        ),
+        "reversal": _RecordStream("reversal", Reversal, records.reversal_record, start.seq),
+    }
+
+    try:
+        return _verify_entries(
+            start,
+            report,
+            state,
+            frontier,
+            prev,
+            checkpoints,
+            next_cp,
+            streams,
+            head,
+            head_size,
+            verifiers,
+            origin,
+            progress,
+        )
+    finally:
+        for stream in streams.values():
+            stream.close()
+        checkpoints.close()
+
+
+def _verify_entries(
+    start: _Start,
+    report: Report,
+    state: RegistryState,
+    frontier: merkle.Frontier,
+    prev: bytes,
+    checkpoints: Iterator[tuple[Any, ...]],
+    next_cp: tuple[Any, ...] | None,
+    streams: dict[str, _RecordStream],
+    head: LedgerHead | None,
+    head_size: int,
+    verifiers: list[Verifier],
+    origin: str,
+    progress: Progress | None,
+) -> Report:
+    expected = start.seq
+    last_verified_cp: tuple[int, bytes] | None = start.checkpoint
+    tick = 0
+    rows = _stream(
+        "SELECT seq, body, type FROM ledger_ledgerentry WHERE seq >= %s ORDER BY seq",
+        (start.seq,),
+    )
+    for seq, body, column_type in rows:
+        body = bytes(body)
+        if seq != expected:
+            if seq > expected:
+                raise VerificationError(f"missing: the next stored entry is {seq}", expected)
+            raise VerificationError("duplicate sequence number", seq)
+        try:
+            entry = decode_entry(body)
+        except EntryError as exc:
+            raise VerificationError(f"bytes are not a valid entry ({exc})", seq) from None
+        if entry.seq != seq:
+            raise VerificationError(
+                f"stored at position {seq} but its bytes say seq {entry.seq} "
+                "(entries reordered or swapped)",
+                seq,
+            )
+        if entry.prev != prev:
+            blame = seq - 1 if seq else seq
+            raise VerificationError(
+                f"prev {entry.prev.hex()} does not match the hash of entry {seq - 1} "
+                f"({prev.hex()}): entry {blame} was altered, or this one was",
+                seq,
+            )
+        if column_type != entry.type:
+            raise VerificationError(
+                f"type column {column_type!r} does not match the entry's {entry.type!r}", seq
+            )
+        prev = hashlib.sha256(body).digest()
+        frontier.append(merkle.leaf_hash(body))
+        try:
+            produced = state.apply(entry)
+        except ReplayError as exc:
+            raise VerificationError(f"cannot be replayed: {exc}", seq) from None
+        for table, fields in produced:
+            streams[table].expect(seq, fields)
+            report.records += 1
+        expected += 1
+        while next_cp is not None and next_cp[0] == frontier.size:
+            last_verified_cp = _check_checkpoint(next_cp, frontier.root(), verifiers, origin)
+            report.checkpoints += 1
+            next_cp = next(checkpoints, None)
+        tick += 1
+        if progress and tick == 1000:
+            progress(tick)
+            tick = 0
+    if progress and tick:
+        progress(tick)
+
+    report.entries = expected - start.seq
+    if next_cp is not None:
+        raise VerificationError(
+            f"checkpoint at size {next_cp[0]} but the ledger ends at {expected}: "
+            "entries were removed from the end"
+        )
+    if head_size != expected or (head is not None and bytes(head.last_hash) != prev):
+        raise VerificationError(
+            f"ledger head says {head_size} entries, the ledger has {expected}"
+            if head_size != expected
+            else "ledger head's last hash does not match the last entry"
+        )
+    for stream in streams.values():
+        stream.finish()
+    _compare_tables(state)
+    problems = state.supply_violations()
+    if problems:
+        raise VerificationError("supply invariant broken: " + "; ".join(problems[:5]))
+    _check_stored_tree(frontier, expected)
+
+    report.latest_checkpoint = last_verified_cp[0] if last_verified_cp else None
+    report.uncovered = expected - (report.latest_checkpoint or 0)
+    if expected and last_verified_cp is None:
+        report.notes.append("no signed checkpoint covers any entry yet")
+    start.seq, start.prev, start.frontier, start.state = expected, prev, frontier, state
+    start.checkpoint = last_verified_cp
+    return report
+
+
+def _check_checkpoint(
+    cp: tuple[Any, ...], computed_root: bytes, verifiers: list[Verifier], origin: str
+) -> tuple[int, bytes]:
+    size, root, note = cp[0], bytes(cp[1]), cp[2]
+    where = f"checkpoint at size {size}"
+    try:
+        body, _ = checkpoint_open(note, verifiers, origin=origin)
+    except NoteError as exc:
+        raise VerificationError(
+            f"{where}: signature does not verify with a trusted key ({exc})", size - 1
+        ) from None
+    if body.size != size or body.root != root:
+        raise VerificationError(f"{where}: signed note and stored columns disagree", size - 1)
+    if computed_root != root:
+        raise VerificationError(
+            f"{where}: root recomputed from the entries is "
+            f"{base64.b64encode(computed_root).decode()}, the signed root is "
+            f"{base64.b64encode(root).decode()}: an entry up to here was changed",
+            size - 1,
+        )
+    return size, root
+
+
+def _check_consistency(
+    trusted: tuple[int, bytes], cp: tuple[Any, ...], verifiers: list[Verifier], origin: str
+) -> None:
+    from .services import consistency_proof
+
+    size, root, note = cp[0], bytes(cp[1]), cp[2]
+    try:
+        body, _ = checkpoint_open(note, verifiers, origin=origin)
+        if body.root != root or body.size != size:
+            raise VerificationError(f"checkpoint at size {size}: note and columns disagree")
+        proof = consistency_proof(trusted[0], size)
+        merkle.verify_consistency(trusted[0], size, trusted[1], root, proof)
+    except (NoteError, merkle.ProofError, LookupError) as exc:
+        raise VerificationError(
+            f"checkpoint at size {size} is not consistent with the previously verified "
+            f"checkpoint at size {trusted[0]}: {exc}"
+        ) from None
+
+
+def _check_earlier_checkpoints(start: _Start, verifiers: list[Verifier], origin: str) -> None:
+    """Checkpoints signed after the last run, for sizes that run had already covered."""
+    assert start.checkpoint is not None
+    for size, root, note in _stream(
+        "SELECT size, root, note FROM ledger_checkpoint WHERE size > %s AND size <= %s "
+        "ORDER BY size",
+        (start.checkpoint[0], start.seq),
+    ):
+        _check_consistency(start.checkpoint, (size, root, note), verifiers, origin)
+
+
+def _check_stored_tree(frontier: merkle.Frontier, size: int) -> None:
+    """The stored Merkle nodes serve proofs; their root must be the recomputed one."""
+    from .services import tree_root
+
+    tree = TreeHead.objects.filter(pk=1).first()
+    tree_size = tree.size if tree else 0
+    if tree_size > size:
+        raise VerificationError(f"stored Merkle tree covers {tree_size} entries, ledger has {size}")
+    if tree_size == 0:
+        return
+    try:
+        stored = tree_root(tree_size)
+    except LookupError as exc:
+        raise VerificationError(f"stored Merkle tree is incomplete: {exc}") from None
+    if tree_size == frontier.size and stored != frontier.root():
+        raise VerificationError("stored Merkle nodes do not hash to the recomputed root")
+
+
+def _compare_tables(state: RegistryState) -> None:
+    def compare(
+        name: str, expected: dict[int, dict[str, Any]], rows: Iterator[dict[str, Any]]
+    ) -> None:
+        seen = 0
+        for row in rows:
+            key = row.pop("id")
+            want = expected.get(key)
+            if want is None:
+                raise VerificationError(f"{name} {key} exists in the table but not in the ledger")
+            if want != row:
+                raise VerificationError(f"{name} {key} differs from the ledger: {_diff(want, row)}")
+            seen += 1
+        if seen != len(expected):
+            missing = sorted(set(expected))[:5]
+            raise VerificationError(f"{name} rows missing from the table (ledger has {missing}...)")
+
+    compare(
+        "organization",
+        state.organizations,
+        (records.organization_record(o) for o in Organization.objects.iterator()),
+    )
+    compare(
+        "account", state.accounts, (records.account_record(a) for a in Account.objects.iterator())
+    )
+    compare(
+        "methodology",
+        state.methodologies,
+        (records.methodology_record(m) for m in Methodology.objects.iterator()),
+    )
+    compare(
+        "project", state.projects, (records.project_record(p) for p in Project.objects.iterator())
+    )
+    compare("batch", state.batches, (records.batch_state(b) for b in Batch.objects.iterator()))
+    compare(
+        "escrow hold",
+        state.holds,
+        (records.escrow_hold_state(h) for h in EscrowHold.objects.iterator()),
+    )
+
+    expected = {k: v for k, v in state.holdings.items() if v != [0, 0]}
+    seen = 0
+    for account, batch, tradable, escrowed in Holding.objects.values_list(
+        "account_id", "batch_id", "tradable", "escrowed"
+    ).iterator(chunk_size=5000):
+        if tradable == 0 and escrowed == 0:
+            continue
+        want = expected.get((account, batch))
+        if want != [tradable, escrowed]:
+            raise VerificationError(
+                f"holding of account {account} in batch {batch}: table says tradable "
+                f"{tradable}, escrowed {escrowed}; the ledger says "
+                + (f"tradable {want[0]}, escrowed {want[1]}" if want else "nothing")
+            )
+        seen += 1
+    if seen != len(expected):
+        missing = [
+            k
+            for k in expected
+            if not Holding.objects.filter(
+                account_id=k[0], batch_id=k[1], tradable=expected[k][0], escrowed=expected[k][1]
+            ).exists()
+        ][:3]
+        raise VerificationError(f"holdings missing from the table: (account, batch) {missing}")
+
+
+# ---- incremental state -------------------------------------------------------------------
+
+
+def _save_state(path: Path, report: Report, end: _Start) -> None:
+    """What the next ``--since-checkpoint`` run starts from. It is the verifier's own record
+    of what it has checked, so keep it where the registry's operators cannot write."""
+    payload = {
+        "format": STATE_FORMAT,
+        "origin": settings.LEDGER_ORIGIN,
+        "size": end.seq,
+        "prev": end.prev.hex(),
+        "frontier": [h.hex() for h in end.frontier.hashes],
+        "checkpoint": [end.checkpoint[0], end.checkpoint[1].hex()] if end.checkpoint else None,
+        "state": end.state.to_json(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, separators=(",", ":")))
+    tmp.replace(path)
+
+
+def _load_state(path: Path | None) -> _Start:
+    if path is None or not path.exists():
+        raise VerificationError(
+            "--since-checkpoint needs the state saved by an earlier full verification "
+            f"({path}); run a full verification first"
+        )
+    data = json.loads(path.read_text())
+    if data.get("format") != STATE_FORMAT or data.get("origin") != settings.LEDGER_ORIGIN:
+        raise VerificationError(f"{path} is not a verification state for this ledger")
+    frontier = merkle.Frontier(data["size"], [bytes.fromhex(h) for h in data["frontier"]])
+    cp = data["checkpoint"]
+    return _Start(
+        seq=data["size"],
+        prev=bytes.fromhex(data["prev"]),
+        frontier=frontier,
+        state=RegistryState.from_json(data["state"]),
+        checkpoint=(cp[0], bytes.fromhex(cp[1])) if cp else None,
+    )
