@@ -167,8 +167,9 @@ def verify_ledger(
     origin = origin or settings.LEDGER_ORIGIN
     if not verifiers:
         raise VerificationError("no trusted verifier keys: cannot check checkpoint signatures")
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         start = _load_state(state_file) if since_checkpoint else _Start()
@@ -249,13 +250,51 @@ def _verify_entries(
     origin: str,
     progress: Progress | None,
 ) -> Report:
-    expected = start.seq
-    last_verified_cp: tuple[int, bytes] | None = start.checkpoint
-    tick = 0
-    rows = _stream(
+    rows: Generator[tuple[Any, ...], None, None] = _stream(
         "SELECT seq, body, type FROM ledger_ledgerentry WHERE seq >= %s ORDER BY seq",
         (start.seq,),
     )
+    try:
+        return _verify_rows(
+            rows,
+            start,
+            report,
+            state,
+            frontier,
+            prev,
+            checkpoints,
+            next_cp,
+            streams,
+            head,
+            head_size,
+            verifiers,
+            origin,
+            progress,
+        )
+    finally:
+        # Close server-side cursors now, inside the transaction that declared them.
+        rows.close()
+
+
+def _verify_rows(
+    rows: Iterator[tuple[Any, ...]],
+    start: _Start,
+    report: Report,
+    state: RegistryState,
+    frontier: merkle.Frontier,
+    prev: bytes,
+    checkpoints: Iterator[tuple[Any, ...]],
+    next_cp: tuple[Any, ...] | None,
+    streams: dict[str, _RecordStream],
+    head: LedgerHead | None,
+    head_size: int,
+    verifiers: list[Verifier],
+    origin: str,
+    progress: Progress | None,
+) -> Report:
+    expected = start.seq
+    last_verified_cp: tuple[int, bytes] | None = start.checkpoint
+    tick = 0
     for seq, body, column_type in rows:
         body = bytes(body)
         if seq != expected:
@@ -285,6 +324,12 @@ def _verify_entries(
             )
         prev = hashlib.sha256(body).digest()
         frontier.append(merkle.leaf_hash(body))
+        # Integrity before meaning: a signed root that fails is reported as such, before any
+        # disagreement the altered entry causes with the tables.
+        while next_cp is not None and next_cp[0] == frontier.size:
+            last_verified_cp = _check_checkpoint(next_cp, frontier.root(), verifiers, origin)
+            report.checkpoints += 1
+            next_cp = next(checkpoints, None)
         try:
             produced = state.apply(entry)
         except ReplayError as exc:
@@ -293,10 +338,6 @@ def _verify_entries(
             streams[table].expect(seq, fields)
             report.records += 1
         expected += 1
-        while next_cp is not None and next_cp[0] == frontier.size:
-            last_verified_cp = _check_checkpoint(next_cp, frontier.root(), verifiers, origin)
-            report.checkpoints += 1
-            next_cp = next(checkpoints, None)
         tick += 1
         if progress and tick == 1000:
             progress(tick)

@@ -1,17 +1,92 @@
 from __future__ import annotations
 
-import pytest
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ledger.models import LedgerEntry
-from tests.factories import World
+import pytest
+from django.db import connection
+
+if TYPE_CHECKING:
+    from tests.factories import World
+    from tests.worker import Worker
+
+# Django-dependent imports happen inside fixtures, so the pure-core tests (tests/core) also run
+# without Django: `pytest tests/core -p no:django`.
+
+ARTIFACTS = Path(
+    os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+)
 
 
 @pytest.fixture
 def world(db: None) -> World:
+    from tests.factories import World
+
     return World()
 
 
 @pytest.fixture
 def ledger_length():
     """Call it to get the number of ledger entries now."""
+    from ledger.models import LedgerEntry
+
     return lambda: LedgerEntry.objects.count()
+
+
+def _triggers_installed() -> bool:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_ledgerentry_append_only'"
+            )
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+                "AND name = 'ledger_ledgerentry_no_update'"
+            )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.fixture
+def _append_only_restored(django_db_setup: None, django_db_blocker) -> Iterator[None]:
+    yield
+    # Runs after transactional_db's flush (it was set up first): the triggers come back.
+    from ledger import triggers
+
+    with django_db_blocker.unblock():
+        if not _triggers_installed():
+            triggers.install(connection)
+
+
+@pytest.fixture
+def committed_db(_append_only_restored: None, transactional_db: None) -> Iterator[None]:
+    """Real commits (so a worker process sees the data and on_commit hooks run). The ledger's
+    append-only triggers are lifted only for the flush that empties the database afterwards."""
+    from ledger import triggers
+
+    yield
+    triggers.uninstall(connection)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker) -> Iterator[Worker]:
+    """One real worker process for the session, on its own queue."""
+    from bluecarbon.celery import app as celery_app
+    from tests.worker import Worker
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with django_db_blocker.unblock():
+        worker = Worker(ARTIFACTS)
+    celery_app.conf.task_default_queue = worker.queue
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker_process: Worker, committed_db: None) -> Worker:
+    if celery_worker_process.proc is None or celery_worker_process.proc.poll() is not None:
+        celery_worker_process.start()  # a test killed it: bring it back
+    return celery_worker_process

@@ -86,7 +86,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "bluecarbon.sqlite3",
+            "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "bluecarbon.sqlite3")),
             "OPTIONS": {
                 # Writers take the database lock at BEGIN, so two writers never both read and
                 # then fail to upgrade (SQLITE_BUSY mid-transaction); WAL lets readers go on.

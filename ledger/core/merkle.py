@@ -152,11 +152,7 @@ def frontier_node_ids(size: int) -> list[NodeId]:
     """Ids of the perfect subtrees that make up a tree of `size` leaves, largest first."""
     if size < 0:
         raise ValueError(f"tree size must be >= 0, got {size}")
-    return [
-        (level, (size >> level) - 1)
-        for level in reversed(range(size.bit_length()))
-        if (size >> level) & 1
-    ]
+    return _range_node_ids(0, size)
 
 
 # --- Hashes of subtrees over stored nodes ----------------------------------------------------
@@ -203,9 +199,8 @@ def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequenc
             raise ProofError(f"inclusion proof is too long ({len(proof)} hashes)")
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
+            while fn and not fn & 1:  # Skip levels where we are the right edge (fn == sn).
+                fn, sn = fn >> 1, sn >> 1
         else:
             r = node_hash(r, p)
         fn, sn = fn >> 1, sn >> 1
@@ -288,9 +283,8 @@ def verify_consistency(
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
+            while fn and not fn & 1:  # Skip levels where we are the right edge (fn == sn).
+                fn, sn = fn >> 1, sn >> 1
         else:
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
@@ -330,12 +324,13 @@ def _is_subtree(start: int, end: int) -> bool:
 
 
 def _range_node_ids(start: int, end: int) -> list[NodeId]:
-    """The maximal aligned perfect nodes covering [start, end), left to right."""
+    """The perfect nodes making up subtree [start, end), largest (leftmost) first.
+
+    One per 1 bit of the width; alignment holds because [start, end) is a subtree.
+    """
     nodes: list[NodeId] = []
     while start < end:
         level = (end - start).bit_length() - 1
-        if start:
-            level = min(level, (start & -start).bit_length() - 1)
         nodes.append((level, start >> level))
         start += 1 << level
     return nodes

@@ -450,6 +450,9 @@ def test_tampered_inclusion_rejected(size: int, salt: bytes, data: st.DataObject
     for bad in _tampered(proof, data):
         with pytest.raises(ProofError):
             verify_inclusion(leaf, index, size, bad, root)
+        if len(bad) != len(proof):  # The length alone gives it away, whatever the root.
+            with pytest.raises(ProofError, match="too long" if len(bad) > len(proof) else "short"):
+                root_from_inclusion_proof(leaf, index, size, bad)
     other = data.draw(st.integers(0, size - 1).filter(lambda i: i != index), label="other")
     if size > 1:
         with pytest.raises(ProofError):
@@ -479,6 +482,11 @@ def test_tampered_consistency_rejected(size: int, salt: bytes, data: st.DataObje
     for bad in _tampered(proof, data):
         with pytest.raises(ProofError):
             verify_consistency(old, size, roots[old], roots[size], bad)
+    with pytest.raises(ProofError, match="too long"):
+        verify_consistency(old, size, roots[old], roots[size], [*proof, proof[-1]])
+    if len(proof) > 1:
+        with pytest.raises(ProofError, match="too short"):
+            verify_consistency(old, size, roots[old], roots[size], proof[:-1])
     other = data.draw(st.integers(1, 2 * size).filter(lambda s: s not in (old, size)))
     if other < size:
         with pytest.raises(ProofError):

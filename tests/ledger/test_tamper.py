@@ -1,0 +1,227 @@
+"""Someone with superuser access to the database bypasses the append-only triggers and edits
+the ledger. ``ledger_verify`` must fail on every kind of edit and say where."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import rfc8785
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+
+from ledger import services, triggers
+from ledger.core import merkle
+from ledger.core.entry import ZERO_HASH, entry_hash
+from ledger.core.note import Checkpoint as CheckpointBody
+from ledger.core.note import Signer, checkpoint_sign
+from ledger.models import Checkpoint, Holding, LedgerEntry, MerkleNode
+from ledger.signing import trusted_verifiers
+from ledger.verify import VerificationError, verify_ledger
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ledger(world):
+    """About twenty entries, a signed checkpoint over all of them."""
+    b = world.issue(2_340_100)
+    for q in (1_000, 2_000, 3_000, 4_000):
+        services.credit_transfer(
+            actor=world.dev,
+            batch=b.pk,
+            sender=world.dev_account.pk,
+            recipient=world.buyer_account.pk,
+            quantity=q,
+        )
+    services.credit_retire(
+        actor=world.buy,
+        batch=b.pk,
+        account=world.buyer_account.pk,
+        quantity=500,
+        beneficiary="Xiangshan County",
+        purpose="offset",
+        jurisdiction="CN-ZJ",
+    )
+    services.ledger_checkpoint_issue()
+    world.batch = b
+    return world
+
+
+def bypass_triggers() -> None:
+    """What a superuser can do. The test's transaction rolls it back afterwards."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for table in triggers.APPEND_ONLY_TABLES:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    else:
+        triggers.uninstall(connection)
+
+
+def body(seq: int) -> bytes:
+    return bytes(LedgerEntry.objects.get(seq=seq).body)
+
+
+def set_body(seq: int, new: bytes) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_ledgerentry SET body = %s WHERE seq = %s", [new, seq])
+
+
+def failure() -> VerificationError:
+    with pytest.raises(VerificationError) as info:
+        verify_ledger(verifiers=trusted_verifiers())
+    return info.value
+
+
+def transfer_seqs() -> list[int]:
+    return list(LedgerEntry.objects.filter(type="credit.transfer").values_list("seq", flat=True))
+
+
+def test_an_untouched_ledger_verifies(ledger):
+    report = verify_ledger(verifiers=trusted_verifiers())
+    assert report.entries == LedgerEntry.objects.count()
+    assert report.checkpoints == 1
+
+
+def test_the_append_only_triggers_refuse_update_delete_and_truncate(ledger):
+    from django.db import DatabaseError, transaction
+
+    statements = [
+        "UPDATE ledger_ledgerentry SET type = 'x' WHERE seq = 0",
+        "DELETE FROM ledger_ledgerentry WHERE seq = 0",
+        "UPDATE ledger_checkpoint SET note = 'x'",
+        "DELETE FROM ledger_merklenode",
+    ]
+    if connection.vendor == "postgresql":
+        statements += [
+            "TRUNCATE ledger_ledgerentry",
+            "TRUNCATE ledger_checkpoint",
+            # replica mode disables ordinary triggers, not ENABLE ALWAYS ones
+            "SET LOCAL session_replication_role = replica; "
+            "DELETE FROM ledger_ledgerentry WHERE seq = 0",
+        ]
+    else:
+        statements += ["DELETE FROM ledger_ledgerentry"]
+    for sql in statements:
+        with pytest.raises(DatabaseError, match="append-only"):
+            with transaction.atomic(), connection.cursor() as cursor:
+                for part in sql.split("; "):
+                    cursor.execute(part)
+    assert LedgerEntry.objects.count() > 0
+    assert LedgerEntry.objects.filter(type="x").count() == 0
+
+
+def test_a_flipped_byte_is_named_by_the_entry_after_it(ledger):
+    seq = transfer_seqs()[1]
+    original = body(seq)
+    tampered = original.replace(b'"quantity":2000', b'"quantity":2001')
+    assert tampered != original
+    bypass_triggers()
+    set_body(seq, tampered)
+    err = failure()
+    assert err.seq == seq + 1
+    assert f"entry {seq} was altered" in str(err)
+
+
+def test_a_flipped_byte_in_the_last_entry_breaks_the_signed_root(ledger):
+    last = LedgerEntry.objects.count() - 1
+    original = body(last)
+    bypass_triggers()
+    set_body(last, original.replace(b"Xiangshan", b"Xiangshen"))
+    err = failure()
+    assert err.seq == last
+    assert "checkpoint" in str(err) and "root" in str(err)
+
+
+def test_a_deleted_entry_is_named(ledger):
+    seq = transfer_seqs()[2]
+    bypass_triggers()
+    LedgerEntry.objects.filter(seq=seq).delete()
+    err = failure()
+    assert err.seq == seq
+    assert "missing" in str(err)
+
+
+def test_a_dropped_tail_is_caught_by_the_checkpoint(ledger):
+    size = LedgerEntry.objects.count()
+    bypass_triggers()
+    LedgerEntry.objects.filter(seq__gte=size - 3).delete()
+    err = failure()
+    assert f"checkpoint at size {size}" in str(err)
+    assert f"ends at {size - 3}" in str(err)
+
+
+def test_swapped_entries_are_named(ledger):
+    a, b = transfer_seqs()[:2]
+    body_a, body_b = body(a), body(b)
+    bypass_triggers()
+    set_body(a, body_b)
+    set_body(b, body_a)
+    err = failure()
+    assert err.seq == a
+    assert f"its bytes say seq {b}" in str(err)
+
+
+def test_a_rebuilt_consistent_chain_without_the_signing_key_is_caught(ledger):
+    """The attacker changes history (a transfer of 1,000 kg becomes 100,000 kg, and the
+    holdings to match), re-chains every later entry, rebuilds the Merkle tree, and re-signs the
+    checkpoint with a key of their own: everything is consistent except the signature."""
+    bypass_triggers()
+    seq = transfer_seqs()[0]
+    entries = list(LedgerEntry.objects.order_by("seq"))
+    prev = ZERO_HASH
+    frontier = merkle.Frontier()
+    for e in entries:
+        obj = json.loads(bytes(e.body))
+        obj["prev"] = prev.hex()
+        if e.seq == seq:
+            obj["data"]["quantity"] = 100_000
+        new = rfc8785.dumps(obj)
+        set_body(e.seq, new)
+        prev = entry_hash(new)
+        frontier.append(merkle.leaf_hash(new))
+    Holding.objects.filter(account=ledger.dev_account, batch=ledger.batch).update(
+        tradable=Holding.objects.get(account=ledger.dev_account, batch=ledger.batch).tradable
+        - 99_000
+    )
+    Holding.objects.filter(account=ledger.buyer_account, batch=ledger.batch).update(
+        tradable=Holding.objects.get(account=ledger.buyer_account, batch=ledger.batch).tradable
+        + 99_000
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_ledgerhead SET last_hash = %s", [prev])
+    MerkleNode.objects.all().delete()
+    from ledger.models import TreeHead
+
+    TreeHead.objects.update(size=0)
+    services.tree_extend()
+    forger = Signer.generate(settings.LEDGER_ORIGIN)
+    cp = Checkpoint.objects.get()
+    note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, cp.size, frontier.root()), forger)
+    Checkpoint.objects.filter(pk=cp.pk).update(root=frontier.root(), note=note)
+
+    err = failure()
+    assert err.seq == cp.size - 1
+    assert "signature does not verify with a trusted key" in str(err)
+    # With the forger's key trusted, the same ledger passes: only the key stood in the way.
+    verify_ledger(verifiers=[forger.verifier()])
+
+
+def test_a_changed_balance_row_is_named(ledger):
+    Holding.objects.filter(account=ledger.buyer_account, batch=ledger.batch).update(
+        tradable=999_999
+    )
+    err = failure()
+    assert f"holding of account {ledger.buyer_account.pk} in batch {ledger.batch.pk}" in str(err)
+    assert "999999" in str(err)
+
+
+def test_ledger_verify_exits_non_zero_and_names_the_entry(ledger, capsys):
+    seq = transfer_seqs()[2]
+    bypass_triggers()
+    LedgerEntry.objects.filter(seq=seq).delete()
+    with pytest.raises(SystemExit) as info:
+        call_command("ledger_verify", "--no-progress")
+    assert info.value.code == 1
+    assert f"FAILED: entry {seq}: missing" in capsys.readouterr().err
