@@ -305,10 +305,11 @@ class Reversal(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="reversal_positive")
         ]
 
-    # ---- the ledger itself ------------------------------------------------------------------------
-
     def __str__(self) -> str:
         return f"reversal at entry {self.entry_seq}"
+
+
+# ---- the ledger itself ---------------------------------------------------------------------
 
 
 class LedgerEntry(models.Model):

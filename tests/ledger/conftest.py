@@ -3,6 +3,7 @@ and the check that a refused write left everything as it was and the ledger stil
 
 from __future__ import annotations
 
+import gc
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,6 +85,7 @@ def verify_ledger(tmp_path) -> Callable[[], str]:
 
     def run() -> str:
         out, err = io.StringIO(), io.StringIO()
+        failure = None
         try:
             call_command(
                 "ledger_verify",
@@ -94,7 +96,13 @@ def verify_ledger(tmp_path) -> Callable[[], str]:
                 stderr=err,
             )
         except SystemExit as exc:
-            raise AssertionError(f"ledger_verify exited {exc.code}: {err.getvalue()}") from None
+            failure = f"ledger_verify exited {exc.code}: {err.getvalue()}"
+        if failure is not None:
+            # A failed verification leaves half-read query iterators in its traceback. Collect
+            # them now, while the test's transaction (and PostgreSQL's server-side cursors in
+            # it) still exists, not at some later garbage collection.
+            gc.collect()
+            raise AssertionError(failure)
         text = out.getvalue()
         assert text.startswith("OK: "), text
         return text

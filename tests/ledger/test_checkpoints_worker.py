@@ -39,6 +39,6 @@ def test_a_worker_signs_a_checkpoint_covering_every_write_soon_after_it(worker):
     # Batched: about one per interval (1 s), not one per write.
     assert Checkpoint.objects.count() <= elapsed + 2
     checkpoint = Checkpoint.objects.get(size=size)
-    body, note = checkpoint_open(checkpoint.note, trusted_verifiers(), origin=None)
+    body, _ = checkpoint_open(checkpoint.note, trusted_verifiers(), origin=None)
     assert body.size == size
     assert body.root == services.tree_root(size)

@@ -104,10 +104,13 @@ def test_the_append_only_triggers_refuse_update_delete_and_truncate(ledger):
     else:
         statements += ["DELETE FROM ledger_ledgerentry"]
     for sql in statements:
-        with pytest.raises(DatabaseError, match="append-only"):
-            with transaction.atomic(), connection.cursor() as cursor:
-                for part in sql.split("; "):
-                    cursor.execute(part)
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            for part in sql.split("; "):
+                cursor.execute(part)
     assert LedgerEntry.objects.count() > 0
     assert LedgerEntry.objects.filter(type="x").count() == 0
 
