@@ -16,7 +16,7 @@ from ledger.core import merkle
 from ledger.core.entry import ZERO_HASH, entry_hash
 from ledger.core.note import Checkpoint as CheckpointBody
 from ledger.core.note import Signer, checkpoint_sign
-from ledger.models import Checkpoint, Holding, LedgerEntry, MerkleNode
+from ledger.models import Checkpoint, Holding, LedgerEntry, MerkleNode, TreeHead
 from ledger.signing import trusted_verifiers
 from ledger.verify import VerificationError, verify_ledger
 
@@ -166,16 +166,18 @@ def test_swapped_entries_are_named(ledger):
     assert f"its bytes say seq {b}" in str(err)
 
 
-def test_a_rebuilt_consistent_chain_without_the_signing_key_is_caught(ledger):
-    """The attacker changes history (a transfer of 1,000 kg becomes 100,000 kg, and the
-    holdings to match), re-chains every later entry, rebuilds the Merkle tree, and re-signs the
-    checkpoint with a key of their own: everything is consistent except the signature."""
+def rewrite_history(world, seq: int, signer: Signer) -> int:
+    """Change transfer ``seq`` from its quantity to 100,000 kg, fix the holdings to match,
+    re-chain every later entry, rebuild the Merkle tree and re-sign every checkpoint with
+    ``signer``. Returns the size of the last checkpoint."""
     bypass_triggers()
-    seq = transfer_seqs()[0]
-    entries = list(LedgerEntry.objects.order_by("seq"))
+    entry = LedgerEntry.objects.get(seq=seq)
+    old = json.loads(bytes(entry.body))["data"]
+    delta = 100_000 - old["quantity"]
     prev = ZERO_HASH
     frontier = merkle.Frontier()
-    for e in entries:
+    roots = {}
+    for e in LedgerEntry.objects.order_by("seq"):
         obj = json.loads(bytes(e.body))
         obj["prev"] = prev.hex()
         if e.seq == seq:
@@ -184,28 +186,32 @@ def test_a_rebuilt_consistent_chain_without_the_signing_key_is_caught(ledger):
         set_body(e.seq, new)
         prev = entry_hash(new)
         frontier.append(merkle.leaf_hash(new))
-    Holding.objects.filter(account=ledger.dev_account, batch=ledger.batch).update(
-        tradable=Holding.objects.get(account=ledger.dev_account, batch=ledger.batch).tradable
-        - 99_000
-    )
-    Holding.objects.filter(account=ledger.buyer_account, batch=ledger.batch).update(
-        tradable=Holding.objects.get(account=ledger.buyer_account, batch=ledger.batch).tradable
-        + 99_000
-    )
+        roots[frontier.size] = frontier.root()
+    for account, sign in ((old["from"], -1), (old["to"], 1)):
+        h = Holding.objects.get(account_id=account, batch_id=old["batch"])
+        Holding.objects.filter(pk=h.pk).update(tradable=h.tradable + sign * delta)
     with connection.cursor() as cursor:
         cursor.execute("UPDATE ledger_ledgerhead SET last_hash = %s", [prev])
     MerkleNode.objects.all().delete()
-    from ledger.models import TreeHead
-
     TreeHead.objects.update(size=0)
     services.tree_extend()
+    for cp in Checkpoint.objects.all():
+        note = checkpoint_sign(
+            CheckpointBody(settings.LEDGER_ORIGIN, cp.size, roots[cp.size]), signer
+        )
+        Checkpoint.objects.filter(pk=cp.pk).update(root=roots[cp.size], note=note)
+    return Checkpoint.objects.order_by("-size").first().size
+
+
+def test_a_rebuilt_consistent_chain_without_the_signing_key_is_caught(ledger):
+    """The attacker changes history (a transfer of 1,000 kg becomes 100,000 kg, and the
+    holdings to match), re-chains every later entry, rebuilds the Merkle tree, and re-signs the
+    checkpoint with a key of their own: everything is consistent except the signature."""
     forger = Signer.generate(settings.LEDGER_ORIGIN)
-    cp = Checkpoint.objects.get()
-    note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, cp.size, frontier.root()), forger)
-    Checkpoint.objects.filter(pk=cp.pk).update(root=frontier.root(), note=note)
+    size = rewrite_history(ledger, transfer_seqs()[0], forger)
 
     err = failure()
-    assert err.seq == cp.size - 1
+    assert err.seq == size - 1
     assert "signature does not verify with a trusted key" in str(err)
     # With the forger's key trusted, the same ledger passes: only the key stood in the way.
     verify_ledger(verifiers=[forger.verifier()])
