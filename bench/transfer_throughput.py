@@ -136,15 +136,28 @@ def _baseline_op(conn, rng: random.Random, client: int) -> None:
     conn.commit()
 
 
+def _transfer_function():
+    """``ledger.services.credit_transfer``, or the candidate named by ``--transfer-fn``."""
+    spec = os.environ.get("BENCH_TRANSFER_FN")
+    if not spec:
+        from ledger import services
+
+        return services.credit_transfer
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def _worker(client: int, commands: mp.Queue, results: mp.Queue) -> None:
     common.django_setup(os.environ["DATABASE_URL"])
     import psycopg
     from django.db import transaction
 
-    from ledger import services
     from ledger.actors import Actor
 
     hook = _HookTimer()
+    transfer = _transfer_function()
     actor = Actor.system("bench")
     rng = random.Random(client)
     bare = None
@@ -152,7 +165,7 @@ def _worker(client: int, commands: mp.Queue, results: mp.Queue) -> None:
     for i in range(WARMUP_TRANSFERS):
         batch, a, b = warmup if i % 2 == 0 else (warmup[0], warmup[2], warmup[1])
         with transaction.atomic(durable=True):
-            services.credit_transfer(actor=actor, batch=batch, sender=a, recipient=b, quantity=QTY)
+            transfer(actor=actor, batch=batch, sender=a, recipient=b, quantity=QTY)
     results.put(("ready", client, hook.snapshot()))
     while (cmd := commands.get()) is not None:
         res = PhaseResult()
@@ -183,9 +196,7 @@ def _worker(client: int, commands: mp.Queue, results: mp.Queue) -> None:
                         if rng.random() < 0.5:
                             a, b = b, a
                         with transaction.atomic(durable=True):
-                            services.credit_transfer(
-                                actor=actor, batch=batch, sender=a, recipient=b, quantity=QTY
-                            )
+                            transfer(actor=actor, batch=batch, sender=a, recipient=b, quantity=QTY)
                 except Exception as exc:  # counted and sampled; the loop goes on
                     res.errors += 1
                     if len(res.error_samples) < 3:
@@ -384,6 +395,12 @@ def main() -> None:
     )
     parser.add_argument("--accounts-per-client", type=int, default=8)
     parser.add_argument("--broker", choices=["filesystem", "memory"], default="filesystem")
+    parser.add_argument(
+        "--transfer-fn",
+        metavar="MODULE:FUNC",
+        help="benchmark a candidate implementation with credit_transfer's signature instead "
+        "(importable in the clients, e.g. via PYTHONPATH); the ledger is verified afterwards",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip verify_ledger afterwards")
     parser.add_argument("--quick", action="store_true", help="CI: 3-second phases")
     args = parser.parse_args()
@@ -395,6 +412,8 @@ def main() -> None:
     var_dir = Path(tempfile.mkdtemp(prefix="bench-var-"))
     os.environ["BLUECARBON_VAR_DIR"] = str(var_dir)
     os.environ.setdefault("DEBUG", "0")  # as in production: no query log
+    if args.transfer_fn:
+        os.environ["BENCH_TRANSFER_FN"] = args.transfer_fn
     if args.broker == "memory":
         os.environ["CELERY_BROKER_URL"] = "memory://localhost/"
     else:

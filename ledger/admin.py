@@ -183,3 +183,18 @@ class CheckpointAdmin(ReadOnlyAdmin):
     list_display = ("size", "key_name", "key_hash", "created_at")
     readonly_fields = ("size", "key_name", "key_hash", "created_at", "note")
     actions = [sign_checkpoint]
+
+
+@admin.register(models.LedgerHead)
+class LedgerHeadAdmin(ReadOnlyAdmin):
+    list_display = ("size",)
+
+
+@admin.register(models.TreeHead)
+class TreeHeadAdmin(ReadOnlyAdmin):
+    list_display = ("size",)
+
+
+@admin.register(models.MerkleNode)
+class MerkleNodeAdmin(ReadOnlyAdmin):
+    list_display = ("level", "index")

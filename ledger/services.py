@@ -25,7 +25,13 @@ from .core import merkle
 from .core.entry import encode_entry, entry_hash, format_time
 from .core.note import Checkpoint as CheckpointBody
 from .core.note import checkpoint_sign
-from .core.quantity import MAX_SHARE_BP, QuantityError, buffer_withheld, check_kg
+from .core.quantity import (
+    MAX_AREA_M2,
+    MAX_SHARE_BP,
+    QuantityError,
+    buffer_withheld,
+    check_kg,
+)
 from .exceptions import (
     Conflict,
     ErrorCode,
@@ -54,6 +60,7 @@ from .models import (
 )
 
 _JURISDICTION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+_COORDINATE = re.compile(r"^-?[0-9]{1,3}(\.[0-9]{1,12})?$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _GEOJSON_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
@@ -62,13 +69,15 @@ _GEOJSON_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polyg
 # ---- the append ---------------------------------------------------------------------------------
 
 
-def _ledger_append(*, type: str, actor: Actor, data: dict[str, Any]) -> LedgerEntry:
+def _ledger_append(
+    *, type: str, actor: Actor, data: dict[str, Any], at: dt.datetime | None = None
+) -> LedgerEntry:
     """Append one entry. Must run inside the caller's transaction, after its other locks."""
     head = locks.ledger_head_lock()
     body = encode_entry(
         seq=head.size,
         prev=bytes(head.last_hash),
-        time=format_time(timezone.now()),
+        time=format_time(at or timezone.now()),
         type=type,
         actor=actor.label,
         data=data,
@@ -170,31 +179,65 @@ def _geometry(value: object) -> dict[str, Any]:
             detail={"location": "invalid"},
         )
 
-    # Floats are not welcome in entry bytes: coordinates travel as decimal strings or integers.
+    # Floats are not welcome in entry bytes: coordinates travel as decimal strings (or small
+    # integers), exactly as given, so what is signed is what was submitted.
     def walk(node: Any) -> None:
         if isinstance(node, list):
             for item in node:
                 walk(item)
-        elif isinstance(node, float):
+            return
+        if isinstance(node, float):
             raise InvalidInput(
-                'location coordinates must be decimal strings, e.g. "121.95"',
+                'location coordinates must be decimal strings, e.g. "121.95", not floats',
                 detail={"location": "float_coordinates"},
             )
-        elif not isinstance(node, str | int) or isinstance(node, bool):
+        ok = (isinstance(node, str) and _COORDINATE.match(node)) or (
+            isinstance(node, int) and not isinstance(node, bool) and -180 <= node <= 180
+        )
+        if not ok:
             raise InvalidInput(
-                "location coordinates must be numbers", detail={"location": "invalid"}
+                'location coordinates must be decimal strings, e.g. "121.95"',
+                detail={"location": "invalid"},
             )
 
     walk(value["coordinates"])
     return {"type": value["type"], "coordinates": value["coordinates"]}
 
 
+def _id(value: object) -> int | None:
+    """An object id from outside, or None if it cannot be one (then: not found)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
+
+
+def _get(model: Any, value: object) -> Any:
+    key = _id(value)
+    return model.objects.filter(pk=key).first() if key is not None else None
+
+
 def _account(account_id: object, actor: Actor | None = None, field: str = "account") -> Account:
-    account = Account.objects.filter(pk=account_id).first() if isinstance(account_id, int) else None
+    account = _get(Account, account_id)
     # A foreign account is reported exactly like a missing one: no existence leak.
     if account is None or (actor is not None and not actor.may_act_for(account.organization_id)):
         raise NotFound(f"{field} {account_id} not found", detail={field: "not_found"})
     return account
+
+
+def _area(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(
+            "area must be an integer number of square metres",
+            code=ErrorCode.INVALID_QUANTITY,
+            detail={"area": "invalid"},
+        )
+    if not 0 < value <= MAX_AREA_M2:
+        raise InvalidInput(
+            "area must be greater than zero and at most 1,000,000,000 ha",
+            code=ErrorCode.INVALID_QUANTITY,
+            detail={"area": "invalid"},
+        )
+    return value
 
 
 def _require(condition: bool, message: str) -> None:
@@ -241,7 +284,7 @@ def organization_register(
 def account_open(
     *, actor: Actor, organization: int, name: str, kind: str = Account.Kind.HOLDING
 ) -> Account:
-    org = Organization.objects.filter(pk=organization).first()
+    org = _get(Organization, organization)
     if org is None or not actor.may_act_for(org.pk):
         raise NotFound(f"organization {organization} not found")
     kind = _choice(kind, "kind", Account.Kind.values)
@@ -307,15 +350,15 @@ def project_register(
     origin_id: str = "",
     status: str = Project.Status.REGISTERED,
 ) -> Project:
-    reg = Organization.objects.filter(pk=registry).first()
+    reg = _get(Organization, registry)
     if reg is None or not actor.may_act_for(reg.pk):
         raise NotFound(f"organization {registry} not found")
     if not reg.has_role(Role.REGISTRY):
         raise PermissionDenied("only a registry registers projects")
-    dev = Organization.objects.filter(pk=developer).first()
+    dev = _get(Organization, developer)
     if dev is None:
         raise NotFound(f"developer {developer} not found", detail={"developer": "not_found"})
-    meth = Methodology.objects.filter(pk=methodology).first()
+    meth = _get(Methodology, methodology)
     if meth is None:
         raise NotFound(f"methodology {methodology} not found", detail={"methodology": "not_found"})
     code = _text(code, "code", max_length=64)
@@ -330,12 +373,7 @@ def project_register(
             code=ErrorCode.INVALID_FIELD,
             detail={"methodology": "ecosystem"},
         )
-    if not isinstance(area_m2, int) or isinstance(area_m2, bool) or area_m2 <= 0:
-        raise InvalidInput(
-            "area must be greater than zero",
-            code=ErrorCode.INVALID_QUANTITY,
-            detail={"area": "invalid"},
-        )
+    area_m2 = _area(area_m2)
     origin_registry = _text(origin_registry or reg.handle, "origin_registry", max_length=64)
     origin_id = _text(origin_id or code, "origin_id", max_length=128)
     if Project.objects.filter(code=code).exists():
@@ -373,7 +411,7 @@ _PROJECT_MUTABLE = {"name", "status", "validation_body", "location", "area_m2", 
 
 @transaction.atomic
 def project_update(*, actor: Actor, project: int, **changes: Any) -> Project:
-    p = locks.project_lock(project)
+    p = locks.project_lock(pid) if (pid := _id(project)) is not None else None
     if p is None or not actor.may_act_for(p.registry_id):
         raise NotFound(f"project {project} not found")
     unknown = set(changes) - _PROJECT_MUTABLE
@@ -394,9 +432,7 @@ def project_update(*, actor: Actor, project: int, **changes: Any) -> Project:
         elif key == "location":
             clean[key] = _geometry(value)
         elif key == "area_m2":
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise InvalidInput("area must be greater than zero", detail={"area": "invalid"})
-            clean[key] = value
+            clean[key] = _area(value)
     clean = {k: v for k, v in clean.items() if getattr(p, k) != v}
     if not clean:
         return p
@@ -439,8 +475,11 @@ def batch_issue(
             code=ErrorCode.INVALID_SHARE,
             detail={"buffer_share": "out_of_range"},
         )
-    if not isinstance(monitoring_start, dt.date) or not isinstance(monitoring_end, dt.date):
-        raise InvalidInput("monitoring period dates are required", code=ErrorCode.INVALID_PERIOD)
+    # Exactly dates: a datetime is a date subclass, but its isoformat is not a date's.
+    if type(monitoring_start) is not dt.date or type(monitoring_end) is not dt.date:
+        raise InvalidInput(
+            "monitoring period start and end must be dates", code=ErrorCode.INVALID_PERIOD
+        )
     if monitoring_end < monitoring_start:
         raise InvalidInput(
             "the monitoring period ends before it starts",
@@ -455,12 +494,12 @@ def batch_issue(
     if origin_tx_id is not None:
         origin_tx_id = _text(origin_tx_id, "origin_tx_id", max_length=128)
 
-    p = locks.project_lock(project)
+    p = locks.project_lock(pid) if (pid := _id(project)) is not None else None
     if p is None or not actor.may_act_for(p.registry_id):
         raise NotFound(f"project {project} not found", detail={"project": "not_found"})
     if p.status in (Project.Status.SUSPENDED, Project.Status.CLOSED):
         raise Conflict(f"project {p.code} is {p.status}", code=ErrorCode.PROJECT_NOT_ACTIVE)
-    origin_registry = origin_registry or p.origin_registry
+    origin_registry = _text(origin_registry or p.origin_registry, "origin_registry", max_length=64)
     if holder is None:
         holder_account = p.developer.accounts.filter(kind=Account.Kind.HOLDING).first()
         if holder_account is None:
@@ -547,7 +586,7 @@ def batch_issue(
 
 
 def _batch(batch_id: object) -> Batch:
-    b = locks.batch_lock(batch_id) if isinstance(batch_id, int) else None
+    b = locks.batch_lock(key) if (key := _id(batch_id)) is not None else None
     if b is None:
         raise NotFound(f"batch {batch_id} not found", detail={"batch": "not_found"})
     return b
@@ -645,7 +684,12 @@ def _escrow_take(
     """Lock a hold and its holdings (and the recipient's, in the same ordered call) and take
     ``quantity`` out of escrow."""
     quantity = _kg(quantity)
-    peek = EscrowHold.objects.filter(pk=hold_id).select_related("account").first()
+    key = _id(hold_id)
+    peek = (
+        EscrowHold.objects.filter(pk=key).select_related("account").first()
+        if key is not None
+        else None
+    )
     if peek is None or not actor.may_act_for(peek.account.organization_id):
         raise NotFound(f"escrow hold {hold_id} not found")
     locks.batch_lock(peek.batch_id)
@@ -731,7 +775,8 @@ def credit_retire(
     h.save(update_fields=["tradable"])
     Batch.objects.filter(pk=b.pk).update(retired=F("retired") + quantity)
     seq = _next_seq_locked()
-    certificate = f"BCR-{timezone.now():%Y}-{seq:010d}"
+    now = timezone.now()  # one instant for the certificate's year and the entry's time
+    certificate = f"BCR-{now:%Y}-{seq:010d}"
     retirement = Retirement.objects.create(
         entry_seq=seq, certificate=certificate, account=acc, batch=b, quantity=quantity, **fields
     )
@@ -739,6 +784,7 @@ def credit_retire(
         type="credit.retire",
         actor=actor,
         data={"retirement": records.retirement_record(retirement)},
+        at=now,
     )
     return retirement
 
@@ -789,7 +835,7 @@ def reversal_record(
     quantity = _kg(quantity)
     evidence = _sha256(evidence_sha256, "evidence_sha256")
     description = _text(description, "description", max_length=5000)
-    p = locks.project_lock(project)
+    p = locks.project_lock(pid) if (pid := _id(project)) is not None else None
     if p is None or not actor.may_act_for(p.registry_id):
         raise NotFound(f"project {project} not found")
     buffer = Account.objects.filter(organization_id=p.registry_id, kind=Account.Kind.BUFFER).first()

@@ -8,26 +8,24 @@ ever rounded silently. No floats anywhere.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 # A tonne is 1,000 kgCO2e. Quantities stay below 2**53 so every one is an exact JSON number
 # under RFC 8785 (which, like I-JSON, only promises IEEE 754 doubles).
 KG_PER_TONNE = 1000
-MAX_KG = 10**15  # a billion tonnes... times a thousand: far above any real issuance
+MAX_KG = 10**15  # a trillion tonnes: far above any real issuance, far below 2**53
+MAX_AREA_M2 = 10**13  # a billion hectares
 MAX_SHARE_BP = 10_000
 
 _DECIMAL = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
 
 
-@dataclass(frozen=True)
 class QuantityError(ValueError):
     """Bad amount input. ``code`` is stable and machine readable."""
 
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def _parse_scaled(text: object, places: int, what: str) -> int:
@@ -47,7 +45,7 @@ def _parse_scaled(text: object, places: int, what: str) -> int:
         raise QuantityError(
             "too_precise", f"{what} allows at most {places} decimal places, got {text!r}"
         )
-    whole = match["int"]
+    whole = match["int"].lstrip("0") or "0"
     if len(whole) > 30:
         raise QuantityError("too_large", f"{what} is too large")
     return int(whole) * 10**places + int(frac.ljust(places, "0") or 0)
@@ -95,7 +93,7 @@ def format_share(bp: int) -> str:
 def parse_hectares(text: object) -> int:
     """Hectares with at most four decimals -> square metres."""
     m2 = _parse_scaled(text, 4, "area")
-    if m2 > 10**13:
+    if m2 > MAX_AREA_M2:
         raise QuantityError("too_large", "area is too large")
     return m2
 

@@ -224,12 +224,6 @@ def test_it_reports_another_organizations_hold_exactly_like_a_missing_one(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: _escrow_take looks the hold up with filter(pk=...) unguarded; a non-integer "
-    "hold id raises ValueError instead of NotFound",
-)
 def test_it_reports_a_non_integer_hold_id_as_not_found(world, batch, hold, refused):
     with refused(NotFound, ErrorCode.NOT_FOUND):
         services.escrow_release(actor=world.dev, hold="lot-1", quantity=1)

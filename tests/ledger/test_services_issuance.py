@@ -365,12 +365,6 @@ def test_it_reports_another_registrys_project_as_not_found(world, refused):
     assert err.value.detail == {"project": "not_found"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: batch_issue passes the project id to locks.project_lock unguarded; a "
-    "non-integer id raises ValueError instead of NotFound",
-)
 def test_it_reports_a_non_integer_project_id_as_not_found(world, refused):
     with refused(NotFound, ErrorCode.NOT_FOUND):
         services.batch_issue(actor=OPERATOR, **issue_fields(world, project="P0001"))
@@ -426,13 +420,6 @@ def test_it_rejects_an_issuance_with_a_malformed_field(world, refused, field, va
 
 # The failing verification abandons PostgreSQL server-side cursors (ledger/verify.py): noise.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: batch_issue accepts datetime monitoring bounds (datetime is a date); the entry "
-    "records '2021-01-01T00:00:00' while the table stores the date 2021-01-01, so ledger_verify "
-    "fails",
-)
 def test_datetime_monitoring_bounds_never_make_the_ledger_disagree_with_the_tables(
     world, verify_ledger
 ):
@@ -441,8 +428,8 @@ def test_datetime_monitoring_bounds_never_make_the_ledger_disagree_with_the_tabl
             actor=OPERATOR,
             **issue_fields(
                 world,
-                monitoring_start=dt.datetime(2021, 1, 1),  # noqa: DTZ001
-                monitoring_end=dt.datetime(2021, 12, 31),  # noqa: DTZ001
+                monitoring_start=dt.datetime(2021, 1, 1),
+                monitoring_end=dt.datetime(2021, 12, 31),
             ),
         )
     except InvalidInput as exc:  # refusing them is as good as storing them faithfully
@@ -450,29 +437,16 @@ def test_datetime_monitoring_bounds_never_make_the_ledger_disagree_with_the_tabl
     verify_ledger()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: batch_issue compares a date with a datetime when the bounds mix the two and "
-    "raises TypeError instead of InvalidInput(invalid_period)",
-)
 def test_it_rejects_monitoring_bounds_mixing_a_date_and_a_datetime(world, refused):
     with refused(InvalidInput, ErrorCode.INVALID_PERIOD):
         services.batch_issue(
             actor=OPERATOR,
-            **issue_fields(world, monitoring_end=dt.datetime(2021, 12, 31)),  # noqa: DTZ001
+            **issue_fields(world, monitoring_end=dt.datetime(2021, 12, 31)),
         )
 
 
 # The failing verification abandons PostgreSQL server-side cursors (ledger/verify.py): noise.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: batch_issue does not validate origin_registry (project_register does, with "
-    "_text): a non-string is written into the entry as given (5) while the table stores '5', "
-    "so ledger_verify fails",
-)
 def test_an_origin_registry_that_is_not_text_never_makes_the_ledger_disagree_with_the_tables(
     world, verify_ledger
 ):
@@ -483,11 +457,6 @@ def test_an_origin_registry_that_is_not_text_never_makes_the_ledger_disagree_wit
     verify_ledger()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: batch_issue does not bound origin_registry to the column's 64 characters: "
-    "SQLite stores it, PostgreSQL raises DataError instead of InvalidInput",
-)
 def test_it_rejects_an_overlong_origin_registry(world, refused):
     with refused(InvalidInput, ErrorCode.INVALID_FIELD):
         services.batch_issue(actor=OPERATOR, **issue_fields(world, origin_registry="r" * 65))

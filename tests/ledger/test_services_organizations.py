@@ -183,12 +183,6 @@ def test_it_rejects_opening_an_account_for_an_unknown_organization(world, refuse
         services.account_open(actor=OPERATOR, organization=999_999, name="Ghost")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: account_open looks the organization up with filter(pk=...) unguarded; a "
-    "non-integer id raises ValueError instead of NotFound",
-)
 def test_it_reports_a_non_integer_organization_id_as_not_found(world, refused):
     with refused(NotFound, ErrorCode.NOT_FOUND):
         services.account_open(actor=OPERATOR, organization="abc", name="Ghost")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import FrozenInstanceError
 from decimal import Decimal
 from fractions import Fraction
 
@@ -271,12 +270,6 @@ def test_formatted_hectares_parse_back(m2):
 # ---- known bugs -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: _parse_scaled applies its 30-digit guard to the integer part before dropping "
-    "leading zeros, so '0' * 30 + '1' (one tonne) is refused as too_large",
-)
 def test_leading_zeros_do_not_make_a_small_quantity_too_large():
     try:
         kg = parse_tonnes("0" * 30 + "1")
@@ -290,13 +283,6 @@ def passing_through() -> Iterator[None]:
     yield
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FrozenInstanceError,
-    reason="BUG: QuantityError is a frozen dataclass, so Python code that sets the exception's "
-    "__traceback__ (contextlib's @contextmanager does, on the way out) raises "
-    "FrozenInstanceError and the QuantityError is lost",
-)
 def test_a_quantity_error_passes_through_a_context_manager_unchanged():
     with pytest.raises(QuantityError) as err, passing_through():
         check_kg(0)

@@ -486,24 +486,11 @@ def test_it_rejects_a_reversal_with_a_malformed_field(world, pool, refused, fiel
 # ---- known bugs -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: reversal_record passes the project id to locks.project_lock unguarded; a "
-    "non-integer id raises ValueError instead of NotFound",
-)
 def test_it_reports_a_non_integer_project_id_in_a_reversal_as_not_found(world, pool, refused):
     with refused(NotFound, ErrorCode.NOT_FOUND):
         reverse(world, world.project, 1, project="P0001")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: credit_retire takes the certificate year from one timezone.now() call and "
-    "_ledger_append stamps the entry with another; a retirement across midnight on 31 December "
-    "gets a certificate of one year and an entry time of the next",
-)
 def test_the_certificate_year_is_the_year_of_the_retirement_entry(
     world, batch, monkeypatch, one_new_entry
 ):

@@ -15,7 +15,7 @@ from ledger.exceptions import (
     NotFound,
     Unprocessable,
 )
-from ledger.models import Batch, Holding
+from ledger.models import Account, Batch, Holding
 from tests import factories
 from tests.factories import OPERATOR
 
@@ -215,13 +215,12 @@ def test_a_buffer_pool_cannot_receive_a_transfer(world, batch, refused):
         transfer(world, batch, recipient=world.buffer.pk, quantity=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: services._account accepts a bool as an account id (bool is an int), so "
-    "sender=True names account 1 instead of being reported as not found",
-)
 def test_it_does_not_take_true_for_an_account_id(world, batch, refused):
+    # True == 1: the bug shows only while an account with id 1 exists (SQLite rolls its
+    # sequences back after each test; PostgreSQL does not).
+    if not Account.objects.filter(pk=1).exists():
+        pytest.skip("no account has id 1 in this database")
+
     with refused(NotFound, ErrorCode.NOT_FOUND):
         transfer(world, batch, actor=OPERATOR, sender=True)
 

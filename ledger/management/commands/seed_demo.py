@@ -19,25 +19,10 @@ from django.db import transaction
 from ledger import services
 from ledger.actors import Actor
 from ledger.core.quantity import parse_hectares, parse_share, parse_tonnes
-from ledger.models import Account, Membership, Organization, Role
+from ledger.management.commands.seed_methodologies import methodologies_seed
+from ledger.models import Account, Membership, Methodology, Organization, Role
 
 REGISTRY = "demo-registry"
-
-METHODOLOGIES = [
-    ("VM0033", "Methodology for Tidal Wetland and Seagrass Restoration", "Verra VCS",
-     ["mangrove", "salt_marsh", "seagrass", "tidal_flat"]),
-    ("VMD0042", "Methodology for Tidal Wetland and Seagrass Restoration: module", "Verra VCS",
-     ["mangrove", "salt_marsh", "seagrass"]),
-    ("AR-AM0014", "Afforestation and reforestation of degraded mangrove habitats", "CDM",
-     ["mangrove"]),
-    ("GS-BLUE-CARBON", "Gold Standard blue carbon activity requirements", "Gold Standard",
-     ["mangrove", "salt_marsh", "seagrass"]),
-    ("HY/T 0349-2022", "Marine carbon sink accounting methods", "China MNR (HY/T)",
-     ["mangrove", "salt_marsh", "seagrass", "macroalgae", "shellfish"]),
-    ("CCER-14-003", "Salt marsh vegetation restoration (CCER)", "China CCER",
-     ["salt_marsh"]),
-    ("CCER-14-004", "Seagrass bed restoration (CCER)", "China CCER", ["seagrass"]),
-]
 
 
 def _point(lon: str, lat: str) -> dict[str, Any]:
@@ -77,114 +62,246 @@ class Command(BaseCommand):
     def _seed(self, password: str) -> None:
         op = Actor.system("seed_demo")
         org = services.organization_register
-        operator = org(actor=op, handle="bluecarbon-ops", name="Blue Carbon Exchange (operator)",
-                       roles=[Role.OPERATOR])
-        registry = org(actor=op, handle=REGISTRY, name="Marine Carbon Registry (demo)",
-                       roles=[Role.REGISTRY])
-        auditor = org(actor=op, handle="coastal-audit", name="Coastal Audit Partners",
-                      roles=[Role.AUDITOR])
+        operator = org(
+            actor=op,
+            handle="bluecarbon-ops",
+            name="Blue Carbon Exchange (operator)",
+            roles=[Role.OPERATOR],
+        )
+        registry = org(
+            actor=op, handle=REGISTRY, name="Marine Carbon Registry (demo)", roles=[Role.REGISTRY]
+        )
+        auditor = org(
+            actor=op, handle="coastal-audit", name="Coastal Audit Partners", roles=[Role.AUDITOR]
+        )
         devs = {
-            "xiangshan": org(actor=op, handle="xihu-port-coop",
-                             name="Xiangshan Xihu Port Seaweed Farming Cooperative",
-                             roles=[Role.DEVELOPER]),
-            "zhanjiang": org(actor=op, handle="zhanjiang-mangrove",
-                             name="Zhanjiang Mangrove Restoration Co.", roles=[Role.DEVELOPER]),
-            "rongcheng": org(actor=op, handle="rongcheng-seagrass",
-                             name="Rongcheng Seagrass Conservation Co.",
-                             roles=[Role.DEVELOPER]),
-            "putian": org(actor=op, handle="putian-oyster", name="Putian Oyster Farmers Union",
-                          roles=[Role.DEVELOPER]),
+            "xiangshan": org(
+                actor=op,
+                handle="xihu-port-coop",
+                name="Xiangshan Xihu Port Seaweed Farming Cooperative",
+                roles=[Role.DEVELOPER],
+            ),
+            "zhanjiang": org(
+                actor=op,
+                handle="zhanjiang-mangrove",
+                name="Zhanjiang Mangrove Restoration Co.",
+                roles=[Role.DEVELOPER],
+            ),
+            "rongcheng": org(
+                actor=op,
+                handle="rongcheng-seagrass",
+                name="Rongcheng Seagrass Conservation Co.",
+                roles=[Role.DEVELOPER],
+            ),
+            "putian": org(
+                actor=op,
+                handle="putian-oyster",
+                name="Putian Oyster Farmers Union",
+                roles=[Role.DEVELOPER],
+            ),
         }
         bidders = [
-            org(actor=op, handle="ningbo-energy", name="Ningbo Coastal Energy (demo)",
-                roles=[Role.BIDDER]),
-            org(actor=op, handle="zhejiang-trading", name="Zhejiang Green Trading (demo)",
-                roles=[Role.BIDDER]),
-            org(actor=op, handle="shenzhen-finance", name="Shenzhen Blue Finance (demo)",
-                roles=[Role.BIDDER]),
+            org(
+                actor=op,
+                handle="ningbo-energy",
+                name="Ningbo Coastal Energy (demo)",
+                roles=[Role.BIDDER],
+            ),
+            org(
+                actor=op,
+                handle="zhejiang-trading",
+                name="Zhejiang Green Trading (demo)",
+                roles=[Role.BIDDER],
+            ),
+            org(
+                actor=op,
+                handle="shenzhen-finance",
+                name="Shenzhen Blue Finance (demo)",
+                roles=[Role.BIDDER],
+            ),
         ]
-        acct = {o.handle: services.account_open(actor=op, organization=o.pk, name="Main holding")
-                for o in [*devs.values(), *bidders]}
-
-        meth = {
-            code: services.methodology_register(actor=op, code=code, name=name, standard=std,
-                                                ecosystems=eco)
-            for code, name, std, eco in METHODOLOGIES
+        acct = {
+            o.handle: services.account_open(actor=op, organization=o.pk, name="Main holding")
+            for o in [*devs.values(), *bidders]
         }
 
+        methodologies_seed(actor=op)
+        meth = {m.code: m for m in Methodology.objects.all()}
+
         def project(dev: str, **fields: Any) -> Any:
-            return services.project_register(actor=op, registry=registry.pk,
-                                             developer=devs[dev].pk, status="active", **fields)
+            return services.project_register(
+                actor=op, registry=registry.pk, developer=devs[dev].pk, status="active", **fields
+            )
 
         xiangshan = project(
-            "xiangshan", code="CN-ZJ-XS-001", name="Xihu Port seaweed farming carbon sink",
-            ecosystem="macroalgae", storage_pathway="harvest_export",
-            methodology=meth["HY/T 0349-2022"].pk, jurisdiction="CN-ZJ",
-            location=_point("121.83", "29.47"), area_m2=parse_hectares("1200"),
-            validation_body="Zhejiang Marine Monitoring Center")
+            "xiangshan",
+            code="CN-ZJ-XS-001",
+            name="Xihu Port seaweed farming carbon sink",
+            ecosystem="macroalgae",
+            storage_pathway="harvest_export",
+            methodology=meth["HY/T 0349-2022"].pk,
+            jurisdiction="CN-ZJ",
+            location=_point("121.83", "29.47"),
+            area_m2=parse_hectares("1200"),
+            validation_body="Zhejiang Marine Monitoring Center",
+        )
         zhanjiang = project(
-            "zhanjiang", code="CN-GD-ZJ-001", name="Zhanjiang mangrove restoration (VCS + CCB)",
-            ecosystem="mangrove", storage_pathway="biomass_sediment",
-            methodology=meth["VM0033"].pk, jurisdiction="CN-GD",
-            location=_point("110.40", "21.27"), area_m2=parse_hectares("380"),
+            "zhanjiang",
+            code="CN-GD-ZJ-001",
+            name="Zhanjiang mangrove restoration (VCS + CCB)",
+            ecosystem="mangrove",
+            storage_pathway="biomass_sediment",
+            methodology=meth["VM0033"].pk,
+            jurisdiction="CN-GD",
+            location=_point("110.40", "21.27"),
+            area_m2=parse_hectares("380"),
             validation_body="China Environmental United Certification Center",
-            origin_registry="verra", origin_id="VCS-2236")
+            origin_registry="verra",
+            origin_id="VCS-2236",
+        )
         rongcheng = project(
-            "rongcheng", code="CN-SD-RC-001", name="Rongcheng seagrass meadow carbon sink",
-            ecosystem="seagrass", storage_pathway="sediment",
-            methodology=meth["HY/T 0349-2022"].pk, jurisdiction="CN-SD",
-            location=_point("122.49", "37.16"), area_m2=parse_hectares("125.5"),
-            validation_body="First Institute of Oceanography, MNR")
+            "rongcheng",
+            code="CN-SD-RC-001",
+            name="Rongcheng seagrass meadow carbon sink",
+            ecosystem="seagrass",
+            storage_pathway="sediment",
+            methodology=meth["HY/T 0349-2022"].pk,
+            jurisdiction="CN-SD",
+            location=_point("122.49", "37.16"),
+            area_m2=parse_hectares("125.5"),
+            validation_body="First Institute of Oceanography, MNR",
+        )
         putian = project(
-            "putian", code="CN-FJ-PT-001", name="Putian oyster farming carbon sink",
-            ecosystem="shellfish", storage_pathway="shell_carbonate",
-            methodology=meth["HY/T 0349-2022"].pk, jurisdiction="CN-FJ",
-            location=_point("119.10", "25.35"), area_m2=parse_hectares("640"),
-            validation_body="Xiamen University Coastal Carbon Lab")
+            "putian",
+            code="CN-FJ-PT-001",
+            name="Putian oyster farming carbon sink",
+            ecosystem="shellfish",
+            storage_pathway="shell_carbonate",
+            methodology=meth["HY/T 0349-2022"].pk,
+            jurisdiction="CN-FJ",
+            location=_point("119.10", "25.35"),
+            area_m2=parse_hectares("640"),
+            validation_body="Xiamen University Coastal Carbon Lab",
+        )
 
-        def issue(p: Any, dev: str, start: dt.date, end: dt.date, tonnes: str, share: str,
-                  body: str, **extra: Any) -> Any:
+        def issue(
+            p: Any,
+            dev: str,
+            start: dt.date,
+            end: dt.date,
+            tonnes: str,
+            share: str,
+            body: str,
+            **extra: Any,
+        ) -> Any:
             return services.batch_issue(
-                actor=op, project=p.pk, monitoring_start=start, monitoring_end=end,
+                actor=op,
+                project=p.pk,
+                monitoring_start=start,
+                monitoring_end=end,
                 verification_body=body,
                 verification_report_sha256=_sha(f"verification report {p.code} {start} {end}"),
-                quantity=parse_tonnes(tonnes), buffer_share_bp=parse_share(share),
-                holder=acct[devs[dev].handle].pk, **extra)
+                quantity=parse_tonnes(tonnes),
+                buffer_share_bp=parse_share(share),
+                holder=acct[devs[dev].handle].pk,
+                **extra,
+            )
 
-        xs = issue(xiangshan, "xiangshan", dt.date(2022, 1, 1), dt.date(2022, 12, 31),
-                   "2340.1", "0", "Zhejiang Marine Monitoring Center")
-        zj = issue(zhanjiang, "zhanjiang", dt.date(2019, 1, 1), dt.date(2020, 12, 31),
-                   "5880", "20", "China Environmental United Certification Center",
-                   origin_registry="verra", origin_tx_id="VCS-2236-2019-2020")
-        rc = issue(rongcheng, "rongcheng", dt.date(2023, 1, 1), dt.date(2023, 12, 31),
-                   "338.7", "10", "First Institute of Oceanography, MNR")
-        pt = issue(putian, "putian", dt.date(2021, 1, 1), dt.date(2021, 12, 31),
-                   "10840", "10", "Xiamen University Coastal Carbon Lab")
+        xs = issue(
+            xiangshan,
+            "xiangshan",
+            dt.date(2022, 1, 1),
+            dt.date(2022, 12, 31),
+            "2340.1",
+            "0",
+            "Zhejiang Marine Monitoring Center",
+        )
+        zj = issue(
+            zhanjiang,
+            "zhanjiang",
+            dt.date(2019, 1, 1),
+            dt.date(2020, 12, 31),
+            "5880",
+            "20",
+            "China Environmental United Certification Center",
+            origin_registry="verra",
+            origin_tx_id="VCS-2236-2019-2020",
+        )
+        rc = issue(
+            rongcheng,
+            "rongcheng",
+            dt.date(2023, 1, 1),
+            dt.date(2023, 12, 31),
+            "338.7",
+            "10",
+            "First Institute of Oceanography, MNR",
+        )
+        pt = issue(
+            putian,
+            "putian",
+            dt.date(2021, 1, 1),
+            dt.date(2021, 12, 31),
+            "10840",
+            "10",
+            "Xiamen University Coastal Carbon Lab",
+        )
 
         # Xiangshan, February 2023: the whole 2,340.1 t lot sold (at 106 CNY/t) to one buyer.
-        services.credit_transfer(actor=op, batch=xs.pk, sender=acct["xihu-port-coop"].pk,
-                                 recipient=acct["ningbo-energy"].pk,
-                                 quantity=parse_tonnes("2340.1"))
-        services.credit_retire(actor=op, batch=xs.pk, account=acct["ningbo-energy"].pk,
-                               quantity=parse_tonnes("1000"), beneficiary="Ningbo Coastal Energy",
-                               purpose="Offsetting 2022 Scope 1 emissions", jurisdiction="CN-ZJ",
-                               reason="Voluntary retirement after the Xiangshan auction")
-        services.credit_transfer(actor=op, batch=zj.pk, sender=acct["zhanjiang-mangrove"].pk,
-                                 recipient=acct["shenzhen-finance"].pk,
-                                 quantity=parse_tonnes("1200"))
-        services.credit_retire(actor=op, batch=zj.pk, account=acct["shenzhen-finance"].pk,
-                               quantity=parse_tonnes("220.5"), beneficiary="Shenzhen Blue Finance",
-                               purpose="Carbon-neutral 2023 annual conference",
-                               jurisdiction="CN-GD")
-        services.credit_transfer(actor=op, batch=pt.pk, sender=acct["putian-oyster"].pk,
-                                 recipient=acct["zhejiang-trading"].pk,
-                                 quantity=parse_tonnes("3000"))
-        services.credit_transfer(actor=op, batch=rc.pk, sender=acct["rongcheng-seagrass"].pk,
-                                 recipient=acct["zhejiang-trading"].pk,
-                                 quantity=parse_tonnes("100"))
-        services.credit_cancel(actor=op, batch=pt.pk, account=acct["zhejiang-trading"].pk,
-                               quantity=parse_tonnes("40"), reason="Exported to another registry",
-                               destination="Fujian Marine Carbon Exchange")
+        services.credit_transfer(
+            actor=op,
+            batch=xs.pk,
+            sender=acct["xihu-port-coop"].pk,
+            recipient=acct["ningbo-energy"].pk,
+            quantity=parse_tonnes("2340.1"),
+        )
+        services.credit_retire(
+            actor=op,
+            batch=xs.pk,
+            account=acct["ningbo-energy"].pk,
+            quantity=parse_tonnes("1000"),
+            beneficiary="Ningbo Coastal Energy",
+            purpose="Offsetting 2022 Scope 1 emissions",
+            jurisdiction="CN-ZJ",
+            reason="Voluntary retirement after the Xiangshan auction",
+        )
+        services.credit_transfer(
+            actor=op,
+            batch=zj.pk,
+            sender=acct["zhanjiang-mangrove"].pk,
+            recipient=acct["shenzhen-finance"].pk,
+            quantity=parse_tonnes("1200"),
+        )
+        services.credit_retire(
+            actor=op,
+            batch=zj.pk,
+            account=acct["shenzhen-finance"].pk,
+            quantity=parse_tonnes("220.5"),
+            beneficiary="Shenzhen Blue Finance",
+            purpose="Carbon-neutral 2023 annual conference",
+            jurisdiction="CN-GD",
+        )
+        services.credit_transfer(
+            actor=op,
+            batch=pt.pk,
+            sender=acct["putian-oyster"].pk,
+            recipient=acct["zhejiang-trading"].pk,
+            quantity=parse_tonnes("3000"),
+        )
+        services.credit_transfer(
+            actor=op,
+            batch=rc.pk,
+            sender=acct["rongcheng-seagrass"].pk,
+            recipient=acct["zhejiang-trading"].pk,
+            quantity=parse_tonnes("100"),
+        )
+        services.credit_cancel(
+            actor=op,
+            batch=pt.pk,
+            account=acct["zhejiang-trading"].pk,
+            quantity=parse_tonnes("40"),
+            reason="Exported to another registry",
+            destination="Fujian Marine Carbon Exchange",
+        )
 
         User = get_user_model()
         if not User.objects.filter(username="admin").exists():

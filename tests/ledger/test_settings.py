@@ -1,0 +1,51 @@
+"""Production refuses to start without its secrets; development makes safe defaults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "SECRET_KEY", "LEDGER_SIGNING_KEY_FILE"}
+    }
+    base.update(BLUECARBON_VAR_DIR=str(tmp_path), **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = run_check(tmp_path, BLUECARBON_ENV="production")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_signing_key(tmp_path):
+    result = run_check(
+        tmp_path,
+        BLUECARBON_ENV="production",
+        SECRET_KEY="x" * 50,
+        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+        LEDGER_SIGNING_KEY_FILE=str(tmp_path / "missing.key"),
+    )
+    assert result.returncode != 0
+    assert "missing.key does not exist" in result.stderr
+    assert not (tmp_path / "missing.key").exists()
+
+
+def test_development_starts_with_defaults(tmp_path):
+    result = run_check(tmp_path)
+    assert result.returncode == 0, result.stderr
