@@ -386,3 +386,104 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.size}"
+
+
+# ---- integration: API keys, idempotency, webhooks (access and delivery, not ledger state) -----
+
+
+class ApiKey(models.Model):
+    """A registry's or auditor's key. The secret is shown once at creation and stored only as
+    its SHA-256; the prefix is public and identifies the key in logs and the admin."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        ISSUE = "issue", "Issue"
+        TRANSFER = "transfer", "Transfer"
+        RETIRE = "retire", "Retire"
+        CANCEL = "cancel", "Cancel"
+        AUDIT = "audit", "Audit"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="api_keys"
+    )
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_sha256 = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix} ({self.organization})"
+
+
+class IdempotencyRecord(models.Model):
+    """The stored response to a POST sent with an Idempotency-Key header. Kept 48 hours."""
+
+    owner = models.CharField(max_length=64, help_text="apikey:<prefix> or user:<id>")
+    key = models.CharField(max_length=255)
+    request_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner} {self.key}"
+
+
+class WebhookEndpoint(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=500)
+    # Encrypted (Fernet, key derived from SECRET_KEY): it must be read back to sign deliveries.
+    secret_encrypted = models.BinaryField()
+    event_types = models.JSONField(default=list, help_text="Entry types; empty means all")
+    active = models.BooleanField(default=True)
+    # Deliveries cover ledger entries after this sequence number; move it back to replay.
+    cursor = models.BigIntegerField(default=-1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    entry_seq = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "entry_seq"], name="delivery_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery of {self.entry_seq} to {self.endpoint_id}"

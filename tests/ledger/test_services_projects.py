@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from ledger import records, services
+from ledger.core.quantity import MAX_AREA_M2
 from ledger.exceptions import (
     Conflict,
     ErrorCode,
@@ -215,8 +216,8 @@ def test_it_rejects_an_ecosystem_the_methodology_does_not_cover(world, refused):
     assert err.value.detail == {"methodology": "ecosystem"}
 
 
-@pytest.mark.parametrize("area", [0, -1, 1.5, "100", True, None])
-def test_it_rejects_an_area_that_is_not_a_positive_integer(world, refused, area):
+@pytest.mark.parametrize("area", [0, -1, 1.5, "100", True, None, MAX_AREA_M2 + 1, 2**63])
+def test_it_rejects_an_area_that_is_not_a_positive_integer_in_range(world, refused, area):
     with refused(InvalidInput, ErrorCode.INVALID_QUANTITY) as err:
         services.project_register(actor=OPERATOR, **project_fields(world, area_m2=area))
     assert err.value.detail == {"area": "invalid"}
@@ -248,6 +249,43 @@ def test_it_rejects_a_project_with_a_malformed_field(world, refused, field, valu
     with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
         services.project_register(actor=OPERATOR, **project_fields(world, **{field: value}))
     assert err.value.detail == detail
+
+
+def test_it_accepts_an_area_of_a_billion_hectares(world):
+    p = services.project_register(actor=OPERATOR, **project_fields(world, area_m2=MAX_AREA_M2))
+
+    assert Project.objects.get(pk=p.pk).area_m2 == 10**13
+
+
+@pytest.mark.parametrize(
+    "coordinates",
+    [
+        ["121.95", "-29.5"],
+        ["-180", "90"],
+        ["0.123456789012", "0"],
+        [180, -90],
+        [[["1", "2"], ["3", "4"]]],
+    ],
+)
+def test_it_accepts_decimal_string_and_small_integer_coordinates(world, verify_ledger, coordinates):
+    location = {"type": "Point", "coordinates": coordinates}
+
+    p = services.project_register(actor=OPERATOR, **project_fields(world, location=location))
+
+    assert Project.objects.get(pk=p.pk).location == location
+    verify_ledger()
+
+
+@pytest.mark.parametrize(
+    "coordinate",
+    ["east", "1234.5", "1e5", "+12", " 12", "12.", "0.1234567890123", "", 181, -181, 2**60, None],
+)
+def test_it_rejects_a_coordinate_that_is_not_a_short_decimal(world, refused, coordinate):
+    location = {"type": "Point", "coordinates": ["121.95", coordinate]}
+
+    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+        services.project_register(actor=OPERATOR, **project_fields(world, location=location))
+    assert err.value.detail == {"location": "invalid"}
 
 
 # ---- project_update ---------------------------------------------------------------------------
@@ -359,7 +397,7 @@ def test_it_rejects_an_update_of_an_unknown_project(world, refused):
         services.project_update(actor=OPERATOR, project=999_999, name="Ghost")
 
 
-# ---- known bugs -------------------------------------------------------------------------------
+# ---- regressions: bugs found while writing these tests, since fixed ---------------------------
 
 
 @pytest.mark.parametrize("field", ["registry", "developer", "methodology"])

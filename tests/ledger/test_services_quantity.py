@@ -267,7 +267,7 @@ def test_formatted_hectares_parse_back(m2):
     assert parse_hectares(format_hectares(m2)) == m2
 
 
-# ---- known bugs -------------------------------------------------------------------------------
+# ---- regressions: bugs found while writing these tests, since fixed ---------------------------
 
 
 def test_leading_zeros_do_not_make_a_small_quantity_too_large():

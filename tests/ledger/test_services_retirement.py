@@ -483,7 +483,7 @@ def test_it_rejects_a_reversal_with_a_malformed_field(world, pool, refused, fiel
     assert set(err.value.detail) == {field}
 
 
-# ---- known bugs -------------------------------------------------------------------------------
+# ---- regressions: bugs found while writing these tests, since fixed ---------------------------
 
 
 def test_it_reports_a_non_integer_project_id_in_a_reversal_as_not_found(world, pool, refused):

@@ -1,0 +1,88 @@
+"""``Idempotency-Key`` for every POST: the same key and body replay the stored response and
+apply nothing twice; the same key with another body is refused.
+
+The record is inserted in the same transaction as the effect. Two requests racing with one key
+serialize on its unique index: the second waits for the first to commit, then finds the record
+and replays it. Failed requests store nothing (they changed nothing), so a retry runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ..exceptions import Conflict, ErrorCode, InvalidInput, Unprocessable
+from ..models import IdempotencyRecord
+from .auth import ApiKeyPrincipal
+
+HEADER = "Idempotency-Key"
+KEEP_FOR = timedelta(hours=48)
+
+
+def _owner(request: Request) -> str:
+    user: Any = request.user
+    return user.pk if isinstance(user, ApiKeyPrincipal) else f"user:{user.pk}"
+
+
+def _fingerprint(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
+    if record.request_sha256 != fingerprint:
+        raise Unprocessable(
+            "this Idempotency-Key was used with a different request",
+            code=ErrorCode.IDEMPOTENCY_MISMATCH,
+        )
+    response = Response(record.response, status=record.status_code)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
+    """Run ``handler`` (which calls one service) at most once per Idempotency-Key."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        with transaction.atomic(durable=True):
+            return handler()
+    if not 1 <= len(key) <= 255:
+        raise InvalidInput(
+            "Idempotency-Key must be 1 to 255 characters", detail={"Idempotency-Key": "invalid"}
+        )
+    owner, fingerprint = _owner(request), _fingerprint(request)
+    with transaction.atomic(durable=True):
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    owner=owner, key=key, request_sha256=fingerprint, status_code=0, response={}
+                )
+        except IntegrityError:
+            record = None
+        if record is None:
+            existing = IdempotencyRecord.objects.filter(owner=owner, key=key).first()
+            if existing is None or existing.status_code == 0:
+                raise Conflict(
+                    "a request with this Idempotency-Key is in progress",
+                    code=ErrorCode.IDEMPOTENCY_IN_PROGRESS,
+                )
+            return _replay(existing, fingerprint)
+        response = handler()
+        record.status_code = response.status_code
+        record.response = response.data
+        record.save(update_fields=["status_code", "response"])
+        return response
+
+
+def idempotency_records_expire() -> int:
+    cutoff = timezone.now() - KEEP_FOR
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
