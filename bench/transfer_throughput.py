@@ -505,6 +505,8 @@ def main() -> None:
             verified = _verify_after()
 
         base = lines[0].rate
+        if args.transfer_fn:
+            print(f"CANDIDATE {args.transfer_fn} in the service phases, not credit_transfer")
         print(
             f"transfer_throughput: {args.clients} client processes, PostgreSQL, "
             f"{per_client} accounts per client, quantity {QTY} kg per transfer"
@@ -567,7 +569,9 @@ def main() -> None:
             if broker.startswith("filesystem")
             else None
         )
-        print(f"queries per credit_transfer (incl. SAVEPOINT/RELEASE): {len(queries)}")
+        print(
+            f"queries per ledger.services.credit_transfer (incl. SAVEPOINT/RELEASE): {len(queries)}"
+        )
         print(
             f"checkpoint on-commit hook ({broker}): {hook_calls:,} calls, {enq} enqueues, "
             f"{hook_s * 1000:.0f} ms total ({100 * hook_s / client_s:.2f} % of client time); "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connection
+
 from .models import Batch, EscrowHold, Holding, LedgerHead, Project, TreeHead
 
 
@@ -23,32 +25,79 @@ def batch_lock(batch_id: int) -> Batch | None:
     return Batch.objects.select_for_update().filter(pk=batch_id).first()
 
 
+def _for_update() -> str:
+    # SQLite has no row locks: its immediate transactions already hold the database lock.
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+def _holding_rows(wanted: list[tuple[int, int]]) -> list[tuple[int, int, int, int, int]]:
+    pairs = ", ".join(["(%s, %s)"] * len(wanted))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, account_id, batch_id, tradable, escrowed FROM ledger_holding "
+            f"WHERE (account_id, batch_id) IN ({pairs}) ORDER BY id" + _for_update(),
+            [v for pair in wanted for v in pair],
+        )
+        return cursor.fetchall()
+
+
 def holdings_lock(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Holding]:
-    """Lock (creating empty ones first) the holdings for these (account, batch) pairs."""
+    """Lock (creating empty ones first) the holdings for these (account, batch) pairs.
+
+    Raw SQL: this is on every transfer's path, and the ORM's query compilation cost more than
+    the database work (see bench/transfer_throughput.py)."""
     wanted = sorted(set(pairs))
-    # ON CONFLICT DO NOTHING: two transfers into a new holding must not race on its creation.
-    Holding.objects.bulk_create(
-        [Holding(account_id=a, batch_id=b) for a, b in wanted], ignore_conflicts=True
-    )
-    query = Holding.objects.none()
-    for a, b in wanted:
-        query = query | Holding.objects.filter(account_id=a, batch_id=b)
-    rows = query.order_by("pk").select_for_update()
-    return {(h.account_id, h.batch_id): h for h in rows}
+    rows = _holding_rows(wanted)
+    if len(rows) < len(wanted):
+        missing = sorted(set(wanted) - {(a, b) for _, a, b, _, _ in rows})
+        with connection.cursor() as cursor:
+            # ON CONFLICT DO NOTHING: two transfers into a new holding must not race on its
+            # creation; the loser waits for the winner's row and then locks it.
+            cursor.execute(
+                "INSERT INTO ledger_holding (account_id, batch_id, tradable, escrowed) VALUES "
+                + ", ".join(["(%s, %s, 0, 0)"] * len(missing))
+                + " ON CONFLICT DO NOTHING",
+                [v for pair in missing for v in pair],
+            )
+        rows = _holding_rows(wanted)
+    return {
+        (a, b): Holding(id=i, account_id=a, batch_id=b, tradable=t, escrowed=e)
+        for i, a, b, t, e in rows
+    }
+
+
+def holdings_save(*holdings: Holding) -> None:
+    """Write the balances of locked holdings back, in one statement."""
+    if not holdings:
+        return
+    cases = " ".join(["WHEN %s THEN %s"] * len(holdings))
+    ids = [h.pk for h in holdings]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE ledger_holding SET tradable = CASE id {cases} END, "
+            f"escrowed = CASE id {cases} END WHERE id IN ({', '.join(['%s'] * len(ids))})",
+            [v for h in holdings for v in (h.pk, h.tradable)]
+            + [v for h in holdings for v in (h.pk, h.escrowed)]
+            + ids,
+        )
 
 
 def escrow_hold_lock(hold_id: int) -> EscrowHold | None:
     return EscrowHold.objects.select_for_update().filter(pk=hold_id).first()
 
 
-def ledger_head_lock() -> LedgerHead:
-    # The one serialization point of all writes: the chain has one order, and it is the order
-    # in which transactions changed the derived tables.
-    head = LedgerHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
+def ledger_head_lock() -> tuple[int, bytes]:
+    """Lock the head; returns (size, last entry hash).
+
+    The one serialization point of all writes: the chain has one order, and it is the order in
+    which transactions changed the derived tables."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT size, last_hash FROM ledger_ledgerhead WHERE id = 1" + _for_update())
+        row = cursor.fetchone()
+    if row is None:
         LedgerHead.objects.bulk_create([LedgerHead(pk=1)], ignore_conflicts=True)
-        head = LedgerHead.objects.select_for_update().get(pk=1)
-    return head
+        return ledger_head_lock()
+    return row[0], bytes(row[1])
 
 
 def tree_head_lock() -> TreeHead:

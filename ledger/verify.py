@@ -33,7 +33,7 @@ from django.db import connection, transaction
 
 from . import records
 from .core import merkle
-from .core.entry import ZERO_HASH, EntryError, decode_entry
+from .core.entry import ZERO_HASH, EntryError, decode_canonical_entry
 from .core.note import NoteError, Verifier, checkpoint_open
 from .core.replay import RegistryState, ReplayError
 from .models import (
@@ -85,7 +85,7 @@ def _stream(sql: str, params: tuple[Any, ...] = (), chunk: int = 5000) -> Iterat
         connection.ensure_connection()
         raw = connection.connection
         name = f"verify_{id(sql) & 0xFFFFFF:x}_{hashlib.sha256(sql.encode()).hexdigest()[:8]}"
-        with raw.cursor(name=name) as cursor:
+        with raw.cursor(name=name, binary=True) as cursor:
             cursor.itersize = chunk
             cursor.execute(sql.replace("%s", "%s"), params)
             yield from cursor
@@ -302,7 +302,7 @@ def _verify_rows(
                 raise VerificationError(f"missing: the next stored entry is {seq}", expected)
             raise VerificationError("duplicate sequence number", seq)
         try:
-            entry = decode_entry(body)
+            entry = decode_canonical_entry(body)
         except EntryError as exc:
             raise VerificationError(f"bytes are not a valid entry ({exc})", seq) from None
         if entry.seq != seq:
@@ -323,7 +323,7 @@ def _verify_rows(
                 f"type column {column_type!r} does not match the entry's {entry.type!r}", seq
             )
         prev = hashlib.sha256(body).digest()
-        frontier.append(merkle.leaf_hash(body))
+        frontier.push(merkle.leaf_hash(body))
         # Integrity before meaning: a signed root that fails is reported as such, before any
         # disagreement the altered entry causes with the tables.
         while next_cp is not None and next_cp[0] == frontier.size:
@@ -445,10 +445,10 @@ def _check_stored_tree(frontier: merkle.Frontier, size: int) -> None:
         raise VerificationError("stored Merkle nodes do not hash to the recomputed root")
 
 
-def _compare_tables(state: RegistryState) -> None:
-    def compare(
-        name: str, expected: dict[int, dict[str, Any]], rows: Iterator[dict[str, Any]]
-    ) -> None:
+def _compare_rows(
+    name: str, expected: dict[int, dict[str, Any]], rows: Generator[dict[str, Any], None, None]
+) -> None:
+    try:
         seen = 0
         for row in rows:
             key = row.pop("id")
@@ -458,56 +458,49 @@ def _compare_tables(state: RegistryState) -> None:
             if want != row:
                 raise VerificationError(f"{name} {key} differs from the ledger: {_diff(want, row)}")
             seen += 1
-        if seen != len(expected):
-            missing = sorted(set(expected))[:5]
-            raise VerificationError(f"{name} rows missing from the table (ledger has {missing}...)")
-
-    compare(
-        "organization",
-        state.organizations,
-        (records.organization_record(o) for o in Organization.objects.iterator()),
-    )
-    compare(
-        "account", state.accounts, (records.account_record(a) for a in Account.objects.iterator())
-    )
-    compare(
-        "methodology",
-        state.methodologies,
-        (records.methodology_record(m) for m in Methodology.objects.iterator()),
-    )
-    compare(
-        "project", state.projects, (records.project_record(p) for p in Project.objects.iterator())
-    )
-    compare("batch", state.batches, (records.batch_state(b) for b in Batch.objects.iterator()))
-    compare(
-        "escrow hold",
-        state.holds,
-        (records.escrow_hold_state(h) for h in EscrowHold.objects.iterator()),
-    )
-
-    expected = {k: v for k, v in state.holdings.items() if v != [0, 0]}
-    seen = 0
-    for account, batch, tradable, escrowed in Holding.objects.values_list(
-        "account_id", "batch_id", "tradable", "escrowed"
-    ).iterator(chunk_size=5000):
-        if tradable == 0 and escrowed == 0:
-            continue
-        want = expected.get((account, batch))
-        if want != [tradable, escrowed]:
-            raise VerificationError(
-                f"holding of account {account} in batch {batch}: table says tradable "
-                f"{tradable}, escrowed {escrowed}; the ledger says "
-                + (f"tradable {want[0]}, escrowed {want[1]}" if want else "nothing")
-            )
-        seen += 1
+    finally:
+        rows.close()  # inside the transaction that declared its server-side cursor
     if seen != len(expected):
-        missing = [
-            k
-            for k in expected
-            if not Holding.objects.filter(
-                account_id=k[0], batch_id=k[1], tradable=expected[k][0], escrowed=expected[k][1]
-            ).exists()
-        ][:3]
+        missing = sorted(set(expected))[:5]
+        raise VerificationError(f"{name} rows missing from the table (ledger has {missing}...)")
+
+
+def _compare_tables(state: RegistryState) -> None:
+    tables: list[tuple[str, dict[int, dict[str, Any]], Any, Callable[[Any], dict[str, Any]]]] = [
+        ("organization", state.organizations, Organization, records.organization_record),
+        ("account", state.accounts, Account, records.account_record),
+        ("methodology", state.methodologies, Methodology, records.methodology_record),
+        ("project", state.projects, Project, records.project_record),
+        ("batch", state.batches, Batch, records.batch_state),
+        ("escrow hold", state.holds, EscrowHold, records.escrow_hold_state),
+    ]
+    for name, expected, model, to_record in tables:
+        _compare_rows(name, expected, (to_record(obj) for obj in model.objects.iterator()))
+
+    expected_holdings = {k: v for k, v in state.holdings.items() if v != [0, 0]}
+    holdings = Holding.objects.values_list(
+        "account_id", "batch_id", "tradable", "escrowed"
+    ).iterator(chunk_size=5000)
+    seen = 0
+    try:
+        for account, batch, tradable, escrowed in holdings:
+            if tradable == 0 and escrowed == 0:
+                continue
+            want = expected_holdings.get((account, batch))
+            if want != [tradable, escrowed]:
+                raise VerificationError(
+                    f"holding of account {account} in batch {batch}: table says tradable "
+                    f"{tradable}, escrowed {escrowed}; the ledger says "
+                    + (f"tradable {want[0]}, escrowed {want[1]}" if want else "nothing")
+                )
+            seen += 1
+    finally:
+        holdings.close()
+    if seen != len(expected_holdings):
+        present = set(
+            Holding.objects.exclude(tradable=0, escrowed=0).values_list("account_id", "batch_id")
+        )
+        missing = sorted(set(expected_holdings) - present)[:3]
         raise VerificationError(f"holdings missing from the table: (account, batch) {missing}")
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 FORMAT_VERSION = 1
@@ -66,36 +68,69 @@ def encode_entry(
 
 def decode_entry(body: bytes) -> Entry:
     """Parse stored bytes. Structure is checked here; canonical form by ``is_canonical``."""
+    return entry_from_json(_parse(body))
+
+
+def _parse(body: bytes) -> Any:
     try:
-        obj = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise EntryError(f"not JSON: {exc}") from None
-    if not isinstance(obj, dict) or obj.keys() != _MEMBERS:
+
+
+# Where orjson's sorted compact output and RFC 8785 can differ: keys sort by UTF-16 code units
+# in RFC 8785 (unlike code point order only for characters beyond the BMP, the only 4-byte
+# UTF-8 sequences), and integers beyond 2**53 have no RFC 8785 form (OPT_STRICT_INTEGER makes
+# orjson refuse them too).
+_BEYOND_BMP = re.compile(rb"[\xf0-\xf4]")
+_FAST = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
+def decode_canonical_entry(body: bytes) -> Entry:
+    """``decode_entry``, and also refuse bytes that are not the RFC 8785 form of their value.
+
+    orjson (sorted keys, compact, 53-bit integers) produces exactly RFC 8785 for every value
+    without characters beyond the BMP, so the common case costs one fast re-encode; the rest
+    take the slow, exact path through the ``rfc8785`` package."""
+    obj = _parse(body)
+    try:
+        fast = orjson.dumps(obj, option=_FAST) == body
+    except orjson.JSONEncodeError:
+        fast = False
+    if fast and not body.isascii() and _BEYOND_BMP.search(body):
+        fast = False
+    if not fast and not is_canonical(body):
+        raise EntryError("bytes are not in RFC 8785 canonical form")
+    return entry_from_json(obj)
+
+
+def entry_from_json(obj: Any) -> Entry:
+    if type(obj) is not dict or obj.keys() != _MEMBERS:
         raise EntryError("members must be exactly " + ", ".join(sorted(_MEMBERS)))
     if obj["v"] != FORMAT_VERSION:
         raise EntryError(f"unknown format version {obj['v']!r}")
     seq, prev, data = obj["seq"], obj["prev"], obj["data"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if type(seq) is not int or seq < 0:
         raise EntryError("seq must be a non-negative integer")
-    if not isinstance(prev, str) or len(prev) != 64:
+    if type(prev) is not str or len(prev) != 64:
         raise EntryError("prev must be 64 hex digits")
     try:
         prev_bytes = bytes.fromhex(prev)
     except ValueError:
         raise EntryError("prev must be 64 hex digits") from None
-    for member in ("time", "type", "actor"):
-        if not isinstance(obj[member], str):
-            raise EntryError(f"{member} must be a string")
-    if not isinstance(data, dict):
+    time, type_, actor = obj["time"], obj["type"], obj["actor"]
+    if type(time) is not str or type(type_) is not str or type(actor) is not str:
+        raise EntryError("time, type and actor must be strings")
+    if type(data) is not dict:
         raise EntryError("data must be an object")
-    return Entry(seq, prev_bytes, obj["time"], obj["type"], obj["actor"], data)
+    return Entry(seq, prev_bytes, time, type_, actor, data)
 
 
 def is_canonical(body: bytes) -> bool:
     """True if ``body`` is exactly the RFC 8785 encoding of what it parses to."""
     try:
         return rfc8785.dumps(json.loads(body)) == body
-    except (ValueError, rfc8785.CanonicalizationError):
+    except (ValueError, rfc8785.CanonicalizationError):  # includes UnicodeDecodeError
         return False
 
 

@@ -175,11 +175,20 @@ def _batch_issue(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
 
 
 def _credit_transfer(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
-    qty = s._amount(d["quantity"])
-    if d["from"] == d["to"]:
+    qty, src, dst, batch = d["quantity"], d["from"], d["to"], d["batch"]
+    if src == dst:
         raise ReplayError("transfer to the same account")
-    s._debit(d["from"], d["batch"], qty)
-    s._credit(d["to"], d["batch"], qty)
+    # The common case inline (this is most of any real ledger): a holding only exists once its
+    # account and batch were checked, and a sufficient balance needs no message.
+    held = s.holdings.get((src, batch))
+    to = s.holdings.get((dst, batch))
+    if type(qty) is int and qty > 0 and held is not None and to is not None and held[0] >= qty:
+        held[0] -= qty
+        to[0] += qty
+        return
+    qty = s._amount(qty)
+    s._debit(src, batch, qty)
+    s._credit(dst, batch, qty)
 
 
 def _escrow_hold(s: RegistryState, d: dict[str, Any], e: Entry) -> None:

@@ -234,3 +234,16 @@ def test_ledger_verify_exits_non_zero_and_names_the_entry(ledger, capsys):
         call_command("ledger_verify", "--no-progress")
     assert info.value.code == 1
     assert f"FAILED: entry {seq}: missing" in capsys.readouterr().err
+
+
+def test_a_re_encoded_entry_that_is_not_canonical_is_named(ledger):
+    """Same value, same chain, other bytes (pretty-printed): the format itself is checked."""
+    bypass_triggers()
+    last = LedgerEntry.objects.count() - 1
+    pretty = json.dumps(json.loads(body(last)), indent=2, ensure_ascii=False).encode()
+    set_body(last, pretty)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_ledgerhead SET last_hash = %s", [entry_hash(pretty)])
+    err = failure()
+    assert err.seq == last
+    assert "RFC 8785" in str(err)

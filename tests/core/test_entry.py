@@ -1,0 +1,93 @@
+"""Entry bytes: RFC 8785, and the verifier's fast canonical-form check agrees with the slow one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.core.entry import (
+    EntryError,
+    decode_canonical_entry,
+    decode_entry,
+    encode_entry,
+    entry_hash,
+    is_canonical,
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def entry(data: dict) -> bytes:
+    return encode_entry(
+        seq=7,
+        prev=bytes(32),
+        time="2026-11-22T22:07:02.123456Z",
+        type="credit.transfer",
+        actor="user:1",
+        data=data,
+    )
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_every_encoded_entry_is_accepted_as_canonical(data):
+    body = entry(data)
+    assert decode_canonical_entry(body).data == data
+    assert is_canonical(body)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), json_values, min_size=1, max_size=5))
+def test_the_fast_check_agrees_with_rfc8785_on_other_encodings(data):
+    obj = json.loads(entry(data))
+    for variant in (
+        json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(),  # unsorted
+        json.dumps(obj, sort_keys=True).encode(),  # spaces, \\u escapes
+        json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False).encode(),
+    ):
+        canonical = rfc8785.dumps(obj) == variant
+        if canonical:
+            assert decode_canonical_entry(variant).data == data
+        else:
+            with pytest.raises(EntryError, match="canonical"):
+                decode_canonical_entry(variant)
+
+
+def test_keys_beyond_the_bmp_sort_by_utf16_code_units():
+    # U+1F600 sorts before U+FFFF in UTF-16 (surrogates D83D...), after it in code points.
+    body = entry({"\U0001f600": 1, "\uffff": 2})
+    assert decode_canonical_entry(body).data == {"\U0001f600": 1, "\uffff": 2}
+    wrong = body.replace(
+        b'"\xf0\x9f\x98\x80":1,"\xef\xbf\xbf":2', b'"\xef\xbf\xbf":2,"\xf0\x9f\x98\x80":1'
+    )
+    assert wrong != body
+    with pytest.raises(EntryError, match="canonical"):
+        decode_canonical_entry(wrong)
+
+
+def test_integers_without_an_exact_json_form_are_refused():
+    body = entry({"quantity": 1}).replace(b'"quantity":1', b'"quantity":9007199254740993')
+    with pytest.raises(EntryError, match="canonical"):
+        decode_canonical_entry(body)
+    assert decode_entry(body).data["quantity"] == 9007199254740993
+
+
+def test_malformed_bytes_are_entry_errors():
+    for bad in (b"", b"not json", b"\xff\xfe", b"[]", b'{"v":1}'):
+        with pytest.raises(EntryError):
+            decode_canonical_entry(bad)
+
+
+def test_the_chain_hash_is_sha256_of_the_exact_bytes():
+    import hashlib
+
+    body = entry({"a": 1})
+    assert entry_hash(body) == hashlib.sha256(body).digest()
