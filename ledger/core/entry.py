@@ -104,6 +104,25 @@ def decode_canonical_entry(body: bytes) -> Entry:
     return entry_from_json(obj)
 
 
+_INT = rb"(?:0|[1-9][0-9]{0,14})"  # at most 15 digits: always below 2**53
+# Exactly the RFC 8785 bytes of a version-1 credit.transfer entry with an ASCII actor: members
+# in sorted order, no whitespace, integers without sign or leading zeros, no escapes needed.
+TRANSFER_BYTES = re.compile(
+    rb'\{"actor":"[\x20\x21\x23-\x5b\x5d-\x7e]*","data":\{"batch":(?P<batch>'
+    + _INT
+    + rb'),"from":(?P<src>'
+    + _INT
+    + rb'),"quantity":(?P<qty>'
+    + _INT
+    + rb'),"to":(?P<dst>'
+    + _INT
+    + rb')\},"prev":"(?P<prev>[0-9a-f]{64})","seq":(?P<seq>'
+    + _INT
+    + rb'),"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z",'
+    rb'"type":"credit\.transfer","v":1\}'
+)
+
+
 def entry_from_json(obj: Any) -> Entry:
     if type(obj) is not dict or obj.keys() != _MEMBERS:
         raise EntryError("members must be exactly " + ", ".join(sorted(_MEMBERS)))

@@ -84,6 +84,17 @@ class RegistryState:
     def _credit(self, account: int, batch: int, qty: int, bucket: int = 0) -> None:
         self._holding(account, batch)[bucket] += qty
 
+    def transfer(self, batch: int, src: int, dst: int, qty: int) -> bool:
+        """Apply a valid transfer between existing holdings and return True; return False
+        (changing nothing) for anything else, which ``apply`` then handles and explains."""
+        held = self.holdings.get((src, batch))
+        to = self.holdings.get((dst, batch))
+        if held is None or to is None or src == dst or qty <= 0 or held[0] < qty:
+            return False
+        held[0] -= qty
+        to[0] += qty
+        return True
+
     # ---- invariants -----------------------------------------------------------------------
 
     def supply_violations(self) -> list[str]:
@@ -178,13 +189,8 @@ def _credit_transfer(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
     qty, src, dst, batch = d["quantity"], d["from"], d["to"], d["batch"]
     if src == dst:
         raise ReplayError("transfer to the same account")
-    # The common case inline (this is most of any real ledger): a holding only exists once its
-    # account and batch were checked, and a sufficient balance needs no message.
-    held = s.holdings.get((src, batch))
-    to = s.holdings.get((dst, batch))
-    if type(qty) is int and qty > 0 and held is not None and to is not None and held[0] >= qty:
-        held[0] -= qty
-        to[0] += qty
+    # The common case (a holding only exists once its account and batch were checked).
+    if type(qty) is int and s.transfer(batch, src, dst, qty):
         return
     qty = s._amount(qty)
     s._debit(src, batch, qty)
