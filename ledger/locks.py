@@ -41,14 +41,17 @@ def _holding_rows(wanted: list[tuple[int, int]]) -> list[tuple[int, int, int, in
         return cursor.fetchall()
 
 
-def holdings_lock(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Holding]:
-    """Lock (creating empty ones first) the holdings for these (account, batch) pairs.
+def holdings_lock(
+    pairs: Iterable[tuple[int, int]], *, create: bool = True
+) -> dict[tuple[int, int], Holding]:
+    """Lock (creating empty ones first, unless ``create`` is false) the holdings for these
+    (account, batch) pairs.
 
     Raw SQL: this is on every transfer's path, and the ORM's query compilation cost more than
     the database work (see bench/transfer_throughput.py)."""
     wanted = sorted(set(pairs))
     rows = _holding_rows(wanted)
-    if len(rows) < len(wanted):
+    if create and len(rows) < len(wanted):
         missing = sorted(set(wanted) - {(a, b) for _, a, b, _, _ in rows})
         with connection.cursor() as cursor:
             # ON CONFLICT DO NOTHING: two transfers into a new holding must not race on its

@@ -679,9 +679,23 @@ def _transfer_parties(
     return ids[0], ids[1], ids[2]  # type: ignore[return-value]
 
 
-@transaction.atomic
 def credit_transfer(
     *, actor: Actor, batch: int, sender: int, recipient: int, quantity: int
+) -> LedgerEntry:
+    """Move tradable credits between two accounts.
+
+    The registry's hottest write. Inside a caller's transaction it takes no savepoint (two
+    round trips of ten): every check runs before the first write, so a refusal leaves the
+    caller's transaction untouched, and after the first write only a database error can stop
+    it, which aborts the whole transaction anyway."""
+    if connection.in_atomic_block:
+        return _credit_transfer(actor, batch, sender, recipient, quantity)
+    with transaction.atomic():
+        return _credit_transfer(actor, batch, sender, recipient, quantity)
+
+
+def _credit_transfer(
+    actor: Actor, batch: int, sender: int, recipient: int, quantity: int
 ) -> LedgerEntry:
     quantity = _kg(quantity)
     if sender == recipient:
@@ -691,12 +705,14 @@ def credit_transfer(
     src, dst, b = _transfer_parties(actor, sender, recipient, batch)
     # No lock on the batch row: a transfer does not change it, and locking it would make every
     # transfer of one batch wait for the others.
-    held = locks.holdings_lock([(src, b), (dst, b)])
+    pairs = [(src, b), (dst, b)]
+    held = locks.holdings_lock(pairs, create=False)
+    tradable = held[(src, b)].tradable if (src, b) in held else 0
+    if tradable < quantity:  # refuse before writing anything, even an empty holding
+        _check_tradable(Account.objects.get(pk=src), Batch.objects.get(pk=b), tradable, quantity)
+    if (dst, b) not in held:
+        held = locks.holdings_lock(pairs)
     h_src, h_dst = held[(src, b)], held[(dst, b)]
-    if h_src.tradable < quantity:
-        _check_tradable(
-            Account.objects.get(pk=src), Batch.objects.get(pk=b), h_src.tradable, quantity
-        )
     h_src.tradable -= quantity
     h_dst.tradable += quantity
     locks.holdings_save(h_src, h_dst)
