@@ -21,7 +21,9 @@ SQLite), so verification can run while the registry takes writes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -79,16 +81,26 @@ Progress = Callable[[int], None]
 # ---- streaming reads -----------------------------------------------------------------------
 
 
+_cursor_names = itertools.count()
+
+
 def _stream(sql: str, params: tuple[Any, ...] = (), chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
     """Rows of ``sql``, fetched ``chunk`` at a time (a server-side cursor on PostgreSQL)."""
     if connection.vendor == "postgresql":
+        import psycopg
+
         connection.ensure_connection()
-        raw = connection.connection
-        name = f"verify_{id(sql) & 0xFFFFFF:x}_{hashlib.sha256(sql.encode()).hexdigest()[:8]}"
-        with raw.cursor(name=name, binary=True) as cursor:
+        cursor = connection.connection.cursor(name=f"verify_{next(_cursor_names)}", binary=True)
+        try:
             cursor.itersize = chunk
-            cursor.execute(sql.replace("%s", "%s"), params)
-            yield from cursor
+            cursor.execute(sql, params)
+            # Not ``yield from``: it would close the cursor itself on GeneratorExit, unguarded.
+            for row in cursor:  # noqa: UP028
+                yield row
+        finally:
+            # Already gone if the transaction or savepoint that declared it was rolled back.
+            with contextlib.suppress(psycopg.Error):
+                cursor.close()
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -193,27 +205,30 @@ def _verify(
     report = Report(first_seq=start.seq)
     state, frontier, prev = start.state, start.frontier, start.prev
 
-    checkpoints: Generator[tuple[Any, ...], None, None] = _stream(
-        "SELECT size, root, note FROM ledger_checkpoint WHERE size > %s ORDER BY size",
-        (start.seq,),
-        chunk=500,
-    )
     if start.checkpoint is not None:
         _check_earlier_checkpoints(start, verifiers, origin)
-    next_cp = next(checkpoints, None)
-    if next_cp is not None and start.checkpoint is not None:
-        # Incremental mode: the log must have only grown since the checkpoint we trusted.
-        _check_consistency(start.checkpoint, next_cp, verifiers, origin)
-
-    streams = {
-        "retirement": _RecordStream("retirement", Retirement, records.retirement_record, start.seq),
-        "cancellation": _RecordStream(
-            "cancellation", Cancellation, records.cancellation_record, start.seq
-        ),
-        "reversal": _RecordStream("reversal", Reversal, records.reversal_record, start.seq),
-    }
-
-    try:
+    # Every stream is closed before the transaction that declared its cursor ends.
+    with contextlib.ExitStack() as closing:
+        checkpoints: Generator[tuple[Any, ...], None, None] = _stream(
+            "SELECT size, root, note FROM ledger_checkpoint WHERE size > %s ORDER BY size",
+            (start.seq,),
+            chunk=500,
+        )
+        closing.callback(checkpoints.close)
+        next_cp = next(checkpoints, None)
+        if next_cp is not None and start.checkpoint is not None:
+            # Incremental mode: the log must have only grown since the checkpoint we trusted.
+            _check_consistency(start.checkpoint, next_cp, verifiers, origin)
+        streams = {
+            name: _RecordStream(name, model, to_record, start.seq)
+            for name, model, to_record in (
+                ("retirement", Retirement, records.retirement_record),
+                ("cancellation", Cancellation, records.cancellation_record),
+                ("reversal", Reversal, records.reversal_record),
+            )
+        }
+        for stream in streams.values():
+            closing.callback(stream.close)
         return _verify_entries(
             start,
             report,
@@ -229,10 +244,6 @@ def _verify(
             origin,
             progress,
         )
-    finally:
-        for stream in streams.values():
-            stream.close()
-        checkpoints.close()
 
 
 def _verify_entries(
@@ -440,12 +451,14 @@ def _check_consistency(
 def _check_earlier_checkpoints(start: _Start, verifiers: list[Verifier], origin: str) -> None:
     """Checkpoints signed after the last run, for sizes that run had already covered."""
     assert start.checkpoint is not None
-    for size, root, note in _stream(
+    rows = _stream(
         "SELECT size, root, note FROM ledger_checkpoint WHERE size > %s AND size <= %s "
         "ORDER BY size",
         (start.checkpoint[0], start.seq),
-    ):
-        _check_consistency(start.checkpoint, (size, root, note), verifiers, origin)
+    )
+    with contextlib.closing(rows):  # closed inside the transaction that declared it
+        for size, root, note in rows:
+            _check_consistency(start.checkpoint, (size, root, note), verifiers, origin)
 
 
 def _check_stored_tree(frontier: merkle.Frontier, size: int) -> None:
