@@ -1027,6 +1027,11 @@ def inclusion_proof(index: int, size: int) -> list[bytes]:
     return merkle.inclusion_proof(index, size, _node_getter(merkle.inclusion_node_ids(index, size)))
 
 
+def inclusion_proof_leaf(index: int) -> bytes:
+    """The stored leaf hash of entry ``index`` (level 0 of the stored tree)."""
+    return _node_getter([(0, index)])(0, index)
+
+
 def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     return merkle.consistency_proof(
         old_size, new_size, _node_getter(merkle.consistency_node_ids(old_size, new_size))
