@@ -127,7 +127,7 @@ LOGGING = {
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "ledger.apis.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ledger.apis.schema.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "ledger.apis.auth.ApiKeyAuthentication",
         "ledger.apis.auth.SessionAuthentication",
