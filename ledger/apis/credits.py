@@ -1,18 +1,27 @@
-"""Moving credits: transfers (and, in this module, retirements, cancellations, reversals)."""
+"""Moving credits: transfers, retirements (with verifiable certificates), cancellations,
+reversals."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from django.http import HttpResponse
+from django.template.loader import render_to_string
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.renderers import StaticHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import services
+from .. import selectors, services
+from ..core import merkle
 from ..core.entry import decode_entry
-from .base import BaseApi, TonnesField
+from ..exceptions import InvalidInput, NotFound
+from ..models import Cancellation, LedgerEntry, Retirement, Reversal
+from .base import BaseApi, PublicApi, TonnesField
 
 
 class TransferCreateApi(BaseApi):
@@ -58,6 +67,256 @@ class TransferCreateApi(BaseApi):
         return self.idempotent(request, run)
 
 
+def _page_params(request: Request) -> tuple[int, int]:
+    try:
+        after = int(request.query_params.get("after", 0))
+        limit = int(request.query_params.get("limit", 100))
+    except ValueError:
+        raise InvalidInput(
+            "after and limit must be integers", detail={"after": "invalid"}
+        ) from None
+    if not 0 <= after < 2**62 or not 1 <= limit <= 500:
+        raise InvalidInput(
+            "after must be >= 0 and limit 1 to 500", detail={"limit": "out_of_range"}
+        )
+    return after, limit
+
+
+_PAGE = [OpenApiParameter("after", int), OpenApiParameter("limit", int)]
+
+
+class RetirementOutputSerializer(serializers.Serializer):
+    certificate = serializers.CharField()
+    entry_seq = serializers.IntegerField()
+    account = serializers.IntegerField(source="account_id")
+    batch = serializers.IntegerField(source="batch_id")
+    batch_serial = serializers.CharField(source="batch.serial")
+    project_code = serializers.CharField(source="batch.project.code")
+    project_name = serializers.CharField(source="batch.project.name")
+    ecosystem = serializers.CharField(source="batch.project.ecosystem")
+    vintage = serializers.IntegerField(source="batch.vintage")
+    quantity = TonnesField()
+    beneficiary = serializers.CharField()
+    purpose = serializers.CharField()
+    jurisdiction = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class RetirementCreateApi(BaseApi):
+    required_scopes = {"POST": "retire", "GET": "read"}
+
+    class InputSerializer(serializers.Serializer):
+        batch = serializers.IntegerField(min_value=1)
+        account = serializers.IntegerField(min_value=1)
+        quantity = TonnesField()
+        beneficiary = serializers.CharField(max_length=300)
+        purpose = serializers.CharField(max_length=300)
+        jurisdiction = serializers.CharField(max_length=6)
+        reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: RetirementOutputSerializer},
+        operation_id="retirements_create",
+        tags=["credits"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            retirement = services.credit_retire(actor=self.actor(request), **data.validated_data)
+            return Response(RetirementOutputSerializer(retirement).data, status=201)
+
+        return self.idempotent(request, run)
+
+    @extend_schema(
+        parameters=_PAGE,
+        responses={200: RetirementOutputSerializer(many=True)},
+        operation_id="retirements_list",
+        tags=["credits"],
+    )
+    def get(self, request: Request) -> Response:
+        after, limit = _page_params(request)
+        actor = self.actor(request)
+        rows = Retirement.objects.select_related("batch__project").filter(entry_seq__gt=after)
+        if not actor.is_operator:
+            rows = rows.filter(account__organization_id=actor.organization_id)
+        return Response(
+            RetirementOutputSerializer(rows.order_by("entry_seq")[:limit], many=True).data
+        )
+
+
+def _certificate(certificate: str) -> dict[str, Any]:
+    retirement = (
+        Retirement.objects.select_related("batch__project").filter(certificate=certificate).first()
+    )
+    if retirement is None:
+        raise NotFound(f"retirement certificate {certificate} not found")
+    entry = LedgerEntry.objects.get(seq=retirement.entry_seq)
+    body = bytes(entry.body)
+    out: dict[str, Any] = {
+        **RetirementOutputSerializer(retirement).data,
+        "entry_time": decode_entry(body).time,
+        "entry": body.decode(),
+        "leaf_hash": base64.b64encode(merkle.leaf_hash(body)).decode(),
+        "checkpoint": None,
+        "inclusion_proof": None,
+    }
+    checkpoint = selectors.checkpoint_latest()
+    if checkpoint is not None and checkpoint.size > retirement.entry_seq:
+        out["checkpoint"] = checkpoint.note
+        out["inclusion_proof"] = {
+            "tree_size": checkpoint.size,
+            "leaf_index": retirement.entry_seq,
+            "hashes": [
+                base64.b64encode(h).decode()
+                for h in services.inclusion_proof(retirement.entry_seq, checkpoint.size)
+            ],
+        }
+    return out
+
+
+class RetirementCertificateApi(BaseApi):
+    """A retirement is a public record: any authenticated caller may read its certificate,
+    which carries everything needed to verify it offline."""
+
+    @extend_schema(
+        operation_id="retirements_certificate",
+        tags=["credits"],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, certificate: str) -> Response:
+        return Response(_certificate(certificate))
+
+
+class RetirementCertificatePageApi(PublicApi):
+    renderer_classes = [StaticHTMLRenderer]
+
+    @extend_schema(
+        operation_id="retirements_certificate_page",
+        tags=["credits"],
+        responses={(200, "text/html"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, certificate: str) -> HttpResponse:
+        cert = _certificate(certificate)
+        return HttpResponse(render_to_string("ledger/certificate.html", {"c": cert}))
+
+
+class CancellationOutputSerializer(serializers.Serializer):
+    entry_seq = serializers.IntegerField()
+    account = serializers.IntegerField(source="account_id")
+    batch = serializers.IntegerField(source="batch_id")
+    quantity = TonnesField()
+    reason = serializers.CharField()
+    destination = serializers.CharField()
+
+
+class CancellationApi(BaseApi):
+    required_scopes = {"POST": "cancel", "GET": "read"}
+
+    class InputSerializer(serializers.Serializer):
+        batch = serializers.IntegerField(min_value=1)
+        account = serializers.IntegerField(min_value=1)
+        quantity = TonnesField()
+        reason = serializers.CharField(
+            max_length=2000, required=False, allow_blank=True, default=""
+        )
+        destination = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, default=""
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: CancellationOutputSerializer},
+        operation_id="cancellations_create",
+        tags=["credits"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            c = services.credit_cancel(actor=self.actor(request), **data.validated_data)
+            return Response(CancellationOutputSerializer(c).data, status=201)
+
+        return self.idempotent(request, run)
+
+    @extend_schema(
+        parameters=_PAGE,
+        responses={200: CancellationOutputSerializer(many=True)},
+        operation_id="cancellations_list",
+        tags=["credits"],
+    )
+    def get(self, request: Request) -> Response:
+        after, limit = _page_params(request)
+        actor = self.actor(request)
+        rows = Cancellation.objects.filter(entry_seq__gt=after)
+        if not actor.is_operator:
+            rows = rows.filter(account__organization_id=actor.organization_id)
+        return Response(
+            CancellationOutputSerializer(rows.order_by("entry_seq", "pk")[:limit], many=True).data
+        )
+
+
+class ReversalOutputSerializer(serializers.Serializer):
+    entry_seq = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    quantity = TonnesField()
+    evidence_sha256 = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ReversalApi(BaseApi):
+    required_scopes = {"POST": "issue", "GET": "read"}
+
+    class InputSerializer(serializers.Serializer):
+        project = serializers.IntegerField(min_value=1)
+        quantity = TonnesField()
+        evidence_sha256 = serializers.CharField(max_length=64)
+        description = serializers.CharField(max_length=5000)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: ReversalOutputSerializer},
+        operation_id="reversals_create",
+        tags=["credits"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            r = services.reversal_record(actor=self.actor(request), **data.validated_data)
+            return Response(ReversalOutputSerializer(r).data, status=201)
+
+        return self.idempotent(request, run)
+
+    @extend_schema(
+        parameters=_PAGE,
+        responses={200: ReversalOutputSerializer(many=True)},
+        operation_id="reversals_list",
+        tags=["credits"],
+    )
+    def get(self, request: Request) -> Response:
+        after, limit = _page_params(request)
+        rows = Reversal.objects.filter(entry_seq__gt=after).order_by("entry_seq")[:limit]
+        return Response(ReversalOutputSerializer(rows, many=True).data)
+
+
 urlpatterns = [
     path("transfers", TransferCreateApi.as_view(), name="transfer-create"),
+    path("retirements", RetirementCreateApi.as_view(), name="retirements"),
+    path(
+        "retirements/<str:certificate>",
+        RetirementCertificateApi.as_view(),
+        name="retirement-certificate",
+    ),
+    path(
+        "retirements/<str:certificate>/certificate.html",
+        RetirementCertificatePageApi.as_view(),
+        name="retirement-certificate-page",
+    ),
+    path("cancellations", CancellationApi.as_view(), name="cancellations"),
+    path("reversals", ReversalApi.as_view(), name="reversals"),
 ]
