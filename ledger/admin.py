@@ -198,3 +198,52 @@ class TreeHeadAdmin(ReadOnlyAdmin):
 @admin.register(models.MerkleNode)
 class MerkleNodeAdmin(ReadOnlyAdmin):
     list_display = ("level", "index")
+
+
+@admin.action(description="Revoke selected keys")
+def revoke_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    for key in queryset:
+        services.apikey_revoke(prefix=key.prefix)
+    modeladmin.message_user(request, f"{queryset.count()} key(s) revoked.")
+
+
+@admin.register(models.ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    """Never shows the secret's hash; keys are created with ``manage.py apikey_create``."""
+
+    list_display = (
+        "prefix",
+        "organization",
+        "name",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    list_filter = ("organization",)
+    fields = (
+        "prefix",
+        "organization",
+        "name",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    readonly_fields = fields
+    actions = [revoke_keys]
+
+
+@admin.register(models.WebhookEndpoint)
+class WebhookEndpointAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "organization", "url", "active", "cursor")
+    fields = ("organization", "url", "event_types", "active", "cursor", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(models.WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "endpoint", "entry_seq", "status", "attempts", "last_status_code")
+    list_filter = ("status",)

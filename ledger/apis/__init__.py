@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from . import schema  # noqa: F401  (registers the OpenAPI auth extensions)
 from .errors import exception_handler
 
 __all__ = ["exception_handler"]

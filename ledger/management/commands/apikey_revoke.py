@@ -1,0 +1,24 @@
+"""``manage.py apikey_revoke <prefix>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger import services
+from ledger.exceptions import LedgerError
+
+
+class Command(BaseCommand):
+    help = "Revoke an API key by its public prefix."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("prefix")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            key = services.apikey_revoke(prefix=options["prefix"])
+        except LedgerError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(f"revoked {key.prefix} ({key.organization.handle})")
