@@ -9,9 +9,9 @@ class LedgerConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
 
         from .apis import schema  # noqa: F401  (registers the OpenAPI auth extensions)
-        from django.core.exceptions import ImproperlyConfigured
 
         # Production refuses to start without its signing key, rather than at the first write.
         if settings.PRODUCTION and not settings.LEDGER_SIGNING_KEY_FILE.exists():
