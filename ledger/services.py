@@ -123,7 +123,7 @@ def _checkpoint_soon() -> None:
     task that starts after it, and a burst of writes costs one checkpoint."""
     from django.conf import settings
 
-    from .tasks import ledger_checkpoint_task
+    from .tasks import ledger_checkpoint_task, webhooks_dispatch_task
 
     global _checkpoint_last_enqueued
     interval = settings.LEDGER_CHECKPOINT_INTERVAL
@@ -133,6 +133,7 @@ def _checkpoint_soon() -> None:
             return
         _checkpoint_last_enqueued = now
     ledger_checkpoint_task.apply_async(countdown=interval)
+    webhooks_dispatch_task.apply_async(countdown=interval)
 
 
 # ---- validation helpers ----------------------------------------------------------------------

@@ -11,3 +11,25 @@ def ledger_checkpoint_task() -> int | None:
 
     checkpoint = ledger_checkpoint_issue()
     return checkpoint.size if checkpoint else None
+
+
+@shared_task(acks_late=True)
+def webhooks_dispatch_task() -> int:
+    """Turn new ledger entries into webhook deliveries (idempotent; beat runs it too)."""
+    from .webhooks import webhooks_dispatch
+
+    return len(webhooks_dispatch())
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def webhook_deliver_task(self, delivery_id: int) -> bool:  # type: ignore[no-untyped-def]
+    """POST one delivery; on failure retry with exponential backoff (capped at an hour)."""
+    from django.conf import settings
+
+    from .webhooks import DeliveryFailed, webhook_deliver
+
+    try:
+        return webhook_deliver(delivery_id)
+    except DeliveryFailed as exc:
+        base = settings.WEBHOOK_RETRY_BASE_SECONDS
+        raise self.retry(exc=exc, countdown=min(base * 2**self.request.retries, 3600)) from None

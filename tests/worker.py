@@ -26,6 +26,7 @@ def worker_env(queue: str) -> dict[str, str]:
         url = settings.DATABASE_URL
         env["DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + db["NAME"]
     env["CELERY_QUEUE"] = queue
+    env["WEBHOOK_RETRY_BASE_SECONDS"] = "0.2"  # retries in tests within a second
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

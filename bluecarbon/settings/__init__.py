@@ -207,7 +207,12 @@ CELERY_BEAT_SCHEDULE = {
     # A backstop: writes enqueue a checkpoint on commit; this covers a process that died
     # between its commit and the enqueue.
     "ledger-checkpoint": {"task": "ledger.tasks.ledger_checkpoint_task", "schedule": 10.0},
+    "webhooks-dispatch": {"task": "ledger.tasks.webhooks_dispatch_task", "schedule": 5.0},
 }
+
+# --- Webhooks -------------------------------------------------------------------------------
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,11 @@ MATRIX: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/transfers"): "transfer",
     # Any key: each operation inside is checked against its own scope (tests/api/test_bulk.py).
     ("POST", "/api/v1/bulk"): ANY_KEY,
+    ("GET", "/api/v1/webhooks"): "read",
+    ("POST", "/api/v1/webhooks"): "read",
+    ("DELETE", "/api/v1/webhooks/{id}"): "read",
+    ("GET", "/api/v1/webhooks/{id}/deliveries"): "read",
+    ("POST", "/api/v1/webhooks/{id}/replay"): "read",
 }
 
 
