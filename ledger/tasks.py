@@ -33,3 +33,11 @@ def webhook_deliver_task(self, delivery_id: int) -> bool:  # type: ignore[no-unt
     except DeliveryFailed as exc:
         base = settings.WEBHOOK_RETRY_BASE_SECONDS
         raise self.retry(exc=exc, countdown=min(base * 2**self.request.retries, 3600)) from None
+
+
+@shared_task(acks_late=True)
+def idempotency_records_expire_task() -> int:
+    """Forget Idempotency-Key records older than 48 hours (they are kept at least 24)."""
+    from .apis.idempotency import idempotency_records_expire
+
+    return idempotency_records_expire()

@@ -208,6 +208,10 @@ CELERY_BEAT_SCHEDULE = {
     # between its commit and the enqueue.
     "ledger-checkpoint": {"task": "ledger.tasks.ledger_checkpoint_task", "schedule": 10.0},
     "webhooks-dispatch": {"task": "ledger.tasks.webhooks_dispatch_task", "schedule": 5.0},
+    "idempotency-expire": {
+        "task": "ledger.tasks.idempotency_records_expire_task",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Webhooks -------------------------------------------------------------------------------

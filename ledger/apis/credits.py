@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.renderers import StaticHTMLRenderer
 from rest_framework.request import Request
@@ -20,12 +20,88 @@ from .. import selectors, services
 from ..core import merkle
 from ..core.entry import decode_entry
 from ..exceptions import InvalidInput, NotFound
-from ..models import Cancellation, LedgerEntry, Retirement, Reversal
+from ..models import Account, Cancellation, LedgerEntry, Retirement, Reversal
 from .base import BaseApi, PublicApi, TonnesField
 
 
+class TransferOutputSerializer(serializers.Serializer):
+    entry_seq = serializers.IntegerField()
+    batch = serializers.IntegerField()
+    sender = serializers.IntegerField()
+    recipient = serializers.IntegerField()
+    quantity = TonnesField()
+    time = serializers.CharField()
+
+
+SCAN = 5000
+
+
 class TransferCreateApi(BaseApi):
-    required_scope = "transfer"
+    required_scopes = {"POST": "transfer", "GET": "read"}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="entry seq to continue after"),
+            OpenApiParameter("account", int),
+        ],
+        responses={
+            200: inline_serializer(
+                "TransferPage",
+                {
+                    "results": TransferOutputSerializer(many=True),
+                    "next_after": serializers.IntegerField(allow_null=True),
+                },
+            )
+        },
+        operation_id="transfers_list",
+        tags=["credits"],
+    )
+    def get(self, request: Request) -> Response:
+        """Transfers touching the caller's accounts, read from the ledger. Each call scans at
+        most 5,000 transfer entries; follow ``next_after`` until it is null."""
+        after, _ = _page_params(request)
+        actor = self.actor(request)
+        account = request.query_params.get("account")
+        if account is not None and not account.isdigit():
+            raise InvalidInput("account must be an integer", detail={"account": "invalid"})
+        mine = (
+            None
+            if actor.is_operator
+            else set(
+                Account.objects.filter(organization_id=actor.organization_id).values_list(
+                    "pk", flat=True
+                )
+            )
+        )
+        rows = list(
+            LedgerEntry.objects.filter(type="credit.transfer", seq__gt=after)
+            .order_by("seq")
+            .values_list("seq", "body")[:SCAN]
+        )
+        results = []
+        for seq, body in rows:
+            e = decode_entry(bytes(body))
+            parties = {e.data["from"], e.data["to"]}
+            if mine is not None and not parties & mine:
+                continue
+            if account is not None and int(account) not in parties:
+                continue
+            results.append(
+                {
+                    "entry_seq": seq,
+                    "batch": e.data["batch"],
+                    "sender": e.data["from"],
+                    "recipient": e.data["to"],
+                    "quantity": e.data["quantity"],
+                    "time": e.time,
+                }
+            )
+        return Response(
+            {
+                "results": TransferOutputSerializer(results, many=True).data,
+                "next_after": rows[-1][0] if len(rows) == SCAN else None,
+            }
+        )
 
     class InputSerializer(serializers.Serializer):
         batch = serializers.IntegerField(min_value=1)

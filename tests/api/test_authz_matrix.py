@@ -47,6 +47,7 @@ MATRIX: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/reversals"): "read",
     ("POST", "/api/v1/reversals"): "issue",
     ("POST", "/api/v1/transfers"): "transfer",
+    ("GET", "/api/v1/transfers"): "read",
     # Any key: each operation inside is checked against its own scope (tests/api/test_bulk.py).
     ("POST", "/api/v1/bulk"): ANY_KEY,
     ("GET", "/api/v1/webhooks"): "read",

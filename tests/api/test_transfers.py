@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from ledger import services
 from ledger.models import Holding, LedgerEntry
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +106,55 @@ def test_no_key_is_unauthorized(world):
     response = APIClient().post("/api/v1/transfers", {}, format="json")
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+def test_the_transfer_list_shows_only_the_callers_transfers(world, client_for):
+    from tests.factories import World
+
+    b = world.issue(5_000_000)
+    other = World()
+    ob = other.issue(1_000_000)
+    services.credit_transfer(
+        actor=world.dev,
+        batch=b.pk,
+        sender=world.dev_account.pk,
+        recipient=world.buyer_account.pk,
+        quantity=1_500,
+    )
+    services.credit_transfer(
+        actor=other.dev,
+        batch=ob.pk,
+        sender=other.dev_account.pk,
+        recipient=other.buyer_account.pk,
+        quantity=9,
+    )
+    listed = client_for(world.buyer).get("/api/v1/transfers").json()
+    assert [(t["sender"], t["quantity"]) for t in listed["results"]] == [
+        (world.dev_account.pk, "1.500")
+    ]
+    assert listed["next_after"] is None
+
+
+def test_old_idempotency_records_expire(world, client_for):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ledger.apis.idempotency import idempotency_records_expire
+    from ledger.models import IdempotencyRecord
+
+    b = world.issue()
+    client_for(world.developer).post(
+        "/api/v1/transfers",
+        {
+            "batch": b.pk,
+            "sender": world.dev_account.pk,
+            "recipient": world.buyer_account.pk,
+            "quantity": "1",
+        },
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="old",
+    )
+    assert idempotency_records_expire() == 0  # kept at least 24 hours
+    IdempotencyRecord.objects.update(created_at=timezone.now() - dt.timedelta(hours=49))
+    assert idempotency_records_expire() == 1
