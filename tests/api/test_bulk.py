@@ -132,3 +132,90 @@ def test_the_jsonl_import_resumes_after_a_failing_chunk(world, tmp_path):
         stdout=out,
     )
     assert Holding.objects.get(account=world.buyer_account, batch=b).tradable == 11_000
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_set_based_transfer_path_equals_the_single_service(world, seed):
+    """Random runs of transfers (some refused) applied by bulk_apply and, in another
+    savepoint, by credit_transfer one by one: same result, same entries, same balances."""
+    import random
+
+    from django.db import transaction
+
+    from ledger import services
+    from ledger.apis.auth import ALL_SCOPES
+    from ledger.bulk import bulk_apply
+    from ledger.core.entry import decode_entry
+    from ledger.exceptions import LedgerError
+    from ledger.models import Holding
+    from ledger.signing import trusted_verifiers
+    from ledger.verify import verify_ledger
+    from tests.factories import account
+
+    rng = random.Random(seed)
+    b1, b2 = world.issue(50_000, year=2020), world.issue(50_000, year=2021)
+    accounts = [
+        world.dev_account.pk,
+        world.buyer_account.pk,
+        account(world.developer, "Second").pk,
+        world.buffer.pk,
+    ]
+    ops = [
+        {
+            "op": "transfer",
+            "batch": rng.choice([b1.pk, b2.pk]),
+            "sender": rng.choice(accounts[:3]),
+            "recipient": rng.choice(accounts),
+            "quantity": str(rng.randint(1, 30_000) / 1000),
+        }
+        for _ in range(rng.randint(1, 25))
+    ]
+
+    def outcome(apply):
+        start = LedgerEntry.objects.count()
+        try:
+            with transaction.atomic():
+                apply()
+                raise _Rollback(
+                    [
+                        (
+                            e.type,
+                            decode_entry(bytes(e.body)).data,
+                            decode_entry(bytes(e.body)).actor,
+                        )
+                        for e in LedgerEntry.objects.filter(seq__gte=start).order_by("seq")
+                    ],
+                    sorted(Holding.objects.values_list("account_id", "batch_id", "tradable")),
+                )
+        except LedgerError as exc:
+            return ("refused", exc.code, exc.detail.get("index"))
+        except _Rollback as done:
+            return done.args
+
+    def one_by_one():
+        for i, op in enumerate(ops):
+            try:
+                from ledger.core.quantity import parse_tonnes
+
+                services.credit_transfer(
+                    actor=world.dev,
+                    batch=op["batch"],
+                    sender=op["sender"],
+                    recipient=op["recipient"],
+                    quantity=parse_tonnes(op["quantity"]),
+                )
+            except LedgerError as exc:
+                exc.detail = {**exc.detail, "index": i}
+                raise
+
+    fast = outcome(lambda: bulk_apply(actor=world.dev, scopes=ALL_SCOPES, operations=ops))
+    slow = outcome(one_by_one)
+    assert fast == slow
+    if fast[0] != "refused":
+        with transaction.atomic():
+            bulk_apply(actor=world.dev, scopes=ALL_SCOPES, operations=ops)
+        verify_ledger(verifiers=trusted_verifiers())
+
+
+class _Rollback(Exception):
+    pass
