@@ -134,3 +134,45 @@ def test_only_the_registry_updates_a_project(world, client_for):
         f"/api/v1/projects/{world.project.pk}", {"status": "active"}, format="json"
     )
     assert r.status_code == 404
+
+
+def test_a_key_opens_an_account_for_its_own_organization(world, client_for):
+    client = client_for(world.buyer, "transfer", "read")
+    r = client.post("/api/v1/accounts", {"name": "Trading"}, format="json")
+    assert r.status_code == 201
+    assert r.json()["organization"] == world.buyer.pk
+    assert r.json()["kind"] == "holding"
+    assert client.post("/api/v1/accounts", {"name": ""}, format="json").status_code == 400
+
+
+def test_methodologies_batches_and_projects_read_back_exactly(world, client_for):
+    b = world.issue(2_340_100, share_bp=0)
+    client = client_for(world.buyer)
+    methodologies = client.get("/api/v1/methodologies").json()["results"]
+    assert world.project.methodology.code in [m["code"] for m in methodologies]
+    batch = client.get(f"/api/v1/batches/{b.pk}").json()
+    assert (batch["serial"], batch["issued"], batch["outstanding"]) == (
+        b.serial,
+        "2340.100",
+        "2340.100",
+    )
+    assert client.get("/api/v1/batches/999999").status_code == 404
+    project = client.get(f"/api/v1/projects/{world.project.pk}").json()
+    assert project["code"] == world.project.code
+    assert project["location"] == {"type": "Point", "coordinates": ["110.4", "21.2"]}
+    assert client.get("/api/v1/projects/999999").status_code == 404
+
+
+def test_lists_page_with_a_stable_cursor(world, client_for):
+    from tests.factories import project
+
+    for _ in range(3):
+        project(world.registry, world.developer)
+    client = client_for(world.buyer)
+    ids, after, pages = [], 0, 0
+    while after is not None:
+        page = client.get("/api/v1/projects", {"limit": 2, "after": after}).json()
+        ids += [p["id"] for p in page["results"]]
+        after, pages = page["next_after"], pages + 1
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 4
+    assert pages == 3  # 2 + 2 + an empty last page: a full page always offers a next one
