@@ -318,11 +318,14 @@ class LedgerEntry(models.Model):
     seq = models.BigIntegerField(primary_key=True)
     body = models.BinaryField()
     # Copied out of the body for filtering; the verifier checks it matches the body.
-    type = models.CharField(max_length=32, db_index=True)
+    type = models.CharField(max_length=32)
 
     class Meta:
         ordering = ["seq"]
         verbose_name_plural = "ledger entries"
+        # A plain btree (db_index=True would add a second, pattern-matching index on
+        # PostgreSQL, maintained on every append and never used).
+        indexes = [models.Index(fields=["type", "seq"], name="ledger_entry_type_seq")]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.type}"

@@ -5,6 +5,10 @@ fires no DELETE trigger), and all are ``ENABLE ALWAYS`` so that
 ``session_replication_role = replica`` does not switch them off. SQLite has no TRUNCATE; its
 ``DELETE FROM t`` (the truncate optimization) is disabled by the presence of a DELETE trigger.
 Only the table owner or a superuser can remove these; the tamper tests do exactly that.
+
+SQLite drops a table's triggers when a migration rebuilds the table (it does so to alter a
+column): such a migration must end by reinstalling them (see migration 0004). ``ledger_verify``
+fails if they are missing.
 """
 
 from __future__ import annotations
@@ -60,6 +64,23 @@ def uninstall_sql(vendor: str) -> list[str]:
         for t in APPEND_ONLY_TABLES
         for op in ("update", "delete")
     ]
+
+
+def installed(connection: Any) -> bool:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = ANY(%s) AND tgenabled = 'A'",
+                [[f"{t}_{n}" for t in APPEND_ONLY_TABLES for n in ("append_only", "no_truncate")]],
+            )
+            return cursor.fetchone()[0] == 2 * len(APPEND_ONLY_TABLES)
+        cursor.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ("
+            + ", ".join(["%s"] * (2 * len(APPEND_ONLY_TABLES)))
+            + ")",
+            [f"{t}_no_{op}" for t in APPEND_ONLY_TABLES for op in ("update", "delete")],
+        )
+        return cursor.fetchone()[0] == 2 * len(APPEND_ONLY_TABLES)
 
 
 def install(connection: Any) -> None:

@@ -177,6 +177,13 @@ def verify_ledger(
 ) -> Report:
     """Verify everything; raise ``VerificationError`` naming the first problem found."""
     origin = origin or settings.LEDGER_ORIGIN
+    from . import triggers
+
+    if not triggers.installed(connection):
+        raise VerificationError(
+            "the append-only triggers are missing or disabled: the database no longer refuses "
+            "changes to ledger rows"
+        )
     if not verifiers:
         raise VerificationError("no trusted verifier keys: cannot check checkpoint signatures")
     outermost = not connection.in_atomic_block

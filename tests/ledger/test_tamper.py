@@ -59,6 +59,17 @@ def bypass_triggers() -> None:
         triggers.uninstall(connection)
 
 
+def restore_triggers() -> None:
+    """The careful attacker puts the triggers back, so only the content can give them away."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for table in triggers.APPEND_ONLY_TABLES:
+                for name in ("append_only", "no_truncate"):
+                    cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_{name}")
+    elif not triggers.installed(connection):
+        triggers.install(connection)
+
+
 def body(seq: int) -> bytes:
     return bytes(LedgerEntry.objects.get(seq=seq).body)
 
@@ -69,6 +80,7 @@ def set_body(seq: int, new: bytes) -> None:
 
 
 def failure() -> VerificationError:
+    restore_triggers()
     with pytest.raises(VerificationError) as info:
         verify_ledger(verifiers=trusted_verifiers())
     return info.value
@@ -200,6 +212,7 @@ def rewrite_history(world, seq: int, signer: Signer) -> int:
             CheckpointBody(settings.LEDGER_ORIGIN, cp.size, roots[cp.size]), signer
         )
         Checkpoint.objects.filter(pk=cp.pk).update(root=roots[cp.size], note=note)
+    restore_triggers()
     return Checkpoint.objects.order_by("-size").first().size
 
 
@@ -226,10 +239,17 @@ def test_a_changed_balance_row_is_named(ledger):
     assert "999999" in str(err)
 
 
+def test_disabled_triggers_fail_verification(ledger):
+    bypass_triggers()
+    with pytest.raises(VerificationError, match="append-only triggers are missing"):
+        verify_ledger(verifiers=trusted_verifiers())
+
+
 def test_ledger_verify_exits_non_zero_and_names_the_entry(ledger, capsys):
     seq = transfer_seqs()[2]
     bypass_triggers()
     LedgerEntry.objects.filter(seq=seq).delete()
+    restore_triggers()
     with pytest.raises(SystemExit) as info:
         call_command("ledger_verify", "--no-progress")
     assert info.value.code == 1

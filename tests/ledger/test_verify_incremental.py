@@ -61,10 +61,11 @@ def test_the_incremental_run_catches_a_change_to_a_new_entry(world, keys):
     transfer(world, b, 2_000)
     services.ledger_checkpoint_issue()
     seq = LedgerEntry.objects.count() - 2
-    from tests.ledger.test_tamper import body, bypass_triggers, set_body
+    from tests.ledger.test_tamper import body, bypass_triggers, restore_triggers, set_body
 
     bypass_triggers()
     set_body(seq, body(seq).replace(b'"quantity":1000', b'"quantity":1001'))
+    restore_triggers()
 
     with pytest.raises(VerificationError) as info:
         verify_ledger(verifiers=trusted_verifiers(), state_file=state, since_checkpoint=True)
