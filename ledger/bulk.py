@@ -59,7 +59,7 @@ def bulk_apply(
     plan = []
     for index, op in enumerate(operations):
         kind = op.get("op") if isinstance(op, dict) else None
-        if kind not in kinds:
+        if not isinstance(kind, str) or kind not in kinds:
             raise InvalidInput(
                 f"operation {index}: op must be one of {', '.join(kinds)}",
                 detail={"index": index, "op": "invalid_choice"},

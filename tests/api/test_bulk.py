@@ -219,3 +219,9 @@ def test_the_set_based_transfer_path_equals_the_single_service(world, seed):
 
 class _Rollback(Exception):
     pass
+
+
+@pytest.mark.parametrize("op", [{"op": {"x": 1}}, {"op": ["transfer"]}, {"op": None}, "transfer"])
+def test_a_malformed_operation_is_400_not_500(world, client_for, op):
+    r = client_for(world.developer).post("/api/v1/bulk", {"operations": [op]}, format="json")
+    assert r.status_code == 400
