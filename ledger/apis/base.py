@@ -15,9 +15,28 @@ from rest_framework.views import APIView
 
 from ..actors import Actor
 from ..core.quantity import QuantityError, format_tonnes, parse_tonnes
+from ..exceptions import InvalidInput
 from .auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasScope, SessionAuthentication
 from .auth import actor_for as _actor_for
 from .idempotency import idempotent
+
+MAX_ID = 2**62
+
+
+def page_params(request: Request) -> tuple[int, int]:
+    """``?after=<id or seq>&limit=<1..500>`` (defaults 0 and 100), validated: 400, never 500."""
+    try:
+        after = int(request.query_params.get("after", 0))
+        limit = int(request.query_params.get("limit", 100))
+    except ValueError:
+        raise InvalidInput(
+            "after and limit must be integers", detail={"after": "invalid"}
+        ) from None
+    if not 0 <= after < MAX_ID or not 1 <= limit <= 500:
+        raise InvalidInput(
+            "after must be >= 0 and limit 1 to 500", detail={"limit": "out_of_range"}
+        )
+    return after, limit
 
 
 class BaseApi(APIView):

@@ -21,7 +21,7 @@ from ..core import merkle
 from ..core.entry import decode_entry
 from ..exceptions import InvalidInput, NotFound
 from ..models import Account, Cancellation, LedgerEntry, Retirement, Reversal
-from .base import BaseApi, PublicApi, TonnesField
+from .base import BaseApi, PublicApi, TonnesField, page_params
 
 
 class TransferOutputSerializer(serializers.Serializer):
@@ -59,7 +59,7 @@ class TransferCreateApi(BaseApi):
     def get(self, request: Request) -> Response:
         """Transfers touching the caller's accounts, read from the ledger. Each call scans at
         most 5,000 transfer entries; follow ``next_after`` until it is null."""
-        after, _ = _page_params(request)
+        after, _ = page_params(request)
         actor = self.actor(request)
         account = request.query_params.get("account")
         if account is not None and not account.isdigit():
@@ -143,21 +143,6 @@ class TransferCreateApi(BaseApi):
         return self.idempotent(request, run)
 
 
-def _page_params(request: Request) -> tuple[int, int]:
-    try:
-        after = int(request.query_params.get("after", 0))
-        limit = int(request.query_params.get("limit", 100))
-    except ValueError:
-        raise InvalidInput(
-            "after and limit must be integers", detail={"after": "invalid"}
-        ) from None
-    if not 0 <= after < 2**62 or not 1 <= limit <= 500:
-        raise InvalidInput(
-            "after must be >= 0 and limit 1 to 500", detail={"limit": "out_of_range"}
-        )
-    return after, limit
-
-
 _PAGE = [OpenApiParameter("after", int), OpenApiParameter("limit", int)]
 
 
@@ -213,7 +198,7 @@ class RetirementCreateApi(BaseApi):
         tags=["credits"],
     )
     def get(self, request: Request) -> Response:
-        after, limit = _page_params(request)
+        after, limit = page_params(request)
         actor = self.actor(request)
         rows = Retirement.objects.select_related("batch__project").filter(entry_seq__gt=after)
         if not actor.is_operator:
@@ -325,7 +310,7 @@ class CancellationApi(BaseApi):
         tags=["credits"],
     )
     def get(self, request: Request) -> Response:
-        after, limit = _page_params(request)
+        after, limit = page_params(request)
         actor = self.actor(request)
         rows = Cancellation.objects.filter(entry_seq__gt=after)
         if not actor.is_operator:
@@ -375,7 +360,7 @@ class ReversalApi(BaseApi):
         tags=["credits"],
     )
     def get(self, request: Request) -> Response:
-        after, limit = _page_params(request)
+        after, limit = page_params(request)
         rows = Reversal.objects.filter(entry_seq__gt=after).order_by("entry_seq")[:limit]
         return Response(ReversalOutputSerializer(rows, many=True).data)
 

@@ -21,24 +21,7 @@ from ..core.quantity import QuantityError, format_hectares, format_share, parse_
 from ..core.quantity import parse_share as _parse_share
 from ..exceptions import InvalidInput, NotFound
 from ..models import Account, Batch, Ecosystem, Holding, Methodology, Organization, Project
-from .base import BaseApi, TonnesField
-
-MAX_ID = 2**62
-
-
-def _page(request: Request) -> tuple[int, int]:
-    try:
-        after = int(request.query_params.get("after", 0))
-        limit = int(request.query_params.get("limit", 100))
-    except ValueError:
-        raise InvalidInput(
-            "after and limit must be integers", detail={"after": "invalid"}
-        ) from None
-    if not 0 <= after < MAX_ID or not 1 <= limit <= 500:
-        raise InvalidInput(
-            "after must be >= 0 and limit 1 to 500", detail={"limit": "out_of_range"}
-        )
-    return after, limit
+from .base import MAX_ID, BaseApi, TonnesField, page_params
 
 
 def _int_filter(request: Request, name: str) -> int | None:
@@ -57,7 +40,7 @@ def _int_filter(request: Request, name: str) -> int | None:
 def _paged(
     qs: QuerySet[Any], request: Request, serializer: type[serializers.Serializer]
 ) -> Response:
-    after, limit = _page(request)
+    after, limit = page_params(request)
     rows = list(qs.filter(pk__gt=after).order_by("pk")[:limit])
     return Response(
         {
