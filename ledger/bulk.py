@@ -85,6 +85,7 @@ def bulk_apply(
         plan.append((index, kind, apply, serializer.validated_data))
     results: list[dict[str, Any]] = []
     with transaction.atomic():
+        _lock_everything(plan)
         run: list[tuple[int, dict[str, Any]]] = []
         for index, kind, apply, data in [*plan, (None, None, None, None)]:
             if kind == "transfer":
@@ -100,6 +101,39 @@ def bulk_apply(
             except LedgerError as exc:
                 raise _at(exc, index, kind) from None
     return results
+
+
+def _lock_everything(plan: list[Any]) -> None:
+    """Take every row lock the whole request needs, in the order of ``locks.py``, before the
+    first operation appends (and so holds the ledger head). Otherwise a later operation would
+    lock a holding while holding the head, against a single transfer that holds that holding
+    and waits for the head: a deadlock."""
+    from . import locks
+    from .models import Account, Batch, Project
+
+    def ok(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**62
+
+    projects, batches, pairs = set(), set(), set()
+    for _, kind, _, d in plan:
+        if kind == "issue" and ok(d.get("project")):
+            projects.add(d["project"])
+        elif kind in ("transfer", "retire", "cancel") and ok(d.get("batch")):
+            batches.add(d["batch"])
+            for field in ("sender", "recipient", "account"):
+                if ok(d.get(field)):
+                    pairs.add((d[field], d["batch"]))
+    for pk in sorted(Project.objects.filter(pk__in=projects).values_list("pk", flat=True)):
+        locks.project_lock(pk)
+    existing_batches = set(Batch.objects.filter(pk__in=batches).values_list("pk", flat=True))
+    for pk in sorted(existing_batches):
+        locks.batch_lock(pk)
+    accounts = set(
+        Account.objects.filter(pk__in={a for a, _ in pairs}).values_list("pk", flat=True)
+    )
+    held = [(a, b) for a, b in pairs if a in accounts and b in existing_batches]
+    if held:
+        locks.holdings_lock(held)
 
 
 def _transfer_fields(index: int, fields: dict[str, Any]) -> dict[str, Any]:
