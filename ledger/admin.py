@@ -200,42 +200,6 @@ class MerkleNodeAdmin(ReadOnlyAdmin):
     list_display = ("level", "index")
 
 
-@admin.action(description="Revoke selected keys")
-def revoke_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    for key in queryset:
-        services.apikey_revoke(prefix=key.prefix)
-    modeladmin.message_user(request, f"{queryset.count()} key(s) revoked.")
-
-
-@admin.register(models.ApiKey)
-class ApiKeyAdmin(ReadOnlyAdmin):
-    """Never shows the secret's hash; keys are created with ``manage.py apikey_create``."""
-
-    list_display = (
-        "prefix",
-        "organization",
-        "name",
-        "scopes",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-    )
-    list_filter = ("organization",)
-    fields = (
-        "prefix",
-        "organization",
-        "name",
-        "scopes",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-    )
-    readonly_fields = fields
-    actions = [revoke_keys]
-
-
 @admin.register(models.WebhookEndpoint)
 class WebhookEndpointAdmin(ReadOnlyAdmin):
     list_display = ("pk", "organization", "url", "active", "cursor")
@@ -247,3 +211,7 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("pk", "endpoint", "entry_seq", "status", "attempts", "last_status_code")
     list_filter = ("status",)
+
+
+# API keys have an add form and a revoke action of their own.
+from . import admin_apikeys  # noqa: E402,F401

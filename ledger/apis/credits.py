@@ -1,69 +1,260 @@
-"""Moving credits: transfers, retirements (with verifiable certificates), cancellations,
-reversals."""
+"""Moving credits under ``/api/v1/``: transfers, escrow holds, retirements (with certificates
+that verify offline), cancellations, reversals.
+
+Who sees what: transfers, escrow holds, retirements and cancellations are listed for the
+caller's organization (an operator's key: everyone's); another organization's escrow hold is a
+404, exactly like an id that does not exist. A retirement certificate is a public record, as
+registries publish them: any authenticated caller reads it, and its printable page needs no key
+at all. Reversals are public registry data.
+
+Lists are pages: ``?after=&limit=<1..500>`` (default 100) answers
+``{"results": [...], "next_after": <cursor or null>}``, null exactly when nothing follows. The
+cursor is the row's ``id``; for transfers, which exist only as ledger entries, the entry's
+``seq``. Query parameters are validated like bodies: a bad one is a 400 naming it, never a 500.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.renderers import StaticHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import selectors, services
+from ..actors import Actor
 from ..core import merkle
 from ..core.entry import decode_entry
-from ..exceptions import InvalidInput, NotFound
-from ..models import Account, Cancellation, LedgerEntry, Retirement, Reversal
-from .base import BaseApi, PublicApi, TonnesField, page_params
+from ..core.quantity import format_tonnes
+from ..exceptions import NotFound
+from ..models import Account, Cancellation, EscrowHold, LedgerEntry, Retirement, Reversal
+from .base import MAX_ID, BaseApi, PublicApi, TonnesField
+
+# ---- shared pieces ------------------------------------------------------------------------------
+
+_ERROR = inline_serializer(
+    "CreditsApiError",
+    {
+        "code": serializers.CharField(help_text="stable machine-readable code"),
+        "message": serializers.CharField(),
+        "detail": serializers.DictField(),
+    },
+)
+
+
+def _responses(ok: dict[Any, Any], *errors: int) -> dict[Any, Any]:
+    # 401, 403 (scope) and 429 can answer any authenticated operation.
+    return {**ok, **{code: _ERROR for code in sorted({401, 403, 429, *errors})}}
+
+
+def _on_one_path(name: str, *operations: type[BaseApi]) -> type[BaseApi]:
+    """The view for a path that carries several operations (a collection's GET and POST):
+    each operation is its own class, and Django routes a path to one view, so this makes a
+    class that inherits each operation's handler and asks for that operation's scope."""
+    scopes: dict[str, str | None] = {}
+    for op in operations:
+        for method in op.http_method_names:
+            if method in vars(op):
+                if method.upper() in scopes:
+                    raise ImproperlyConfigured(f"{name}: two handlers for {method.upper()}")
+                scopes[method.upper()] = op.required_scope
+    return type(
+        name,
+        operations,
+        {
+            "__module__": __name__,
+            "__doc__": "Serves " + ", ".join(op.__name__ for op in operations) + ".",
+            "required_scopes": scopes,
+        },
+    )
+
+
+def _path_id(raw: str, what: str) -> int:
+    """An id from the URL; anything that cannot be one is not found (a JSON 404, never
+    Django's HTML page or a database overflow)."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) < MAX_ID:
+        return int(raw)
+    raise NotFound(f"{what} {raw} not found")
+
+
+_ID = [OpenApiParameter("id", int, OpenApiParameter.PATH)]
+
+
+class PageSerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, default=0, help_text="return rows with id > after"
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+class AccountBatchFilterSerializer(PageSerializer):
+    account = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, help_text="only this account's"
+    )
+    batch = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, help_text="only this batch's"
+    )
+
+
+def _query(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    params = serializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return dict(params.validated_data)
+
+
+def _page(qs: QuerySet[Any], params: dict[str, Any]) -> tuple[list[Any], int | None]:
+    after, limit = params["after"], params["limit"]
+    # One row more than the page: next_after is null exactly when nothing follows.
+    rows = list(qs.filter(pk__gt=after).order_by("pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].pk if more else None
+
+
+def _filtered(qs: QuerySet[Any], params: dict[str, Any]) -> QuerySet[Any]:
+    if "account" in params:
+        qs = qs.filter(account_id=params["account"])
+    if "batch" in params:
+        qs = qs.filter(batch_id=params["batch"])
+    return qs
+
+
+def _page_of(name: str, item: type[serializers.Serializer], cursor: str = "id") -> Any:
+    return inline_serializer(
+        name,
+        {
+            "results": item(many=True),
+            "next_after": serializers.IntegerField(
+                allow_null=True,
+                help_text=f"pass as ?after= for the next page (an {cursor}); null at the end",
+            ),
+        },
+    )
+
+
+def _own(qs: QuerySet[Any], actor: Actor) -> QuerySet[Any]:
+    return qs if actor.is_operator else qs.filter(account__organization_id=actor.organization_id)
+
+
+def _entry_times(seqs: Iterable[int]) -> dict[int, str]:
+    """Each entry's time, read from its bytes: the ledger is the only place it is kept."""
+    rows = LedgerEntry.objects.filter(seq__in=set(seqs)).values_list("seq", "body")
+    return {seq: decode_entry(bytes(body)).time for seq, body in rows}
+
+
+class _TimedSerializer(serializers.Serializer):
+    time = serializers.SerializerMethodField(help_text="the ledger entry's time (UTC)")
+
+    def get_time(self, obj: Any) -> str:
+        return self.context["times"][obj.entry_seq]
+
+
+# ---- transfers ----------------------------------------------------------------------------------
 
 
 class TransferOutputSerializer(serializers.Serializer):
-    entry_seq = serializers.IntegerField()
+    entry_seq = serializers.IntegerField(help_text="the credit.transfer ledger entry")
     batch = serializers.IntegerField()
     sender = serializers.IntegerField()
     recipient = serializers.IntegerField()
     quantity = TonnesField()
-    time = serializers.CharField()
+    time = serializers.CharField(help_text="the ledger entry's time (UTC)")
 
 
+def _transfer(seq: int, body: bytes) -> dict[str, Any]:
+    e = decode_entry(body)
+    return {
+        "entry_seq": seq,
+        "batch": e.data["batch"],
+        "sender": e.data["from"],
+        "recipient": e.data["to"],
+        "quantity": e.data["quantity"],
+        "time": e.time,
+    }
+
+
+# Transfers exist only as ledger entries, so a page is found by scanning them in seq order. One
+# call reads at most SCAN of them (CHUNK per query); if it stops there, next_after says where
+# to go on, after a page that may be short or even empty.
 SCAN = 5000
+CHUNK = 1000
 
 
-class TransferCreateApi(BaseApi):
-    required_scopes = {"POST": "transfer", "GET": "read"}
+def _transfers_page(
+    *, mine: set[int] | None, account: int | None, batch: int | None, after: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    found: list[dict[str, Any]] = []
+    scanned = 0
+    while scanned < SCAN:
+        want = min(CHUNK, SCAN - scanned)
+        rows = list(
+            LedgerEntry.objects.filter(type="credit.transfer", seq__gt=after)
+            .order_by("seq")
+            .values_list("seq", "body")[:want]
+        )
+        for seq, body in rows:
+            t = _transfer(seq, bytes(body))
+            parties = {t["sender"], t["recipient"]}
+            if (
+                (mine is None or parties & mine)
+                and (account is None or account in parties)
+                and (batch is None or t["batch"] == batch)
+            ):
+                if len(found) == limit:  # one more than the page: something follows
+                    return found, found[-1]["entry_seq"]
+                found.append(t)
+        scanned += len(rows)
+        if len(rows) < want:
+            return found, None  # read to the end of the ledger
+        after = rows[-1][0]
+    # The scan budget is spent before the page is full: go on after the last entry read.
+    return found, after
+
+
+class TransferListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(PageSerializer):
+        after = serializers.IntegerField(
+            min_value=0, max_value=MAX_ID, default=0, help_text="entry seq to continue after"
+        )
+        account = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, required=False, help_text="only from or to it"
+        )
+        batch = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, required=False, help_text="only this batch's"
+        )
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("after", int, description="entry seq to continue after"),
-            OpenApiParameter("account", int),
-        ],
-        responses={
-            200: inline_serializer(
-                "TransferPage",
-                {
-                    "results": TransferOutputSerializer(many=True),
-                    "next_after": serializers.IntegerField(allow_null=True),
-                },
-            )
-        },
         operation_id="transfers_list",
         tags=["credits"],
+        parameters=[FilterSerializer],
+        responses=_responses(
+            {200: _page_of("TransferPage", TransferOutputSerializer, "entry seq")}, 400
+        ),
     )
     def get(self, request: Request) -> Response:
-        """Transfers touching the caller's accounts, read from the ledger. Each call scans at
-        most 5,000 transfer entries; follow ``next_after`` until it is null."""
-        after, _ = page_params(request)
+        """Transfers from or to the caller's accounts (an operator's key: all), read from the
+        ledger's credit.transfer entries. One call reads at most 5,000 transfer entries: follow
+        ``next_after`` until it is null (a page may be short, even empty, before the end)."""
+        params = _query(self.FilterSerializer, request)
         actor = self.actor(request)
-        account = request.query_params.get("account")
-        if account is not None and not account.isdigit():
-            raise InvalidInput("account must be an integer", detail={"account": "invalid"})
         mine = (
             None
             if actor.is_operator
@@ -73,82 +264,203 @@ class TransferCreateApi(BaseApi):
                 )
             )
         )
-        rows = list(
-            LedgerEntry.objects.filter(type="credit.transfer", seq__gt=after)
-            .order_by("seq")
-            .values_list("seq", "body")[:SCAN]
+        results, next_after = _transfers_page(
+            mine=mine,
+            account=params.get("account"),
+            batch=params.get("batch"),
+            after=params["after"],
+            limit=params["limit"],
         )
-        results = []
-        for seq, body in rows:
-            e = decode_entry(bytes(body))
-            parties = {e.data["from"], e.data["to"]}
-            if mine is not None and not parties & mine:
-                continue
-            if account is not None and int(account) not in parties:
-                continue
-            results.append(
-                {
-                    "entry_seq": seq,
-                    "batch": e.data["batch"],
-                    "sender": e.data["from"],
-                    "recipient": e.data["to"],
-                    "quantity": e.data["quantity"],
-                    "time": e.time,
-                }
-            )
         return Response(
             {
                 "results": TransferOutputSerializer(results, many=True).data,
-                "next_after": rows[-1][0] if len(rows) == SCAN else None,
+                "next_after": next_after,
             }
         )
 
+
+class TransferCreateApi(BaseApi):
+    required_scope = "transfer"
+
+    # Also the shape of a bulk "transfer" operation (ledger/apis/bulk.py mirrors it).
     class InputSerializer(serializers.Serializer):
         batch = serializers.IntegerField(min_value=1)
         sender = serializers.IntegerField(min_value=1)
         recipient = serializers.IntegerField(min_value=1)
         quantity = TonnesField()
 
-    class OutputSerializer(serializers.Serializer):
-        entry_seq = serializers.IntegerField()
-        batch = serializers.IntegerField()
-        sender = serializers.IntegerField()
-        recipient = serializers.IntegerField()
-        quantity = TonnesField()
-        time = serializers.CharField()
+    class OutputSerializer(TransferOutputSerializer):
+        pass
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: OutputSerializer},
         operation_id="transfers_create",
         tags=["credits"],
+        request=InputSerializer,
+        responses=_responses({201: OutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request) -> Response:
+        """Move tradable credits from one of the caller's accounts to any holding account."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
 
         def run() -> Response:
             entry = services.credit_transfer(actor=self.actor(request), **data.validated_data)
-            decoded = decode_entry(bytes(entry.body))
-            out: dict[str, Any] = {
-                "entry_seq": entry.seq,
-                "batch": decoded.data["batch"],
-                "sender": decoded.data["from"],
-                "recipient": decoded.data["to"],
-                "quantity": decoded.data["quantity"],
-                "time": decoded.time,
-            }
+            out = _transfer(entry.seq, bytes(entry.body))
             return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
 
         return self.idempotent(request, run)
 
 
-_PAGE = [OpenApiParameter("after", int), OpenApiParameter("limit", int)]
+TransfersApi = _on_one_path("TransfersApi", TransferListApi, TransferCreateApi)
+
+
+# ---- escrow holds -------------------------------------------------------------------------------
+
+
+class EscrowHoldOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    account = serializers.IntegerField(source="account_id")
+    batch = serializers.IntegerField(source="batch_id")
+    quantity = TonnesField(help_text="put on hold")
+    remaining = TonnesField(help_text="still on hold")
+    reference = serializers.CharField()
+
+
+class EscrowHoldListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(AccountBatchFilterSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="escrow_holds_list",
+        tags=["credits"],
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("EscrowHoldPage", EscrowHoldOutputSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's escrow holds (an operator's key: all), spent ones included."""
+        params = _query(self.FilterSerializer, request)
+        qs = _filtered(_own(EscrowHold.objects.all(), self.actor(request)), params)
+        rows, next_after = _page(qs, params)
+        return Response(
+            {
+                "results": EscrowHoldOutputSerializer(rows, many=True).data,
+                "next_after": next_after,
+            }
+        )
+
+
+class EscrowHoldCreateApi(BaseApi):
+    required_scope = "transfer"
+
+    class InputSerializer(serializers.Serializer):
+        batch = serializers.IntegerField(min_value=1)
+        account = serializers.IntegerField(min_value=1)
+        quantity = TonnesField()
+        reference = serializers.CharField(max_length=200, help_text="e.g. the auction lot")
+
+    class OutputSerializer(EscrowHoldOutputSerializer):
+        entry_seq = serializers.IntegerField(help_text="the escrow.hold ledger entry")
+
+    @extend_schema(
+        operation_id="escrow_holds_create",
+        tags=["credits"],
+        request=InputSerializer,
+        responses=_responses({201: OutputSerializer}, 400, 404, 409, 422),
+    )
+    def post(self, request: Request) -> Response:
+        """Set tradable credits of one of the caller's accounts aside (an auction lot, a
+        pending delivery): they stay in the account, escrowed, until released or delivered."""
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            hold = services.escrow_hold(actor=self.actor(request), **data.validated_data)
+            # Still inside the service's transaction, which holds the ledger head's lock: the
+            # last entry is the one it appended.
+            out = {
+                **EscrowHoldOutputSerializer(hold).data,
+                "entry_seq": selectors.ledger_size() - 1,
+            }
+            return Response(out, status=status.HTTP_201_CREATED)
+
+        return self.idempotent(request, run)
+
+
+EscrowHoldsApi = _on_one_path("EscrowHoldsApi", EscrowHoldListApi, EscrowHoldCreateApi)
+
+
+def _escrow_hold(actor: Actor, raw: str) -> EscrowHold:
+    hold = (
+        EscrowHold.objects.select_related("account").filter(pk=_path_id(raw, "escrow hold")).first()
+    )
+    # Another organization's hold is reported exactly like a missing one: no existence leak.
+    if hold is None or not actor.may_act_for(hold.account.organization_id):
+        raise NotFound(f"escrow hold {raw} not found")
+    return hold
+
+
+class EscrowHoldRetrieveApi(BaseApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="escrow_holds_retrieve",
+        tags=["credits"],
+        parameters=_ID,
+        responses=_responses({200: EscrowHoldOutputSerializer}, 404),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """One of the caller's escrow holds."""
+        return Response(EscrowHoldOutputSerializer(_escrow_hold(self.actor(request), pk)).data)
+
+
+class EscrowHoldReleaseApi(BaseApi):
+    required_scope = "transfer"
+
+    class InputSerializer(serializers.Serializer):
+        quantity = TonnesField(help_text="at most what remains on hold")
+
+    class OutputSerializer(EscrowHoldOutputSerializer):
+        released = TonnesField()
+        entry_seq = serializers.IntegerField(help_text="the escrow.release ledger entry")
+
+    @extend_schema(
+        operation_id="escrow_holds_release",
+        tags=["credits"],
+        parameters=_ID,
+        request=InputSerializer,
+        responses=_responses({200: OutputSerializer}, 400, 404, 409),
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Return escrowed credits to the holder's tradable balance (an auction lot unsold)."""
+        hold_id = _path_id(pk, "escrow hold")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        quantity = data.validated_data["quantity"]
+
+        def run() -> Response:
+            entry = services.escrow_release(
+                actor=self.actor(request), hold=hold_id, quantity=quantity
+            )
+            hold = EscrowHold.objects.get(pk=hold_id)
+            out = {
+                **EscrowHoldOutputSerializer(hold).data,
+                "released": format_tonnes(quantity),
+                "entry_seq": entry.seq,
+            }
+            return Response(out)
+
+        return self.idempotent(request, run)
+
+
+# ---- retirements --------------------------------------------------------------------------------
 
 
 class RetirementOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
     certificate = serializers.CharField()
-    entry_seq = serializers.IntegerField()
+    entry_seq = serializers.IntegerField(help_text="the credit.retire ledger entry")
     account = serializers.IntegerField(source="account_id")
     batch = serializers.IntegerField(source="batch_id")
     batch_serial = serializers.CharField(source="batch.serial")
@@ -159,29 +471,65 @@ class RetirementOutputSerializer(serializers.Serializer):
     quantity = TonnesField()
     beneficiary = serializers.CharField()
     purpose = serializers.CharField()
-    jurisdiction = serializers.CharField()
-    reason = serializers.CharField()
+    jurisdiction = serializers.CharField(help_text="ISO 3166-2")
+    reason = serializers.CharField(allow_blank=True)
+
+
+class RetirementListItemSerializer(_TimedSerializer, RetirementOutputSerializer):
+    pass
+
+
+class RetirementListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(AccountBatchFilterSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="retirements_list",
+        tags=["credits"],
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("RetirementPage", RetirementListItemSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's retirements (an operator's key: all). Anyone's certificate can be read
+        by its number."""
+        params = _query(self.FilterSerializer, request)
+        qs = _own(Retirement.objects.select_related("batch__project"), self.actor(request))
+        rows, next_after = _page(_filtered(qs, params), params)
+        times = _entry_times(r.entry_seq for r in rows)
+        return Response(
+            {
+                "results": RetirementListItemSerializer(
+                    rows, many=True, context={"times": times}
+                ).data,
+                "next_after": next_after,
+            }
+        )
 
 
 class RetirementCreateApi(BaseApi):
-    required_scopes = {"POST": "retire", "GET": "read"}
+    required_scope = "retire"
 
+    # Also the shape of a bulk "retire" operation (ledger/apis/bulk.py mirrors it).
     class InputSerializer(serializers.Serializer):
         batch = serializers.IntegerField(min_value=1)
         account = serializers.IntegerField(min_value=1)
         quantity = TonnesField()
         beneficiary = serializers.CharField(max_length=300)
         purpose = serializers.CharField(max_length=300)
-        jurisdiction = serializers.CharField(max_length=6)
+        jurisdiction = serializers.CharField(max_length=6, help_text="ISO 3166-2, e.g. CN-ZJ")
         reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: RetirementOutputSerializer},
         operation_id="retirements_create",
         tags=["credits"],
+        request=InputSerializer,
+        responses=_responses({201: RetirementOutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request) -> Response:
+        """Retire credits of one of the caller's accounts for a beneficiary, permanently: they
+        never move again. The answer carries the certificate number."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
 
@@ -191,63 +539,76 @@ class RetirementCreateApi(BaseApi):
 
         return self.idempotent(request, run)
 
-    @extend_schema(
-        parameters=_PAGE,
-        responses={200: RetirementOutputSerializer(many=True)},
-        operation_id="retirements_list",
-        tags=["credits"],
+
+RetirementsApi = _on_one_path("RetirementsApi", RetirementListApi, RetirementCreateApi)
+
+
+class CertificateProofSerializer(serializers.Serializer):
+    leaf_index = serializers.IntegerField(help_text="= entry_seq")
+    tree_size = serializers.IntegerField(help_text="the checkpoint's tree size")
+    hashes = serializers.ListField(
+        child=serializers.CharField(), help_text="base64; RFC 9162 §2.1.3 inclusion proof"
     )
-    def get(self, request: Request) -> Response:
-        after, limit = page_params(request)
-        actor = self.actor(request)
-        rows = Retirement.objects.select_related("batch__project").filter(entry_seq__gt=after)
-        if not actor.is_operator:
-            rows = rows.filter(account__organization_id=actor.organization_id)
-        return Response(
-            RetirementOutputSerializer(rows.order_by("entry_seq")[:limit], many=True).data
-        )
+    root = serializers.CharField(help_text="base64; the checkpoint's root hash")
+
+
+class CertificateSerializer(RetirementOutputSerializer):
+    entry_time = serializers.CharField(help_text="the ledger entry's time (UTC)")
+    entry = serializers.CharField(help_text="the ledger entry's exact RFC 8785 bytes, as text")
+    entry_sha256 = serializers.CharField(help_text="hex SHA-256 of the entry: the chain hash")
+    leaf_hash = serializers.CharField(help_text="base64 SHA-256(0x00 || entry): RFC 9162 leaf")
+    inclusion_proof = CertificateProofSerializer(
+        allow_null=True, help_text="against the latest checkpoint; null until one covers it"
+    )
+    checkpoint = serializers.CharField(
+        allow_null=True, help_text="the signed C2SP checkpoint note the proof leads to"
+    )
 
 
 def _certificate(certificate: str) -> dict[str, Any]:
+    """Everything needed to check a retirement offline: the record, the entry's bytes and leaf
+    hash, and an inclusion proof against the latest signed checkpoint, with that checkpoint."""
     retirement = (
         Retirement.objects.select_related("batch__project").filter(certificate=certificate).first()
     )
     if retirement is None:
         raise NotFound(f"retirement certificate {certificate} not found")
-    entry = LedgerEntry.objects.get(seq=retirement.entry_seq)
-    body = bytes(entry.body)
+    body = bytes(LedgerEntry.objects.get(seq=retirement.entry_seq).body)
     out: dict[str, Any] = {
         **RetirementOutputSerializer(retirement).data,
         "entry_time": decode_entry(body).time,
         "entry": body.decode(),
+        "entry_sha256": hashlib.sha256(body).hexdigest(),
         "leaf_hash": base64.b64encode(merkle.leaf_hash(body)).decode(),
-        "checkpoint": None,
         "inclusion_proof": None,
+        "checkpoint": None,
     }
     checkpoint = selectors.checkpoint_latest()
     if checkpoint is not None and checkpoint.size > retirement.entry_seq:
-        out["checkpoint"] = checkpoint.note
+        proof = services.inclusion_proof(retirement.entry_seq, checkpoint.size)
         out["inclusion_proof"] = {
-            "tree_size": checkpoint.size,
             "leaf_index": retirement.entry_seq,
-            "hashes": [
-                base64.b64encode(h).decode()
-                for h in services.inclusion_proof(retirement.entry_seq, checkpoint.size)
-            ],
+            "tree_size": checkpoint.size,
+            "hashes": [base64.b64encode(h).decode() for h in proof],
+            "root": base64.b64encode(bytes(checkpoint.root)).decode(),
         }
+        out["checkpoint"] = checkpoint.note
     return out
 
 
 class RetirementCertificateApi(BaseApi):
-    """A retirement is a public record: any authenticated caller may read its certificate,
-    which carries everything needed to verify it offline."""
+    required_scope = "read"
 
     @extend_schema(
         operation_id="retirements_certificate",
         tags=["credits"],
-        responses={200: OpenApiTypes.OBJECT},
+        responses=_responses({200: CertificateSerializer}, 404),
     )
     def get(self, request: Request, certificate: str) -> Response:
+        """A retirement certificate, whoever retired it (registries publish retirements), with
+        everything needed to verify it offline: check the checkpoint's signature with the log's
+        verifier key, then that the proof leads from the leaf hash to its root."""
+        # _certificate's dict is already the CertificateSerializer's shape (the schema's).
         return Response(_certificate(certificate))
 
 
@@ -257,43 +618,99 @@ class RetirementCertificatePageApi(PublicApi):
     @extend_schema(
         operation_id="retirements_certificate_page",
         tags=["credits"],
-        responses={(200, "text/html"): OpenApiTypes.STR},
+        responses={
+            (200, "text/html"): OpenApiTypes.STR,
+            (404, "text/html"): OpenApiTypes.STR,
+        },
     )
     def get(self, request: Request, certificate: str) -> HttpResponse:
-        cert = _certificate(certificate)
-        return HttpResponse(render_to_string("ledger/certificate.html", {"c": cert}))
+        """The certificate as a printable page; no key needed."""
+        try:
+            context: dict[str, Any] = {"c": _certificate(certificate)}
+            code = 200
+        except NotFound:  # a person reads this page: answer in HTML, not the API's JSON
+            context, code = {"c": None, "certificate": certificate}, 404
+        html = render_to_string("ledger/certificate.html", context)
+        return HttpResponse(html, status=code, content_type="text/html; charset=utf-8")
+
+
+# ---- cancellations ------------------------------------------------------------------------------
 
 
 class CancellationOutputSerializer(serializers.Serializer):
-    entry_seq = serializers.IntegerField()
+    id = serializers.IntegerField()
+    entry_seq = serializers.IntegerField(help_text="the credit.cancel ledger entry")
     account = serializers.IntegerField(source="account_id")
     batch = serializers.IntegerField(source="batch_id")
     quantity = TonnesField()
     reason = serializers.CharField()
-    destination = serializers.CharField()
+    destination = serializers.CharField(allow_blank=True)
 
 
-class CancellationApi(BaseApi):
-    required_scopes = {"POST": "cancel", "GET": "read"}
+class CancellationListItemSerializer(_TimedSerializer, CancellationOutputSerializer):
+    pass
 
+
+class CancellationListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(AccountBatchFilterSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="cancellations_list",
+        tags=["credits"],
+        parameters=[FilterSerializer],
+        responses=_responses(
+            {200: _page_of("CancellationPage", CancellationListItemSerializer)}, 400
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's cancellations (an operator's key: all, buffer cancellations of
+        reversals included)."""
+        params = _query(self.FilterSerializer, request)
+        qs = _own(Cancellation.objects.all(), self.actor(request))
+        rows, next_after = _page(_filtered(qs, params), params)
+        times = _entry_times(c.entry_seq for c in rows)
+        return Response(
+            {
+                "results": CancellationListItemSerializer(
+                    rows, many=True, context={"times": times}
+                ).data,
+                "next_after": next_after,
+            }
+        )
+
+
+class CancellationCreateApi(BaseApi):
+    required_scope = "cancel"
+
+    # Also the shape of a bulk "cancel" operation (ledger/apis/bulk.py mirrors it). A missing
+    # or blank reason reaches the service, which refuses it with its own code, reason_required.
     class InputSerializer(serializers.Serializer):
         batch = serializers.IntegerField(min_value=1)
         account = serializers.IntegerField(min_value=1)
         quantity = TonnesField()
         reason = serializers.CharField(
-            max_length=2000, required=False, allow_blank=True, default=""
+            max_length=2000,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="required, e.g. exported to another registry",
         )
         destination = serializers.CharField(
             max_length=200, required=False, allow_blank=True, default=""
         )
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: CancellationOutputSerializer},
         operation_id="cancellations_create",
         tags=["credits"],
+        request=InputSerializer,
+        responses=_responses({201: CancellationOutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request) -> Response:
+        """Cancel credits of one of the caller's accounts (e.g. exported to another registry):
+        like a retirement they never move again, but claim no offset."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
 
@@ -303,71 +720,117 @@ class CancellationApi(BaseApi):
 
         return self.idempotent(request, run)
 
-    @extend_schema(
-        parameters=_PAGE,
-        responses={200: CancellationOutputSerializer(many=True)},
-        operation_id="cancellations_list",
-        tags=["credits"],
-    )
-    def get(self, request: Request) -> Response:
-        after, limit = page_params(request)
-        actor = self.actor(request)
-        rows = Cancellation.objects.filter(entry_seq__gt=after)
-        if not actor.is_operator:
-            rows = rows.filter(account__organization_id=actor.organization_id)
-        return Response(
-            CancellationOutputSerializer(rows.order_by("entry_seq", "pk")[:limit], many=True).data
-        )
+
+CancellationApi = _on_one_path("CancellationApi", CancellationListApi, CancellationCreateApi)
 
 
-class ReversalOutputSerializer(serializers.Serializer):
-    entry_seq = serializers.IntegerField()
+# ---- reversals ----------------------------------------------------------------------------------
+
+
+class BufferCancellationSerializer(serializers.Serializer):
+    batch = serializers.IntegerField(source="batch_id")
+    quantity = TonnesField()
+
+
+class ReversalOutputSerializer(_TimedSerializer):
+    id = serializers.IntegerField()
+    entry_seq = serializers.IntegerField(help_text="the reversal.record ledger entry")
     project = serializers.IntegerField(source="project_id")
     quantity = TonnesField()
     evidence_sha256 = serializers.CharField()
     description = serializers.CharField()
+    buffer_cancellations = serializers.SerializerMethodField(
+        help_text="the buffer-pool credits cancelled to compensate, by batch"
+    )
+
+    @extend_schema_field(BufferCancellationSerializer(many=True))
+    def get_buffer_cancellations(self, r: Reversal) -> Any:
+        rows = self.context["cancellations"].get(r.entry_seq, [])
+        return BufferCancellationSerializer(rows, many=True).data
 
 
-class ReversalApi(BaseApi):
-    required_scopes = {"POST": "issue", "GET": "read"}
+def _reversal_context(reversals: list[Reversal]) -> dict[str, Any]:
+    seqs = [r.entry_seq for r in reversals]
+    by_seq: dict[int, list[Cancellation]] = {}
+    for c in Cancellation.objects.filter(entry_seq__in=seqs).order_by("pk"):
+        by_seq.setdefault(c.entry_seq, []).append(c)
+    return {"cancellations": by_seq, "times": _entry_times(seqs)}
+
+
+class ReversalListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(PageSerializer):
+        project = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, required=False, help_text="only this project's"
+        )
+
+    @extend_schema(
+        operation_id="reversals_list",
+        tags=["credits"],
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("ReversalPage", ReversalOutputSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """Every recorded reversal (public registry data)."""
+        params = _query(self.FilterSerializer, request)
+        qs = Reversal.objects.all()
+        if "project" in params:
+            qs = qs.filter(project_id=params["project"])
+        rows, next_after = _page(qs, params)
+        return Response(
+            {
+                "results": ReversalOutputSerializer(
+                    rows, many=True, context=_reversal_context(rows)
+                ).data,
+                "next_after": next_after,
+            }
+        )
+
+
+class ReversalRecordApi(BaseApi):
+    required_scope = "issue"
 
     class InputSerializer(serializers.Serializer):
         project = serializers.IntegerField(min_value=1)
         quantity = TonnesField()
-        evidence_sha256 = serializers.CharField(max_length=64)
+        evidence_sha256 = serializers.CharField(
+            max_length=64, help_text="hex SHA-256 of the evidence (survey, imagery)"
+        )
         description = serializers.CharField(max_length=5000)
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: ReversalOutputSerializer},
         operation_id="reversals_create",
         tags=["credits"],
+        request=InputSerializer,
+        responses=_responses({201: ReversalOutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request) -> Response:
+        """Record a loss of stored carbon (the project's registry, or an operator): as much is
+        cancelled from the registry's buffer pool, this project's batches first."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
 
         def run() -> Response:
             r = services.reversal_record(actor=self.actor(request), **data.validated_data)
-            return Response(ReversalOutputSerializer(r).data, status=201)
+            out = ReversalOutputSerializer(r, context=_reversal_context([r])).data
+            return Response(out, status=201)
 
         return self.idempotent(request, run)
 
-    @extend_schema(
-        parameters=_PAGE,
-        responses={200: ReversalOutputSerializer(many=True)},
-        operation_id="reversals_list",
-        tags=["credits"],
-    )
-    def get(self, request: Request) -> Response:
-        after, limit = page_params(request)
-        rows = Reversal.objects.filter(entry_seq__gt=after).order_by("entry_seq")[:limit]
-        return Response(ReversalOutputSerializer(rows, many=True).data)
 
+ReversalsApi = _on_one_path("ReversalsApi", ReversalListApi, ReversalRecordApi)
 
 urlpatterns = [
-    path("transfers", TransferCreateApi.as_view(), name="transfer-create"),
-    path("retirements", RetirementCreateApi.as_view(), name="retirements"),
+    path("transfers", TransfersApi.as_view(), name="transfers"),
+    path("escrow-holds", EscrowHoldsApi.as_view(), name="escrow-holds"),
+    path("escrow-holds/<str:pk>", EscrowHoldRetrieveApi.as_view(), name="escrow-hold"),
+    path(
+        "escrow-holds/<str:pk>/release",
+        EscrowHoldReleaseApi.as_view(),
+        name="escrow-hold-release",
+    ),
+    path("retirements", RetirementsApi.as_view(), name="retirements"),
     path(
         "retirements/<str:certificate>",
         RetirementCertificateApi.as_view(),
@@ -379,5 +842,5 @@ urlpatterns = [
         name="retirement-certificate-page",
     ),
     path("cancellations", CancellationApi.as_view(), name="cancellations"),
-    path("reversals", ReversalApi.as_view(), name="reversals"),
+    path("reversals", ReversalsApi.as_view(), name="reversals"),
 ]

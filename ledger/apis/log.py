@@ -1,22 +1,32 @@
 """The public log: how an outsider checks us. Entries as a cursor feed with their exact bytes,
-signed checkpoints exactly as stored, inclusion and consistency proofs, verifier keys.
+signed checkpoints exactly as stored, inclusion and consistency proofs, and the verifier keys.
 
-No key is needed (throttled per address). The feed is the hot path (auditors and registries
-follow it): it reads rows with one SQL query and writes the JSON itself."""
+No key is needed (``PublicApi``: throttled per address, or per key when one is sent). Nothing
+here writes: the Merkle tree and checkpoints grow in ``services.ledger_checkpoint_issue`` (a
+task runs it about a second after each write), and proofs are served only for tree sizes the
+stored tree already covers.
+
+The feed is the hot path (auditors, registries and mirrors follow it): one SQL query per page,
+and the JSON is written with orjson instead of a serializer and renderer (a serializer costs
+more per entry than everything else together). Its schema is still declared, with inline
+serializers, so the OpenAPI document and the bytes agree (tests/api/test_log_feed.py checks).
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
+import re
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -26,168 +36,309 @@ from ..core.replay import ENTRY_TYPES
 from ..exceptions import InvalidInput, NotFound, Unprocessable
 from ..models import Checkpoint, TreeHead
 from ..signing import trusted_verifiers
-from .base import PublicApi
+from .base import MAX_ID, PublicApi
 
+FEED_MAX_LIMIT = 1000
+FEED_DEFAULT_LIMIT = 100
+# Entries, checkpoints and proofs between fixed sizes never change (the ledger, the tree and
+# the checkpoints are append-only, enforced by triggers): caches and CDNs may keep them.
+IMMUTABLE = "public, max-age=31536000, immutable"
+# ASCII digits only: int() would also take " 7", "1_000" and other scripts' digits.
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+# ---- schema pieces -------------------------------------------------------------------------
+
+_ERROR = inline_serializer(
+    "LedgerApiError",
+    {
+        "code": serializers.CharField(help_text="stable machine-readable code"),
+        "message": serializers.CharField(),
+        "detail": serializers.DictField(),
+    },
+)
 _ENTRY = inline_serializer(
     "LedgerEntry",
     {
-        "seq": serializers.IntegerField(),
-        "type": serializers.CharField(),
-        "time": serializers.CharField(),
-        "canonical": serializers.CharField(help_text="the entry's exact RFC 8785 bytes (UTF-8)"),
-        "entry_sha256": serializers.CharField(help_text="hex; the next entry's prev"),
-        "leaf_hash": serializers.CharField(help_text="hex; RFC 9162 leaf hash"),
+        "seq": serializers.IntegerField(min_value=0),
+        # Not an enum: a follower must skip entry types added after it was written.
+        "type": serializers.CharField(help_text="e.g. credit.transfer; see docs/ledger-format.md"),
+        "time": serializers.DateTimeField(help_text="the entry's own time (UTC, microseconds)"),
+        "canonical": serializers.CharField(
+            help_text="the entry's exact RFC 8785 bytes, as text: encode it as UTF-8 to hash it"
+        ),
+        "entry_sha256": serializers.CharField(
+            help_text="hex SHA-256 of the bytes: the chain hash, the next entry's prev"
+        ),
+        "leaf_hash": serializers.CharField(
+            help_text="hex SHA-256(0x00 || bytes): the RFC 9162 leaf hash"
+        ),
     },
 )
 _FEED = inline_serializer(
     "LedgerFeed",
     {
         "entries": _ENTRY.__class__(many=True),
-        "next_after": serializers.IntegerField(allow_null=True),
+        "next_after": serializers.IntegerField(
+            allow_null=True,
+            help_text="the page's last seq when more entries follow: pass it as after; null "
+            "at the end of the ledger (for now: poll again after the last seq you hold)",
+        ),
+        "tree_size": serializers.IntegerField(
+            help_text="entries in the ledger when the page was read (> every seq on it)"
+        ),
+    },
+)
+_INCLUSION = inline_serializer(
+    "InclusionProof",
+    {
+        "seq": serializers.IntegerField(),
         "tree_size": serializers.IntegerField(),
+        "leaf_hash": serializers.CharField(help_text="base64 RFC 9162 leaf hash of the entry"),
+        "proof": serializers.ListField(
+            child=serializers.CharField(), help_text="base64 hashes, bottom up (RFC 9162 §2.1.3)"
+        ),
+        "root": serializers.CharField(help_text="base64 root of the tree of tree_size"),
+    },
+)
+_CONSISTENCY = inline_serializer(
+    "ConsistencyProof",
+    {
+        "first": serializers.IntegerField(),
+        "second": serializers.IntegerField(),
+        "proof": serializers.ListField(
+            child=serializers.CharField(), help_text="base64 hashes (RFC 9162 §2.1.4)"
+        ),
+        "first_root": serializers.CharField(help_text="base64"),
+        "second_root": serializers.CharField(help_text="base64"),
     },
 )
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+def _errors(*statuses: int) -> dict[int, Any]:
+    return {status: _ERROR for status in (*statuses, 429)}
+
+
+def _integer(minimum: int, maximum: int = MAX_ID) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+def _path_integer(name: str) -> OpenApiParameter:
+    return OpenApiParameter(name, _integer(0), OpenApiParameter.PATH)
+
+
+class PlainTextRenderer(BaseRenderer):
+    """Lets a client that asks for ``Accept: text/plain`` (a Go note client, curl with that
+    header) past content negotiation instead of getting 406; successful answers are written by
+    the views themselves. Errors come out as their JSON text."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):  # type: ignore[no-untyped-def]
+        if isinstance(data, str):
+            return data.encode()
+        return orjson.dumps(data)
+
+
+class TextApi(PublicApi):
+    renderer_classes = [JSONRenderer, PlainTextRenderer]
+
+
+def _text(body: str, *, immutable: bool = False) -> HttpResponse:
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    if immutable:
+        response["Cache-Control"] = IMMUTABLE
+    return response
+
+
+def _json(data: Any, *, immutable: bool = False) -> Response:
+    response = Response(data)
+    if immutable:
+        response["Cache-Control"] = IMMUTABLE
+    return response
+
+
+# ---- parameters ----------------------------------------------------------------------------
 
 
 def _int_param(request: Request, name: str, default: int | None, lo: int, hi: int) -> int:
+    """A query parameter as an integer in [lo, hi]; 400 (never 500) for anything else."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         if default is None:
             raise InvalidInput(f"{name} is required", detail={name: "required"})
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer", detail={name: "invalid"}) from None
+    if not _INTEGER.fullmatch(raw):
+        raise InvalidInput(f"{name} must be an integer", detail={name: "invalid"})
+    value = int(raw)
     if not lo <= value <= hi:
         raise InvalidInput(f"{name} must be between {lo} and {hi}", detail={name: "out_of_range"})
     return value
 
 
-def _entry_json(seq: int, body: bytes, type_: str) -> str:
-    # The time is read out of the canonical bytes without parsing them: "time":"…" is fixed
-    # length (format_time) and present exactly once among the top-level members.
+def _path_int(raw: str, what: str) -> int:
+    """A path segment that should be a seq or a size: anything else names nothing (404)."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) >= MAX_ID:
+        raise NotFound(f"no {what} {raw}")
+    return int(raw)
+
+
+# ---- entries -------------------------------------------------------------------------------
+
+
+def entry_item(seq: int, body: bytes, type_: str) -> dict[str, Any]:
+    """An entry as the feed shows it (also the benchmark's reference for the view's work)."""
     text = body.decode()
-    at = text.rfind('"time":"')
-    time = text[at + 8 : at + 35] if at >= 0 else ""
-    return json.dumps(
-        {
-            "seq": seq,
-            "type": type_,
-            "time": time,
-            "canonical": text,
-            "entry_sha256": hashlib.sha256(body).hexdigest(),
-            "leaf_hash": merkle.leaf_hash(body).hex(),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-MAX_INT = 2**62
+    # The entry's time without parsing it: RFC 8785 sorts members, so the top-level "time"
+    # member is the last '"time":"' in the text ("data", where a nested one could sit, sorts
+    # before it; inside a string the quotes would be escaped).
+    start = text.rfind('"time":"') + 8
+    return {
+        "seq": seq,
+        "type": type_,
+        "time": text[start : text.index('"', start)],
+        "canonical": text,
+        "entry_sha256": hashlib.sha256(body).hexdigest(),
+        "leaf_hash": merkle.leaf_hash(body).hex(),
+    }
 
 
 class LedgerEntriesApi(PublicApi):
     @extend_schema(
         operation_id="ledger_entries_list",
+        summary="Follow the ledger",
+        description="Every entry in sequence order, with its exact bytes and hashes. Start with "
+        "after=-1 and pass next_after as the next after until it is null. Repeat type to get "
+        "several types (the other entries are skipped, seq numbers then have gaps).",
         tags=["ledger"],
         parameters=[
-            OpenApiParameter("after", int, description="return entries with seq > after"),
-            OpenApiParameter("limit", int, description="1 to 1000, default 100"),
-            OpenApiParameter("type", str, enum=sorted(ENTRY_TYPES)),
+            OpenApiParameter(
+                "after", _integer(-1), description="only entries with seq > after (default -1)"
+            ),
+            OpenApiParameter(
+                "limit", _integer(1, FEED_MAX_LIMIT), description="page size (default 100)"
+            ),
+            OpenApiParameter("type", str, enum=sorted(ENTRY_TYPES), many=True, explode=True),
         ],
-        responses={200: _FEED},
+        responses={200: _FEED, **_errors(400)},
     )
     def get(self, request: Request) -> HttpResponse:
-        after = _int_param(request, "after", -1, -1, MAX_INT)
-        limit = _int_param(request, "limit", 100, 1, 1000)
-        type_ = request.query_params.get("type")
-        if type_ is not None and type_ not in ENTRY_TYPES:
-            raise InvalidInput("unknown entry type", detail={"type": "invalid_choice"})
+        after = _int_param(request, "after", -1, -1, MAX_ID)
+        limit = _int_param(request, "limit", FEED_DEFAULT_LIMIT, 1, FEED_MAX_LIMIT)
+        types = sorted(set(request.query_params.getlist("type")))
+        if any(t not in ENTRY_TYPES for t in types):
+            raise InvalidInput(
+                f"type must be one of {', '.join(sorted(ENTRY_TYPES))}",
+                detail={"type": "invalid_choice"},
+            )
         sql = "SELECT seq, body, type FROM ledger_ledgerentry WHERE seq > %s"
         params: list[Any] = [after]
-        if type_:
-            sql += " AND type = %s"
-            params.append(type_)
+        if types:
+            sql += f" AND type IN ({', '.join(['%s'] * len(types))})"
+            params += types
+        # One row more than the page: next_after is null exactly when nothing follows.
         sql += " ORDER BY seq LIMIT %s"
-        params.append(limit)
+        params.append(limit + 1)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        items = ",".join(_entry_json(seq, bytes(body), t) for seq, body, t in rows)
-        next_after = rows[-1][0] if len(rows) == limit else None
-        payload = (
-            f'{{"entries":[{items}],"next_after":{json.dumps(next_after)},'
-            f'"tree_size":{selectors.ledger_size()}}}'
-        )
-        return HttpResponse(payload, content_type="application/json")
+        more = len(rows) > limit
+        rows = rows[:limit]
+        # Read after the rows: entries commit in seq order under the head lock, so the size
+        # seen now covers every entry on the page.
+        size = selectors.ledger_size()
+        payload = {
+            "entries": [entry_item(seq, bytes(body), t) for seq, body, t in rows],
+            "next_after": rows[-1][0] if more else None,
+            "tree_size": size,
+        }
+        return HttpResponse(orjson.dumps(payload), content_type="application/json")
 
 
 class LedgerEntryDetailApi(PublicApi):
-    @extend_schema(operation_id="ledger_entries_retrieve", tags=["ledger"], responses={200: _ENTRY})
-    def get(self, request: Request, seq: int) -> HttpResponse:
-        if seq > MAX_INT:
-            raise NotFound(f"entry {seq} not found")
+    @extend_schema(
+        operation_id="ledger_entries_retrieve",
+        summary="One ledger entry",
+        tags=["ledger"],
+        parameters=[_path_integer("seq")],
+        responses={200: _ENTRY, **_errors(404)},
+    )
+    def get(self, request: Request, seq: str) -> HttpResponse:
+        number = _path_int(seq, "ledger entry")
         with connection.cursor() as cursor:
-            cursor.execute("SELECT seq, body, type FROM ledger_ledgerentry WHERE seq = %s", [seq])
+            cursor.execute(
+                "SELECT seq, body, type FROM ledger_ledgerentry WHERE seq = %s", [number]
+            )
             row = cursor.fetchone()
         if row is None:
-            raise NotFound(f"entry {seq} not found")
-        return HttpResponse(
-            _entry_json(row[0], bytes(row[1]), row[2]), content_type="application/json"
+            raise NotFound(f"no ledger entry {number} (yet)")
+        response = HttpResponse(
+            orjson.dumps(entry_item(row[0], bytes(row[1]), row[2])),
+            content_type="application/json",
         )
+        response["Cache-Control"] = IMMUTABLE
+        return response
 
 
-def _note_response(checkpoint: Checkpoint | None, what: str) -> HttpResponse:
-    if checkpoint is None:
-        raise NotFound(f"no {what}")
-    return HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
+# ---- checkpoints and keys -------------------------------------------------------------------
 
 
-class CheckpointLatestApi(PublicApi):
+_NOTE = {(200, "text/plain"): OpenApiTypes.STR}
+
+
+class CheckpointLatestApi(TextApi):
     @extend_schema(
-        operation_id="ledger_checkpoint_latest",
+        operation_id="ledger_checkpoints_latest",
+        summary="The latest signed checkpoint",
+        description="A C2SP tlog-checkpoint signed note, exactly as issued.",
         tags=["ledger"],
-        responses={(200, "text/plain"): OpenApiTypes.STR},
+        responses={**_NOTE, **_errors(404)},
     )
     def get(self, request: Request) -> HttpResponse:
-        return _note_response(selectors.checkpoint_latest(), "checkpoint yet")
+        checkpoint = selectors.checkpoint_latest()
+        if checkpoint is None:
+            raise NotFound("no checkpoint has been issued yet")
+        return _text(checkpoint.note)
 
 
-class CheckpointDetailApi(PublicApi):
+class CheckpointDetailApi(TextApi):
     @extend_schema(
-        operation_id="ledger_checkpoint_retrieve",
+        operation_id="ledger_checkpoints_retrieve",
+        summary="The signed checkpoint of one tree size",
         tags=["ledger"],
-        responses={(200, "text/plain"): OpenApiTypes.STR},
+        parameters=[_path_integer("size")],
+        responses={**_NOTE, **_errors(404)},
     )
-    def get(self, request: Request, size: int) -> HttpResponse:
-        if size > MAX_INT:
-            raise NotFound(f"no checkpoint at size {size}")
-        return _note_response(
-            Checkpoint.objects.filter(size=size).first(), f"checkpoint at size {size}"
-        )
+    def get(self, request: Request, size: str) -> HttpResponse:
+        number = _path_int(size, "checkpoint of size")
+        checkpoint = Checkpoint.objects.filter(size=number).first()
+        if checkpoint is None:
+            raise NotFound(f"no checkpoint of size {number}")
+        return _text(checkpoint.note, immutable=True)
 
 
 class CheckpointListApi(PublicApi):
     class OutputSerializer(serializers.Serializer):
         size = serializers.IntegerField()
-        root = serializers.SerializerMethodField()
+        root = serializers.SerializerMethodField(help_text="base64")
         key_name = serializers.CharField()
-        key_hash = serializers.CharField()
+        key_hash = serializers.CharField(help_text="hex key ID of the signing key")
         created_at = serializers.DateTimeField()
-        note = serializers.CharField()
+        note = serializers.CharField(help_text="the signed note, exactly as issued")
 
         def get_root(self, obj: Checkpoint) -> str:
-            return _b64(bytes(obj.root))
+            return base64.b64encode(bytes(obj.root)).decode()
 
     @extend_schema(
         operation_id="ledger_checkpoints_list",
+        summary="Every checkpoint, by size",
         tags=["ledger"],
-        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
+        parameters=[
+            OpenApiParameter("after", _integer(0), description="only sizes > after (default 0)"),
+            OpenApiParameter("limit", _integer(1, FEED_MAX_LIMIT), description="default 100"),
+        ],
         responses={
             200: inline_serializer(
                 "CheckpointPage",
@@ -195,19 +346,43 @@ class CheckpointListApi(PublicApi):
                     "checkpoints": OutputSerializer(many=True),
                     "next_after": serializers.IntegerField(allow_null=True),
                 },
-            )
+            ),
+            **_errors(400),
         },
     )
     def get(self, request: Request) -> Response:
-        after = _int_param(request, "after", 0, 0, MAX_INT)
-        limit = _int_param(request, "limit", 100, 1, 1000)
-        rows = list(Checkpoint.objects.filter(size__gt=after).order_by("size")[:limit])
+        after = _int_param(request, "after", 0, 0, MAX_ID)
+        limit = _int_param(request, "limit", FEED_DEFAULT_LIMIT, 1, FEED_MAX_LIMIT)
+        rows = list(Checkpoint.objects.filter(size__gt=after).order_by("size")[: limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
         return Response(
             {
                 "checkpoints": self.OutputSerializer(rows, many=True).data,
-                "next_after": rows[-1].size if len(rows) == limit else None,
+                "next_after": rows[-1].size if more else None,
             }
         )
+
+
+class VerifierKeysApi(TextApi):
+    @extend_schema(
+        operation_id="ledger_verifier_keys",
+        summary="The log's verifier keys",
+        description="One C2SP signed-note verifier key per line (name+hash+base64 key): every "
+        "key this log has signed checkpoints with, old and current. Pin them out of band; a "
+        "key first seen here proves nothing to a client that already trusts this server.",
+        tags=["ledger"],
+        responses=_NOTE,
+    )
+    def get(self, request: Request) -> HttpResponse:
+        return _text("".join(v.to_string() + "\n" for v in trusted_verifiers()))
+
+
+# ---- proofs --------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _tree_size() -> int:
@@ -215,111 +390,109 @@ def _tree_size() -> int:
     return head.size if head else 0
 
 
+def _covered(size: int, field: str) -> None:
+    tree = _tree_size()
+    if size > tree:
+        raise Unprocessable(
+            f"{field} {size} is beyond the Merkle tree, which covers {tree} entries: proofs "
+            "are served only for sizes the stored tree covers (it grows when a checkpoint is "
+            "issued, about a second after a write)",
+            detail={field: "beyond_tree", "covered": tree},
+        )
+
+
 class InclusionProofApi(PublicApi):
     @extend_schema(
-        operation_id="ledger_proof_inclusion",
+        operation_id="ledger_proofs_inclusion",
+        summary="Prove an entry is in the tree",
+        description="The RFC 9162 audit path of entry seq in the tree of tree_size entries "
+        "(default: the latest checkpoint's size), and that tree's root.",
         tags=["ledger"],
         parameters=[
-            OpenApiParameter("seq", int, required=True),
-            OpenApiParameter("tree_size", int, description="default: the latest checkpoint's"),
+            OpenApiParameter("seq", _integer(0), required=True),
+            OpenApiParameter(
+                "tree_size", _integer(1), description="default: the latest checkpoint's size"
+            ),
         ],
-        responses={
-            200: inline_serializer(
-                "InclusionProof",
-                {
-                    "seq": serializers.IntegerField(),
-                    "tree_size": serializers.IntegerField(),
-                    "leaf_hash": serializers.CharField(),
-                    "proof": serializers.ListField(child=serializers.CharField()),
-                    "root": serializers.CharField(),
-                },
-            )
-        },
+        responses={200: _INCLUSION, **_errors(400, 422)},
     )
     def get(self, request: Request) -> Response:
-        latest = selectors.checkpoint_latest()
-        seq = _int_param(request, "seq", None, 0, MAX_INT)
-        size = _int_param(request, "tree_size", latest.size if latest else 0, 1, MAX_INT)
-        if size > _tree_size():
-            raise Unprocessable(
-                f"tree size {size} is beyond the checkpointed tree ({_tree_size()})",
-                detail={"tree_size": "beyond_tree"},
-            )
+        seq = _int_param(request, "seq", None, 0, MAX_ID)
+        explicit = request.query_params.get("tree_size") not in (None, "")
+        if explicit:
+            size = _int_param(request, "tree_size", None, 1, MAX_ID)
+        else:
+            latest = selectors.checkpoint_latest()
+            if latest is None:
+                raise Unprocessable(
+                    "no checkpoint has been issued yet: pass tree_size",
+                    detail={"tree_size": "no_checkpoint"},
+                )
+            size = latest.size
+        _covered(size, "tree_size")
         if seq >= size:
             raise Unprocessable(
-                f"entry {seq} is not in a tree of size {size}", detail={"seq": "beyond_tree"}
+                f"entry {seq} is not in the tree of {size} entries",
+                detail={"seq": "not_in_tree", "tree_size": size},
             )
-        leaf = services.inclusion_proof_leaf(seq)
-        return Response(
+        return _json(
             {
                 "seq": seq,
                 "tree_size": size,
-                "leaf_hash": _b64(leaf),
+                "leaf_hash": _b64(services.inclusion_proof_leaf(seq)),
                 "proof": [_b64(h) for h in services.inclusion_proof(seq, size)],
                 "root": _b64(services.tree_root(size)),
-            }
+            },
+            # Against "the latest checkpoint" the answer changes as the log grows.
+            immutable=explicit,
         )
 
 
 class ConsistencyProofApi(PublicApi):
     @extend_schema(
-        operation_id="ledger_proof_consistency",
+        operation_id="ledger_proofs_consistency",
+        summary="Prove a later tree extends an earlier one",
+        description="The RFC 9162 consistency proof between the trees of first and second "
+        "entries (0 < first <= second), with both roots.",
         tags=["ledger"],
         parameters=[
-            OpenApiParameter("first", int, required=True),
-            OpenApiParameter("second", int, required=True),
+            OpenApiParameter("first", _integer(1), required=True),
+            OpenApiParameter("second", _integer(1), required=True),
         ],
-        responses={
-            200: inline_serializer(
-                "ConsistencyProof",
-                {
-                    "first": serializers.IntegerField(),
-                    "second": serializers.IntegerField(),
-                    "proof": serializers.ListField(child=serializers.CharField()),
-                    "first_root": serializers.CharField(),
-                    "second_root": serializers.CharField(),
-                },
-            )
-        },
+        responses={200: _CONSISTENCY, **_errors(400, 422)},
     )
     def get(self, request: Request) -> Response:
-        first = _int_param(request, "first", None, 1, MAX_INT)
-        second = _int_param(request, "second", None, 1, MAX_INT)
+        first = _int_param(request, "first", None, 1, MAX_ID)
+        second = _int_param(request, "second", None, 1, MAX_ID)
         if first > second:
-            raise InvalidInput("first must not exceed second", detail={"first": "out_of_range"})
-        if second > _tree_size():
-            raise Unprocessable(
-                f"tree size {second} is beyond the checkpointed tree ({_tree_size()})",
-                detail={"second": "beyond_tree"},
+            raise InvalidInput(
+                "first must not be greater than second", detail={"first": "out_of_range"}
             )
-        return Response(
+        _covered(second, "second")
+        try:
+            proof = services.consistency_proof(first, second)
+        except ValueError as exc:  # sizes RFC 9162 defines no proof for
+            raise InvalidInput(str(exc), detail={"first": "out_of_range"}) from None
+        return _json(
             {
                 "first": first,
                 "second": second,
-                "proof": [_b64(h) for h in services.consistency_proof(first, second)],
+                "proof": [_b64(h) for h in proof],
                 "first_root": _b64(services.tree_root(first)),
                 "second_root": _b64(services.tree_root(second)),
-            }
+            },
+            immutable=True,
         )
 
 
-class VerifierKeysApi(PublicApi):
-    @extend_schema(
-        operation_id="ledger_verifier_keys",
-        tags=["ledger"],
-        responses={(200, "text/plain"): OpenApiTypes.STR},
-    )
-    def get(self, request: Request) -> HttpResponse:
-        text = "".join(v.to_string() + "\n" for v in trusted_verifiers())
-        return HttpResponse(text, content_type="text/plain; charset=utf-8")
-
-
+# ``<str:...>``, not ``<int:...>``: "/entries/-1" must get the API's JSON 404, not Django's
+# HTML page.
 urlpatterns = [
     path("ledger/entries", LedgerEntriesApi.as_view(), name="ledger-entries"),
-    path("ledger/entries/<int:seq>", LedgerEntryDetailApi.as_view(), name="ledger-entry"),
+    path("ledger/entries/<str:seq>", LedgerEntryDetailApi.as_view(), name="ledger-entry"),
     path("ledger/checkpoints", CheckpointListApi.as_view(), name="ledger-checkpoints"),
     path("ledger/checkpoints/latest", CheckpointLatestApi.as_view(), name="checkpoint-latest"),
-    path("ledger/checkpoints/<int:size>", CheckpointDetailApi.as_view(), name="checkpoint"),
+    path("ledger/checkpoints/<str:size>", CheckpointDetailApi.as_view(), name="checkpoint"),
     path("ledger/proofs/inclusion", InclusionProofApi.as_view(), name="proof-inclusion"),
     path("ledger/proofs/consistency", ConsistencyProofApi.as_view(), name="proof-consistency"),
     path("ledger/verifier-keys", VerifierKeysApi.as_view(), name="verifier-keys"),

@@ -1,14 +1,25 @@
-"""The registry's resources: the caller's organization and accounts, methodologies, projects,
-batches, holdings. Projects, batches and methodologies are public registry data (any
-authenticated caller reads them); accounts and holdings only their organization (or an
-operator) sees."""
+"""The registry's resources under ``/api/v1/``: the caller's organization and accounts,
+methodologies, projects, batches, holdings.
+
+Who sees what: projects, batches and methodologies are public registry data (registries
+publish them), so any authenticated caller reads them. Accounts and holdings are seen only by
+their organization (or an operator); to anyone else an account is a 404, exactly like an id
+that does not exist.
+
+Lists are pages in id order: ``?after=<id>&limit=<1..500>`` (default 100) answers
+``{"results": [...], "next_after": <id or null>}``. ``next_after`` is null when nothing follows
+the page; otherwise pass it as ``after``. Ids only grow, so a walk sees every row that existed
+when it started exactly once, whatever is added meanwhile. Query parameters are validated like
+bodies: a bad one is a 400 naming the parameter and its code, never a 500.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -17,71 +28,74 @@ from rest_framework.response import Response
 
 from .. import services
 from ..actors import Actor
-from ..core.quantity import QuantityError, format_hectares, format_share, parse_hectares
-from ..core.quantity import parse_share as _parse_share
-from ..exceptions import InvalidInput, NotFound
-from ..models import Account, Batch, Ecosystem, Holding, Methodology, Organization, Project
-from .base import MAX_ID, BaseApi, TonnesField, page_params
+from ..core.quantity import (
+    QuantityError,
+    format_hectares,
+    format_share,
+    format_tonnes,
+    parse_hectares,
+    parse_share,
+)
+from ..exceptions import NotFound, PermissionDenied
+from ..models import (
+    Account,
+    Batch,
+    Ecosystem,
+    Holding,
+    Methodology,
+    Organization,
+    Project,
+    StoragePathway,
+)
+from .base import MAX_ID, BaseApi, TonnesField
+
+# The services check these again; here they give the caller a field-by-field 400.
+_CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_JURISDICTION = r"^[A-Z]{2}-[A-Z0-9]{1,3}$"
+_SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
-def _int_filter(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer", detail={name: "invalid"}) from None
-    if not 0 < value < MAX_ID:
-        raise InvalidInput(f"{name} is out of range", detail={name: "out_of_range"})
-    return value
+# ---- shared fields and helpers ------------------------------------------------------------------
 
 
-def _paged(
-    qs: QuerySet[Any], request: Request, serializer: type[serializers.Serializer]
-) -> Response:
-    after, limit = page_params(request)
-    rows = list(qs.filter(pk__gt=after).order_by("pk")[:limit])
-    return Response(
-        {
-            "results": serializer(rows, many=True).data,
-            "next_after": rows[-1].pk if len(rows) == limit else None,
-        }
-    )
-
-
-def _page_schema(name: str, item: serializers.Serializer) -> Any:
-    from drf_spectacular.utils import inline_serializer
-
-    return inline_serializer(
-        name,
-        {
-            "results": item.__class__(many=True),
-            "next_after": serializers.IntegerField(allow_null=True),
-        },
-    )
-
-
-PAGE_PARAMS = [OpenApiParameter("after", int), OpenApiParameter("limit", int)]
-
-
-@extend_schema_field({"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,4})?$", "example": "380"})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^[0-9]+(\.[0-9]{1,4})?$",
+        "example": "380",
+        "description": "hectares, at most four decimals",
+    }
+)
 class HectaresField(serializers.Field):
+    """A decimal string of hectares (at most four decimals) <-> integer square metres."""
+
     def to_internal_value(self, data: Any) -> int:
         try:
-            return parse_hectares(data)
+            m2 = parse_hectares(data)
         except QuantityError as exc:
             raise serializers.ValidationError(exc.message, code=exc.code) from None
+        if m2 == 0:
+            raise serializers.ValidationError("area must be greater than zero", code="zero")
+        return m2
 
     def to_representation(self, value: int) -> str:
         return format_hectares(value)
 
 
-@extend_schema_field({"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$", "example": "20"})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
+        "example": "20",
+        "description": "percent, 0 to 100, at most two decimals",
+    }
+)
 class ShareField(serializers.Field):
+    """A percentage with at most two decimals <-> integer basis points."""
+
     def to_internal_value(self, data: Any) -> int:
         try:
-            return _parse_share(data)
+            return parse_share(data)
         except QuantityError as exc:
             raise serializers.ValidationError(exc.message, code=exc.code) from None
 
@@ -89,88 +103,263 @@ class ShareField(serializers.Field):
         return format_share(value)
 
 
-# ---- organization and accounts ------------------------------------------------------------
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "A GeoJSON geometry (WGS 84). Coordinates are decimal strings such as "
+        '"121.95" (or small integers), never floats: the ledger entry signs them as given.',
+        "properties": {
+            "type": {
+                "type": "string",
+                "enum": [
+                    "Point",
+                    "MultiPoint",
+                    "LineString",
+                    "MultiLineString",
+                    "Polygon",
+                    "MultiPolygon",
+                ],
+            },
+            "coordinates": {"type": "array", "items": {}},
+        },
+        "required": ["type", "coordinates"],
+        "example": {"type": "Point", "coordinates": ["110.4", "21.2"]},
+    }
+)
+class GeometryField(serializers.JSONField):
+    """The shape is checked by the service (``project_register``), which owns the rule."""
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error, whatever its status (``ledger/apis/errors.py``)."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    detail = serializers.DictField(help_text="per field: its code (and message)")
+
+
+def _responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
+    # 401, 403 (scope) and 429 can answer any operation.
+    return {**ok, **{status: ErrorSerializer for status in sorted({401, 403, 429, *errors})}}
+
+
+class PageSerializer(serializers.Serializer):
+    """``?after=&limit=``, validated like any input."""
+
+    after = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, default=0, help_text="return rows with id > after"
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+def _query(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    params = serializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return dict(params.validated_data)
+
+
+def _page(
+    qs: QuerySet[Any], params: dict[str, Any], output: type[serializers.Serializer]
+) -> Response:
+    after, limit = params["after"], params["limit"]
+    # One row more than the page: next_after is null exactly when nothing follows.
+    rows = list(qs.filter(pk__gt=after).order_by("pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Response(
+        {
+            "results": output(rows, many=True).data,
+            "next_after": rows[-1].pk if more else None,
+        }
+    )
+
+
+def _page_of(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "__module__": __name__,
+            "results": item(many=True),
+            "next_after": serializers.IntegerField(
+                allow_null=True, help_text="pass as ?after= for the next page; null at the end"
+            ),
+        },
+    )
+
+
+def _path_id(raw: str, what: str) -> int:
+    """An id from the URL. Anything that cannot be one (``abc``, ``-1``, 10**30) is not found:
+    the same JSON 404 as an unknown id, never Django's HTML page or a database overflow."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) < MAX_ID:
+        return int(raw)
+    raise NotFound(f"{what} {raw} not found")
+
+
+_ID = [OpenApiParameter("id", int, OpenApiParameter.PATH)]
+
+
+def _on_one_path(name: str, *operations: type[BaseApi]) -> type[BaseApi]:
+    """The view for a path that carries several operations (a collection's GET and POST).
+
+    Each operation is its own class; Django routes a path to one view, so this makes a class
+    that inherits each operation's handler and asks for that operation's scope."""
+    scopes: dict[str, str | None] = {}
+    nested: set[str] = set()
+    for op in operations:
+        own = vars(op)
+        for method in op.http_method_names:
+            if method in own:
+                if method.upper() in scopes:
+                    raise ImproperlyConfigured(f"{name}: two handlers for {method.upper()}")
+                scopes[method.upper()] = op.required_scope
+        # Handlers use self.InputSerializer etc.: a name two operations define would resolve
+        # to the first one's for both.
+        names = {k for k, v in own.items() if isinstance(v, type)}
+        if names & nested:
+            raise ImproperlyConfigured(f"{name}: operations share {sorted(names & nested)}")
+        nested |= names
+    doc = ", ".join(op.__name__ for op in operations)
+    return type(
+        name,
+        operations,
+        {"__module__": __name__, "__doc__": f"Serves {doc}.", "required_scopes": scopes},
+    )
+
+
+# ---- organization and accounts ------------------------------------------------------------------
 
 
 class AccountOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     organization = serializers.IntegerField(source="organization_id")
-    kind = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Account.Kind.values)
     name = serializers.CharField()
 
 
-class OrganizationMeApi(BaseApi):
+class HoldingOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    account = serializers.IntegerField(source="account_id")
+    batch = serializers.IntegerField(source="batch_id")
+    batch_serial = serializers.CharField(source="batch.serial")
+    tradable = TonnesField()
+    escrowed = TonnesField()
+
+
+def _accounts_visible(actor: Actor) -> QuerySet[Account]:
+    qs = Account.objects.all()
+    return qs if actor.is_operator else qs.filter(organization_id=actor.organization_id)
+
+
+def _holdings_visible(actor: Actor) -> QuerySet[Holding]:
+    # A holding that went back to zero (all sold, retired or cancelled) is history, not a
+    # position: the ledger keeps that history.
+    qs = Holding.objects.select_related("batch").exclude(tradable=0, escrowed=0)
+    return qs if actor.is_operator else qs.filter(account__organization_id=actor.organization_id)
+
+
+class OrganizationRetrieveApi(BaseApi):
+    required_scope = "read"
+
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         handle = serializers.CharField()
         name = serializers.CharField()
         roles = serializers.ListField(child=serializers.CharField())
-        accounts = AccountOutputSerializer(many=True)
+        accounts = AccountOutputSerializer(many=True, help_text="by id")
 
     @extend_schema(
-        responses={200: OutputSerializer}, operation_id="organization_me", tags=["registry"]
+        operation_id="organization_retrieve",
+        tags=["registry"],
+        responses=_responses({200: OutputSerializer}, 404),
     )
     def get(self, request: Request) -> Response:
-        actor = self.actor(request)
-        org = Organization.objects.filter(pk=actor.organization_id).first()
-        if org is None:
+        """The organization the caller acts for, and its accounts."""
+        org = Organization.objects.filter(pk=self.actor(request).organization_id).first()
+        if org is None:  # a signed-in user who belongs to no organization
             raise NotFound("you act for no organization")
-        return Response(
-            self.OutputSerializer(
-                {
-                    "id": org.pk,
-                    "handle": org.handle,
-                    "name": org.name,
-                    "roles": org.roles,
-                    "accounts": list(org.accounts.order_by("pk")),
-                }
-            ).data
-        )
+        return Response(self.OutputSerializer(org).data)
 
 
-def _visible_accounts(actor: Actor) -> QuerySet[Account]:
-    qs = Account.objects.all()
-    return qs if actor.is_operator else qs.filter(organization_id=actor.organization_id)
+class AccountListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(PageSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="accounts_list",
+        tags=["registry"],
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("AccountPage", AccountOutputSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's organization's accounts (an operator's key: every account)."""
+        params = _query(self.FilterSerializer, request)
+        return _page(_accounts_visible(self.actor(request)), params, AccountOutputSerializer)
 
 
-class AccountsApi(BaseApi):
-    required_scopes = {"GET": "read", "POST": "transfer"}
+class AccountOpenApi(BaseApi):
+    required_scope = "transfer"
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
 
     @extend_schema(
-        parameters=PAGE_PARAMS,
-        operation_id="accounts_list",
-        tags=["registry"],
-        responses={200: _page_schema("AccountPage", AccountOutputSerializer())},
-    )
-    def get(self, request: Request) -> Response:
-        return _paged(_visible_accounts(self.actor(request)), request, AccountOutputSerializer)
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: AccountOutputSerializer},
         operation_id="accounts_open",
         tags=["registry"],
+        request=InputSerializer,
+        responses=_responses({201: AccountOutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request) -> Response:
+        """Open a holding account for the caller's organization."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor = self.actor(request)
+        if actor.organization_id is None:
+            raise NotFound("you act for no organization")
+        organization = actor.organization_id
 
         def run() -> Response:
-            if actor.organization_id is None:
-                raise NotFound("you act for no organization")
             account = services.account_open(
-                actor=actor, organization=actor.organization_id, name=data.validated_data["name"]
+                actor=actor, organization=organization, name=data.validated_data["name"]
             )
             return Response(AccountOutputSerializer(account).data, status=201)
 
         return self.idempotent(request, run)
 
 
-# ---- methodologies --------------------------------------------------------------------------
+class AccountRetrieveApi(BaseApi):
+    required_scope = "read"
+
+    class OutputSerializer(AccountOutputSerializer):
+        holdings = HoldingOutputSerializer(
+            many=True, source="positions", help_text="non-zero positions, by id"
+        )
+
+    @extend_schema(
+        operation_id="accounts_retrieve",
+        tags=["registry"],
+        parameters=_ID,
+        responses=_responses({200: OutputSerializer}, 404),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """One of the caller's accounts with what it holds. For an account with very many
+        positions, page through ``GET /holdings?account=<id>`` instead."""
+        actor = self.actor(request)
+        positions = Prefetch("holdings", _holdings_visible(actor).order_by("pk"), "positions")
+        account = (
+            _accounts_visible(actor)
+            .prefetch_related(positions)
+            .filter(pk=_path_id(pk, "account"))
+            .first()
+        )
+        if account is None:
+            raise NotFound(f"account {pk} not found")
+        return Response(self.OutputSerializer(account).data)
+
+
+# ---- methodologies ------------------------------------------------------------------------------
 
 
 class MethodologyOutputSerializer(serializers.Serializer):
@@ -178,163 +367,252 @@ class MethodologyOutputSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     standard = serializers.CharField()
-    ecosystems = serializers.ListField(child=serializers.CharField())
+    # CharField, not ChoiceField: the schema would name the same enum twice (Ecosystem[s]Enum).
+    ecosystems = serializers.ListField(
+        child=serializers.CharField(), help_text="ecosystem values it covers; empty: any"
+    )
 
 
-class MethodologiesApi(BaseApi):
+class MethodologyListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(PageSerializer):
+        pass
+
     @extend_schema(
-        parameters=PAGE_PARAMS,
         operation_id="methodologies_list",
         tags=["registry"],
-        responses={200: _page_schema("MethodologyPage", MethodologyOutputSerializer())},
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("MethodologyPage", MethodologyOutputSerializer)}, 400),
     )
     def get(self, request: Request) -> Response:
-        return _paged(Methodology.objects.all(), request, MethodologyOutputSerializer)
+        """The methodologies a project may declare (reference data, public)."""
+        params = _query(self.FilterSerializer, request)
+        return _page(Methodology.objects.all(), params, MethodologyOutputSerializer)
 
 
-# ---- projects -------------------------------------------------------------------------------
+class MethodologyRetrieveApi(BaseApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="methodologies_retrieve",
+        tags=["registry"],
+        parameters=_ID,
+        responses=_responses({200: MethodologyOutputSerializer}, 404),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """One methodology (public)."""
+        methodology = Methodology.objects.filter(pk=_path_id(pk, "methodology")).first()
+        if methodology is None:
+            raise NotFound(f"methodology {pk} not found")
+        return Response(MethodologyOutputSerializer(methodology).data)
+
+
+# ---- projects -----------------------------------------------------------------------------------
 
 
 class ProjectOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     code = serializers.CharField()
     name = serializers.CharField()
-    ecosystem = serializers.CharField()
-    storage_pathway = serializers.CharField()
-    methodology = serializers.CharField(source="methodology.code")
+    ecosystem = serializers.ChoiceField(choices=Ecosystem.values)
+    storage_pathway = serializers.ChoiceField(choices=StoragePathway.values)
+    methodology = serializers.IntegerField(source="methodology_id")
+    methodology_code = serializers.CharField(source="methodology.code")
     jurisdiction = serializers.CharField()
-    location = serializers.JSONField()
+    location = GeometryField()
     area_ha = HectaresField(source="area_m2")
     registry = serializers.IntegerField(source="registry_id")
     developer = serializers.IntegerField(source="developer_id")
     validation_body = serializers.CharField()
     origin_registry = serializers.CharField()
     origin_id = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Project.Status.values)
 
 
-class ProjectsApi(BaseApi):
-    required_scopes = {"GET": "read", "POST": "issue"}
+def _project(pk: str) -> Project:
+    found = Project.objects.select_related("methodology").filter(pk=_path_id(pk, "project")).first()
+    if found is None:
+        raise NotFound(f"project {pk} not found")
+    return found
 
-    class InputSerializer(serializers.Serializer):
-        code = serializers.CharField(max_length=64)
-        name = serializers.CharField(max_length=300)
-        ecosystem = serializers.ChoiceField(choices=Ecosystem.values)
-        storage_pathway = serializers.CharField(max_length=20)
-        methodology = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        jurisdiction = serializers.CharField(max_length=6)
-        location = serializers.JSONField()
-        area_ha = HectaresField()
-        developer = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        validation_body = serializers.CharField(max_length=200)
-        origin_registry = serializers.CharField(max_length=64, required=False, default="")
-        origin_id = serializers.CharField(max_length=128, required=False, default="")
-        status = serializers.CharField(max_length=16, required=False, default="registered")
+
+class ProjectListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(PageSerializer):
+        ecosystem = serializers.ChoiceField(choices=Ecosystem.values, required=False)
+        jurisdiction = serializers.RegexField(
+            r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
+            required=False,
+            help_text="an ISO 3166-2 subdivision (CN-GD), or a country (CN) for all of its",
+        )
+        methodology = serializers.CharField(
+            max_length=64, required=False, help_text="a methodology's code or id"
+        )
+        status = serializers.ChoiceField(choices=Project.Status.values, required=False)
+        developer = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+        registry = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
     @extend_schema(
-        parameters=[
-            *PAGE_PARAMS,
-            OpenApiParameter("ecosystem", str, enum=Ecosystem.values),
-            OpenApiParameter("jurisdiction", str),
-            OpenApiParameter("methodology", str),
-            OpenApiParameter("status", str),
-            OpenApiParameter("developer", int),
-        ],
         operation_id="projects_list",
         tags=["registry"],
-        responses={200: _page_schema("ProjectPage", ProjectOutputSerializer())},
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("ProjectPage", ProjectOutputSerializer)}, 400),
     )
     def get(self, request: Request) -> Response:
+        """Every registry's projects (public), filtered."""
+        params = _query(self.FilterSerializer, request)
         qs = Project.objects.select_related("methodology")
-        q = request.query_params
-        if q.get("ecosystem"):
-            if q["ecosystem"] not in Ecosystem.values:
-                raise InvalidInput("unknown ecosystem", detail={"ecosystem": "invalid_choice"})
-            qs = qs.filter(ecosystem=q["ecosystem"])
-        if q.get("jurisdiction"):
-            qs = qs.filter(jurisdiction=q["jurisdiction"])
-        if q.get("methodology"):
-            qs = qs.filter(methodology__code=q["methodology"])
-        if q.get("status"):
-            qs = qs.filter(status=q["status"])
-        if (developer := _int_filter(request, "developer")) is not None:
-            qs = qs.filter(developer_id=developer)
-        return _paged(qs, request, ProjectOutputSerializer)
+        for name in ("ecosystem", "status"):
+            if name in params:
+                qs = qs.filter(**{name: params[name]})
+        if "developer" in params:
+            qs = qs.filter(developer_id=params["developer"])
+        if "registry" in params:
+            qs = qs.filter(registry_id=params["registry"])
+        if (where := params.get("jurisdiction")) is not None:
+            # A country alone (CN) stands for all of its subdivisions (CN-GD, CN-ZJ, ...).
+            qs = qs.filter(
+                Q(jurisdiction=where) if "-" in where else Q(jurisdiction__startswith=f"{where}-")
+            )
+        if (method := params.get("methodology")) is not None:
+            match = Q(methodology__code=method)
+            if method.isascii() and method.isdigit() and len(method) <= 18:
+                match |= Q(methodology_id=int(method))
+            qs = qs.filter(match)
+        return _page(qs, params, ProjectOutputSerializer)
+
+
+class ProjectRegisterApi(BaseApi):
+    required_scope = "issue"
+
+    class InputSerializer(serializers.Serializer):
+        code = serializers.RegexField(_CODE, max_length=64)
+        name = serializers.CharField(max_length=300)
+        ecosystem = serializers.ChoiceField(choices=Ecosystem.values)
+        storage_pathway = serializers.ChoiceField(choices=StoragePathway.values)
+        methodology = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="id")
+        jurisdiction = serializers.RegexField(_JURISDICTION, help_text="ISO 3166-2, e.g. CN-GD")
+        location = GeometryField()
+        area_ha = HectaresField()
+        developer = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, help_text="the developer organization's id"
+        )
+        validation_body = serializers.CharField(max_length=200)
+        origin_registry = serializers.CharField(
+            max_length=64,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="for a project imported from another registry; default: this registry",
+        )
+        origin_id = serializers.CharField(
+            max_length=128,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="its id there; default: the code",
+        )
+        status = serializers.ChoiceField(
+            choices=Project.Status.values, default=Project.Status.REGISTERED
+        )
 
     @extend_schema(
-        request=InputSerializer,
-        responses={201: ProjectOutputSerializer},
         operation_id="projects_register",
         tags=["registry"],
+        request=InputSerializer,
+        responses=_responses({201: ProjectOutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request) -> Response:
+        """Register a project; the caller's organization (a registry) is its registry."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor = self.actor(request)
+        if actor.organization_id is None:
+            raise NotFound("you act for no organization")
+        registry = actor.organization_id
         fields = dict(data.validated_data)
         fields["area_m2"] = fields.pop("area_ha")
 
         def run() -> Response:
-            if actor.organization_id is None:
-                raise NotFound("you act for no organization")
-            project = services.project_register(
-                actor=actor, registry=actor.organization_id, **fields
-            )
+            project = services.project_register(actor=actor, registry=registry, **fields)
             return Response(ProjectOutputSerializer(project).data, status=201)
 
         return self.idempotent(request, run)
 
 
-def _project(pk: int) -> Project:
-    project = (
-        Project.objects.select_related("methodology").filter(pk=pk).first() if pk < MAX_ID else None
+class ProjectRetrieveApi(BaseApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="projects_retrieve",
+        tags=["registry"],
+        parameters=_ID,
+        responses=_responses({200: ProjectOutputSerializer}, 404),
     )
-    if project is None:
-        raise NotFound(f"project {pk} not found")
-    return project
+    def get(self, request: Request, pk: str) -> Response:
+        """One project (public)."""
+        return Response(ProjectOutputSerializer(_project(pk)).data)
 
 
-class ProjectDetailApi(BaseApi):
-    required_scopes = {"GET": "read", "PATCH": "issue"}
+class ProjectUpdateApi(BaseApi):
+    required_scope = "issue"
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=300, required=False)
-        status = serializers.CharField(max_length=16, required=False)
+        status = serializers.ChoiceField(choices=Project.Status.values, required=False)
         validation_body = serializers.CharField(max_length=200, required=False)
-        location = serializers.JSONField(required=False)
+        location = GeometryField(required=False)
         area_ha = HectaresField(required=False)
-        storage_pathway = serializers.CharField(max_length=20, required=False)
+        storage_pathway = serializers.ChoiceField(choices=StoragePathway.values, required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            # A field that cannot change (code, ecosystem, methodology, registry, ...) is
+            # refused, not silently ignored: the caller would believe it changed.
+            if isinstance(self.initial_data, dict):
+                fixed = sorted(set(self.initial_data) - set(self.fields))
+                if fixed:
+                    raise serializers.ValidationError(
+                        {
+                            k: serializers.ErrorDetail("cannot be changed", "read_only")
+                            for k in fixed
+                        }
+                    )
+            return attrs
 
     @extend_schema(
-        responses={200: ProjectOutputSerializer},
-        operation_id="projects_retrieve",
-        tags=["registry"],
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(ProjectOutputSerializer(_project(pk)).data)
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={200: ProjectOutputSerializer},
         operation_id="projects_update",
         tags=["registry"],
+        parameters=_ID,
+        request=InputSerializer,
+        responses=_responses({200: ProjectOutputSerializer}, 400, 404),
     )
-    def patch(self, request: Request, pk: int) -> Response:
+    def patch(self, request: Request, pk: str) -> Response:
+        """Change a project's metadata. Only its registry (or an operator) may."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         if "area_ha" in changes:
             changes["area_m2"] = changes.pop("area_ha")
+        actor = self.actor(request)
         project = _project(pk)
-        # PATCH is idempotent by nature (setting fields twice is the same as once).
+        # The project is public, so a 404 would hide nothing and only mislead: the caller
+        # sees it but may not change it. (The service's own check answers 404, for callers
+        # that have not looked it up; a project's registry never changes.)
+        if not actor.may_act_for(project.registry_id):
+            raise PermissionDenied("only the project's registry changes it")
+        # PATCH sets fields, so repeating it is harmless: no Idempotency-Key needed.
         with transaction.atomic(durable=True):
-            updated = services.project_update(
-                actor=self.actor(request), project=project.pk, **changes
-            )
-        return Response(ProjectOutputSerializer(_project(updated.pk)).data)
+            services.project_update(actor=actor, project=project.pk, **changes)
+        return Response(ProjectOutputSerializer(_project(pk)).data)
 
 
-# ---- batches --------------------------------------------------------------------------------
+ProjectsApi = _on_one_path("ProjectsApi", ProjectListApi, ProjectRegisterApi)
+ProjectDetailApi = _on_one_path("ProjectDetailApi", ProjectRetrieveApi, ProjectUpdateApi)
+
+
+# ---- batches ------------------------------------------------------------------------------------
 
 
 class BatchOutputSerializer(serializers.Serializer):
@@ -350,127 +628,160 @@ class BatchOutputSerializer(serializers.Serializer):
     origin_registry = serializers.CharField()
     origin_tx_id = serializers.CharField(allow_null=True)
     issued = TonnesField()
-    buffer_withheld = TonnesField()
+    buffer_withheld = TonnesField(help_text="part of issued, credited to the buffer pool")
     retired = TonnesField()
     cancelled = TonnesField()
-    outstanding = serializers.SerializerMethodField()
+    outstanding = serializers.SerializerMethodField(
+        help_text="tradable + escrowed over every holding, buffer pool included"
+    )
 
-    def get_outstanding(self, b: Batch) -> str:
-        from ..core.quantity import format_tonnes
+    @extend_schema_field(TonnesField())
+    def get_outstanding(self, batch: Batch) -> str:
+        # The supply invariant (issued = tradable + escrowed + retired + cancelled, checked
+        # by the verifier) gives the holdings' sum from the batch row alone.
+        return format_tonnes(batch.issued - batch.retired - batch.cancelled)
 
-        return format_tonnes(b.issued - b.retired - b.cancelled)
+
+class BatchListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(PageSerializer):
+        project = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+        vintage = serializers.IntegerField(min_value=1990, max_value=2200, required=False)
+        ecosystem = serializers.ChoiceField(choices=Ecosystem.values, required=False)
+
+    @extend_schema(
+        operation_id="batches_list",
+        tags=["registry"],
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("BatchPage", BatchOutputSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """Every issued batch (public), with its totals."""
+        params = _query(self.FilterSerializer, request)
+        qs = Batch.objects.all()
+        if "project" in params:
+            qs = qs.filter(project_id=params["project"])
+        if "vintage" in params:
+            qs = qs.filter(vintage=params["vintage"])
+        if "ecosystem" in params:
+            qs = qs.filter(project__ecosystem=params["ecosystem"])
+        return _page(qs, params, BatchOutputSerializer)
 
 
-class BatchesApi(BaseApi):
-    required_scopes = {"GET": "read", "POST": "issue"}
+class BatchIssueApi(BaseApi):
+    required_scope = "issue"
 
     class InputSerializer(serializers.Serializer):
         project = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        monitoring_start = serializers.DateField()
-        monitoring_end = serializers.DateField()
-        vintage = serializers.IntegerField(required=False, min_value=1990, max_value=2200)
+        monitoring_start = serializers.DateField(help_text="ISO 8601 date")
+        monitoring_end = serializers.DateField(help_text="ISO 8601 date, inclusive")
+        vintage = serializers.IntegerField(
+            min_value=1990, max_value=2200, required=False, help_text="default: the end's year"
+        )
         verification_body = serializers.CharField(max_length=200)
-        verification_report_sha256 = serializers.CharField(max_length=64)
-        quantity = TonnesField()
+        verification_report_sha256 = serializers.RegexField(_SHA256_HEX)
+        quantity = TonnesField(help_text="tonnes CO2e issued, buffer share included")
         buffer_share = ShareField()
-        holder = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-        origin_registry = serializers.CharField(max_length=64, required=False, default="")
+        holder = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, help_text="the holding account credited"
+        )
+        origin_registry = serializers.CharField(
+            max_length=64,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="for credits imported from another registry; default: the project's",
+        )
         origin_tx_id = serializers.CharField(
-            max_length=128, required=False, allow_null=True, default=None
+            max_length=128,
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="the issuance's id there; each is issued once",
         )
 
     @extend_schema(
-        parameters=[
-            *PAGE_PARAMS,
-            OpenApiParameter("project", int),
-            OpenApiParameter("vintage", int),
-            OpenApiParameter("ecosystem", str, enum=Ecosystem.values),
-        ],
-        operation_id="batches_list",
-        tags=["registry"],
-        responses={200: _page_schema("BatchPage", BatchOutputSerializer())},
-    )
-    def get(self, request: Request) -> Response:
-        qs = Batch.objects.all()
-        if (project := _int_filter(request, "project")) is not None:
-            qs = qs.filter(project_id=project)
-        if (vintage := _int_filter(request, "vintage")) is not None:
-            qs = qs.filter(vintage=vintage)
-        eco = request.query_params.get("ecosystem")
-        if eco:
-            if eco not in Ecosystem.values:
-                raise InvalidInput("unknown ecosystem", detail={"ecosystem": "invalid_choice"})
-            qs = qs.filter(project__ecosystem=eco)
-        return _paged(qs, request, BatchOutputSerializer)
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: BatchOutputSerializer},
         operation_id="batches_issue",
         tags=["registry"],
+        request=InputSerializer,
+        responses=_responses({201: BatchOutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request) -> Response:
+        """Issue verified credits for one monitoring period of a project of the caller's."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         fields["buffer_share_bp"] = fields.pop("buffer_share")
+        actor = self.actor(request)
 
         def run() -> Response:
-            batch = services.batch_issue(actor=self.actor(request), **fields)
+            batch = services.batch_issue(actor=actor, **fields)
             return Response(BatchOutputSerializer(batch).data, status=201)
 
         return self.idempotent(request, run)
 
 
-class BatchDetailApi(BaseApi):
+class BatchRetrieveApi(BaseApi):
+    required_scope = "read"
+
     @extend_schema(
-        responses={200: BatchOutputSerializer}, operation_id="batches_retrieve", tags=["registry"]
+        operation_id="batches_retrieve",
+        tags=["registry"],
+        parameters=_ID,
+        responses=_responses({200: BatchOutputSerializer}, 404),
     )
-    def get(self, request: Request, pk: int) -> Response:
-        batch = Batch.objects.filter(pk=pk).first() if pk < MAX_ID else None
+    def get(self, request: Request, pk: str) -> Response:
+        """One batch (public), with its totals."""
+        batch = Batch.objects.filter(pk=_path_id(pk, "batch")).first()
         if batch is None:
             raise NotFound(f"batch {pk} not found")
         return Response(BatchOutputSerializer(batch).data)
 
 
-# ---- holdings -------------------------------------------------------------------------------
+# BatchesApi.InputSerializer is BatchIssueApi's: ledger/bulk.py validates issue operations with it.
+BatchesApi = _on_one_path("BatchesApi", BatchListApi, BatchIssueApi)
 
 
-class HoldingOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    account = serializers.IntegerField(source="account_id")
-    batch = serializers.IntegerField(source="batch_id")
-    batch_serial = serializers.CharField(source="batch.serial")
-    tradable = TonnesField()
-    escrowed = TonnesField()
+# ---- holdings -----------------------------------------------------------------------------------
 
 
-class HoldingsApi(BaseApi):
+class HoldingListApi(BaseApi):
+    required_scope = "read"
+
+    class FilterSerializer(PageSerializer):
+        account = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+
     @extend_schema(
-        parameters=[*PAGE_PARAMS, OpenApiParameter("account", int), OpenApiParameter("batch", int)],
         operation_id="holdings_list",
         tags=["registry"],
-        responses={200: _page_schema("HoldingPage", HoldingOutputSerializer())},
+        parameters=[FilterSerializer],
+        responses=_responses({200: _page_of("HoldingPage", HoldingOutputSerializer)}, 400),
     )
     def get(self, request: Request) -> Response:
-        actor = self.actor(request)
-        qs = Holding.objects.select_related("batch").exclude(tradable=0, escrowed=0)
-        if not actor.is_operator:
-            qs = qs.filter(account__organization_id=actor.organization_id)
-        if (account := _int_filter(request, "account")) is not None:
-            qs = qs.filter(account_id=account)
-        if (batch := _int_filter(request, "batch")) is not None:
-            qs = qs.filter(batch_id=batch)
-        return _paged(qs, request, HoldingOutputSerializer)
+        """The caller's organization's non-zero positions (an operator's key: everyone's)."""
+        params = _query(self.FilterSerializer, request)
+        qs = _holdings_visible(self.actor(request))
+        if "account" in params:
+            qs = qs.filter(account_id=params["account"])
+        if "batch" in params:
+            qs = qs.filter(batch_id=params["batch"])
+        return _page(qs, params, HoldingOutputSerializer)
 
+
+AccountsApi = _on_one_path("AccountsApi", AccountListApi, AccountOpenApi)
 
 urlpatterns = [
-    path("organization", OrganizationMeApi.as_view(), name="organization"),
+    path("organization", OrganizationRetrieveApi.as_view(), name="organization"),
     path("accounts", AccountsApi.as_view(), name="accounts"),
-    path("methodologies", MethodologiesApi.as_view(), name="methodologies"),
+    # <str:pk>, not <int:pk>: a non-integer id must get the API's JSON 404 (_path_id).
+    path("accounts/<str:pk>", AccountRetrieveApi.as_view(), name="account"),
+    path("methodologies", MethodologyListApi.as_view(), name="methodologies"),
+    path("methodologies/<str:pk>", MethodologyRetrieveApi.as_view(), name="methodology"),
     path("projects", ProjectsApi.as_view(), name="projects"),
-    path("projects/<int:pk>", ProjectDetailApi.as_view(), name="project"),
+    path("projects/<str:pk>", ProjectDetailApi.as_view(), name="project"),
     path("batches", BatchesApi.as_view(), name="batches"),
-    path("batches/<int:pk>", BatchDetailApi.as_view(), name="batch"),
-    path("holdings", HoldingsApi.as_view(), name="holdings"),
+    path("batches/<str:pk>", BatchRetrieveApi.as_view(), name="batch"),
+    path("holdings", HoldingListApi.as_view(), name="holdings"),
 ]

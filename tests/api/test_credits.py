@@ -108,9 +108,9 @@ def test_a_cancellation_needs_a_reason(held, client_for):
         format="json",
     )
     assert r.status_code == 201
-    listed = client.get("/api/v1/cancellations").json()
+    listed = client.get("/api/v1/cancellations").json()["results"]
     assert [c["quantity"] for c in listed] == ["1.000"]
-    assert client_for(held.developer).get("/api/v1/cancellations").json() == []
+    assert client_for(held.developer).get("/api/v1/cancellations").json()["results"] == []
 
 
 def test_a_reversal_cancels_buffer_credits(held, client_for):
@@ -126,7 +126,7 @@ def test_a_reversal_cancels_buffer_credits(held, client_for):
         format="json",
     )
     assert r.status_code == 201, r.json()
-    assert client.get("/api/v1/reversals").json()[0]["quantity"] == "100.000"
+    assert client.get("/api/v1/reversals").json()["results"][0]["quantity"] == "100.000"
     other = client_for(held.buyer, "issue").post(
         "/api/v1/reversals",
         {

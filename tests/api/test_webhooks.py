@@ -118,7 +118,13 @@ def test_a_failing_endpoint_gets_the_delivery_on_a_retry(worker, receiver):
         quantity=1000,
     )
     assert len(receiver.wait_for(1)) == 1
-    deliveries = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries").json()
+    # The receiver answers before the worker records the answer: wait for the record.
+    deadline = time.monotonic() + 30
+    while True:
+        deliveries = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries").json()
+        if (deliveries and deliveries[0]["status"] != "pending") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert [(d["status"], d["attempts"]) for d in deliveries] == [("delivered", 3)]
 
     # Replay from the cursor before the transfer: delivered again.

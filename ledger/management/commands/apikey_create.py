@@ -1,4 +1,9 @@
-"""``manage.py apikey_create --org <handle> --scope read --scope transfer``: prints the key once."""
+"""``manage.py apikey_create --org <handle> --name <n> --scope read --scope transfer
+[--expires-days N]``: makes an API key and prints it once.
+
+The key goes to stdout and nowhere else (not to stderr, not to the log), so it can be piped
+straight into a secret store; what was made is described on stderr without it. Only the key's
+SHA-256 is stored."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--org", required=True, help="organization handle")
-        parser.add_argument("--name", default="API key")
+        parser.add_argument("--name", default="API key", help="what the key is for")
         parser.add_argument(
             "--scope",
             action="append",
@@ -26,17 +31,18 @@ class Command(BaseCommand):
             required=True,
             help="repeat for several scopes",
         )
-        parser.add_argument("--expires-days", type=int, default=None)
+        parser.add_argument(
+            "--expires-days", type=int, default=None, help="expire after N days (default never)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         org = Organization.objects.filter(handle=options["org"]).first()
         if org is None:
             raise CommandError(f"no organization {options['org']!r}")
-        expires = (
-            timezone.now() + dt.timedelta(days=options["expires_days"])
-            if options["expires_days"]
-            else None
-        )
+        days = options["expires_days"]
+        if days is not None and not 1 <= days <= 36_500:
+            raise CommandError("--expires-days must be between 1 and 36500")
+        expires = timezone.now() + dt.timedelta(days=days) if days is not None else None
         try:
             key, secret = services.apikey_create(
                 organization=org.pk,
@@ -46,8 +52,9 @@ class Command(BaseCommand):
             )
         except LedgerError as exc:
             raise CommandError(exc.message) from None
+        until = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
         self.stderr.write(
-            f"key {key.prefix} for {org.handle}, scopes {', '.join(key.scopes)}; "
-            "store it now, it is not shown again:"
+            f"key {key.prefix} for {org.handle} ({key.name}), scopes {', '.join(key.scopes)}"
+            f"{until}; store it now, it is not shown again:"
         )
         self.stdout.write(secret)

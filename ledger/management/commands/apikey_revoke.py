@@ -1,4 +1,5 @@
-"""``manage.py apikey_revoke <prefix>``."""
+"""``manage.py apikey_revoke <prefix>``: the key answers 401 from now on. Revoking twice is
+harmless; the first revocation time is kept."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ledger.exceptions import LedgerError
 
 
 class Command(BaseCommand):
-    help = "Revoke an API key by its public prefix."
+    help = "Revoke an API key by its public prefix (the 8 hex digits after bck_)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("prefix")
@@ -21,4 +22,7 @@ class Command(BaseCommand):
             key = services.apikey_revoke(prefix=options["prefix"])
         except LedgerError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(f"revoked {key.prefix} ({key.organization.handle})")
+        self.stdout.write(
+            f"revoked {key.prefix} ({key.organization.handle}, {key.name}) "
+            f"at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
