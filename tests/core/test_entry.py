@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ledger.core.entry import (
     EntryError,
+    canonical_json,
     decode_canonical_entry,
     decode_entry,
     encode_entry,
@@ -91,3 +92,27 @@ def test_the_chain_hash_is_sha256_of_the_exact_bytes():
 
     body = entry({"a": 1})
     assert entry_hash(body) == hashlib.sha256(body).digest()
+
+
+any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=16,
+)
+
+
+@given(any_json)
+def test_the_fast_encoder_gives_the_rfc8785_bytes_or_the_same_refusal(value):
+    try:
+        want = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(rfc8785.CanonicalizationError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == want
