@@ -1,8 +1,12 @@
 """Worked examples for auctions.core.clearing, each derived by hand from docs/auctions-clearing.md.
 
-Pure Python (no Django). Random tie-breaks use the zero seed, whose words are pinned in
-test_draws.py: w0 = 13910146962208090060, w1 = 2683893851452638222, so
-w0 % 2 = 0, w0 % 3 = 1, w0 % 4 = 0, w1 % 2 = 0, w1 % 3 = 0 (no word is rejected for these n).
+Pure Python (no Django). Random tie-breaks use two seeds whose words are pinned in
+test_draws.py (no word is rejected for the small n used here):
+
+- zero seed: w0 = 13910146962208090060, w1 = 2683893851452638222, so
+  w0 % 2 = 0, w0 % 3 = 1, w0 % 4 = 0, w1 % 2 = 0, w1 % 3 = 0;
+- counting seed (00 01 .. 1f): w0 = 15693486912419363648, w1 = 2305203211034354770, so
+  w0 % 3 = 2, w1 % 2 = 0.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from auctions.core.clearing import (
 )
 
 ZERO_SEED = bytes(32)
+COUNTING_SEED = bytes(range(32))
 PLENTY = 10**15  # a deposit no bid here reaches
 
 
@@ -136,34 +141,24 @@ def test_eu_style_random_order_tie_gives_the_last_filled_bid_the_remainder():
 def test_california_quebec_pro_rata_tie_hands_out_leftover_lots_by_draw():
     rules = make_rules(reserve=2404, tie_rule="pro_rata", bid_guarantee=True)
     bids = [
-        bid(rules, 21, (3000, 3)),
+        bid(rules, 21, (3000, 6)),
         bid(rules, 22, (2900, 2), (2800, 3)),
-        bid(rules, 23, (2900, 3)),
-        bid(rules, 24, (2900, 4)),
-        bid(rules, 25, (2900, 1)),
+        bid(rules, 23, (2900, 2)),
+        bid(rules, 24, (2900, 5)),
     ]
-    # D(3000) = 3, D(2900) = 13 >= 10: P = 2900, R = 7, tied Q = 2 + 3 + 4 + 1 = 10.
-    # Base shares 7*2//10 = 1, 7*3//10 = 2, 7*4//10 = 2, 7*1//10 = 0; leftover 7 - 5 = 2.
-    # Draw 1: below(4) = w0 % 4 = 0 -> bid 22 (candidates now [23, 24, 25]);
-    # draw 2: below(3) = w1 % 3 = 0 -> bid 23.
-    o = clear(rules, bids, ZERO_SEED)
+    # D(3000) = 6, D(2900) = 15 >= 10: P = 2900, R = 4, tied Q = 2 + 2 + 5 = 9.
+    # Base shares 4*2//9 = 0, 4*2//9 = 0, 4*5//9 = 2; leftover 4 - 2 = 2 lots, one each.
+    # Counting seed: draw 1: below(3) = w0 % 3 = 2 -> bid 24 (candidates now [22, 23]);
+    # draw 2: below(2) = w1 % 2 = 0 -> bid 22. Bid 23 is tied but gets nothing.
+    o = clear(rules, bids, COUNTING_SEED)
     assert o.tie == Tie(
-        price=2900,
-        remainder=7,
-        bids=(22, 23, 24, 25),
-        order=(22, 23),
-        base=((22, 1), (23, 2), (24, 2), (25, 0)),
+        price=2900, remainder=4, bids=(22, 23, 24), order=(24, 22), base=((22, 0), (23, 0), (24, 2))
     )
-    assert lots_by_bid(o.awards) == {21: 3, 22: 2, 23: 3, 24: 2}
+    assert lots_by_bid(o.awards) == {21: 6, 22: 1, 24: 3}
     # Everyone pays 29.00/t: 2,900,000 a lot. Bid 22's 2800 tier is not reached.
-    assert {a.bid: a.amount for a in o.awards} == {
-        21: 8_700_000,
-        22: 5_800_000,
-        23: 8_700_000,
-        24: 5_800_000,
-    }
-    assert o.awards[1].fills == ((2900, 2),)
-    assert (o.awarded_lots, o.unsold_lots, o.stats.winners) == (10, 0, 4)
+    assert {a.bid: a.amount for a in o.awards} == {21: 17_400_000, 22: 2_900_000, 24: 8_700_000}
+    assert o.awards[1].fills == ((2900, 1),)
+    assert (o.awarded_lots, o.unsold_lots, o.stats.winners) == (10, 0, 3)
 
 
 def test_a_tie_of_exactly_the_remainder_needs_no_draw():
@@ -231,6 +226,16 @@ def test_an_auction_without_bids_clears_with_nothing_awarded():
         10,
     )
     assert (o.stats.bid_to_cover, o.stats.price_low, o.stats.price_high) == ("0.00", None, None)
+
+
+def test_bid_to_cover_and_hhi_are_truncated_not_rounded():
+    rules = make_rules(offered_lots=3)
+    o = clear(rules, [bid(rules, 1, (100, 1)), bid(rules, 2, (90, 1))], ZERO_SEED)
+    # 2 / 3 = 0.666.. -> "0.66"; shares 1 and 1 of 2 -> HHI 10000 * 2 // 4 = 5000.
+    assert (o.stats.bid_to_cover, o.stats.hhi) == ("0.66", 5000)
+    o = clear(rules, [bid(rules, 1, (100, 2)), bid(rules, 2, (90, 3))], ZERO_SEED)
+    # 5 / 3 = 1.666.. -> "1.66"; awards 2 and 1 -> HHI 10000 * (4 + 1) // 9 = 5555 (5555.5..).
+    assert (o.stats.bid_to_cover, o.stats.hhi) == ("1.66", 5555)
 
 
 # --- Pay as bid --------------------------------------------------------------------------------
