@@ -16,6 +16,8 @@ from ..actors import Actor
 from ..models import ApiKey, Role
 
 ALL_SCOPES = frozenset(ApiKey.Scope.values)
+# The "scope" of an operation anyone may call, signed in or not (the log, published auctions).
+PUBLIC = "public"
 
 
 @dataclass
@@ -92,11 +94,13 @@ class HasScope(permissions.BasePermission):
     message = "This API key lacks the scope this operation needs."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if not request.user or not request.user.is_authenticated:
-            return False
         needed = getattr(view, "required_scopes", {}).get(
             request.method, getattr(view, "required_scope", "read")
         )
+        if needed == PUBLIC:
+            return True
+        if not request.user or not request.user.is_authenticated:
+            return False
         return needed is None or needed in scopes_of(request)
 
 

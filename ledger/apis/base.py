@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -15,8 +16,14 @@ from rest_framework.views import APIView
 
 from ..actors import Actor
 from ..core.quantity import QuantityError, format_tonnes, parse_tonnes
-from ..exceptions import InvalidInput
-from .auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasScope, SessionAuthentication
+from ..exceptions import InvalidInput, NotFound
+from .auth import (
+    PUBLIC,
+    ApiKeyAuthentication,
+    ApiKeyRateThrottle,
+    HasScope,
+    SessionAuthentication,
+)
 from .auth import actor_for as _actor_for
 from .idempotency import idempotent
 
@@ -58,7 +65,10 @@ class PublicApi(APIView):
     """Public by design (the log's entries, checkpoints, proofs, keys): how outsiders check us."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [AllowAny]
+    # HasScope lets anyone in for PUBLIC; on a path that also carries an authenticated
+    # operation (on_one_path), each method keeps its own rule.
+    permission_classes = [HasScope]
+    required_scope: str | None = PUBLIC
     throttle_classes = [AnonRateThrottle, ApiKeyRateThrottle]
 
 
@@ -80,3 +90,110 @@ class TonnesField(serializers.Field):
 
     def to_representation(self, value: int) -> str:
         return format_tonnes(value)
+
+
+# ---- what every area's views share: errors, pages, ids, several operations on one path -------
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error, whatever its status (``ledger/apis/errors.py``)."""
+
+    code = serializers.CharField(help_text="stable machine-readable code")
+    message = serializers.CharField()
+    detail = serializers.DictField(help_text="per field: its code (and message)")
+
+
+def responses(ok: dict[Any, Any], *errors: int) -> dict[Any, Any]:
+    # 401, 403 (scope) and 429 can answer any authenticated operation.
+    return {**ok, **{code: ErrorSerializer for code in sorted({401, 403, 429, *errors})}}
+
+
+class PageSerializer(serializers.Serializer):
+    """``?after=&limit=``, validated like any input."""
+
+    after = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, default=0, help_text="return rows with id > after"
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+def query(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """Query parameters validated like a body: a bad one is a 400 naming it, never a 500."""
+    params = serializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return dict(params.validated_data)
+
+
+def page_rows(qs: QuerySet[Any], params: dict[str, Any]) -> tuple[list[Any], int | None]:
+    after, limit = params["after"], params["limit"]
+    # One row more than the page: next_after is null exactly when nothing follows.
+    rows = list(qs.filter(pk__gt=after).order_by("pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].pk if more else None
+
+
+def page(
+    qs: QuerySet[Any], params: dict[str, Any], output: type[serializers.Serializer]
+) -> Response:
+    rows, next_after = page_rows(qs, params)
+    return Response({"results": output(rows, many=True).data, "next_after": next_after})
+
+
+def page_of(name: str, item: type[serializers.Serializer], cursor: str = "id") -> Any:
+    """The schema of a page of ``item``."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "__module__": __name__,
+            "results": item(many=True),
+            "next_after": serializers.IntegerField(
+                allow_null=True,
+                help_text=f"pass as ?after= for the next page (an {cursor}); null at the end",
+            ),
+        },
+    )
+
+
+def path_id(raw: str, what: str) -> int:
+    """An id from the URL. Anything that cannot be one (``abc``, ``-1``, 10**30) is not found:
+    the same JSON 404 as an unknown id, never Django's HTML page or a database overflow."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) < MAX_ID:
+        return int(raw)
+    raise NotFound(f"{what} {raw} not found")
+
+
+ID_PARAM = [OpenApiParameter("id", int, OpenApiParameter.PATH)]
+
+
+def on_one_path(name: str, *operations: type[BaseApi]) -> type[BaseApi]:
+    """The view for a path that carries several operations (a collection's GET and POST).
+
+    Each operation is its own class; Django routes a path to one view, so this makes a class
+    that inherits each operation's handler and asks for that operation's scope."""
+    scopes: dict[str, str | None] = {}
+    nested: set[str] = set()
+    for op in operations:
+        own = vars(op)
+        for method in op.http_method_names:
+            if method in own:
+                if method.upper() in scopes:
+                    raise ImproperlyConfigured(f"{name}: two handlers for {method.upper()}")
+                scopes[method.upper()] = op.required_scope
+        # Handlers use self.InputSerializer etc.: a name two operations define would resolve
+        # to the first one's for both.
+        names = {k for k, v in own.items() if isinstance(v, type)}
+        if names & nested:
+            raise ImproperlyConfigured(f"{name}: operations share {sorted(names & nested)}")
+        nested |= names
+    doc = ", ".join(op.__name__ for op in operations)
+    return type(
+        name,
+        operations,
+        {
+            "__module__": operations[0].__module__,
+            "__doc__": f"Serves {doc}.",
+            "required_scopes": scopes,
+        },
+    )

@@ -20,17 +20,14 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.renderers import StaticHTMLRenderer
@@ -44,63 +41,24 @@ from ..core.entry import decode_entry
 from ..core.quantity import format_tonnes
 from ..exceptions import NotFound
 from ..models import Account, Cancellation, EscrowHold, LedgerEntry, Retirement, Reversal
-from .base import MAX_ID, BaseApi, PublicApi, TonnesField
+from .base import (
+    ID_PARAM as _ID,
+)
+from .base import (
+    MAX_ID,
+    BaseApi,
+    PageSerializer,
+    PublicApi,
+    TonnesField,
+)
+from .base import on_one_path as _on_one_path
+from .base import page_of as _page_of
+from .base import page_rows as _page
+from .base import path_id as _path_id
+from .base import query as _query
+from .base import responses as _responses
 
 # ---- shared pieces ------------------------------------------------------------------------------
-
-_ERROR = inline_serializer(
-    "CreditsApiError",
-    {
-        "code": serializers.CharField(help_text="stable machine-readable code"),
-        "message": serializers.CharField(),
-        "detail": serializers.DictField(),
-    },
-)
-
-
-def _responses(ok: dict[Any, Any], *errors: int) -> dict[Any, Any]:
-    # 401, 403 (scope) and 429 can answer any authenticated operation.
-    return {**ok, **{code: _ERROR for code in sorted({401, 403, 429, *errors})}}
-
-
-def _on_one_path(name: str, *operations: type[BaseApi]) -> type[BaseApi]:
-    """The view for a path that carries several operations (a collection's GET and POST):
-    each operation is its own class, and Django routes a path to one view, so this makes a
-    class that inherits each operation's handler and asks for that operation's scope."""
-    scopes: dict[str, str | None] = {}
-    for op in operations:
-        for method in op.http_method_names:
-            if method in vars(op):
-                if method.upper() in scopes:
-                    raise ImproperlyConfigured(f"{name}: two handlers for {method.upper()}")
-                scopes[method.upper()] = op.required_scope
-    return type(
-        name,
-        operations,
-        {
-            "__module__": __name__,
-            "__doc__": "Serves " + ", ".join(op.__name__ for op in operations) + ".",
-            "required_scopes": scopes,
-        },
-    )
-
-
-def _path_id(raw: str, what: str) -> int:
-    """An id from the URL; anything that cannot be one is not found (a JSON 404, never
-    Django's HTML page or a database overflow)."""
-    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) < MAX_ID:
-        return int(raw)
-    raise NotFound(f"{what} {raw} not found")
-
-
-_ID = [OpenApiParameter("id", int, OpenApiParameter.PATH)]
-
-
-class PageSerializer(serializers.Serializer):
-    after = serializers.IntegerField(
-        min_value=0, max_value=MAX_ID, default=0, help_text="return rows with id > after"
-    )
-    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
 
 
 class AccountBatchFilterSerializer(PageSerializer):
@@ -112,40 +70,12 @@ class AccountBatchFilterSerializer(PageSerializer):
     )
 
 
-def _query(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    params = serializer(data=request.query_params)
-    params.is_valid(raise_exception=True)
-    return dict(params.validated_data)
-
-
-def _page(qs: QuerySet[Any], params: dict[str, Any]) -> tuple[list[Any], int | None]:
-    after, limit = params["after"], params["limit"]
-    # One row more than the page: next_after is null exactly when nothing follows.
-    rows = list(qs.filter(pk__gt=after).order_by("pk")[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1].pk if more else None
-
-
 def _filtered(qs: QuerySet[Any], params: dict[str, Any]) -> QuerySet[Any]:
     if "account" in params:
         qs = qs.filter(account_id=params["account"])
     if "batch" in params:
         qs = qs.filter(batch_id=params["batch"])
     return qs
-
-
-def _page_of(name: str, item: type[serializers.Serializer], cursor: str = "id") -> Any:
-    return inline_serializer(
-        name,
-        {
-            "results": item(many=True),
-            "next_after": serializers.IntegerField(
-                allow_null=True,
-                help_text=f"pass as ?after= for the next page (an {cursor}); null at the end",
-            ),
-        },
-    )
 
 
 def _own(qs: QuerySet[Any], actor: Actor) -> QuerySet[Any]:

@@ -36,7 +36,7 @@ from ..core.replay import ENTRY_TYPES
 from ..exceptions import InvalidInput, NotFound, Unprocessable
 from ..models import Checkpoint, TreeHead
 from ..signing import trusted_verifiers
-from .base import MAX_ID, PublicApi
+from .base import MAX_ID, ErrorSerializer, PublicApi
 
 FEED_MAX_LIMIT = 1000
 FEED_DEFAULT_LIMIT = 100
@@ -49,14 +49,6 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 # ---- schema pieces -------------------------------------------------------------------------
 
-_ERROR = inline_serializer(
-    "LedgerApiError",
-    {
-        "code": serializers.CharField(help_text="stable machine-readable code"),
-        "message": serializers.CharField(),
-        "detail": serializers.DictField(),
-    },
-)
 _ENTRY = inline_serializer(
     "LedgerEntry",
     {
@@ -116,7 +108,7 @@ _CONSISTENCY = inline_serializer(
 
 
 def _errors(*statuses: int) -> dict[int, Any]:
-    return {status: _ERROR for status in (*statuses, 429)}
+    return {status: ErrorSerializer for status in (*statuses, 429)}
 
 
 def _integer(minimum: int, maximum: int = MAX_ID) -> dict[str, Any]:

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,7 +46,14 @@ from ..models import (
     Project,
     StoragePathway,
 )
-from .base import MAX_ID, BaseApi, TonnesField
+from .base import ID_PARAM as _ID
+from .base import MAX_ID, BaseApi, PageSerializer, TonnesField
+from .base import on_one_path as _on_one_path
+from .base import page as _page
+from .base import page_of as _page_of
+from .base import path_id as _path_id
+from .base import query as _query
+from .base import responses as _responses
 
 # The services check these again; here they give the caller a field-by-field 400.
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -128,103 +134,6 @@ class ShareField(serializers.Field):
 )
 class GeometryField(serializers.JSONField):
     """The shape is checked by the service (``project_register``), which owns the rule."""
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every error, whatever its status (``ledger/apis/errors.py``)."""
-
-    code = serializers.CharField()
-    message = serializers.CharField()
-    detail = serializers.DictField(help_text="per field: its code (and message)")
-
-
-def _responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
-    # 401, 403 (scope) and 429 can answer any operation.
-    return {**ok, **{status: ErrorSerializer for status in sorted({401, 403, 429, *errors})}}
-
-
-class PageSerializer(serializers.Serializer):
-    """``?after=&limit=``, validated like any input."""
-
-    after = serializers.IntegerField(
-        min_value=0, max_value=MAX_ID, default=0, help_text="return rows with id > after"
-    )
-    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
-
-
-def _query(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    params = serializer(data=request.query_params)
-    params.is_valid(raise_exception=True)
-    return dict(params.validated_data)
-
-
-def _page(
-    qs: QuerySet[Any], params: dict[str, Any], output: type[serializers.Serializer]
-) -> Response:
-    after, limit = params["after"], params["limit"]
-    # One row more than the page: next_after is null exactly when nothing follows.
-    rows = list(qs.filter(pk__gt=after).order_by("pk")[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Response(
-        {
-            "results": output(rows, many=True).data,
-            "next_after": rows[-1].pk if more else None,
-        }
-    )
-
-
-def _page_of(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
-    return type(
-        name,
-        (serializers.Serializer,),
-        {
-            "__module__": __name__,
-            "results": item(many=True),
-            "next_after": serializers.IntegerField(
-                allow_null=True, help_text="pass as ?after= for the next page; null at the end"
-            ),
-        },
-    )
-
-
-def _path_id(raw: str, what: str) -> int:
-    """An id from the URL. Anything that cannot be one (``abc``, ``-1``, 10**30) is not found:
-    the same JSON 404 as an unknown id, never Django's HTML page or a database overflow."""
-    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) < MAX_ID:
-        return int(raw)
-    raise NotFound(f"{what} {raw} not found")
-
-
-_ID = [OpenApiParameter("id", int, OpenApiParameter.PATH)]
-
-
-def _on_one_path(name: str, *operations: type[BaseApi]) -> type[BaseApi]:
-    """The view for a path that carries several operations (a collection's GET and POST).
-
-    Each operation is its own class; Django routes a path to one view, so this makes a class
-    that inherits each operation's handler and asks for that operation's scope."""
-    scopes: dict[str, str | None] = {}
-    nested: set[str] = set()
-    for op in operations:
-        own = vars(op)
-        for method in op.http_method_names:
-            if method in own:
-                if method.upper() in scopes:
-                    raise ImproperlyConfigured(f"{name}: two handlers for {method.upper()}")
-                scopes[method.upper()] = op.required_scope
-        # Handlers use self.InputSerializer etc.: a name two operations define would resolve
-        # to the first one's for both.
-        names = {k for k, v in own.items() if isinstance(v, type)}
-        if names & nested:
-            raise ImproperlyConfigured(f"{name}: operations share {sorted(names & nested)}")
-        nested |= names
-    doc = ", ".join(op.__name__ for op in operations)
-    return type(
-        name,
-        operations,
-        {"__module__": __name__, "__doc__": f"Serves {doc}.", "required_scopes": scopes},
-    )
 
 
 # ---- organization and accounts ------------------------------------------------------------------
