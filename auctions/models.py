@@ -1,1 +1,267 @@
-"""Sealed-bid auctions (issue: sealed-bid auctions). Nothing here yet."""
+"""Sealed-bid auctions of registry credits.
+
+Design
+------
+An auction sells credits from one holding. Scheduling moves the lot into escrow (an
+``escrow.hold`` entry) and fixes the rules, which the ``auction.create`` and ``auction.schedule``
+entries carry. Bids are HPKE ciphertexts to the auction's public key; each submission, amendment
+and withdrawal is a ledger entry carrying the ciphertext and its SHA-256 commitment, never the
+plaintext. Closing bidding is an entry carrying the Merkle root of the counted commitments; its
+hash seeds every random draw. Clearing publishes the private key and the whole result in one
+entry, so anyone holding the ledger can reopen every bid and re-run the clearing
+(``auctions.core``). Settlement is delivery versus payment: awards wait as pending deliveries
+in escrow until the operator confirms payment (delivered) or declares a default (released to
+the seller).
+
+These tables are derived from the ledger like the registry's: ``ledger_verify`` replays the
+auction entries (``auctions.core.replay``) and compares. Invariants, and where they hold:
+
+* One state machine (``Auction.State``), every transition a ledger entry, every transition a
+  compare-and-set on the row (services), so each happens once.
+* A bid counts only if its entry was committed while the auction was open: bids lock the
+  auction row (shared) and closing locks it exclusively, so no bid commits across the close.
+* The auction's private key is stored only encrypted under the key-encryption key (settings),
+  and is written in the clear only by the ``auction.clear`` entry, after bidding closed.
+* Amounts are integers: kgCO2e, whole lots, minor currency units per tonne.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from ledger.models import Account, Batch, EscrowHold, Organization
+
+
+class Format(models.TextChoices):
+    UNIFORM = "uniform", "Multi-unit, uniform price"
+    PAY_AS_BID = "pay_as_bid", "Multi-unit, pay as bid"
+    FIRST_PRICE = "first_price", "Single lot, first price"
+    SECOND_PRICE = "second_price", "Single lot, second price (Vickrey)"
+
+
+SINGLE_LOT_FORMATS = (Format.FIRST_PRICE, Format.SECOND_PRICE)
+
+
+class TieRule(models.TextChoices):
+    RANDOM_ORDER = "random_order", "Random order (EU style)"
+    PRO_RATA = "pro_rata", "Pro rata, leftover lots by draw (California-Quebec style)"
+
+
+class Undersubscribed(models.TextChoices):
+    SETTLE = "settle", "Settle every valid bid (uniform price: at the reserve)"
+    CANCEL = "cancel", "Cancel the auction"
+
+
+class Bidder(models.Model):
+    """An organization approved to bid (an operator's decision, on the ledger)."""
+
+    class Status(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        SUSPENDED = "suspended", "Suspended"
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, related_name="bidder"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices)
+    entry_seq = models.BigIntegerField(help_text="The entry that last changed the status")
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.organization} ({self.status})"
+
+
+class Auction(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        OPEN = "open", "Open for bids"
+        CLOSING = "closing", "Closed, being cleared"
+        CLEARED = "cleared", "Cleared"
+        SETTLED = "settled", "Settled"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    title = models.CharField(max_length=200)
+    seller = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="auctions")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="auctions")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="auctions")
+    hold = models.OneToOneField(
+        EscrowHold, on_delete=models.PROTECT, null=True, blank=True, related_name="auction"
+    )
+
+    # The rules (fixed when scheduled; recorded by auction.create and auction.schedule).
+    format = models.CharField(max_length=16, choices=Format.choices)
+    quantity = models.BigIntegerField(help_text="kgCO2e offered: a whole number of lots")
+    lot_kg = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    tick = models.BigIntegerField(help_text="Price tick, minor units per tonne")
+    reserve = models.BigIntegerField(help_text="Reserve price, minor units per tonne")
+    cap_bp = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Per-bidder cap, basis points of the offering"
+    )
+    deposit_required = models.BigIntegerField(help_text="Minor units")
+    bid_guarantee = models.BooleanField(
+        default=False, help_text="A bid's value may not exceed the bidder's deposit"
+    )
+    tie_rule = models.CharField(max_length=16, choices=TieRule.choices)
+    undersubscribed = models.CharField(max_length=16, choices=Undersubscribed.choices)
+    opens_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
+    public_key = models.BinaryField(null=True, blank=True)
+    # The HPKE private key, encrypted under settings' key-encryption key (auctions.keys).
+    # Secret until close: never serialized by an API, a page or the admin.
+    private_key_sealed = models.BinaryField(null=True, blank=True, editable=False)
+    # Published by the auction.clear entry, after bidding closed.
+    private_key = models.BinaryField(null=True, blank=True)
+    book_size = models.PositiveIntegerField(null=True, blank=True)
+    book_root = models.BinaryField(null=True, blank=True)
+    seed = models.BinaryField(null=True, blank=True, help_text="SHA-256 of the close entry")
+    result = models.JSONField(null=True, blank=True)
+    result_sha256 = models.CharField(max_length=64, blank=True, default="")
+    clearing_price = models.BigIntegerField(null=True, blank=True)
+    state_reason = models.CharField(max_length=200, blank=True, default="")
+    created_seq = models.BigIntegerField()
+    state_seq = models.BigIntegerField(help_text="The entry of the last transition")
+    # Not ledger state: when winners and losers were told (so mail goes out once), and when
+    # the worker pipeline last made progress (beat re-kicks a step that stalled).
+    notified_at = models.DateTimeField(null=True, blank=True)
+    kicked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["state", "closes_at"], name="auction_state_closes")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0, lot_kg__gt=0, tick__gt=0, reserve__gte=0),
+                name="auction_amounts_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(closes_at__gt=F("opens_at")), name="auction_closes_after_opening"
+            ),
+            models.CheckConstraint(
+                condition=Q(cap_bp__isnull=True) | Q(cap_bp__gte=1, cap_bp__lte=10_000),
+                name="auction_cap_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(deposit_required__gte=0), name="auction_deposit_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"auction {self.pk}: {self.title}"
+
+    @property
+    def offered_lots(self) -> int:
+        return self.quantity // self.lot_kg
+
+
+class Bid(models.Model):
+    """A bidder's sealed bid in one auction: its latest version (history is on the ledger)."""
+
+    class Status(models.TextChoices):
+        SEALED = "sealed", "Sealed"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        VALID = "valid", "Valid"
+        REJECTED = "rejected", "Rejected"
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="bids")
+    bidder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bids")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="bids")
+    version = models.PositiveIntegerField()
+    ciphertext = models.BinaryField()
+    commitment = models.CharField(max_length=64, help_text="SHA-256 of the ciphertext, hex")
+    entry_seq = models.BigIntegerField(help_text="The entry of the latest version")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SEALED)
+    reason = models.CharField(max_length=32, blank=True, default="")
+    # After close: the opened tiers as sealed (worker's working copy until the result is
+    # published; the auction.clear entry is the record) and the lots awarded.
+    opened = models.JSONField(null=True, blank=True)
+    awarded_lots = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["auction", "bidder"], name="one_bid_per_bidder"),
+        ]
+
+    def __str__(self) -> str:
+        return f"bid {self.pk} v{self.version} in auction {self.auction_id}"
+
+
+class BidReceipt(models.Model):
+    """What the bidder was given for each version: a note signed by the ledger key."""
+
+    bid = models.ForeignKey(Bid, on_delete=models.PROTECT, related_name="receipts")
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=16)
+    commitment = models.CharField(max_length=64, blank=True, default="")
+    entry_seq = models.BigIntegerField(unique=True)
+    note = models.TextField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"receipt for bid {self.bid_id} v{self.version}"
+
+
+class Deposit(models.Model):
+    """A bidder's financial security for one auction, recorded by the operator."""
+
+    class State(models.TextChoices):
+        HELD = "held", "Held"
+        RELEASED = "released", "Released"
+        APPLIED = "applied", "Applied to the payment"
+        FORFEITED = "forfeited", "Forfeited on default"
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="deposits")
+    bidder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="deposits")
+    amount = models.BigIntegerField(help_text="Minor units")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.HELD)
+    entry_seq = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["auction", "bidder"], name="one_deposit_per_bidder"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"deposit of {self.bidder} in auction {self.auction_id}"
+
+
+class Award(models.Model):
+    """A winner's pending delivery: credits in escrow against the amount due."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting payment"
+        DELIVERED = "delivered", "Paid and delivered"
+        DEFAULTED = "defaulted", "Defaulted (credits returned to the seller)"
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="awards")
+    bid = models.OneToOneField(Bid, on_delete=models.PROTECT, related_name="award")
+    bidder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="awards")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="awards")
+    lots = models.BigIntegerField()
+    quantity = models.BigIntegerField(help_text="kgCO2e")
+    amount_due = models.BigIntegerField(help_text="Minor units")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    entry_seq = models.BigIntegerField(help_text="The auction.settle entry")
+    resolved_seq = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(lots__gt=0, quantity__gt=0, amount_due__gte=0), name="award_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"award {self.pk} to {self.bidder} in auction {self.auction_id}"

@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     DUPLICATE = "duplicate"
     PROJECT_NOT_ACTIVE = "project_not_active"
     INSUFFICIENT_BUFFER = "insufficient_buffer"
+    MANAGED_HOLD = "managed_escrow_hold"
     IDEMPOTENCY_MISMATCH = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_key_in_progress"
 

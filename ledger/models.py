@@ -405,6 +405,8 @@ class ApiKey(models.Model):
         RETIRE = "retire", "Retire"
         CANCEL = "cancel", "Cancel"
         AUDIT = "audit", "Audit"
+        AUCTION = "auction", "Sell by auction"
+        BID = "bid", "Bid in auctions"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="api_keys"

@@ -108,6 +108,13 @@ def _ledger_append(
     return LedgerEntry(seq=size, body=body, type=type)
 
 
+def ledger_append(
+    *, type: str, actor: Actor, data: dict[str, Any], at: dt.datetime | None = None
+) -> LedgerEntry:
+    """The append, for other apps' services (auctions): same rules, same transaction."""
+    return _ledger_append(type=type, actor=actor, data=data, at=at)
+
+
 def _next_seq_locked() -> int:
     """The sequence number the next append will get; caller holds the head lock."""
     return locks.ledger_head_lock()[0]
@@ -724,12 +731,33 @@ def _credit_transfer(
     )
 
 
+# Escrow holds whose reference starts with this belong to an auction: only the auction's own
+# services move them (``managed=True``), so a seller cannot take back a lot under auction.
+MANAGED_PREFIX = "auction:"
+
+
+def _check_managed(reference: str, managed: bool) -> None:
+    if reference.startswith(MANAGED_PREFIX) and not managed:
+        raise Conflict(
+            f"escrow hold '{reference}' belongs to an auction and moves only through it",
+            code=ErrorCode.MANAGED_HOLD,
+            detail={"reference": "managed"},
+        )
+
+
 @transaction.atomic
 def escrow_hold(
-    *, actor: Actor, batch: int, account: int, quantity: int, reference: str
+    *,
+    actor: Actor,
+    batch: int,
+    account: int,
+    quantity: int,
+    reference: str,
+    managed: bool = False,
 ) -> EscrowHold:
     quantity = _kg(quantity)
     reference = _text(reference, "reference", max_length=200)
+    _check_managed(reference, managed)
     acc = _sender(actor, account, "account")
     b = _batch(batch, lock=False)  # escrow does not change the batch's totals
     h = locks.holdings_lock([(acc.pk, b.pk)])[(acc.pk, b.pk)]
@@ -751,7 +779,11 @@ def escrow_hold(
 
 
 def _escrow_take(
-    actor: Actor, hold_id: int, quantity: int, recipient: Account | None = None
+    actor: Actor,
+    hold_id: int,
+    quantity: int,
+    recipient: Account | None = None,
+    managed: bool = False,
 ) -> tuple[EscrowHold, int, dict[tuple[int, int], Holding]]:
     """Lock a hold and its holdings (and the recipient's, in the same ordered call) and take
     ``quantity`` out of escrow."""
@@ -764,6 +796,7 @@ def _escrow_take(
     )
     if peek is None or not actor.may_act_for(peek.account.organization_id):
         raise NotFound(f"escrow hold {hold_id} not found")
+    _check_managed(peek.reference, managed)
     locks.batch_lock(peek.batch_id)
     pairs = [(peek.account_id, peek.batch_id)]
     if recipient is not None:
@@ -786,9 +819,9 @@ def _escrow_take(
 
 
 @transaction.atomic
-def escrow_release(*, actor: Actor, hold: int, quantity: int) -> LedgerEntry:
+def escrow_release(*, actor: Actor, hold: int, quantity: int, managed: bool = False) -> LedgerEntry:
     """Return escrowed credits to their holder's tradable balance."""
-    taken, quantity, held = _escrow_take(actor, hold, quantity)
+    taken, quantity, held = _escrow_take(actor, hold, quantity, managed=managed)
     h = held[(taken.account_id, taken.batch_id)]
     h.tradable += quantity
     h.save(update_fields=["tradable"])
@@ -798,7 +831,9 @@ def escrow_release(*, actor: Actor, hold: int, quantity: int) -> LedgerEntry:
 
 
 @transaction.atomic
-def escrow_deliver(*, actor: Actor, hold: int, recipient: int, quantity: int) -> LedgerEntry:
+def escrow_deliver(
+    *, actor: Actor, hold: int, recipient: int, quantity: int, managed: bool = False
+) -> LedgerEntry:
     """Deliver escrowed credits to another account (auction settlement)."""
     _require(actor.is_operator, "only the operator delivers escrowed credits")
     dst = _account(recipient, None, "recipient")
@@ -806,7 +841,7 @@ def escrow_deliver(*, actor: Actor, hold: int, recipient: int, quantity: int) ->
         raise Unprocessable(
             "credits cannot be delivered into a buffer pool", code=ErrorCode.BUFFER_ACCOUNT
         )
-    taken, quantity, held = _escrow_take(actor, hold, quantity, recipient=dst)
+    taken, quantity, held = _escrow_take(actor, hold, quantity, recipient=dst, managed=managed)
     h = held[(dst.pk, taken.batch_id)]
     h.tradable += quantity
     h.save(update_fields=["tradable"])

@@ -33,6 +33,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from auctions.core.replay import AUCTION_ENTRY_TYPES, AuctionState
+from auctions.verify import compare_auction_tables
+
 from . import records
 from .core import merkle
 from .core.entry import TRANSFER_BYTES, ZERO_HASH, EntryError, decode_canonical_entry
@@ -53,7 +56,7 @@ from .models import (
     TreeHead,
 )
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: with the auction house's state
 
 
 class VerificationError(Exception):
@@ -163,6 +166,7 @@ class _Start:
     prev: bytes = ZERO_HASH
     frontier: merkle.Frontier = field(default_factory=merkle.Frontier)
     state: RegistryState = field(default_factory=RegistryState)
+    auctions: AuctionState = field(default_factory=lambda: AuctionState(settings.LEDGER_ORIGIN))
     checkpoint: tuple[int, bytes] | None = None  # (size, root) verified before
 
 
@@ -356,7 +360,10 @@ def _verify_rows(
         if fast is not None and state.transfer(int(batch), int(src), int(dst), int(qty)):
             continue
         try:
-            produced = state.apply(entry or decode_canonical_entry(body))
+            entry = entry or decode_canonical_entry(body)
+            produced = [] if entry.type in AUCTION_ENTRY_TYPES else state.apply(entry)
+            # Auction entries, and escrow movements (an auction's lot is an escrow hold).
+            start.auctions.apply(entry, state, prev)
         except ReplayError as exc:
             raise VerificationError(f"cannot be replayed: {exc}", seq) from None
         for table, fields in produced:
@@ -379,7 +386,12 @@ def _verify_rows(
         )
     for stream in streams.values():
         stream.finish()
+    try:
+        start.auctions.finish()
+    except ReplayError as exc:
+        raise VerificationError(f"cannot be replayed: {exc}") from None
     _compare_tables(state)
+    compare_auction_tables(start.auctions, _compare_rows, VerificationError)
     problems = state.supply_violations()
     if problems:
         raise VerificationError("supply invariant broken: " + "; ".join(problems[:5]))
@@ -559,6 +571,7 @@ def _save_state(path: Path, report: Report, end: _Start) -> None:
         "frontier": [h.hex() for h in end.frontier.hashes],
         "checkpoint": [end.checkpoint[0], end.checkpoint[1].hex()] if end.checkpoint else None,
         "state": end.state.to_json(),
+        "auctions": end.auctions.to_json(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -582,5 +595,6 @@ def _load_state(path: Path | None) -> _Start:
         prev=bytes.fromhex(data["prev"]),
         frontier=frontier,
         state=RegistryState.from_json(data["state"]),
+        auctions=AuctionState.from_json(data["auctions"], settings.LEDGER_ORIGIN),
         checkpoint=(cp[0], bytes.fromhex(cp[1])) if cp else None,
     )

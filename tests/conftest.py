@@ -89,4 +89,10 @@ def celery_worker_process(django_db_setup: None, django_db_blocker) -> Iterator[
 def worker(celery_worker_process: Worker, committed_db: None) -> Worker:
     if celery_worker_process.proc is None or celery_worker_process.proc.poll() is not None:
         celery_worker_process.start()  # a test killed it: bring it back
+    # The after-commit enqueue is throttled per process: what an earlier test enqueued (to a
+    # worker that test may have killed, or before this queue existed) must not stand for
+    # this test's writes.
+    from ledger import services
+
+    services._checkpoint_last_enqueued = 0.0
     return celery_worker_process

@@ -183,6 +183,22 @@ LEDGER_VERIFIER_KEYS_FILE = Path(
 # At most one checkpoint per this many seconds after writes (plus any asked for on demand).
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("LEDGER_CHECKPOINT_INTERVAL", "1.0"))
 
+# --- Auctions -------------------------------------------------------------------------------
+# The key-encryption key for auction private keys (32 bytes, hex). Generated in development;
+# production refuses to start an auction without it.
+AUCTION_KEK_FILE = Path(
+    _required_in_production(
+        "AUCTION_KEK_FILE", str(LEDGER_SIGNING_KEY_FILE.parent / "auction-kek.key")
+    )
+)
+# Bids are opened in parallel tasks of this many.
+AUCTION_OPEN_CHUNK = int(os.environ.get("AUCTION_OPEN_CHUNK", "2000"))
+# A step of the close-clear-settle pipeline that has not moved for this long is re-enqueued
+# by beat (a lost message, a worker that died without its task being redelivered).
+AUCTION_STALL_SECONDS = float(os.environ.get("AUCTION_STALL_SECONDS", "30"))
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "auctions@bluecarbon.localhost")
+
 # --- Celery ---------------------------------------------------------------------------------
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -208,6 +224,9 @@ CELERY_BEAT_SCHEDULE = {
     # between its commit and the enqueue.
     "ledger-checkpoint": {"task": "ledger.tasks.ledger_checkpoint_task", "schedule": 10.0},
     "webhooks-dispatch": {"task": "ledger.tasks.webhooks_dispatch_task", "schedule": 5.0},
+    # Opens and closes auctions whose time has come, and re-kicks stalled ones. Each auction
+    # also gets an ETA task at its closing time; this is the backstop.
+    "auctions-due": {"task": "auctions.tasks.auctions_due_task", "schedule": 2.0},
     "idempotency-expire": {
         "task": "ledger.tasks.idempotency_records_expire_task",
         "schedule": 3600.0,

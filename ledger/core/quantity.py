@@ -106,3 +106,29 @@ def buffer_withheld(issued_kg: int, share_bp: int) -> int:
     """The buffer contribution in whole kg, rounded down; the holder gets the remainder, so the
     two always add up to the issuance exactly (nothing is lost to rounding)."""
     return issued_kg * share_bp // MAX_SHARE_BP
+
+
+# Money: integers of the currency's minor unit (ISO 4217 exponent). Prices are per tonne.
+MAX_MINOR = 10**15  # exact in JSON (below 2**53) with room for any real auction's value
+CURRENCY_EXPONENTS = {"CNY": 2, "USD": 2, "EUR": 2, "GBP": 2, "HKD": 2, "SGD": 2, "JPY": 0}
+
+
+def parse_money(text: object, currency: str, what: str = "amount") -> int:
+    """``"106.00"`` CNY -> ``10600``. No more decimals than the currency has; never negative."""
+    exponent = CURRENCY_EXPONENTS.get(currency)
+    if exponent is None:
+        raise QuantityError("unknown_currency", f"unsupported currency {currency!r}")
+    minor = _parse_scaled(text, exponent, what)
+    if minor > MAX_MINOR:
+        raise QuantityError("too_large", f"{what} is too large")
+    return minor
+
+
+def format_money(minor: int, currency: str) -> str:
+    """``10600`` CNY -> ``"106.00"``: always the currency's number of decimals."""
+    exponent = CURRENCY_EXPONENTS[currency]
+    if exponent == 0:
+        return str(minor)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**exponent)
+    return f"{sign}{whole}.{frac:0{exponent}d}"

@@ -22,6 +22,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from auctions import services as auction_services
+from auctions.models import Auction
 from ledger import services, webhooks
 from ledger.models import ApiKey, Batch, EscrowHold, Retirement, Role, WebhookEndpoint
 from tests import factories
@@ -79,6 +81,25 @@ def _issue(s: Scene) -> dict[str, Any]:
         "quantity": "100",
         "buffer_share": "20",
         "holder": s.world.dev_account.pk,
+    }
+
+
+def _auction_body(s: Scene) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "title": "Seaweed sink",
+        "account": s.world.dev_account.pk,
+        "batch": s.batch.pk,
+        "format": "uniform",
+        "quantity": "10",
+        "lot_size": "1",
+        "currency": "CNY",
+        "price_tick": "1.00",
+        "reserve_price": "30.00",
+        "tie_rule": "random_order",
+        "undersubscribed": "settle",
+        "opens_at": (now + dt.timedelta(hours=1)).isoformat(),
+        "closes_at": (now + dt.timedelta(hours=2)).isoformat(),
     }
 
 
@@ -156,6 +177,22 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/bulk"): Row(
         ANY_KEY, NOT_FOUND, lambda s: {"operations": [{"op": "transfer", **_transfer(s)}]}
     ),
+    # ---- auctions (auctions/apis.py): published notices and results are public; bids are
+    # made by the caller's own organization only (an operator does not bid for others).
+    ("GET", "/api/v1/auctions"): Row(PUBLIC, SHOWN),
+    ("POST", "/api/v1/auctions"): Row("auction", NOT_FOUND, lambda s: _auction_body(s)),
+    ("GET", "/api/v1/auctions/{pk}"): Row(PUBLIC, SHOWN),
+    ("POST", "/api/v1/auctions/{pk}/schedule"): Row("auction", NOT_FOUND, lambda s: {}),
+    ("POST", "/api/v1/auctions/{pk}/cancel"): Row(
+        "auction", NOT_FOUND, lambda s: {"reason": "withdrawn"}
+    ),
+    ("GET", "/api/v1/auctions/{pk}/result"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/auctions/{pk}/book"): Row(PUBLIC, SHOWN),
+    ("POST", "/api/v1/auctions/{pk}/bids"): Row("bid"),
+    ("GET", "/api/v1/auctions/{pk}/bids/mine"): Row("read"),
+    ("PUT", "/api/v1/auctions/{pk}/bids/mine"): Row("bid"),
+    ("DELETE", "/api/v1/auctions/{pk}/bids/mine"): Row("bid"),
+    ("GET", "/api/v1/bids"): Row("read"),
     # ---- the OpenAPI document itself
     ("GET", "/api/v1/schema/"): Row(PUBLIC, SHOWN),
 }
@@ -228,6 +265,7 @@ class Scene:
     retirement: Retirement
     endpoint: WebhookEndpoint
     checkpoint_size: int
+    auction: Auction
     clients: dict[str, APIClient] = field(default_factory=dict)
 
     def url(self, path: str, row: Row) -> str:
@@ -239,6 +277,7 @@ class Scene:
             "batches": self.batch.pk,
             "escrow-holds": self.hold.pk,
             "webhooks": self.endpoint.pk,
+            "auctions": self.auction.pk,
         }
         values = {
             "{certificate}": self.retirement.certificate,
@@ -291,14 +330,37 @@ def scene(world: World) -> Scene:
     endpoint, _ = webhooks.webhook_endpoint_create(
         actor=w.dev, url="https://registry.example/hooks"
     )
+    # A draft auction of the developer's (scheduling it escrows 10 t).
+    now = dt.datetime.now(dt.UTC)
+    auction = auction_services.auction_create(
+        actor=w.dev,
+        account=w.dev_account.pk,
+        batch=b.pk,
+        title="Seaweed sink",
+        format="uniform",
+        quantity=10_000,
+        lot_kg=1_000,
+        currency="CNY",
+        tick=100,
+        reserve=3_000,
+        cap_bp=None,
+        deposit_required=0,
+        bid_guarantee=False,
+        tie_rule="random_order",
+        undersubscribed="settle",
+        opens_at=now + dt.timedelta(hours=1),
+        closes_at=now + dt.timedelta(hours=2),
+    )
     checkpoint = services.ledger_checkpoint_issue()
     assert checkpoint is not None
-    return Scene(w, b, hold, retirement, endpoint, checkpoint.size)
+    return Scene(w, b, hold, retirement, endpoint, checkpoint.size, auction)
 
 
 def call(client: APIClient, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     if method == "GET":
         return client.get(url)
+    if method == "DELETE":
+        return client.delete(url)
     return getattr(client, method.lower())(url, body if body is not None else {}, format="json")
 
 

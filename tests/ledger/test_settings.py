@@ -14,7 +14,7 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "SECRET_KEY", "LEDGER_SIGNING_KEY_FILE"}
+        if k not in {"DATABASE_URL", "SECRET_KEY", "LEDGER_SIGNING_KEY_FILE", "AUCTION_KEK_FILE"}
     }
     base.update(BLUECARBON_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
@@ -40,10 +40,43 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path):
         SECRET_KEY="x" * 50,
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         LEDGER_SIGNING_KEY_FILE=str(tmp_path / "missing.key"),
+        AUCTION_KEK_FILE=str(_kek(tmp_path)),
     )
     assert result.returncode != 0
     assert "missing.key does not exist" in result.stderr
     assert not (tmp_path / "missing.key").exists()
+
+
+def _kek(tmp_path: Path) -> Path:
+    path = tmp_path / "auction-kek.key"
+    path.write_text("11" * 32 + "\n")
+    return path
+
+
+def _signing_key(tmp_path: Path) -> Path:
+    from ledger.core.note import Signer
+
+    path = tmp_path / "ledger-signing.key"
+    path.write_text(Signer.generate("bluecarbon.test/ledger").to_string() + "\n")
+    return path
+
+
+def test_production_refuses_to_start_without_an_auction_key_encryption_key(tmp_path):
+    production = dict(
+        BLUECARBON_ENV="production",
+        SECRET_KEY="x" * 50,
+        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+        LEDGER_SIGNING_KEY_FILE=str(_signing_key(tmp_path)),
+    )
+    result = run_check(tmp_path, **production)
+    assert result.returncode != 0
+    assert "AUCTION_KEK_FILE must be set" in result.stderr
+    result = run_check(tmp_path, **production, AUCTION_KEK_FILE=str(tmp_path / "no-kek.key"))
+    assert result.returncode != 0
+    assert "no-kek.key does not exist" in result.stderr
+    assert not (tmp_path / "no-kek.key").exists()
+    result = run_check(tmp_path, **production, AUCTION_KEK_FILE=str(_kek(tmp_path)))
+    assert result.returncode == 0, result.stderr
 
 
 def test_development_starts_with_defaults(tmp_path):

@@ -1,0 +1,569 @@
+"""``/api/v1/auctions``: create and schedule auctions, read them (public, like the notices and
+results the large programmes publish), seal and amend bids, and read results.
+
+Amounts at this edge are decimal strings: tonnes with at most three decimals, prices per tonne
+and money with the currency's decimals (CNY: two). The server never receives a bid's content:
+a bid is an HPKE ciphertext (``docs/auctions.md`` says how to make one; ``auctions.core.sealing``
+and the portal's ``seal.js`` are two clients).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import path
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ledger.apis.base import (
+    ID_PARAM,
+    MAX_ID,
+    BaseApi,
+    PageSerializer,
+    PublicApi,
+    TonnesField,
+    on_one_path,
+    page_of,
+    page_rows,
+    path_id,
+    query,
+    responses,
+)
+from ledger.core.quantity import (
+    CURRENCY_EXPONENTS,
+    QuantityError,
+    format_money,
+    format_share,
+    parse_money,
+    parse_share,
+)
+from ledger.exceptions import NotFound
+
+from . import records, selectors, services
+from .core import sealing
+from .models import Auction, Bid, BidReceipt, Format, TieRule, Undersubscribed
+
+State = Auction.State
+
+
+def _money(auction: Auction, minor: int | None) -> str | None:
+    return None if minor is None else format_money(minor, auction.currency)
+
+
+@extend_schema_field({"type": "string", "example": "106.00", "nullable": True})
+class MoneyField(serializers.Field):
+    """Minor units -> a decimal string in the auction's currency."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance: Any) -> Any:
+        return (instance, super().get_attribute(instance))
+
+    def to_representation(self, value: Any) -> str | None:
+        auction, minor = value
+        return _money(auction, minor)
+
+
+# ---- output ------------------------------------------------------------------------------
+
+
+class ProjectSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    ecosystem = serializers.CharField()
+    storage_pathway = serializers.CharField()
+    methodology = serializers.CharField(source="methodology.code")
+    jurisdiction = serializers.CharField()
+    validation_body = serializers.CharField()
+
+
+class BatchSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    serial = serializers.CharField()
+    vintage = serializers.IntegerField()
+    monitoring_start = serializers.DateField()
+    monitoring_end = serializers.DateField()
+    verification_body = serializers.CharField()
+    verification_report_sha256 = serializers.CharField()
+    project = ProjectSummarySerializer()
+
+
+class SealingSerializer(serializers.Serializer):
+    """How to seal a bid for this auction (docs/auctions.md)."""
+
+    suite = serializers.CharField()
+    public_key = serializers.CharField(help_text="base64 of the raw X25519 public key")
+    info = serializers.CharField(help_text="the HPKE info, exactly (UTF-8)")
+    origin = serializers.CharField()
+
+
+class AuctionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    state = serializers.CharField()
+    seller = serializers.IntegerField(source="seller_id")
+    account = serializers.IntegerField(source="account_id")
+    batch = BatchSummarySerializer()
+    format = serializers.CharField()
+    quantity = TonnesField(help_text="offered, tonnes")
+    lot_size = TonnesField(source="lot_kg", help_text="tonnes per lot")
+    offered_lots = serializers.IntegerField()
+    currency = serializers.CharField()
+    price_tick = MoneyField(source="tick", help_text="per tonne")
+    reserve_price = MoneyField(source="reserve", help_text="per tonne")
+    bidder_cap = serializers.SerializerMethodField(help_text="percent of the offering, or null")
+    deposit_required = MoneyField()
+    bid_guarantee = serializers.BooleanField()
+    tie_rule = serializers.CharField()
+    undersubscribed = serializers.CharField()
+    opens_at = serializers.DateTimeField()
+    closes_at = serializers.DateTimeField()
+    seconds_to_close = serializers.SerializerMethodField(help_text="0 once closed")
+    sealing = serializers.SerializerMethodField()
+    bids_counted = serializers.IntegerField(source="book_size", allow_null=True)
+    book_root = serializers.SerializerMethodField(help_text="hex, once bidding closed")
+    clearing_price = MoneyField()
+    result_sha256 = serializers.CharField()
+    private_key = serializers.SerializerMethodField(
+        help_text="base64; published with the result, null before"
+    )
+    state_reason = serializers.CharField()
+
+    def get_bidder_cap(self, a: Auction) -> str | None:
+        return None if a.cap_bp is None else format_share(a.cap_bp)
+
+    def get_seconds_to_close(self, a: Auction) -> int:
+        if a.state not in (State.SCHEDULED, State.OPEN):
+            return 0
+        return max(0, int((a.closes_at - timezone.now()).total_seconds()))
+
+    @extend_schema_field(SealingSerializer(allow_null=True))
+    def get_sealing(self, a: Auction) -> dict[str, str] | None:
+        if a.public_key is None:
+            return None
+        return {
+            "suite": sealing.SUITE_NAME,
+            "public_key": records.b64(a.public_key) or "",
+            "info": "bluecarbon/auction-bid/v1\\n<origin>\\n<auction id>\\n<bidder id>",
+            "origin": settings.LEDGER_ORIGIN,
+        }
+
+    def get_book_root(self, a: Auction) -> str | None:
+        return None if a.book_root is None else bytes(a.book_root).hex()
+
+    def get_private_key(self, a: Auction) -> str | None:
+        # Only the published key (written by the clear step); the sealed one never leaves.
+        return records.b64(a.private_key) if a.private_key is not None else None
+
+
+class ReceiptSerializer(serializers.Serializer):
+    bid = serializers.IntegerField(source="bid_id")
+    version = serializers.IntegerField()
+    action = serializers.CharField()
+    commitment = serializers.CharField(help_text="hex SHA-256 of the ciphertext")
+    entry_seq = serializers.IntegerField()
+    note = serializers.CharField(help_text="the receipt, a signed note (ledger key)")
+
+
+class BidOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    auction = serializers.IntegerField(source="auction_id")
+    bidder = serializers.IntegerField(source="bidder_id")
+    account = serializers.IntegerField(source="account_id")
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    commitment = serializers.CharField()
+    entry_seq = serializers.IntegerField()
+    awarded_lots = serializers.IntegerField(allow_null=True)
+    receipts = ReceiptSerializer(many=True)
+
+
+class BookItemSerializer(serializers.Serializer):
+    bid = serializers.IntegerField(source="pk")
+    bidder = serializers.IntegerField(source="bidder_id")
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    commitment = serializers.CharField()
+    entry_seq = serializers.IntegerField()
+
+
+# ---- auctions ----------------------------------------------------------------------------
+
+
+class AuctionListApi(PublicApi):
+    class FilterSerializer(PageSerializer):
+        state = serializers.ChoiceField(choices=State.values, required=False)
+        format = serializers.ChoiceField(choices=Format.values, required=False)
+        ecosystem = serializers.CharField(required=False, max_length=16)
+        vintage = serializers.IntegerField(required=False, min_value=1990, max_value=2200)
+        seller = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+    @extend_schema(
+        operation_id="auctions_list",
+        tags=["auctions"],
+        auth=[],
+        parameters=[FilterSerializer],
+        responses=responses({200: page_of("AuctionPage", AuctionOutputSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """Auctions, newest last, with their rules (public: anyone may read them)."""
+        params = query(self.FilterSerializer, request)
+        rows, next_after = page_rows(selectors.auction_list(**_filters(params)), params)
+        return Response(
+            {"results": AuctionOutputSerializer(rows, many=True).data, "next_after": next_after}
+        )
+
+
+def _filters(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: params[k] for k in ("state", "format", "ecosystem", "vintage", "seller") if k in params
+    }
+
+
+class AuctionCreateApi(BaseApi):
+    required_scope = "auction"
+
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=200)
+        account = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        format = serializers.ChoiceField(choices=Format.values)
+        quantity = TonnesField()
+        lot_size = TonnesField(help_text="tonnes per lot; single-lot formats: the quantity")
+        currency = serializers.ChoiceField(choices=sorted(CURRENCY_EXPONENTS))
+        price_tick = serializers.CharField(help_text="per tonne, e.g. 1.00")
+        reserve_price = serializers.CharField(help_text="per tonne, e.g. 30.00")
+        bidder_cap = serializers.CharField(
+            required=False, allow_null=True, help_text="percent of the offering, e.g. 25"
+        )
+        deposit_required = serializers.CharField(default="0", help_text="e.g. 30000.00")
+        bid_guarantee = serializers.BooleanField(default=False)
+        tie_rule = serializers.ChoiceField(choices=TieRule.values)
+        undersubscribed = serializers.ChoiceField(choices=Undersubscribed.values)
+        opens_at = serializers.DateTimeField()
+        closes_at = serializers.DateTimeField()
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            currency = attrs["currency"]
+            out = dict(attrs)
+            errors = {}
+            for field, target in (
+                ("price_tick", "tick"),
+                ("reserve_price", "reserve"),
+                ("deposit_required", "deposit_required"),
+            ):
+                try:
+                    out[target] = parse_money(out.pop(field), currency, field)
+                except QuantityError as exc:
+                    errors[field] = serializers.ErrorDetail(exc.message, code=exc.code)
+            cap = out.pop("bidder_cap", None)
+            try:
+                out["cap_bp"] = None if cap in (None, "") else parse_share(cap)
+            except QuantityError as exc:
+                errors["bidder_cap"] = serializers.ErrorDetail(exc.message, code=exc.code)
+            if errors:
+                raise serializers.ValidationError(errors)
+            out["lot_kg"] = out.pop("lot_size")
+            return out
+
+    @extend_schema(
+        operation_id="auctions_create",
+        tags=["auctions"],
+        request=InputSerializer,
+        responses=responses({201: AuctionOutputSerializer}, 400, 404, 409, 422),
+    )
+    def post(self, request: Request) -> Response:
+        """A draft auction of credits from one of the caller's holding accounts. Nothing moves
+        until it is scheduled."""
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            a = services.auction_create(actor=self.actor(request), **data.validated_data)
+            return Response(AuctionOutputSerializer(selectors.auction_get(a.pk)).data, status=201)
+
+        return self.idempotent(request, run)
+
+
+AuctionsApi = on_one_path("AuctionsApi", AuctionListApi, AuctionCreateApi)
+
+
+class AuctionRetrieveApi(PublicApi):
+    @extend_schema(
+        operation_id="auctions_retrieve",
+        tags=["auctions"],
+        auth=[],
+        parameters=ID_PARAM,
+        responses=responses({200: AuctionOutputSerializer}, 404),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """An auction: project and batch, lot, rules, public key, state and countdown; after
+        close the book root, after clearing the result's hash and the published key."""
+        return Response(AuctionOutputSerializer(_auction(pk)).data)
+
+
+def _auction(pk: str) -> Auction:
+    a = selectors.auction_get(path_id(pk, "auction"))
+    if a is None:
+        raise NotFound(f"auction {pk} not found")
+    return a
+
+
+class AuctionScheduleApi(BaseApi):
+    required_scope = "auction"
+
+    @extend_schema(
+        operation_id="auctions_schedule",
+        tags=["auctions"],
+        request=None,
+        parameters=ID_PARAM,
+        responses=responses({200: AuctionOutputSerializer}, 404, 409),
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Fix the rules, put the lot in escrow and publish the HPKE public key. The auction
+        opens at its opening time (at once if that has passed)."""
+        auction_id = path_id(pk, "auction")
+
+        def run() -> Response:
+            services.auction_schedule(actor=self.actor(request), auction=auction_id)
+            return Response(AuctionOutputSerializer(selectors.auction_get(auction_id)).data)
+
+        return self.idempotent(request, run)
+
+
+class AuctionCancelApi(BaseApi):
+    required_scope = "auction"
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=200)
+
+    @extend_schema(
+        operation_id="auctions_cancel",
+        tags=["auctions"],
+        request=InputSerializer,
+        parameters=ID_PARAM,
+        responses=responses({200: AuctionOutputSerializer}, 400, 403, 404, 409),
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Withdraw an auction before it closes (the seller before it opens; an operator
+        while open): the lot returns to the seller, deposits are released."""
+        auction_id = path_id(pk, "auction")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            services.auction_cancel(
+                actor=self.actor(request), auction=auction_id, reason=data.validated_data["reason"]
+            )
+            return Response(AuctionOutputSerializer(selectors.auction_get(auction_id)).data)
+
+        return self.idempotent(request, run)
+
+
+class AuctionResultApi(PublicApi):
+    @extend_schema(
+        operation_id="auctions_result",
+        tags=["auctions"],
+        auth=[],
+        parameters=ID_PARAM,
+        responses=responses(
+            {
+                200: {
+                    "type": "object",
+                    "properties": {
+                        "state": {"type": "string"},
+                        "result_sha256": {"type": "string"},
+                        "private_key": {"type": "string", "nullable": True},
+                        "result": {
+                            "type": "object",
+                            "nullable": True,
+                            "description": "as published by the auction.clear entry; see "
+                            "docs/auctions.md. Null until the auction is cleared.",
+                        },
+                    },
+                }
+            },
+            404,
+        ),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """The published result: clearing price, awards, unsold lots, every opened bid with
+        its outcome, statistics (bid-to-cover, HHI, price range) and the revealed key."""
+        a = _auction(pk)
+        return Response(
+            {
+                "state": a.state,
+                "result_sha256": a.result_sha256,
+                "private_key": records.b64(a.private_key) if a.private_key is not None else None,
+                "result": a.result,
+            }
+        )
+
+
+class AuctionBookApi(PublicApi):
+    @extend_schema(
+        operation_id="auctions_book",
+        tags=["auctions"],
+        auth=[],
+        parameters=[ID_PARAM[0], PageSerializer],
+        responses=responses({200: page_of("BookPage", BookItemSerializer)}, 400, 404),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """The bids' commitments (their ciphertexts' SHA-256), as on the ledger: what the close
+        commits to. Never a bid's content."""
+        a = _auction(pk)
+        params = query(PageSerializer, request)
+        rows, next_after = page_rows(Bid.objects.filter(auction=a), params)
+        return Response(
+            {"results": BookItemSerializer(rows, many=True).data, "next_after": next_after}
+        )
+
+
+# ---- bids --------------------------------------------------------------------------------
+
+
+class _BidInput(serializers.Serializer):
+    ciphertext = serializers.CharField(
+        max_length=4 * sealing.MAX_CIPHERTEXT, help_text="base64 of enc || ciphertext"
+    )
+    account = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, help_text="where awards are delivered"
+    )
+
+
+def _bid_out(receipt: BidReceipt) -> dict[str, Any]:
+    return BidOutputSerializer(selectors.bid_get(receipt.bid_id)).data
+
+
+class BidSubmitApi(BaseApi):
+    required_scope = "bid"
+
+    class InputSerializer(_BidInput):
+        pass
+
+    @extend_schema(
+        operation_id="auctions_bids_create",
+        tags=["auctions"],
+        request=InputSerializer,
+        parameters=ID_PARAM,
+        responses=responses({201: BidOutputSerializer}, 400, 404, 409, 422),
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Submit a sealed bid. The answer carries the receipt: the bid, its version, the
+        ciphertext's commitment and ledger sequence, signed with the ledger's key."""
+        auction_id = path_id(pk, "auction")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            receipt = services.bid_submit(
+                actor=self.actor(request), auction=auction_id, **data.validated_data
+            )
+            return Response(_bid_out(receipt), status=201)
+
+        return self.idempotent(request, run)
+
+
+class MyBidRetrieveApi(BaseApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="auctions_bids_mine_retrieve",
+        tags=["auctions"],
+        parameters=ID_PARAM,
+        responses=responses({200: BidOutputSerializer}, 404),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """The caller's bid in this auction, with every receipt."""
+        return Response(BidOutputSerializer(_my_bid(request, self, pk)).data)
+
+
+def _my_bid(request: Request, view: BaseApi, pk: str) -> Bid:
+    actor = view.actor(request)
+    bid = selectors.bid_of(path_id(pk, "auction"), actor.organization_id)
+    if bid is None:
+        raise NotFound("no bid of yours in this auction")
+    return bid
+
+
+class MyBidAmendApi(BaseApi):
+    required_scope = "bid"
+
+    class InputSerializer(_BidInput):
+        pass
+
+    @extend_schema(
+        operation_id="auctions_bids_mine_amend",
+        tags=["auctions"],
+        request=InputSerializer,
+        parameters=ID_PARAM,
+        responses=responses({200: BidOutputSerializer}, 400, 404, 409, 422),
+    )
+    def put(self, request: Request, pk: str) -> Response:
+        """Replace the bid with a new sealed version (the last one before close counts)."""
+        auction_id = path_id(pk, "auction")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        receipt = services.bid_amend(
+            actor=self.actor(request), auction=auction_id, **data.validated_data
+        )
+        return Response(_bid_out(receipt))
+
+
+class MyBidWithdrawApi(BaseApi):
+    required_scope = "bid"
+
+    @extend_schema(
+        operation_id="auctions_bids_mine_withdraw",
+        tags=["auctions"],
+        parameters=ID_PARAM,
+        responses=responses({200: BidOutputSerializer}, 404, 409, 422),
+    )
+    def delete(self, request: Request, pk: str) -> Response:
+        """Withdraw the bid before close (it is not counted; a new one may be submitted)."""
+        receipt = services.bid_withdraw(actor=self.actor(request), auction=path_id(pk, "auction"))
+        return Response(_bid_out(receipt))
+
+
+MyBidApi = on_one_path("MyBidApi", MyBidRetrieveApi, MyBidAmendApi, MyBidWithdrawApi)
+
+
+class MyBidListApi(BaseApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="bids_list",
+        tags=["auctions"],
+        parameters=[PageSerializer],
+        responses=responses({200: page_of("BidPage", BidOutputSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's bids in every auction, with their receipts."""
+        params = query(PageSerializer, request)
+        qs: QuerySet[Bid] = selectors.bids_of(self.actor(request).organization_id)
+        rows, next_after = page_rows(qs, params)
+        return Response(
+            {"results": BidOutputSerializer(rows, many=True).data, "next_after": next_after}
+        )
+
+
+urlpatterns = [
+    path("auctions", AuctionsApi.as_view(), name="auctions"),
+    path("auctions/<str:pk>", AuctionRetrieveApi.as_view(), name="auction"),
+    path("auctions/<str:pk>/schedule", AuctionScheduleApi.as_view(), name="auction-schedule"),
+    path("auctions/<str:pk>/cancel", AuctionCancelApi.as_view(), name="auction-cancel"),
+    path("auctions/<str:pk>/result", AuctionResultApi.as_view(), name="auction-result"),
+    path("auctions/<str:pk>/book", AuctionBookApi.as_view(), name="auction-book"),
+    path("auctions/<str:pk>/bids", BidSubmitApi.as_view(), name="auction-bids"),
+    path("auctions/<str:pk>/bids/mine", MyBidApi.as_view(), name="auction-my-bid"),
+    path("bids", MyBidListApi.as_view(), name="bids"),
+]

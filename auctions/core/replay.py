@@ -1,0 +1,596 @@
+"""Replay of the auction entries: the auditor's model of the auction house.
+
+It runs beside the registry's replay (``ledger.core.replay.RegistryState``), which applies the
+credit effects (escrow holds, releases, deliveries); this checks that each auction moved
+through its states in order and by its rules, that every bid counted was committed while the
+auction was open, and, at each ``auction.clear``, reopens every counted bid with the published
+key and re-runs the clearing: the published result must be exactly what comes out.
+
+Escrow movements of an auction's hold must be made by the auction itself: each appears in the
+entry right before the auction entry that accounts for it (services append both in one
+transaction, which holds the ledger head, so they are adjacent); any other movement is an error.
+No Django import.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from ledger.core.entry import Entry
+from ledger.core.replay import RegistryState, ReplayError
+
+from . import clearing, sealing
+from . import result as results
+
+AUCTION_ENTRY_TYPES = frozenset(
+    {
+        "bidder.status",
+        "deposit.record",
+        "auction.create",
+        "auction.schedule",
+        "auction.open",
+        "auction.cancel",
+        "auction.close",
+        "auction.clear",
+        "auction.settle",
+        "auction.fail",
+        "bid.submit",
+        "bid.amend",
+        "bid.withdraw",
+        "award.deliver",
+        "award.default",
+    }
+)
+ESCROW_ENTRY_TYPES = frozenset({"escrow.hold", "escrow.release", "escrow.deliver"})
+MANAGED_PREFIX = "auction:"
+
+
+@dataclass
+class _Movement:
+    seq: int
+    type: str
+    hold: int
+    quantity: int
+    to: int | None = None
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if type(value) is not str:
+        raise ReplayError(f"{what} must be base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        raise ReplayError(f"{what} is not base64") from None
+
+
+@dataclass
+class AuctionState:
+    origin: str = ""  # the ledger's checkpoint origin: the HPKE info of every bid names it
+    bidders: dict[int, str] = field(default_factory=dict)
+    auctions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    bids: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Ciphertexts of bids in auctions not cleared yet (freed at clearing).
+    ciphertexts: dict[int, bytes] = field(default_factory=dict)
+    deposits: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    awards: dict[int, dict[str, Any]] = field(default_factory=dict)
+    holds: dict[int, int] = field(default_factory=dict)  # escrow hold -> auction
+    # Bookkeeping that is not a table: auction -> its bid ids; (auction, bidder) -> bid id;
+    # auction -> what its clearing decided (for settling).
+    books: dict[int, list[int]] = field(default_factory=dict)
+    by_bidder: dict[tuple[int, int], int] = field(default_factory=dict)
+    cleared: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pending: _Movement | None = None
+
+    # ---- applying entries -----------------------------------------------------------------
+
+    def apply(self, entry: Entry, registry: RegistryState, entry_hash: bytes) -> None:
+        """Apply an auction entry, or note an escrow movement, after the registry's replay
+        applied its credit effects. Other entries only check that no movement is left."""
+        try:
+            if entry.type in ESCROW_ENTRY_TYPES:
+                self._escrow(entry)
+                return
+            handler = _HANDLERS.get(entry.type)
+            if handler is None:
+                return
+            handler(self, entry.data, entry, registry, entry_hash)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ReplayError(f"malformed {entry.type} data: {exc!r}") from None
+        if self.pending is not None and self.pending.seq < entry.seq:
+            raise ReplayError(
+                f"entry {self.pending.seq} moved auction {self._hold_auction(self.pending.hold)}'s "
+                "escrowed credits outside the auction"
+            )
+
+    def finish(self) -> None:
+        if self.pending is not None:
+            raise ReplayError(
+                f"entry {self.pending.seq} moved auction {self._hold_auction(self.pending.hold)}'s "
+                "escrowed credits outside the auction"
+            )
+
+    def _hold_auction(self, hold: int) -> int | None:
+        return self.holds.get(hold)
+
+    def _escrow(self, entry: Entry) -> None:
+        d = entry.data
+        if entry.type == "escrow.hold":
+            ref = d["hold"]["reference"]
+            if type(ref) is str and ref.startswith(MANAGED_PREFIX):
+                self._set_pending(
+                    _Movement(entry.seq, entry.type, d["hold"]["id"], d["hold"]["quantity"])
+                )
+            return
+        if d["hold"] in self.holds:
+            self._set_pending(
+                _Movement(entry.seq, entry.type, d["hold"], d["quantity"], d.get("to"))
+            )
+
+    def _set_pending(self, movement: _Movement) -> None:
+        if self.pending is not None:
+            raise ReplayError(f"entry {self.pending.seq} moved auction escrow outside the auction")
+        self.pending = movement
+
+    def _take(self, seq: int, type: str, hold: int, quantity: int, to: int | None = None) -> None:
+        """Consume the movement the entry right before this one made."""
+        m = self.pending
+        if m is None or m.seq != seq - 1 or m.type != type or m.hold != hold:
+            raise ReplayError(f"expected the entry before to be {type} of escrow hold {hold}")
+        if m.quantity != quantity or m.to != to:
+            raise ReplayError(
+                f"{type} of escrow hold {hold} moved {m.quantity} kg"
+                + (f" to {m.to}" if m.to is not None else "")
+                + f"; the auction accounts for {quantity} kg"
+                + (f" to {to}" if to is not None else "")
+            )
+        self.pending = None
+
+    def _auction(self, auction_id: Any, *states: str) -> dict[str, Any]:
+        a = self.auctions.get(auction_id) if type(auction_id) is int else None
+        if a is None:
+            raise ReplayError(f"unknown auction {auction_id!r}")
+        if states and a["state"] not in states:
+            raise ReplayError(
+                f"auction {auction_id} is {a['state']}; the entry needs it {' or '.join(states)}"
+            )
+        return a
+
+    def _release_remaining(self, a: dict[str, Any], seq: int, registry: RegistryState) -> None:
+        """Cancel or fail: whatever was left of the lot went back to the seller just before."""
+        if a["hold"] is None:
+            return  # a draft: nothing was escrowed (a movement before it is caught by apply)
+        if self.pending is not None:
+            self._take(seq, "escrow.release", a["hold"], self.pending.quantity)
+        if registry.holds[a["hold"]]["remaining"] != 0:
+            raise ReplayError(f"auction {a['id']} ended with credits left in its escrow")
+
+    def _release_deposits(self, auction_id: int, listed: Any, exclude: set[int]) -> None:
+        held = sorted(
+            bidder
+            for (auction, bidder), d in self.deposits.items()
+            if auction == auction_id and d["state"] == "held" and bidder not in exclude
+        )
+        if listed != held:
+            raise ReplayError(
+                f"deposits released {listed!r}, but the held deposits to release are {held!r}"
+            )
+        for bidder in held:
+            self.deposits[(auction_id, bidder)]["state"] = "released"
+
+    # ---- snapshot (for incremental verification) ------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        if self.pending is not None:
+            raise ReplayError("cannot save a state with an escrow movement pending")
+        return {
+            "bidders": sorted(self.bidders.items()),
+            "auctions": sorted(self.auctions.items()),
+            "bids": sorted(self.bids.items()),
+            "ciphertexts": [
+                [k, base64.b64encode(v).decode()] for k, v in sorted(self.ciphertexts.items())
+            ],
+            "deposits": [[a, b, d] for (a, b), d in sorted(self.deposits.items())],
+            "awards": sorted(self.awards.items()),
+            "holds": sorted(self.holds.items()),
+            "books": sorted(self.books.items()),
+            "by_bidder": [[a, b, bid] for (a, b), bid in sorted(self.by_bidder.items())],
+            "cleared": sorted(self.cleared.items()),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], origin: str) -> AuctionState:
+        s = cls(origin=origin)
+        s.bidders = {k: v for k, v in obj["bidders"]}
+        s.auctions = {k: v for k, v in obj["auctions"]}
+        s.bids = {k: v for k, v in obj["bids"]}
+        s.ciphertexts = {k: base64.b64decode(v) for k, v in obj["ciphertexts"]}
+        s.deposits = {(a, b): d for a, b, d in obj["deposits"]}
+        s.awards = {k: v for k, v in obj["awards"]}
+        s.holds = {k: v for k, v in obj["holds"]}
+        s.books = {k: v for k, v in obj["books"]}
+        s.by_bidder = {(a, b): bid for a, b, bid in obj["by_bidder"]}
+        s.cleared = {k: v for k, v in obj["cleared"]}
+        return s
+
+
+# ---- handlers --------------------------------------------------------------------------------
+
+
+def _bidder_status(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    org, status = d["organization"], d["status"]
+    r._need(r.organizations, org, "organization")
+    if status not in ("approved", "suspended"):
+        raise ReplayError(f"unknown bidder status {status!r}")
+    if status == "approved" and "bidder" not in r.organizations[org]["roles"]:
+        raise ReplayError(f"organization {org} is approved to bid without the bidder role")
+    s.bidders[org] = status
+
+
+def _auction_create(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    rec = dict(d["auction"])
+    key = rec["id"]
+    if type(key) is not int or key in s.auctions:
+        raise ReplayError(f"auction id {key!r} is not new")
+    account = r._need(r.accounts, rec["account"], "account")
+    r._need(r.batches, rec["batch"], "batch")
+    if account["organization"] != rec["seller"] or account["kind"] != "holding":
+        raise ReplayError("an auction sells from a holding account of the seller")
+    try:
+        results.rules_of(rec)
+    except clearing.RulesError as exc:
+        raise ReplayError(f"auction rules are invalid: {exc}") from None
+    if rec["quantity"] % rec["lot_kg"] or rec["closes_at"] <= rec["opens_at"]:
+        raise ReplayError("auction quantity or times are invalid")
+    rec.update(
+        hold=None,
+        state="draft",
+        public_key=None,
+        private_key=None,
+        book_size=None,
+        book_root=None,
+        seed=None,
+        result_sha256="",
+        clearing_price=None,
+    )
+    s.auctions[key] = rec
+
+
+def _auction_schedule(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    a = s._auction(d["auction"], "draft")
+    hold_id = d["hold"]
+    hold = r._need(r.holds, hold_id, "escrow hold")
+    if (hold["account"], hold["batch"], hold["quantity"], hold["reference"]) != (
+        a["account"],
+        a["batch"],
+        a["quantity"],
+        f"{MANAGED_PREFIX}{a['id']}",
+    ):
+        raise ReplayError(f"escrow hold {hold_id} is not this auction's lot")
+    s._take(e.seq, "escrow.hold", hold_id, a["quantity"])
+    if len(_b64(d["public_key"], "public_key")) != 32:
+        raise ReplayError("an auction's public key is 32 bytes (X25519)")
+    s.holds[hold_id] = a["id"]
+    a.update(hold=hold_id, public_key=d["public_key"], state="scheduled")
+
+
+def _auction_open(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    a = s._auction(d["auction"], "scheduled")
+    if e.time < a["opens_at"]:
+        raise ReplayError(f"auction {a['id']} opened before its opening time")
+    a["state"] = "open"
+
+
+def _deposit_record(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    a = s._auction(d["auction"], "draft", "scheduled", "open")
+    bidder = d["bidder"]
+    r._need(r.organizations, bidder, "organization")
+    amount, total = d["amount"], d["total"]
+    before = s.deposits.get((a["id"], bidder), {"amount": 0, "state": "held"})
+    if type(amount) is not int or amount <= 0 or total != before["amount"] + amount:
+        raise ReplayError("deposit amount and total do not add up")
+    s.deposits[(a["id"], bidder)] = {"amount": total, "state": "held"}
+
+
+def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    a = s._auction(d["auction"], "open")
+    if e.time >= a["closes_at"]:
+        raise ReplayError(f"bid taken at {e.time}, after auction {a['id']} closed")
+    bidder, bid_id, action = d["bidder"], d["bid"], e.type.split(".")[1]
+    if s.bidders.get(bidder) != "approved":
+        raise ReplayError(f"organization {bidder} is not an approved bidder")
+    if bidder == a["seller"]:
+        raise ReplayError("a seller bid in its own auction")
+    deposit = s.deposits.get((a["id"], bidder))
+    held = deposit["amount"] if deposit and deposit["state"] == "held" else 0
+    if held < a["deposit_required"]:
+        raise ReplayError(f"bidder {bidder} bid without the required deposit")
+    bid = s.bids.get(bid_id) if type(bid_id) is int else None
+    if bid is None:
+        if action != "submit" or d["version"] != 1 or type(bid_id) is not int:
+            raise ReplayError(f"bid {bid_id!r} is unknown")
+        if (a["id"], bidder) in s.by_bidder:
+            raise ReplayError(f"bidder {bidder} has two bids in auction {a['id']}")
+        s.by_bidder[(a["id"], bidder)] = bid_id
+        s.books.setdefault(a["id"], []).append(bid_id)
+        bid = {
+            "auction": a["id"],
+            "bidder": bidder,
+            "account": None,
+            "version": 0,
+            "commitment": "",
+            "status": "withdrawn",
+            "reason": "",
+            "awarded_lots": None,
+        }
+        s.bids[bid_id] = bid
+    if (bid["auction"], bid["bidder"]) != (a["id"], bidder) or d["version"] != bid["version"] + 1:
+        raise ReplayError(f"bid {bid_id} version {d['version']} does not follow {bid['version']}")
+    wanted = {"submit": "withdrawn", "amend": "sealed", "withdraw": "sealed"}[action]
+    if bid["status"] != wanted:
+        raise ReplayError(f"bid {bid_id} cannot be {action}ed while {bid['status']}")
+    bid["version"] = d["version"]
+    if action == "withdraw":
+        bid["status"] = "withdrawn"
+        s.ciphertexts.pop(bid_id, None)
+        return
+    ciphertext = _b64(d["ciphertext"], "ciphertext")
+    try:
+        sealing.check_ciphertext(ciphertext)
+    except sealing.SealError as exc:
+        raise ReplayError(f"bid {bid_id}: {exc}") from None
+    if hashlib.sha256(ciphertext).hexdigest() != d["commitment"]:
+        raise ReplayError(f"bid {bid_id}: the commitment is not the ciphertext's SHA-256")
+    account = r._need(r.accounts, d["account"], "account")
+    if account["organization"] != bidder or account["kind"] != "holding":
+        raise ReplayError(f"bid {bid_id}: awards go to a holding account of the bidder")
+    bid.update(account=d["account"], commitment=d["commitment"], status="sealed")
+    s.ciphertexts[bid_id] = ciphertext
+
+
+def _counted(s: AuctionState, auction_id: int) -> list[int]:
+    return sorted(b for b in s.books.get(auction_id, []) if s.bids[b]["status"] == "sealed")
+
+
+def _auction_close(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    a = s._auction(d["auction"], "open")
+    if e.time < a["closes_at"]:
+        raise ReplayError(f"auction {a['id']} closed before its closing time")
+    counted = _counted(s, a["id"])
+    size, root = results.book_root(bytes.fromhex(s.bids[b]["commitment"]) for b in counted)
+    if (size, root.hex()) != (d["bids"], d["book_root"]):
+        raise ReplayError(
+            f"auction {a['id']}: the close commits to {d['bids']} bids with root {d['book_root']}, "
+            f"the ledger's counted bids are {size} with root {root.hex()}"
+        )
+    a.update(state="closing", book_size=size, book_root=root.hex(), seed=h.hex())
+
+
+def _first_difference(want: Any, got: Any, path: str = "result") -> str:
+    if type(want) is not type(got):
+        return f"{path}: recomputed {want!r}, published {got!r}"
+    if isinstance(want, dict):
+        for k in sorted(set(want) | set(got)):
+            if want.get(k) != got.get(k):
+                return _first_difference(want.get(k), got.get(k), f"{path}.{k}")
+    if isinstance(want, list):
+        if len(want) != len(got):
+            return f"{path}: recomputed {len(want)} items, published {len(got)}"
+        for i, (x, y) in enumerate(zip(want, got, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: recomputed {want!r}, published {got!r}"
+
+
+def _auction_clear(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    a = s._auction(d["auction"], "closing")
+    raw = _b64(d["private_key"], "private_key")
+    try:
+        private = X25519PrivateKey.from_private_bytes(raw)
+    except ValueError:
+        raise ReplayError("the published private key is not an X25519 key") from None
+    if base64.b64encode(sealing.public_key_of(raw)).decode() != a["public_key"]:
+        raise ReplayError(f"auction {a['id']}: the published private key is not the auction's")
+    record = {k: v for k, v in a.items() if k in _RULE_KEYS}
+    book = []
+    for bid_id in _counted(s, a["id"]):
+        bid = s.bids[bid_id]
+        deposit = s.deposits.get((a["id"], bid["bidder"]))
+        held = deposit["amount"] if deposit and deposit["state"] == "held" else 0
+        try:
+            opened = sealing.open_bid(
+                private_key=private,
+                ciphertext=s.ciphertexts[bid_id],
+                origin=s.origin,
+                auction=a["id"],
+                bidder=bid["bidder"],
+            )
+            tiers, error = opened.tiers, None
+        except sealing.SealError as exc:
+            tiers, error = None, exc.code
+        book.append(
+            results.BookBid(
+                bid=bid_id,
+                bidder=bid["bidder"],
+                account=bid["account"],
+                commitment=bid["commitment"],
+                deposit=held,
+                tiers=tiers,
+                error=error,
+            )
+        )
+    want = results.build_result(
+        record=record, book=book, seed=bytes.fromhex(a["seed"]), root=bytes.fromhex(a["book_root"])
+    )
+    if want != d["result"]:
+        raise ReplayError(
+            f"auction {a['id']}: the published result differs from the recomputation: "
+            + _first_difference(want, d["result"])
+        )
+    if results.result_sha256(d["result"]) != d["result_sha256"]:
+        raise ReplayError(f"auction {a['id']}: result_sha256 is not the result's hash")
+    for row in want["bids"]:
+        bid = s.bids[row["bid"]]
+        bid.update(
+            status="valid" if row["status"] == "valid" else "rejected",
+            reason=row["reason"] or "",
+            awarded_lots=row["awarded_lots"],
+        )
+        s.ciphertexts.pop(row["bid"], None)
+    a.update(
+        state="cleared",
+        private_key=d["private_key"],
+        result_sha256=d["result_sha256"],
+        clearing_price=want["outcome"]["clearing_price"],
+    )
+    accounts = {row["bid"]: row["account"] for row in want["bids"]}
+    s.cleared[a["id"]] = {
+        "status": want["outcome"]["status"],
+        "awards": [
+            [w["bid"], w["bidder"], w["lots"], w["amount"], accounts[w["bid"]]]
+            for w in want["outcome"]["awards"]
+        ],
+    }
+
+
+_RULE_KEYS = frozenset(
+    {
+        "id",
+        "title",
+        "seller",
+        "account",
+        "batch",
+        "format",
+        "quantity",
+        "lot_kg",
+        "currency",
+        "tick",
+        "reserve",
+        "cap_bp",
+        "deposit_required",
+        "bid_guarantee",
+        "tie_rule",
+        "undersubscribed",
+        "opens_at",
+        "closes_at",
+    }
+)
+
+
+def _auction_settle(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    a = s._auction(d["auction"], "cleared")
+    cleared = s.cleared[a["id"]]
+    if cleared["status"] != "cleared":
+        raise ReplayError(f"auction {a['id']} was cancelled by its rules, not settled")
+    want = [
+        [b, bidder, lots * a["lot_kg"], amount, account]
+        for b, bidder, lots, amount, account in cleared["awards"]
+    ]
+    got = [
+        [w["bid"], w["bidder"], w["quantity"], w["amount_due"], w["account"]] for w in d["awards"]
+    ]
+    if want != got:
+        raise ReplayError(f"auction {a['id']}: settlement awards differ from the result")
+    sold = sum(w[2] for w in want)
+    if d["unsold"] != a["quantity"] - sold:
+        raise ReplayError(f"auction {a['id']}: unsold should be {a['quantity'] - sold} kg")
+    if d["unsold"]:
+        s._take(e.seq, "escrow.release", a["hold"], d["unsold"])
+    if registry_remaining(r, a["hold"]) != sold:
+        raise ReplayError(
+            f"auction {a['id']}: escrow holds {registry_remaining(r, a['hold'])} kg, awards {sold}"
+        )
+    s._release_deposits(a["id"], d["deposits_released"], exclude={w[1] for w in want})
+    for w in d["awards"]:
+        if type(w["award"]) is not int or w["award"] in s.awards:
+            raise ReplayError(f"award id {w['award']!r} is not new")
+        lots = w["quantity"] // a["lot_kg"]
+        s.awards[w["award"]] = {
+            "auction": a["id"],
+            "bid": w["bid"],
+            "bidder": w["bidder"],
+            "account": w["account"],
+            "lots": lots,
+            "quantity": w["quantity"],
+            "amount_due": w["amount_due"],
+            "state": "pending",
+        }
+    a["state"] = "settled"
+
+
+def registry_remaining(r: RegistryState, hold: int) -> int:
+    return r.holds[hold]["remaining"]
+
+
+def _award_resolve(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    a = s._auction(d["auction"], "settled")
+    w = s.awards.get(d["award"])
+    if w is None or w["auction"] != a["id"]:
+        raise ReplayError(f"unknown award {d['award']!r}")
+    if w["state"] != "pending":
+        raise ReplayError(f"award {d['award']} is already {w['state']}")
+    deliver = e.type == "award.deliver"
+    if deliver:
+        s._take(e.seq, "escrow.deliver", a["hold"], w["quantity"], to=w["account"])
+    else:
+        s._take(e.seq, "escrow.release", a["hold"], w["quantity"])
+    deposit = s.deposits.get((a["id"], w["bidder"]))
+    amount = deposit["amount"] if deposit and deposit["state"] == "held" else 0
+    if d["deposit_applied" if deliver else "deposit_forfeited"] != amount:
+        raise ReplayError(f"award {d['award']}: the deposit outcome should be {amount}")
+    if deposit and amount:
+        deposit["state"] = "applied" if deliver else "forfeited"
+    w["state"] = "delivered" if deliver else "defaulted"
+
+
+def _auction_end(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    if e.type == "auction.fail":
+        a = s._auction(d["auction"], "closing")
+    else:
+        a = s._auction(d["auction"], "draft", "scheduled", "open", "cleared")
+        if a["state"] == "cleared" and s.cleared[a["id"]]["status"] != "cancelled":
+            raise ReplayError(f"auction {a['id']} cleared; it can no longer be cancelled")
+    s._release_remaining(a, e.seq, r)
+    s._release_deposits(a["id"], d["deposits_released"], exclude=set())
+    a["state"] = "failed" if e.type == "auction.fail" else "cancelled"
+
+
+_HANDLERS: dict[str, Any] = {
+    "bidder.status": _bidder_status,
+    "auction.create": _auction_create,
+    "auction.schedule": _auction_schedule,
+    "auction.open": _auction_open,
+    "deposit.record": _deposit_record,
+    "bid.submit": _bid,
+    "bid.amend": _bid,
+    "bid.withdraw": _bid,
+    "auction.close": _auction_close,
+    "auction.clear": _auction_clear,
+    "auction.settle": _auction_settle,
+    "award.deliver": _award_resolve,
+    "award.default": _award_resolve,
+    "auction.cancel": _auction_end,
+    "auction.fail": _auction_end,
+}
+assert set(_HANDLERS) == AUCTION_ENTRY_TYPES

@@ -1,0 +1,97 @@
+"""How auction rows are written in ledger entries, and how the verifier reads them back: one
+definition per table, shared by the services and ``ledger_verify``."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ledger.core.entry import format_time
+
+from .models import Auction, Award, Bid, Bidder, Deposit
+
+
+def b64(data: bytes | memoryview | None) -> str | None:
+    return None if data is None else base64.b64encode(bytes(data)).decode()
+
+
+def auction_rules(a: Auction) -> dict[str, Any]:
+    """The rules as recorded by auction.create (and fixed by auction.schedule)."""
+    return {
+        "id": a.pk,
+        "title": a.title,
+        "seller": a.seller_id,
+        "account": a.account_id,
+        "batch": a.batch_id,
+        "format": a.format,
+        "quantity": a.quantity,
+        "lot_kg": a.lot_kg,
+        "currency": a.currency,
+        "tick": a.tick,
+        "reserve": a.reserve,
+        "cap_bp": a.cap_bp,
+        "deposit_required": a.deposit_required,
+        "bid_guarantee": a.bid_guarantee,
+        "tie_rule": a.tie_rule,
+        "undersubscribed": a.undersubscribed,
+        "opens_at": format_time(a.opens_at),
+        "closes_at": format_time(a.closes_at),
+    }
+
+
+def auction_state(a: Auction) -> dict[str, Any]:
+    """Everything about an auction that the ledger determines (compared by the verifier)."""
+    return {
+        **auction_rules(a),
+        "hold": a.hold_id,
+        "state": a.state,
+        "public_key": b64(a.public_key),
+        "private_key": b64(a.private_key),
+        "book_size": a.book_size,
+        "book_root": bytes(a.book_root).hex() if a.book_root is not None else None,
+        "seed": bytes(a.seed).hex() if a.seed is not None else None,
+        "result_sha256": a.result_sha256,
+        "clearing_price": a.clearing_price,
+    }
+
+
+def bid_state(b: Bid) -> dict[str, Any]:
+    return {
+        "id": b.pk,
+        "auction": b.auction_id,
+        "bidder": b.bidder_id,
+        "account": b.account_id,
+        "version": b.version,
+        "commitment": b.commitment,
+        "status": b.status,
+        "reason": b.reason,
+        "awarded_lots": b.awarded_lots,
+    }
+
+
+def deposit_state(d: Deposit) -> dict[str, Any]:
+    return {
+        "id": d.pk,
+        "auction": d.auction_id,
+        "bidder": d.bidder_id,
+        "amount": d.amount,
+        "state": d.state,
+    }
+
+
+def award_state(w: Award) -> dict[str, Any]:
+    return {
+        "id": w.pk,
+        "auction": w.auction_id,
+        "bid": w.bid_id,
+        "bidder": w.bidder_id,
+        "account": w.account_id,
+        "lots": w.lots,
+        "quantity": w.quantity,
+        "amount_due": w.amount_due,
+        "state": w.state,
+    }
+
+
+def bidder_state(b: Bidder) -> dict[str, Any]:
+    return {"id": b.organization_id, "status": b.status}

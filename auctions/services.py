@@ -1,0 +1,933 @@
+"""Every write of the auction house. Each function validates, locks (``auctions/locks.py``, then
+the registry's order), changes the auction tables and appends its ledger entries, all in one
+transaction. State transitions are compare-and-set under the auction's row lock, so a step run
+twice (a task delivered twice, a worker restarted) does its work once and then reports that
+there was nothing to do.
+
+Amounts are integers: kgCO2e, whole lots, minor currency units (prices per tonne).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ledger import services as registry
+from ledger.actors import Actor
+from ledger.core.entry import entry_hash, format_time
+from ledger.core.note import sign_note
+from ledger.core.quantity import CURRENCY_EXPONENTS, MAX_KG, MAX_MINOR, format_money
+from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
+
+from . import keys, locks, records
+from .core import clearing, sealing
+from .core import result as results
+from .exceptions import (
+    AuctionErrorCode as Code,
+)
+from .exceptions import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unprocessable,
+)
+from .models import (
+    SINGLE_LOT_FORMATS,
+    Auction,
+    Award,
+    Bid,
+    Bidder,
+    BidReceipt,
+    Deposit,
+    Format,
+    TieRule,
+    Undersubscribed,
+)
+
+log = logging.getLogger(__name__)
+State = Auction.State
+
+
+def _id(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise PermissionDenied(message)
+
+
+def _int(value: object, field: str, *, low: int = 0, high: int = MAX_MINOR) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInput(
+            f"{field} must be an integer from {low} to {high}",
+            code=Code.INVALID_RULES,
+            detail={field: "out_of_range"},
+        )
+    return value
+
+
+def _choice(value: object, field: str, choices: list[str]) -> str:
+    if value not in choices:
+        raise InvalidInput(
+            f"{field} must be one of {', '.join(choices)}",
+            code=Code.INVALID_RULES,
+            detail={field: "invalid_choice"},
+        )
+    return str(value)
+
+
+def _aware(value: object, field: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise InvalidInput(
+            f"{field} must be a date and time with a time zone",
+            code=Code.INVALID_TIME,
+            detail={field: "invalid"},
+        )
+    # Whole microseconds in UTC: what the ledger records is exactly what the row holds.
+    return value.astimezone(dt.UTC)
+
+
+def _auction(auction_id: object, *, lock: bool = True) -> Auction:
+    key = _id(auction_id)
+    a = (
+        (locks.auction_lock(key) if lock else Auction.objects.filter(pk=key).first())
+        if key
+        else None
+    )
+    if a is None:
+        raise NotFound(f"auction {auction_id} not found", detail={"auction": "not_found"})
+    return a
+
+
+def _wrong_state(a: Auction, *wanted: str) -> Conflict:
+    return Conflict(
+        f"auction {a.pk} is {a.state}; this needs it {' or '.join(wanted)}",
+        code=Code.WRONG_STATE,
+        detail={"state": a.state},
+    )
+
+
+def _append(type: str, actor: Actor, data: dict[str, Any], at: dt.datetime | None = None) -> Any:
+    return registry.ledger_append(type=type, actor=actor, data=data, at=at)
+
+
+def _after_commit(fn: Callable[[], None]) -> None:
+    # robust: the write is committed; a broker that is down must not turn it into an error.
+    # Beat's sweep (auctions_due_task) picks up whatever was not enqueued.
+    transaction.on_commit(fn, robust=True)
+
+
+# ---- bidders and deposits ------------------------------------------------------------------
+
+
+@transaction.atomic
+def bidder_approve(*, actor: Actor, organization: int) -> Bidder:
+    """Admit an organization to bid (operators only; it must have the bidder role)."""
+    _require(actor.is_operator, "only operators approve bidders")
+    org = Organization.objects.filter(pk=_id(organization) or 0).first()
+    if org is None:
+        raise NotFound(f"organization {organization} not found")
+    if not org.has_role(Role.BIDDER):
+        raise Unprocessable(f"{org.handle} does not have the bidder role", code=Code.NOT_APPROVED)
+    return _bidder_set(actor, org, Bidder.Status.APPROVED)
+
+
+@transaction.atomic
+def bidder_suspend(*, actor: Actor, organization: int) -> Bidder:
+    _require(actor.is_operator, "only operators suspend bidders")
+    org = Organization.objects.filter(pk=_id(organization) or 0).first()
+    if org is None:
+        raise NotFound(f"organization {organization} not found")
+    return _bidder_set(actor, org, Bidder.Status.SUSPENDED)
+
+
+def _bidder_set(actor: Actor, org: Organization, status: str) -> Bidder:
+    bidder = Bidder.objects.select_for_update().filter(organization=org).first()
+    if bidder is not None and bidder.status == status:
+        return bidder
+    entry = _append("bidder.status", actor, {"organization": org.pk, "status": status})
+    if bidder is None:
+        bidder = Bidder.objects.create(organization=org, status=status, entry_seq=entry.seq)
+    else:
+        bidder.status, bidder.entry_seq = status, entry.seq
+        bidder.save(update_fields=["status", "entry_seq"])
+    return bidder
+
+
+@transaction.atomic
+def deposit_record(*, actor: Actor, auction: int, bidder: int, amount: int) -> Deposit:
+    """Record a bidder's deposit (or a top-up) for one auction, before it closes."""
+    _require(actor.is_operator, "only operators record deposits")
+    amount = _int(amount, "amount", low=1)
+    a = locks.auction_share_lock(_id(auction) or 0)
+    if a is None:
+        raise NotFound(f"auction {auction} not found")
+    if a.state not in (State.DRAFT, State.SCHEDULED, State.OPEN):
+        raise _wrong_state(a, "draft", "scheduled", "open")
+    org = Organization.objects.filter(pk=_id(bidder) or 0).first()
+    if org is None:
+        raise NotFound(f"organization {bidder} not found", detail={"bidder": "not_found"})
+    deposit = Deposit.objects.select_for_update().filter(auction=a, bidder=org).first()
+    total = amount + (deposit.amount if deposit else 0)
+    if total > MAX_MINOR:
+        raise InvalidInput("deposit is too large", code=Code.INVALID_PRICE)
+    entry = _append(
+        "deposit.record",
+        actor,
+        {"auction": a.pk, "bidder": org.pk, "amount": amount, "total": total},
+    )
+    if deposit is None:
+        return Deposit.objects.create(auction=a, bidder=org, amount=total, entry_seq=entry.seq)
+    deposit.amount, deposit.entry_seq = total, entry.seq
+    deposit.save(update_fields=["amount", "entry_seq"])
+    return deposit
+
+
+# ---- creating and scheduling ---------------------------------------------------------------
+
+
+@transaction.atomic
+def auction_create(
+    *,
+    actor: Actor,
+    account: int,
+    batch: int,
+    title: str,
+    format: str,
+    quantity: int,
+    lot_kg: int,
+    currency: str,
+    tick: int,
+    reserve: int,
+    cap_bp: int | None,
+    deposit_required: int,
+    bid_guarantee: bool,
+    tie_rule: str,
+    undersubscribed: str,
+    opens_at: dt.datetime,
+    closes_at: dt.datetime,
+) -> Auction:
+    """A draft auction of ``quantity`` kg from a holding, with its rules. Nothing moves until
+    it is scheduled."""
+    if not isinstance(title, str) or not title.strip() or len(title.strip()) > 200:
+        raise InvalidInput(
+            "title is required (at most 200 characters)", detail={"title": "invalid"}
+        )
+    fmt = _choice(format, "format", Format.values)
+    quantity = _int(quantity, "quantity", low=1, high=MAX_KG)
+    lot_kg = _int(lot_kg, "lot_kg", low=1, high=MAX_KG)
+    if quantity % lot_kg:
+        raise InvalidInput(
+            "the quantity offered must be a whole number of lots",
+            code=Code.INVALID_RULES,
+            detail={"lot_size": "not_a_divisor"},
+        )
+    if fmt in SINGLE_LOT_FORMATS and lot_kg != quantity:
+        raise InvalidInput(
+            "a single-lot auction offers its whole quantity as one lot",
+            code=Code.INVALID_RULES,
+            detail={"lot_size": "single_lot"},
+        )
+    if currency not in CURRENCY_EXPONENTS:
+        raise InvalidInput(
+            f"unsupported currency {currency!r}",
+            code=Code.INVALID_RULES,
+            detail={"currency": "invalid"},
+        )
+    if cap_bp is not None:
+        cap_bp = _int(cap_bp, "cap", low=1, high=10_000)
+    if not isinstance(bid_guarantee, bool):
+        raise InvalidInput("bid_guarantee must be true or false", code=Code.INVALID_RULES)
+    deposit_required = _int(deposit_required, "deposit_required")
+    opens_at, closes_at = _aware(opens_at, "opens_at"), _aware(closes_at, "closes_at")
+    if closes_at <= opens_at:
+        raise InvalidInput(
+            "the auction must close after it opens",
+            code=Code.INVALID_TIME,
+            detail={"closes_at": "before_opening"},
+        )
+    if closes_at <= timezone.now():
+        raise InvalidInput(
+            "the closing time is in the past", code=Code.INVALID_TIME, detail={"closes_at": "past"}
+        )
+    try:
+        clearing.Rules(
+            format=fmt,
+            offered_lots=quantity // lot_kg,
+            lot_kg=lot_kg,
+            tick=_int(tick, "tick", low=1),
+            reserve=_int(reserve, "reserve"),
+            cap_bp=cap_bp,
+            tie_rule=_choice(tie_rule, "tie_rule", TieRule.values),
+            undersubscribed=_choice(undersubscribed, "undersubscribed", Undersubscribed.values),
+            bid_guarantee=bid_guarantee,
+        )
+    except clearing.RulesError as exc:
+        raise InvalidInput(str(exc), code=Code.INVALID_RULES, detail={"rules": exc.code}) from None
+
+    acc = Account.objects.filter(pk=_id(account) or 0).first()
+    if acc is None or not actor.may_act_for(acc.organization_id):
+        raise NotFound(f"account {account} not found", detail={"account": "not_found"})
+    if acc.kind != Account.Kind.HOLDING:
+        raise Unprocessable("auctions sell from a holding account", code=Code.INVALID_RULES)
+    b = Batch.objects.filter(pk=_id(batch) or 0).first()
+    if b is None:
+        raise NotFound(f"batch {batch} not found", detail={"batch": "not_found"})
+    # Not created yet: the entry must name the id, so take it from the row and then append.
+    a = Auction.objects.create(
+        title=title.strip(),
+        seller_id=acc.organization_id,
+        account=acc,
+        batch=b,
+        format=fmt,
+        quantity=quantity,
+        lot_kg=lot_kg,
+        currency=currency,
+        tick=tick,
+        reserve=reserve,
+        cap_bp=cap_bp,
+        deposit_required=deposit_required,
+        bid_guarantee=bid_guarantee,
+        tie_rule=tie_rule,
+        undersubscribed=undersubscribed,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        created_seq=-1,
+        state_seq=-1,
+    )
+    entry = _append("auction.create", actor, {"auction": records.auction_rules(a)})
+    a.created_seq = a.state_seq = entry.seq
+    a.save(update_fields=["created_seq", "state_seq"])
+    return a
+
+
+@transaction.atomic
+def auction_schedule(*, actor: Actor, auction: int) -> Auction:
+    """Fix the rules, put the lot in escrow and publish the auction's HPKE public key. If the
+    opening time has come, the auction opens at once."""
+    a = _auction(auction)
+    if not actor.may_act_for(a.seller_id):
+        raise NotFound(f"auction {auction} not found")
+    if a.state != State.DRAFT:
+        raise _wrong_state(a, "draft")
+    now = timezone.now()
+    if a.closes_at <= now:
+        raise Conflict("the closing time has passed; create a new auction", code=Code.INVALID_TIME)
+    hold = registry.escrow_hold(
+        actor=actor,
+        batch=a.batch_id,
+        account=a.account_id,
+        quantity=a.quantity,
+        reference=f"{registry.MANAGED_PREFIX}{a.pk}",
+        managed=True,
+    )
+    private = sealing.generate_private_key()
+    a.public_key = sealing.public_key_of(private)
+    a.private_key_sealed = keys.seal_private_key(a.pk, private)
+    del private
+    a.hold = hold
+    entry = _append(
+        "auction.schedule",
+        actor,
+        {"auction": a.pk, "hold": hold.pk, "public_key": records.b64(a.public_key)},
+    )
+    a.state, a.state_seq = State.SCHEDULED, entry.seq
+    a.save(update_fields=["public_key", "private_key_sealed", "hold", "state", "state_seq"])
+    if a.opens_at <= now:
+        _open(a, now)
+    auction_id = a.pk
+    _after_commit(lambda: _enqueue_timers(auction_id))
+    return a
+
+
+def _enqueue_timers(auction_id: int) -> None:
+    from .tasks import auction_advance_task
+
+    a = Auction.objects.filter(pk=auction_id).first()
+    if a is None:
+        return
+    if a.state == State.SCHEDULED:
+        auction_advance_task.apply_async((auction_id,), eta=a.opens_at)
+    auction_advance_task.apply_async((auction_id,), eta=a.closes_at)
+
+
+def _open(a: Auction, now: dt.datetime) -> None:
+    entry = _append("auction.open", Actor.system("auctions"), {"auction": a.pk}, at=now)
+    a.state, a.state_seq = State.OPEN, entry.seq
+    a.save(update_fields=["state", "state_seq"])
+
+
+@transaction.atomic
+def auction_open(*, auction: int) -> bool:
+    """scheduled -> open, once its opening time has come. False if there was nothing to do."""
+    a = _auction(auction)
+    now = timezone.now()
+    if a.state != State.SCHEDULED or a.opens_at > now:
+        return False
+    _open(a, now)
+    return True
+
+
+@transaction.atomic
+def auction_cancel(*, actor: Actor, auction: int, reason: str) -> Auction:
+    """Withdraw an auction before it closes: the lot goes back to the seller, deposits are
+    released. The seller may cancel a draft or a scheduled auction; once it is open, only an
+    operator may."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("a cancellation needs a reason", detail={"reason": "required"})
+    a = _auction(auction)
+    if not actor.may_act_for(a.seller_id):
+        raise NotFound(f"auction {auction} not found")
+    if a.state not in (State.DRAFT, State.SCHEDULED, State.OPEN):
+        raise _wrong_state(a, "draft", "scheduled", "open")
+    if a.state == State.OPEN:
+        _require(actor.is_operator, "only an operator cancels an auction that is open")
+    _end(a, actor, State.CANCELLED, "auction.cancel", reason.strip()[:200])
+    return a
+
+
+def _end(a: Auction, actor: Actor, state: str, entry_type: str, reason: str) -> None:
+    """Cancel or fail: whatever is left of the lot returns to the seller, deposits are released."""
+    hold_id = a.hold_id
+    if hold_id is not None:
+        remaining = EscrowHold.objects.get(pk=hold_id).remaining
+        if remaining:
+            registry.escrow_release(actor=actor, hold=hold_id, quantity=remaining, managed=True)
+    released = _release_deposits(a, exclude=set())
+    entry = _append(
+        entry_type, actor, {"auction": a.pk, "reason": reason, "deposits_released": released}
+    )
+    a.state, a.state_seq, a.state_reason = state, entry.seq, reason
+    a.save(update_fields=["state", "state_seq", "state_reason"])
+
+
+def _release_deposits(a: Auction, exclude: set[int]) -> list[int]:
+    """Mark held deposits released (the entry that calls this lists their bidders)."""
+    ids = sorted(
+        Deposit.objects.filter(auction=a, state=Deposit.State.HELD)
+        .exclude(bidder_id__in=exclude)
+        .values_list("bidder_id", flat=True)
+    )
+    Deposit.objects.filter(auction=a, bidder_id__in=ids).update(state=Deposit.State.RELEASED)
+    return ids
+
+
+# ---- bids ----------------------------------------------------------------------------------
+
+
+def _ciphertext(value: object) -> bytes:
+    if isinstance(value, str):
+        try:
+            value = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise InvalidInput(
+                "ciphertext must be standard base64",
+                code=Code.MALFORMED_CIPHERTEXT,
+                detail={"ciphertext": "invalid"},
+            ) from None
+    if not isinstance(value, bytes):
+        raise InvalidInput("ciphertext is required", code=Code.MALFORMED_CIPHERTEXT)
+    try:
+        sealing.check_ciphertext(value)
+    except sealing.SealError as exc:
+        raise InvalidInput(
+            str(exc), code=Code.MALFORMED_CIPHERTEXT, detail={"ciphertext": exc.code}
+        ) from None
+    return value
+
+
+def _open_for_bids(actor: Actor, auction: object) -> tuple[Auction, Organization, dt.datetime]:
+    """The auction locked shared, checked open and eligible; the instant the bid is taken."""
+    if actor.organization_id is None:
+        raise PermissionDenied("bids are made by a bidder organization")
+    a = locks.auction_share_lock(_id(auction) or 0)
+    if a is None:
+        raise NotFound(f"auction {auction} not found", detail={"auction": "not_found"})
+    # The instant that decides: taken under the lock that closing must wait for.
+    now = timezone.now()
+    if a.state in (State.DRAFT, State.SCHEDULED):
+        raise Conflict(f"auction {a.pk} is not open for bids yet", code=Code.NOT_OPEN)
+    if a.state != State.OPEN or now >= a.closes_at:
+        raise Conflict(
+            f"auction {a.pk} closed for bids at {format_time(a.closes_at)}",
+            code=Code.CLOSED,
+            detail={"closes_at": format_time(a.closes_at)},
+        )
+    org = Organization.objects.get(pk=actor.organization_id)
+    if org.pk == a.seller_id:
+        raise Unprocessable("a seller cannot bid in its own auction", code=Code.OWN_AUCTION)
+    approved = Bidder.objects.filter(organization=org, status=Bidder.Status.APPROVED).exists()
+    if not approved:
+        raise PermissionDenied(f"{org.handle} is not an approved bidder", code=Code.NOT_APPROVED)
+    if a.deposit_required:
+        deposit = Deposit.objects.filter(auction=a, bidder=org).first()
+        held = deposit.amount if deposit and deposit.state == Deposit.State.HELD else 0
+        if held < a.deposit_required:
+            raise Conflict(
+                f"this auction needs a deposit of {a.deposit_required} (minor units); "
+                f"{held} is recorded",
+                code=Code.DEPOSIT_MISSING,
+                detail={"required": a.deposit_required, "recorded": held},
+            )
+    return a, org, now
+
+
+def _receiving_account(org: Organization, account: object) -> Account:
+    if account is None:
+        acc = org.accounts.filter(kind=Account.Kind.HOLDING).order_by("pk").first()
+        if acc is None:
+            raise Unprocessable("the bidder has no holding account", detail={"account": "missing"})
+        return acc
+    acc = Account.objects.filter(pk=_id(account) or 0, organization=org).first()
+    if acc is None:
+        raise NotFound(f"account {account} not found", detail={"account": "not_found"})
+    if acc.kind != Account.Kind.HOLDING:
+        raise Unprocessable(
+            "awards are delivered to a holding account", detail={"account": "buffer"}
+        )
+    return acc
+
+
+def _receipt(bid: Bid, action: str, seq: int, time: str) -> BidReceipt:
+    from ledger.signing import get_signer
+
+    text = (
+        f"{settings.LEDGER_ORIGIN}\n"
+        "auction bid receipt v1\n"
+        f"auction {bid.auction_id}\n"
+        f"bid {bid.pk}\n"
+        f"bidder {bid.bidder_id}\n"
+        f"version {bid.version}\n"
+        f"action {action}\n"
+        f"commitment {bid.commitment if action != 'withdraw' else '-'}\n"
+        f"entry {seq}\n"
+        f"time {time}\n"
+    )
+    return BidReceipt.objects.create(
+        bid=bid,
+        version=bid.version,
+        action=action,
+        commitment=bid.commitment if action != "withdraw" else "",
+        entry_seq=seq,
+        note=sign_note(text, get_signer()),
+    )
+
+
+def _bid_entry(
+    action: str, actor: Actor, bid: Bid, ciphertext: bytes | None, now: dt.datetime
+) -> BidReceipt:
+    data: dict[str, Any] = {
+        "auction": bid.auction_id,
+        "bid": bid.pk,
+        "bidder": bid.bidder_id,
+        "version": bid.version,
+    }
+    if ciphertext is not None:
+        data |= {
+            "account": bid.account_id,
+            "commitment": bid.commitment,
+            "ciphertext": records.b64(ciphertext),
+        }
+    entry = _append(f"bid.{action}", actor, data, at=now)
+    bid.entry_seq = entry.seq
+    bid.save(update_fields=["entry_seq"])
+    return _receipt(bid, action, entry.seq, format_time(now))
+
+
+@transaction.atomic
+def bid_submit(
+    *, actor: Actor, auction: int, ciphertext: bytes | str, account: int | None = None
+) -> BidReceipt:
+    """A sealed bid (or a new one after withdrawing). The server never sees the plaintext:
+    it stores the ciphertext and puts its SHA-256 on the ledger."""
+    raw = _ciphertext(ciphertext)
+    a, org, now = _open_for_bids(actor, auction)
+    acc = _receiving_account(org, account)
+    bid = locks.bid_lock(a.pk, org.pk)
+    commitment = sealing.commitment(raw).hex()
+    if bid is None:
+        try:
+            with transaction.atomic():
+                bid = Bid.objects.create(
+                    auction=a,
+                    bidder=org,
+                    account=acc,
+                    version=1,
+                    ciphertext=raw,
+                    commitment=commitment,
+                    entry_seq=-1,
+                )
+        except IntegrityError:  # the same bidder's other request won the race
+            raise Conflict(
+                "this bidder already has a bid here; amend it", code=Code.BID_EXISTS
+            ) from None
+        return _bid_entry("submit", actor, bid, raw, now)
+    if bid.status != Bid.Status.WITHDRAWN:
+        raise Conflict("this bidder already has a bid here; amend it", code=Code.BID_EXISTS)
+    bid.version += 1
+    bid.account, bid.ciphertext, bid.commitment = acc, raw, commitment
+    bid.status = Bid.Status.SEALED
+    bid.save(update_fields=["version", "account", "ciphertext", "commitment", "status"])
+    return _bid_entry("submit", actor, bid, raw, now)
+
+
+@transaction.atomic
+def bid_amend(
+    *, actor: Actor, auction: int, ciphertext: bytes | str, account: int | None = None
+) -> BidReceipt:
+    """Replace the bid with a new sealed version; the last version before close counts."""
+    raw = _ciphertext(ciphertext)
+    a, org, now = _open_for_bids(actor, auction)
+    bid = locks.bid_lock(a.pk, org.pk)
+    if bid is None or bid.status != Bid.Status.SEALED:
+        raise NotFound("no bid to amend in this auction", code=Code.NO_BID)
+    acc = _receiving_account(org, account) if account is not None else bid.account
+    bid.version += 1
+    bid.account, bid.ciphertext, bid.commitment = acc, raw, sealing.commitment(raw).hex()
+    bid.save(update_fields=["version", "account", "ciphertext", "commitment"])
+    return _bid_entry("amend", actor, bid, raw, now)
+
+
+@transaction.atomic
+def bid_withdraw(*, actor: Actor, auction: int) -> BidReceipt:
+    a, org, now = _open_for_bids(actor, auction)
+    bid = locks.bid_lock(a.pk, org.pk)
+    if bid is None or bid.status != Bid.Status.SEALED:
+        raise NotFound("no bid to withdraw in this auction", code=Code.NO_BID)
+    bid.version += 1
+    bid.status = Bid.Status.WITHDRAWN
+    bid.save(update_fields=["version", "status"])
+    return _bid_entry("withdraw", actor, bid, None, now)
+
+
+# ---- close, open, clear, settle (the worker's steps) ---------------------------------------
+
+SYSTEM = Actor.system("auctions")
+
+
+@transaction.atomic
+def auction_close(*, auction: int) -> bool:
+    """open -> closing, once the closing time has passed: commit to the book of counted bids
+    (the Merkle root of their commitments). Its entry's hash seeds every draw."""
+    # Exclusive: waits for every bid transaction that holds the shared lock to commit.
+    a = _auction(auction)
+    now = timezone.now()
+    if a.state != State.OPEN or now < a.closes_at:
+        return False
+    commitments = Bid.objects.filter(auction=a, status=Bid.Status.SEALED).order_by("pk")
+    size, root = results.book_root(
+        bytes.fromhex(c) for c in commitments.values_list("commitment", flat=True).iterator(5000)
+    )
+    entry = _append(
+        "auction.close", SYSTEM, {"auction": a.pk, "bids": size, "book_root": root.hex()}, at=now
+    )
+    a.state, a.state_seq = State.CLOSING, entry.seq
+    a.book_size, a.book_root, a.seed = size, root, entry_hash(entry.body)
+    a.save(update_fields=["state", "state_seq", "book_size", "book_root", "seed"])
+    return True
+
+
+def unopened_bid_ids(auction_id: int) -> list[int]:
+    return list(
+        Bid.objects.filter(auction_id=auction_id, status=Bid.Status.SEALED, opened__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def auction_bids_open(*, auction: int, first: int, last: int) -> int:
+    """Decrypt the counted bids with ids in [first, last] that are not opened yet and keep
+    what they say (or why they do not open) for clearing. Not ledger state: the result entry
+    is the record, and the verifier reopens every bid itself. Safe to run twice or in
+    parallel: both write the same thing."""
+    a = Auction.objects.filter(pk=auction).first()
+    if a is None or a.state != State.CLOSING:
+        return 0
+    private = sealing.load_private_key(keys.open_private_key(a.pk, bytes(a.private_key_sealed)))
+    rows = list(
+        Bid.objects.filter(
+            auction=a,
+            status=Bid.Status.SEALED,
+            opened__isnull=True,
+            pk__gte=first,
+            pk__lte=last,
+        ).only("pk", "bidder_id", "ciphertext")
+    )
+    for bid in rows:
+        try:
+            opened = sealing.open_bid(
+                private_key=private,
+                ciphertext=bytes(bid.ciphertext),
+                origin=settings.LEDGER_ORIGIN,
+                auction=a.pk,
+                bidder=bid.bidder_id,
+            )
+            bid.opened = {"tiers": opened.tiers}
+        except sealing.SealError as exc:
+            bid.opened = {"error": exc.code}
+    with transaction.atomic():
+        Bid.objects.bulk_update(rows, ["opened"], batch_size=1000)
+    return len(rows)
+
+
+class NotReady(Exception):
+    """A step that must wait for another (clearing before every bid is opened)."""
+
+
+@transaction.atomic
+def auction_clear(*, auction: int) -> bool:
+    """closing -> cleared: publish the private key and the result of the clearing (or, if the
+    rules say an undersubscribed auction is cancelled, publish it and cancel)."""
+    a = _auction(auction)
+    if a.state != State.CLOSING:
+        return False
+    if Bid.objects.filter(auction=a, status=Bid.Status.SEALED, opened__isnull=True).exists():
+        raise NotReady(f"auction {a.pk} has bids not opened yet")
+    private = keys.open_private_key(a.pk, bytes(a.private_key_sealed))
+    if sealing.public_key_of(private) != bytes(a.public_key):
+        raise RuntimeError(f"auction {a.pk}: the stored private key does not match its public key")
+    deposits = dict(
+        Deposit.objects.filter(auction=a, state=Deposit.State.HELD).values_list(
+            "bidder_id", "amount"
+        )
+    )
+    bids = list(
+        Bid.objects.filter(auction=a, status=Bid.Status.SEALED)
+        .order_by("pk")
+        .only("pk", "bidder_id", "account_id", "commitment", "opened")
+    )
+    book = [
+        results.BookBid(
+            bid=b.pk,
+            bidder=b.bidder_id,
+            account=b.account_id,
+            commitment=b.commitment,
+            deposit=deposits.get(b.bidder_id, 0),
+            tiers=b.opened.get("tiers"),
+            error=b.opened.get("error"),
+        )
+        for b in bids
+    ]
+    result = results.build_result(
+        record=records.auction_rules(a), book=book, seed=bytes(a.seed), root=bytes(a.book_root)
+    )
+    digest = results.result_sha256(result)
+    entry = _append(
+        "auction.clear",
+        SYSTEM,
+        {
+            "auction": a.pk,
+            "private_key": records.b64(private),
+            "result": result,
+            "result_sha256": digest,
+        },
+    )
+    outcome = result["outcome"]
+    by_id = {b.pk: b for b in bids}
+    for row in result["bids"]:
+        bid = by_id[row["bid"]]
+        bid.status = Bid.Status.VALID if row["status"] == "valid" else Bid.Status.REJECTED
+        bid.reason = row["reason"] or ""
+        bid.awarded_lots = row["awarded_lots"]
+    Bid.objects.bulk_update(bids, ["status", "reason", "awarded_lots"], batch_size=1000)
+    a.private_key, a.result, a.result_sha256 = private, result, digest
+    a.clearing_price = outcome["clearing_price"]
+    a.state, a.state_seq = State.CLEARED, entry.seq
+    a.save(
+        update_fields=[
+            "private_key",
+            "result",
+            "result_sha256",
+            "clearing_price",
+            "state",
+            "state_seq",
+        ]
+    )
+    if outcome["status"] == "cancelled":
+        _end(a, SYSTEM, State.CANCELLED, "auction.cancel", "undersubscribed")
+    return True
+
+
+@transaction.atomic
+def auction_settle(*, auction: int) -> bool:
+    """cleared -> settled, delivery versus payment: each award becomes a pending delivery
+    (its credits stay in escrow until payment is confirmed), unsold credits return to the
+    seller, and the deposits of bidders who won nothing are released."""
+    a = _auction(auction)
+    if a.state != State.CLEARED:
+        return False
+    result = a.result
+    awards = result["outcome"]["awards"]
+    sold = sum(w["lots"] for w in awards) * a.lot_kg
+    unsold = a.quantity - sold
+    if unsold:
+        registry.escrow_release(actor=SYSTEM, hold=a.hold_id, quantity=unsold, managed=True)
+    accounts = {row["bid"]: row["account"] for row in result["bids"]}
+    rows = [
+        Award(
+            auction=a,
+            bid_id=w["bid"],
+            bidder_id=w["bidder"],
+            account_id=accounts[w["bid"]],
+            lots=w["lots"],
+            quantity=w["lots"] * a.lot_kg,
+            amount_due=w["amount"],
+            entry_seq=-1,
+        )
+        for w in awards
+    ]
+    released = _release_deposits(a, exclude={w["bidder"] for w in awards})
+    created = Award.objects.bulk_create(rows, batch_size=1000)
+    entry = _append(
+        "auction.settle",
+        SYSTEM,
+        {
+            "auction": a.pk,
+            "awards": [
+                {
+                    "award": w.pk,
+                    "bid": w.bid_id,
+                    "bidder": w.bidder_id,
+                    "account": w.account_id,
+                    "quantity": w.quantity,
+                    "amount_due": w.amount_due,
+                }
+                for w in created
+            ],
+            "unsold": unsold,
+            "deposits_released": released,
+        },
+    )
+    Award.objects.filter(auction=a).update(entry_seq=entry.seq)
+    a.state, a.state_seq = State.SETTLED, entry.seq
+    a.save(update_fields=["state", "state_seq"])
+    return True
+
+
+@transaction.atomic
+def auction_fail(*, auction: int, reason: str) -> bool:
+    """closing -> failed, when the auction cannot be cleared (its key does not open): the lot
+    returns to the seller and deposits are released; the key is not published."""
+    a = _auction(auction)
+    if a.state != State.CLOSING:
+        return False
+    _end(a, SYSTEM, State.FAILED, "auction.fail", reason[:200])
+    return True
+
+
+# ---- delivery versus payment ---------------------------------------------------------------
+
+
+def _award(actor: Actor, award: object) -> tuple[Auction, Award]:
+    _require(actor.is_operator, "only operators confirm payments and declare defaults")
+    peek = Award.objects.filter(pk=_id(award) or 0).first()
+    if peek is None:
+        raise NotFound(f"award {award} not found")
+    a = _auction(peek.auction_id)  # auction before award: the lock order
+    w = Award.objects.select_for_update().get(pk=peek.pk)
+    if w.state != Award.State.PENDING:
+        raise Conflict(f"award {w.pk} is already {w.state}", code=Code.AWARD_RESOLVED)
+    return a, w
+
+
+def _deposit_outcome(a: Auction, w: Award, state: str) -> int:
+    deposit = Deposit.objects.select_for_update().filter(auction=a, bidder_id=w.bidder_id).first()
+    if deposit is None or deposit.state != Deposit.State.HELD:
+        return 0
+    deposit.state = state
+    deposit.save(update_fields=["state"])
+    return deposit.amount
+
+
+@transaction.atomic
+def award_confirm_payment(*, actor: Actor, award: int) -> Award:
+    """The operator saw the winner's payment: deliver the credits and apply the deposit."""
+    a, w = _award(actor, award)
+    registry.escrow_deliver(
+        actor=actor, hold=a.hold_id, recipient=w.account_id, quantity=w.quantity, managed=True
+    )
+    applied = _deposit_outcome(a, w, Deposit.State.APPLIED)
+    entry = _append(
+        "award.deliver",
+        actor,
+        {"auction": a.pk, "award": w.pk, "deposit_applied": applied},
+    )
+    w.state, w.resolved_seq = Award.State.DELIVERED, entry.seq
+    w.save(update_fields=["state", "resolved_seq"])
+    return w
+
+
+@transaction.atomic
+def award_default(*, actor: Actor, award: int, reason: str = "payment not received") -> Award:
+    """The winner did not pay: its credits return to the seller and its deposit is forfeited."""
+    a, w = _award(actor, award)
+    registry.escrow_release(actor=actor, hold=a.hold_id, quantity=w.quantity, managed=True)
+    forfeited = _deposit_outcome(a, w, Deposit.State.FORFEITED)
+    entry = _append(
+        "award.default",
+        actor,
+        {
+            "auction": a.pk,
+            "award": w.pk,
+            "deposit_forfeited": forfeited,
+            "reason": (reason or "payment not received").strip()[:200],
+        },
+    )
+    w.state, w.resolved_seq = Award.State.DEFAULTED, entry.seq
+    w.save(update_fields=["state", "resolved_seq"])
+    return w
+
+
+# ---- notification (after settlement; not ledger state) --------------------------------------
+
+
+def auction_notify(*, auction: int) -> int:
+    """Tell each bidder's users how the auction ended, once. Mail goes out before the mark
+    commits, so a crash in between repeats it rather than losing it (at least once)."""
+    from django.core.mail import send_mass_mail
+
+    with transaction.atomic():
+        a = _auction(auction)
+        if a.state not in (State.SETTLED, State.CANCELLED, State.FAILED) or a.notified_at:
+            return 0
+        outcome = {b.bidder_id: b for b in Bid.objects.filter(auction=a)}
+        emails: dict[int, list[str]] = {}
+        for m in Membership.objects.filter(organization_id__in=outcome).select_related("user"):
+            if m.user.email:
+                emails.setdefault(m.organization_id, []).append(m.user.email)
+        messages = []
+        for bidder_id, bid in sorted(outcome.items()):
+            if not emails.get(bidder_id):
+                continue
+            if a.state != State.SETTLED:
+                body = f"Auction {a.pk} ({a.title}) was {a.state}: {a.state_reason}."
+            elif bid.awarded_lots:
+                award = Award.objects.filter(bid=bid).first()
+                due = format_money(award.amount_due if award else 0, a.currency)
+                body = (
+                    f"Auction {a.pk} ({a.title}) has cleared. You were awarded "
+                    f"{bid.awarded_lots} lot(s); amount due: {due} {a.currency}."
+                )
+            else:
+                body = (
+                    f"Auction {a.pk} ({a.title}) has cleared. Your bid won nothing "
+                    f"({bid.reason or 'outbid'})."
+                )
+            messages.append(
+                (f"Auction {a.pk}: result", body, settings.DEFAULT_FROM_EMAIL, emails[bidder_id])
+            )
+        sent = send_mass_mail(messages, fail_silently=False) if messages else 0
+        a.notified_at = timezone.now()
+        a.save(update_fields=["notified_at"])
+        return sent

@@ -1,0 +1,46 @@
+"""The auction tables compared with what replaying the ledger built (called by
+``ledger.verify`` after the registry's tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from . import records
+from .core.replay import AuctionState
+from .models import Auction, Award, Bid, Bidder, Deposit
+
+
+def compare_auction_tables(
+    state: AuctionState,
+    compare_rows: Callable[
+        [str, dict[Any, dict[str, Any]], Generator[dict[str, Any], None, None]], None
+    ],
+    error: type[Exception],
+) -> None:
+    def rows(
+        model: Any, to_record: Callable[[Any], dict[str, Any]]
+    ) -> Generator[dict[str, Any], None, None]:
+        return (to_record(obj) for obj in model.objects.order_by("pk").iterator(chunk_size=2000))
+
+    # The replay keeps each auction's id in its record (the rules name it); the table's id is
+    # the key.
+    auctions = {k: {f: v for f, v in a.items() if f != "id"} for k, a in state.auctions.items()}
+    compare_rows("auction", auctions, rows(Auction, records.auction_state))
+    compare_rows("bid", state.bids, rows(Bid, records.bid_state))
+    compare_rows("award", state.awards, rows(Award, records.award_state))
+    compare_rows(
+        "bidder",
+        {k: {"status": v} for k, v in state.bidders.items()},
+        rows(Bidder, records.bidder_state),
+    )
+    # Deposits are named by (auction, bidder) on the ledger, not by row id.
+    deposits = {f"{a}/{b}": d for (a, b), d in state.deposits.items()}
+    compare_rows(
+        "deposit",
+        deposits,
+        (
+            {"id": f"{d.auction_id}/{d.bidder_id}", "amount": d.amount, "state": d.state}
+            for d in Deposit.objects.order_by("pk").iterator(chunk_size=2000)
+        ),
+    )
