@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.staticfiles",
+    "bluecarbon.apps.StaticFilesConfig",  # django.contrib.staticfiles, minus build folders
     "rest_framework",
     "django_filters",
     "drf_spectacular",

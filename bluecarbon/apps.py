@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.contrib.staticfiles.apps import StaticFilesConfig as DjangoStaticFilesConfig
+
+
+class StaticFilesConfig(DjangoStaticFilesConfig):
+    # collectstatic publishes what it collects. The vendored HPKE bundle's build/ folder
+    # (package.json, lock file, and node_modules after an `npm ci`, esbuild's binary included)
+    # is for rebuilding, not serving. fnmatch's '*' also matches '/', so the path pattern covers
+    # the whole folder; "node_modules" stops the walk from descending into one anywhere.
+    ignore_patterns = [
+        *DjangoStaticFilesConfig.ignore_patterns,
+        "node_modules",
+        "auctions/vendor/hpke/build/*",
+    ]
