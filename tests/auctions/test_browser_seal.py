@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from auctions.core import sealing
 from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -201,6 +202,19 @@ def test_the_browser_seals_a_bid_that_cryptography_opens(page, auction_key):
         ],
         "v": 1,
     }
+    # And the server's own opener (what the worker runs at close) reads the same bid, with
+    # the same info binding and the same plaintext rules.
+    opened = sealing.open_bid(
+        private_key=auction_key, ciphertext=ciphertext, origin=ORIGIN, auction=41, bidder=7
+    )
+    assert opened.tiers == bid["tiers"]
+    with pytest.raises(sealing.SealError) as refused:
+        sealing.open_bid(
+            private_key=auction_key, ciphertext=ciphertext, origin=ORIGIN, auction=41, bidder=8
+        )
+    assert refused.value.code == "unreadable"
+    assert sealing.info(ORIGIN, 41, 7) == bid_info(ORIGIN, 41, 7)
+    assert sealing.PAD_BLOCK == PAD_BLOCK
 
 
 @pytest.mark.parametrize(
