@@ -27,18 +27,24 @@ def worker_env(queue: str) -> dict[str, str]:
         env["DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + db["NAME"]
     env["CELERY_QUEUE"] = queue
     env["WEBHOOK_RETRY_BASE_SECONDS"] = "0.2"  # retries in tests within a second
+    env["AUCTION_STALL_SECONDS"] = "2"  # the sweep re-kicks a stalled auction within seconds
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
 class Worker:
-    def __init__(self, log_dir: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self, log_dir: Path, concurrency: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.queue = f"test-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"worker-{self.queue}.log"
         self.concurrency = concurrency
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # A restart appends to the same log: only what this process writes says it is ready.
+        since = len(self.log())
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -61,7 +67,7 @@ class Worker:
                 f"{self.queue}@%h",
             ],
             cwd=ROOT,
-            env=worker_env(self.queue),
+            env={**worker_env(self.queue), **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -69,8 +75,8 @@ class Worker:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log()[-3000:]}")
-            if "ready." in self.log():
+                raise RuntimeError(f"worker exited: {self.log()[since:][-3000:]}")
+            if "ready." in self.log()[since:]:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"worker did not become ready: {self.log()[-3000:]}")

@@ -1,0 +1,221 @@
+"""Auctions closed, opened, cleared and settled by a real Celery worker process, on the
+configured broker and database (Redis and PostgreSQL in CI; the file-system broker and SQLite
+by default): the deadline passes, the worker does the rest; racing and late bids; a worker
+killed mid-close and restarted; close tasks delivered many times."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from auctions import services, tasks
+from auctions.core import result as results
+from auctions.models import Auction, Award, Bid
+from bluecarbon.celery import app as celery_app
+from ledger.exceptions import LedgerError
+from ledger.models import LedgerEntry
+from tests.auctions.conftest import TONNE, Market
+from tests.conftest import ARTIFACTS
+from tests.worker import Worker
+
+pytestmark = pytest.mark.worker
+
+
+def entries_of(auction_id: int, type: str) -> int:
+    """How many entries of this type name this auction."""
+    from ledger.core.entry import decode_entry
+
+    return sum(
+        1
+        for (body,) in LedgerEntry.objects.filter(type=type).values_list("body")
+        if decode_entry(bytes(body)).data.get("auction") == auction_id
+    )
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float = 90, sweep: bool = False, what: str = ""
+) -> None:
+    """Poll; with ``sweep``, also do what beat does every few seconds (enqueue the sweep)."""
+    deadline = time.monotonic() + timeout
+    last_sweep = 0.0
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        if sweep and time.monotonic() - last_sweep > 1.0:
+            tasks.auctions_due_task.delay()
+            last_sweep = time.monotonic()
+        time.sleep(0.1)
+
+
+def state_of(a: Auction) -> str:
+    return Auction.objects.get(pk=a.pk).state
+
+
+def test_the_worker_closes_clears_and_settles_after_the_deadline(worker, verify_ledger):
+    m = Market()
+    a = m.auction(closes_in=3, quantity=100 * TONNE, reserve=3000)
+    b1, b2, b3 = m.bidders
+    m.bid(a, b1, [(11000, 60), (10000, 30)])
+    m.bid(a, b2, [(10500, 50)])
+    m.bid(a, b3, [(9900, 40)])
+    assert state_of(a) == "open"
+    assert Auction.objects.get(pk=a.pk).private_key is None
+
+    # Nothing but the ETA task scheduled at the closing time moves it now.
+    wait_until(lambda: state_of(a) == "settled", timeout=60, what="settlement")
+    a.refresh_from_db()
+    assert a.clearing_price == 10500
+    assert a.private_key is not None  # revealed with the result
+    result = a.result
+    assert result["outcome"]["awarded_lots"] == 100
+    assert {w["bidder"]: w["lots"] for w in result["outcome"]["awards"]} == {
+        b1.pk: 60,
+        b2.pk: 40,
+    }
+    assert results.result_sha256(result) == a.result_sha256
+    assert sorted(Award.objects.filter(auction=a).values_list("lots", flat=True)) == [40, 60]
+    # Everyone was told, after the commit.
+    wait_until(lambda: Auction.objects.get(pk=a.pk).notified_at is not None, what="mail")
+    verify_ledger()
+
+
+def test_a_bid_racing_the_close_is_either_counted_or_refused(worker, verify_ledger):
+    m = Market(bidders=8)
+    a = m.auction(closes_in=2.5, quantity=100 * TONNE)
+    sealed = {b.pk: m.seal(a, b, [(5000, 10)]) for b in m.bidders}
+    accepted: dict[int, bool] = {}
+    refused: dict[int, str] = {}
+
+    def hammer(bidder) -> None:
+        # Keep amending right up to and across the closing time.
+        try:
+            services.bid_submit(actor=m.actor(bidder), auction=a.pk, ciphertext=sealed[bidder.pk])
+            accepted[bidder.pk] = True
+            while timezone.now() < a.closes_at + dt.timedelta(milliseconds=300):
+                services.bid_amend(
+                    actor=m.actor(bidder), auction=a.pk, ciphertext=m.seal(a, bidder, [(5100, 10)])
+                )
+        except LedgerError as exc:
+            refused[bidder.pk] = str(exc.code)
+        finally:
+            connection.close()
+
+    # Start some bidders late, so their first bid itself races the close.
+    threads = []
+    for i, b in enumerate(m.bidders):
+        delay = (a.closes_at - timezone.now()).total_seconds() - 0.05 + i * 0.02 if i >= 4 else 0
+        t = threading.Timer(max(delay, 0), hammer, args=(b,))
+        threads.append(t)
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert set(refused.values()) <= {"auction_closed"}
+    wait_until(lambda: state_of(a) == "settled", timeout=60, what="settlement")
+    counted = dict(
+        Bid.objects.filter(auction=a)
+        .exclude(status="withdrawn")
+        .values_list("bidder_id", "version")
+    )
+    # Every bid that got a receipt is in the book, at the last version it got a receipt for.
+    receipts = {
+        b.pk: max(Bid.objects.get(auction=a, bidder=b).receipts.values_list("version", flat=True))
+        for b in m.bidders
+        if Bid.objects.filter(auction=a, bidder=b).exists()
+    }
+    assert set(counted) == set(accepted) == set(receipts)
+    assert counted == receipts
+    a.refresh_from_db()
+    assert a.book_size == len(counted)
+    # The verifier also checks that no bid entry is timed at or after the closing time.
+    verify_ledger()
+
+
+def test_a_bid_after_the_deadline_is_refused_even_before_the_worker_closes(worker, market):
+    m = market
+    a = m.auction(closes_in=0.5)
+    time.sleep(0.6)
+    before = LedgerEntry.objects.count()
+    with pytest.raises(LedgerError) as err:
+        m.bid(a, m.bidders[0], [(5000, 1)])
+    assert err.value.code == "auction_closed"
+    assert LedgerEntry.objects.count() == before
+
+
+@pytest.fixture
+def slow_worker(celery_worker_process: Worker, committed_db: None) -> Iterator[Worker]:
+    """A worker of its own that opens bids one per task (so a kill lands mid-opening)."""
+    worker = Worker(ARTIFACTS, env={"AUCTION_OPEN_CHUNK": "1"})
+    queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = worker.queue
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        celery_app.conf.task_default_queue = queue
+
+
+def test_a_worker_killed_while_opening_bids_restarts_and_settles_once(slow_worker, verify_ledger):
+    m = Market(bidders=40)
+    a = m.auction(closes_in=4, quantity=100 * TONNE)
+    for i, b in enumerate(m.bidders):
+        m.bid(a, b, [(3000 + 100 * (i % 7), 5)])
+    total = len(m.bidders)
+
+    def opened() -> int:
+        return Bid.objects.filter(auction=a, opened__isnull=False).count()
+
+    wait_until(lambda: opened() > 0, timeout=60, what="the first bids opened")
+    slow_worker.kill()
+    assert state_of(a) == "closing"
+    assert 0 < opened() < total, "the kill should land while bids are being opened"
+    time.sleep(2.5)  # past AUCTION_STALL_SECONDS: the sweep sees it stalled
+    slow_worker.start()
+    wait_until(lambda: state_of(a) == "settled", timeout=90, sweep=True, what="settlement")
+    assert opened() == total
+    assert entries_of(a.pk, "auction.close") == 1
+    assert entries_of(a.pk, "auction.clear") == 1
+    assert entries_of(a.pk, "auction.settle") == 1
+    verify_ledger()
+
+
+def test_a_worker_killed_before_the_deadline_leaves_the_sweep_to_close(slow_worker, verify_ledger):
+    m = Market()
+    a = m.auction(closes_in=2, quantity=10 * TONNE)
+    m.bid(a, m.bidders[0], [(4000, 10)])
+    slow_worker.kill()  # its ETA task for the closing time dies with it
+    time.sleep(2.2)
+    slow_worker.start()
+    wait_until(lambda: state_of(a) == "settled", timeout=60, sweep=True, what="settlement")
+    assert entries_of(a.pk, "auction.clear") == 1
+    verify_ledger()
+
+
+def test_close_clear_and_settle_tasks_delivered_many_times_act_once(worker, verify_ledger):
+    m = Market()
+    a = m.auction(closes_in=1.5, quantity=50 * TONNE)
+    m.bid(a, m.bidders[0], [(4000, 30)])
+    m.bid(a, m.bidders[1], [(3500, 30)])
+    time.sleep(1.6)
+    for _ in range(6):
+        tasks.auction_close_task.delay(a.pk)
+        tasks.auction_clear_task.delay(a.pk)
+        tasks.auction_settle_task.delay(a.pk)
+        tasks.auction_advance_task.delay(a.pk)
+    wait_until(lambda: state_of(a) == "settled", timeout=60, what="settlement")
+    time.sleep(1.0)  # let the duplicates that are still queued run too
+    for _ in range(3):
+        tasks.auction_settle_task.delay(a.pk)
+        tasks.auction_clear_task.delay(a.pk)
+    time.sleep(1.0)
+    assert entries_of(a.pk, "auction.close") == 1
+    assert entries_of(a.pk, "auction.clear") == 1
+    assert entries_of(a.pk, "auction.settle") == 1
+    assert Award.objects.filter(auction=a).count() == 2
+    verify_ledger()
