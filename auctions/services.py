@@ -345,7 +345,7 @@ def auction_schedule(*, actor: Actor, auction: int) -> Auction:
     a.state, a.state_seq = State.SCHEDULED, entry.seq
     a.save(update_fields=["public_key", "private_key_sealed", "hold", "state", "state_seq"])
     if a.opens_at <= now:
-        _open(a, now)
+        _open(a)
     auction_id = a.pk
     _after_commit(lambda: _enqueue_timers(auction_id))
     return a
@@ -362,8 +362,8 @@ def _enqueue_timers(auction_id: int) -> None:
     auction_advance_task.apply_async((auction_id,), eta=a.closes_at)
 
 
-def _open(a: Auction, now: dt.datetime) -> None:
-    entry = _append("auction.open", Actor.system("auctions"), {"auction": a.pk}, at=now)
+def _open(a: Auction) -> None:
+    entry = _append("auction.open", Actor.system("auctions"), {"auction": a.pk})
     a.state, a.state_seq = State.OPEN, entry.seq
     a.save(update_fields=["state", "state_seq"])
 
@@ -375,7 +375,7 @@ def auction_open(*, auction: int) -> bool:
     now = timezone.now()
     if a.state != State.SCHEDULED or a.opens_at > now:
         return False
-    _open(a, now)
+    _open(a)
     return True
 
 

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from auctions import demo as auction_demo
 from ledger import services
 from ledger.actors import Actor
 from ledger.core.quantity import parse_hectares, parse_share, parse_tonnes
@@ -246,13 +247,18 @@ class Command(BaseCommand):
             "Xiamen University Coastal Carbon Lab",
         )
 
-        # Xiangshan, February 2023: the whole 2,340.1 t lot sold (at 106 CNY/t) to one buyer.
-        services.credit_transfer(
-            actor=op,
-            batch=xs.pk,
-            sender=acct["xihu-port-coop"].pk,
-            recipient=acct["ningbo-energy"].pk,
-            quantity=parse_tonnes("2340.1"),
+        # Xiangshan, February 2023: the whole 2,340.1 t lot auctioned (start 30 CNY/t, a
+        # 30,000 CNY deposit) and sold at 106 CNY/t to one buyer. Here: a sealed-bid,
+        # first-price auction of the single lot, run to delivery.
+        auction_demo.seed_auctions(
+            op=op,
+            bidders=bidders,
+            seller_accounts={
+                "xiangshan": acct["xihu-port-coop"],
+                "zhanjiang": acct["zhanjiang-mangrove"],
+                "putian": acct["putian-oyster"],
+            },
+            batches={"xiangshan": xs, "zhanjiang": zj, "putian": pt},
         )
         services.credit_retire(
             actor=op,
@@ -312,7 +318,7 @@ class Command(BaseCommand):
         self._user("registrar", registry, password)
         self._user("auditor", auditor, password)
         for i, bidder in enumerate(bidders, 1):
-            self._user(f"bidder{i}", bidder, password)
+            self._user(f"bidder{i}", bidder, password, email=f"bidder{i}@bidders.example")
         for name, dev in devs.items():
             self._user(name, dev, password)
         assert Account.objects.filter(organization=registry, kind="buffer").exists()
