@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import path
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -458,8 +458,9 @@ class BidSubmitApi(BaseApi):
         responses=responses({201: BidOutputSerializer}, 400, 404, 409, 422),
     )
     def post(self, request: Request, pk: str) -> Response:
-        """Submit a sealed bid. The answer carries the receipt: the bid, its version, the
-        ciphertext's commitment and ledger sequence, signed with the ledger's key."""
+        """Submit a sealed bid (a bidder may have several: together they are its demand). The
+        answer carries the receipt: the bid, its version, the ciphertext's commitment and ledger
+        sequence, signed with the ledger's key."""
         auction_id = path_id(pk, "auction")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -473,26 +474,49 @@ class BidSubmitApi(BaseApi):
         return self.idempotent(request, run)
 
 
+class MyAuctionBidsApi(BaseApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="auctions_bids_mine",
+        tags=["auctions"],
+        parameters=ID_PARAM,
+        responses=responses({200: BidOutputSerializer(many=True)}, 404),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """The caller's bids in this auction (withdrawn ones too), with every receipt."""
+        a = _auction(pk)
+        bids = selectors.bids_of(self.actor(request).organization_id).filter(auction=a)
+        return Response(BidOutputSerializer(bids, many=True).data)
+
+
+_BID_PARAMS = [ID_PARAM[0], OpenApiParameter("bid", int, OpenApiParameter.PATH)]
+
+
+def _my_bid(request: Request, view: BaseApi, pk: str, bid: str) -> Bid:
+    found = selectors.bid_get(path_id(bid, "bid"))
+    # Another bidder's bid is reported exactly like a missing one.
+    if (
+        found is None
+        or found.auction_id != path_id(pk, "auction")
+        or found.bidder_id != view.actor(request).organization_id
+    ):
+        raise NotFound(f"bid {bid} not found")
+    return found
+
+
 class MyBidRetrieveApi(BaseApi):
     required_scope = "read"
 
     @extend_schema(
-        operation_id="auctions_bids_mine_retrieve",
+        operation_id="auctions_bids_retrieve",
         tags=["auctions"],
-        parameters=ID_PARAM,
+        parameters=_BID_PARAMS,
         responses=responses({200: BidOutputSerializer}, 404),
     )
-    def get(self, request: Request, pk: str) -> Response:
-        """The caller's bid in this auction, with every receipt."""
-        return Response(BidOutputSerializer(_my_bid(request, self, pk)).data)
-
-
-def _my_bid(request: Request, view: BaseApi, pk: str) -> Bid:
-    actor = view.actor(request)
-    bid = selectors.bid_of(path_id(pk, "auction"), actor.organization_id)
-    if bid is None:
-        raise NotFound("no bid of yours in this auction")
-    return bid
+    def get(self, request: Request, pk: str, bid: str) -> Response:
+        """One of the caller's bids, with every receipt."""
+        return Response(BidOutputSerializer(_my_bid(request, self, pk, bid)).data)
 
 
 class MyBidAmendApi(BaseApi):
@@ -502,19 +526,21 @@ class MyBidAmendApi(BaseApi):
         pass
 
     @extend_schema(
-        operation_id="auctions_bids_mine_amend",
+        operation_id="auctions_bids_amend",
         tags=["auctions"],
         request=InputSerializer,
-        parameters=ID_PARAM,
+        parameters=_BID_PARAMS,
         responses=responses({200: BidOutputSerializer}, 400, 404, 409, 422),
     )
-    def put(self, request: Request, pk: str) -> Response:
-        """Replace the bid with a new sealed version (the last one before close counts)."""
-        auction_id = path_id(pk, "auction")
+    def put(self, request: Request, pk: str, bid: str) -> Response:
+        """Replace a bid with a new sealed version (the last one before close counts)."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         receipt = services.bid_amend(
-            actor=self.actor(request), auction=auction_id, **data.validated_data
+            actor=self.actor(request),
+            auction=path_id(pk, "auction"),
+            bid=path_id(bid, "bid"),
+            **data.validated_data,
         )
         return Response(_bid_out(receipt))
 
@@ -523,14 +549,16 @@ class MyBidWithdrawApi(BaseApi):
     required_scope = "bid"
 
     @extend_schema(
-        operation_id="auctions_bids_mine_withdraw",
+        operation_id="auctions_bids_withdraw",
         tags=["auctions"],
-        parameters=ID_PARAM,
+        parameters=_BID_PARAMS,
         responses=responses({200: BidOutputSerializer}, 404, 409, 422),
     )
-    def delete(self, request: Request, pk: str) -> Response:
-        """Withdraw the bid before close (it is not counted; a new one may be submitted)."""
-        receipt = services.bid_withdraw(actor=self.actor(request), auction=path_id(pk, "auction"))
+    def delete(self, request: Request, pk: str, bid: str) -> Response:
+        """Withdraw a bid before close (it is not counted)."""
+        receipt = services.bid_withdraw(
+            actor=self.actor(request), auction=path_id(pk, "auction"), bid=path_id(bid, "bid")
+        )
         return Response(_bid_out(receipt))
 
 
@@ -564,6 +592,7 @@ urlpatterns = [
     path("auctions/<str:pk>/result", AuctionResultApi.as_view(), name="auction-result"),
     path("auctions/<str:pk>/book", AuctionBookApi.as_view(), name="auction-book"),
     path("auctions/<str:pk>/bids", BidSubmitApi.as_view(), name="auction-bids"),
-    path("auctions/<str:pk>/bids/mine", MyBidApi.as_view(), name="auction-my-bid"),
+    path("auctions/<str:pk>/bids/mine", MyAuctionBidsApi.as_view(), name="auction-my-bids"),
+    path("auctions/<str:pk>/bids/<str:bid>", MyBidApi.as_view(), name="auction-my-bid"),
     path("bids", MyBidListApi.as_view(), name="bids"),
 ]

@@ -1,5 +1,6 @@
 """Row locks of the auction services. They come first in the registry's lock order
-(``ledger/locks.py``): auction -> bid -> (registry locks) -> ledger head.
+(``ledger/locks.py``): auction -> bidder (its organization row) -> bid -> (registry locks)
+-> ledger head.
 
 Bids lock their auction shared and closing locks it exclusively: a bid whose transaction holds
 the shared lock commits before the close can start, and one that comes after the close sees the
@@ -9,6 +10,8 @@ auction closed. So every accepted bid is counted, and no bid is accepted and the
 from __future__ import annotations
 
 from django.db import connection
+
+from ledger.models import Organization
 
 from .models import Auction, Bid
 
@@ -32,9 +35,10 @@ def auction_share_lock(auction_id: int) -> Auction | None:
     return Auction.objects.filter(pk=auction_id).first()
 
 
-def bid_lock(auction_id: int, bidder_id: int) -> Bid | None:
-    return (
-        Bid.objects.select_for_update(of=("self",))
-        .filter(auction_id=auction_id, bidder_id=bidder_id)
-        .first()
-    )
+def bidder_lock(organization_id: int) -> None:
+    """One bidder's submissions to any auction, one at a time (bounded number of bids)."""
+    Organization.objects.select_for_update().filter(pk=organization_id).first()
+
+
+def bid_lock(bid_id: int) -> Bid | None:
+    return Bid.objects.select_for_update(of=("self",)).filter(pk=bid_id).first()

@@ -161,7 +161,8 @@ class Auction(models.Model):
 
 
 class Bid(models.Model):
-    """A bidder's sealed bid in one auction: its latest version (history is on the ledger)."""
+    """One sealed bid: its latest version (history is on the ledger). A bidder may have several
+    in an auction; at clearing they are one demand schedule (``auctions.core.result``)."""
 
     class Status(models.TextChoices):
         SEALED = "sealed", "Sealed"
@@ -185,8 +186,10 @@ class Bid(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        indexes = [models.Index(fields=["auction", "bidder"], name="bid_auction_bidder")]
         constraints = [
-            models.UniqueConstraint(fields=["auction", "bidder"], name="one_bid_per_bidder"),
+            # A ciphertext counts once: the same bytes submitted again are not a second bid.
+            models.UniqueConstraint(fields=["auction", "commitment"], name="bid_commitment_once"),
         ]
 
     def __str__(self) -> str:
@@ -237,7 +240,8 @@ class Deposit(models.Model):
 
 
 class Award(models.Model):
-    """A winner's pending delivery: credits in escrow against the amount due."""
+    """A winner's pending delivery (one per winning bidder): credits in escrow against the
+    amount due."""
 
     class State(models.TextChoices):
         PENDING = "pending", "Awaiting payment"
@@ -245,7 +249,6 @@ class Award(models.Model):
         DEFAULTED = "defaulted", "Defaulted (credits returned to the seller)"
 
     auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="awards")
-    bid = models.OneToOneField(Bid, on_delete=models.PROTECT, related_name="award")
     bidder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="awards")
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="awards")
     lots = models.BigIntegerField()
@@ -258,6 +261,7 @@ class Award(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [
+            models.UniqueConstraint(fields=["auction", "bidder"], name="one_award_per_winner"),
             models.CheckConstraint(
                 condition=Q(lots__gt=0, quantity__gt=0, amount_due__gte=0), name="award_positive"
             ),

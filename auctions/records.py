@@ -83,7 +83,6 @@ def award_state(w: Award) -> dict[str, Any]:
     return {
         "id": w.pk,
         "auction": w.auction_id,
-        "bid": w.bid_id,
         "bidder": w.bidder_id,
         "account": w.account_id,
         "lots": w.lots,

@@ -55,11 +55,5 @@ def bid_get(pk: int) -> Bid | None:
     return _bids().filter(pk=pk).first()
 
 
-def bid_of(auction: int, organization: int | None) -> Bid | None:
-    if organization is None:
-        return None
-    return _bids().filter(auction_id=auction, bidder_id=organization).first()
-
-
 def bids_of(organization: int | None) -> QuerySet[Bid]:
     return _bids().filter(bidder_id=organization or 0).order_by("pk")

@@ -23,7 +23,13 @@ from ledger import services as registry
 from ledger.actors import Actor
 from ledger.core.entry import entry_hash, format_time
 from ledger.core.note import sign_note
-from ledger.core.quantity import CURRENCY_EXPONENTS, MAX_KG, MAX_MINOR, format_money
+from ledger.core.quantity import (
+    CURRENCY_EXPONENTS,
+    MAX_KG,
+    MAX_MINOR,
+    format_money,
+    format_tonnes,
+)
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
 from . import keys, locks, records
@@ -549,66 +555,86 @@ def _bid_entry(
 def bid_submit(
     *, actor: Actor, auction: int, ciphertext: bytes | str, account: int | None = None
 ) -> BidReceipt:
-    """A sealed bid (or a new one after withdrawing). The server never sees the plaintext:
-    it stores the ciphertext and puts its SHA-256 on the ledger."""
+    """A new sealed bid. The server never sees the plaintext: it stores the ciphertext and puts
+    its SHA-256 on the ledger. A bidder may have several bids; together they are its demand."""
     raw = _ciphertext(ciphertext)
     a, org, now = _open_for_bids(actor, auction)
     acc = _receiving_account(org, account)
-    bid = locks.bid_lock(a.pk, org.pk)
+    # Serializes one bidder's submissions here, so the count below cannot be raced past.
+    locks.bidder_lock(org.pk)
+    standing = Bid.objects.filter(auction=a, bidder=org, status=Bid.Status.SEALED).count()
+    limit = settings.AUCTION_MAX_BIDS_PER_BIDDER
+    if standing >= limit:
+        raise Conflict(
+            f"at most {limit} standing bids per bidder; amend one instead",
+            code=Code.TOO_MANY_BIDS,
+            detail={"standing": standing},
+        )
     commitment = sealing.commitment(raw).hex()
-    if bid is None:
-        try:
-            with transaction.atomic():
-                bid = Bid.objects.create(
-                    auction=a,
-                    bidder=org,
-                    account=acc,
-                    version=1,
-                    ciphertext=raw,
-                    commitment=commitment,
-                    entry_seq=-1,
-                )
-        except IntegrityError:  # the same bidder's other request won the race
-            raise Conflict(
-                "this bidder already has a bid here; amend it", code=Code.BID_EXISTS
-            ) from None
-        return _bid_entry("submit", actor, bid, raw, now)
-    if bid.status != Bid.Status.WITHDRAWN:
-        raise Conflict("this bidder already has a bid here; amend it", code=Code.BID_EXISTS)
-    bid.version += 1
-    bid.account, bid.ciphertext, bid.commitment = acc, raw, commitment
-    bid.status = Bid.Status.SEALED
-    bid.save(update_fields=["version", "account", "ciphertext", "commitment", "status"])
+    try:
+        with transaction.atomic():
+            bid = Bid.objects.create(
+                auction=a,
+                bidder=org,
+                account=acc,
+                version=1,
+                ciphertext=raw,
+                commitment=commitment,
+                entry_seq=-1,
+            )
+    except IntegrityError:
+        raise Conflict(
+            "this ciphertext was already submitted in this auction",
+            code=Code.DUPLICATE_CIPHERTEXT,
+        ) from None
     return _bid_entry("submit", actor, bid, raw, now)
+
+
+def _own_bid(a: Auction, org: Organization, bid: object) -> Bid:
+    found = locks.bid_lock(_id(bid) or 0)
+    # Another bidder's bid is reported exactly like a missing one.
+    if found is None or found.auction_id != a.pk or found.bidder_id != org.pk:
+        raise NotFound(f"bid {bid} not found in auction {a.pk}", code=Code.NO_BID)
+    if found.status != Bid.Status.SEALED:
+        raise Conflict(f"bid {found.pk} is {found.status}", code=Code.BID_WITHDRAWN)
+    return found
 
 
 @transaction.atomic
 def bid_amend(
-    *, actor: Actor, auction: int, ciphertext: bytes | str, account: int | None = None
+    *,
+    actor: Actor,
+    auction: int,
+    bid: int,
+    ciphertext: bytes | str,
+    account: int | None = None,
 ) -> BidReceipt:
-    """Replace the bid with a new sealed version; the last version before close counts."""
+    """Replace a bid with a new sealed version; the last version before close counts."""
     raw = _ciphertext(ciphertext)
     a, org, now = _open_for_bids(actor, auction)
-    bid = locks.bid_lock(a.pk, org.pk)
-    if bid is None or bid.status != Bid.Status.SEALED:
-        raise NotFound("no bid to amend in this auction", code=Code.NO_BID)
-    acc = _receiving_account(org, account) if account is not None else bid.account
-    bid.version += 1
-    bid.account, bid.ciphertext, bid.commitment = acc, raw, sealing.commitment(raw).hex()
-    bid.save(update_fields=["version", "account", "ciphertext", "commitment"])
-    return _bid_entry("amend", actor, bid, raw, now)
+    found = _own_bid(a, org, bid)
+    acc = _receiving_account(org, account) if account is not None else found.account
+    commitment = sealing.commitment(raw).hex()
+    if Bid.objects.filter(auction=a, commitment=commitment).exclude(pk=found.pk).exists():
+        raise Conflict(
+            "this ciphertext was already submitted in this auction",
+            code=Code.DUPLICATE_CIPHERTEXT,
+        )
+    found.version += 1
+    found.account, found.ciphertext, found.commitment = acc, raw, commitment
+    found.save(update_fields=["version", "account", "ciphertext", "commitment"])
+    return _bid_entry("amend", actor, found, raw, now)
 
 
 @transaction.atomic
-def bid_withdraw(*, actor: Actor, auction: int) -> BidReceipt:
+def bid_withdraw(*, actor: Actor, auction: int, bid: int) -> BidReceipt:
+    """Withdraw a bid before close: it does not count."""
     a, org, now = _open_for_bids(actor, auction)
-    bid = locks.bid_lock(a.pk, org.pk)
-    if bid is None or bid.status != Bid.Status.SEALED:
-        raise NotFound("no bid to withdraw in this auction", code=Code.NO_BID)
-    bid.version += 1
-    bid.status = Bid.Status.WITHDRAWN
-    bid.save(update_fields=["version", "status"])
-    return _bid_entry("withdraw", actor, bid, None, now)
+    found = _own_bid(a, org, bid)
+    found.version += 1
+    found.status = Bid.Status.WITHDRAWN
+    found.save(update_fields=["version", "status"])
+    return _bid_entry("withdraw", actor, found, None, now)
 
 
 # ---- close, open, clear, settle (the worker's steps) ---------------------------------------
@@ -768,26 +794,24 @@ def auction_settle(*, auction: int) -> bool:
     if a.state != State.CLEARED:
         return False
     result = a.result
-    awards = result["outcome"]["awards"]
-    sold = sum(w["lots"] for w in awards) * a.lot_kg
+    winners = [w for w in result["bidders"] if w["awarded_lots"]]
+    sold = sum(w["awarded_lots"] for w in winners) * a.lot_kg
     unsold = a.quantity - sold
     if unsold:
         registry.escrow_release(actor=SYSTEM, hold=a.hold_id, quantity=unsold, managed=True)
-    accounts = {row["bid"]: row["account"] for row in result["bids"]}
     rows = [
         Award(
             auction=a,
-            bid_id=w["bid"],
             bidder_id=w["bidder"],
-            account_id=accounts[w["bid"]],
-            lots=w["lots"],
-            quantity=w["lots"] * a.lot_kg,
+            account_id=w["account"],
+            lots=w["awarded_lots"],
+            quantity=w["awarded_lots"] * a.lot_kg,
             amount_due=w["amount"],
             entry_seq=-1,
         )
-        for w in awards
+        for w in winners
     ]
-    released = _release_deposits(a, exclude={w["bidder"] for w in awards})
+    released = _release_deposits(a, exclude={w["bidder"] for w in winners})
     created = Award.objects.bulk_create(rows, batch_size=1000)
     entry = _append(
         "auction.settle",
@@ -797,7 +821,6 @@ def auction_settle(*, auction: int) -> bool:
             "awards": [
                 {
                     "award": w.pk,
-                    "bid": w.bid_id,
                     "bidder": w.bidder_id,
                     "account": w.account_id,
                     "quantity": w.quantity,
@@ -901,29 +924,28 @@ def auction_notify(*, auction: int) -> int:
         a = _auction(auction)
         if a.state not in (State.SETTLED, State.CANCELLED, State.FAILED) or a.notified_at:
             return 0
-        outcome = {b.bidder_id: b for b in Bid.objects.filter(auction=a)}
+        bidders = sorted(set(Bid.objects.filter(auction=a).values_list("bidder_id", flat=True)))
+        awards = {w.bidder_id: w for w in Award.objects.filter(auction=a)}
         emails: dict[int, list[str]] = {}
-        for m in Membership.objects.filter(organization_id__in=outcome).select_related("user"):
+        for m in Membership.objects.filter(organization_id__in=bidders).select_related("user"):
             if m.user.email:
                 emails.setdefault(m.organization_id, []).append(m.user.email)
         messages = []
-        for bidder_id, bid in sorted(outcome.items()):
+        for bidder_id in bidders:
             if not emails.get(bidder_id):
                 continue
+            award = awards.get(bidder_id)
             if a.state != State.SETTLED:
                 body = f"Auction {a.pk} ({a.title}) was {a.state}: {a.state_reason}."
-            elif bid.awarded_lots:
-                award = Award.objects.filter(bid=bid).first()
-                due = format_money(award.amount_due if award else 0, a.currency)
+            elif award is not None:
+                due = format_money(award.amount_due, a.currency)
                 body = (
                     f"Auction {a.pk} ({a.title}) has cleared. You were awarded "
-                    f"{bid.awarded_lots} lot(s); amount due: {due} {a.currency}."
+                    f"{award.lots} lot(s) ({format_tonnes(award.quantity)} t); amount due: "
+                    f"{due} {a.currency}."
                 )
             else:
-                body = (
-                    f"Auction {a.pk} ({a.title}) has cleared. Your bid won nothing "
-                    f"({bid.reason or 'outbid'})."
-                )
+                body = f"Auction {a.pk} ({a.title}) has cleared. Your bids won nothing."
             messages.append(
                 (f"Auction {a.pk}: result", body, settings.DEFAULT_FROM_EMAIL, emails[bidder_id])
             )

@@ -1,8 +1,8 @@
 """Every row lock the ledger's services take, in one place and one order.
 
-The order is: auction -> bid -> project -> batch -> holdings (ascending pk) -> escrow hold ->
-ledger head. (The auction rows are the auctions app's, in ``auctions/locks.py``: an auction
-service takes them before calling any registry service.)
+The order is: auction -> bidder -> bid -> project -> batch -> holdings (ascending pk) ->
+escrow hold -> ledger head. (The first three are the auctions app's, in
+``auctions/locks.py``: an auction service takes them before calling any registry service.)
 Every service takes what it needs in that order, so two writers never wait on each other in a
 cycle. The ledger head comes last and is held only for the append itself, which keeps the one
 serialized section of every write as short as it can be.

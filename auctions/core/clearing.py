@@ -193,6 +193,56 @@ def check_bid(rules: Rules, *, bid: int, bidder: int, tiers: object, deposit: in
     return Checked(bid, bidder, VALID, None, kept, trimmed)
 
 
+@dataclass(frozen=True, slots=True)
+class BidderBids:
+    """A bidder's sealed bids checked one by one, and what counts of them together."""
+
+    reasons: tuple[tuple[int, str | None], ...]  # (bid id, rejection code or None), by id
+    combined: Checked | None  # None when no sealed bid of the bidder is well-formed
+
+
+def check_bidder(
+    rules: Rules, *, bidder: int, bids: Sequence[tuple[int, object]], deposit: int
+) -> BidderBids:
+    """Check every sealed bid of one bidder, then combine the well-formed ones into one
+    bidder bid and trim that to the cap and the deposit, which limit a bidder, not a bid.
+
+    Combining adds lots offered at the same price (a bidder's bids are one demand schedule, as
+    RGGI and EU auctions treat several bids of one bidder). In a single-lot auction only the
+    bidder's highest price can matter, so the combination is that price for the one lot. The
+    combined bid takes the lowest id among the bidder's well-formed bids: ids stay unique and
+    the canonical order (ties) stays a function of the ledger."""
+    if not _is_int(bidder):
+        raise TypeError("bidder ids must be integers")
+    if not _is_int(deposit) or deposit < 0:
+        raise ValueError("deposit must be an integer >= 0 (minor units)")
+    reasons: list[tuple[int, str | None]] = []
+    lots_at: dict[int, int] = {}
+    first: int | None = None
+    for bid, tiers in sorted(bids, key=lambda b: b[0]):
+        if not _is_int(bid):
+            raise TypeError("bid ids must be integers")
+        parsed = _parse_tiers(tiers)
+        reason = "malformed_tiers" if parsed is None else _rejection(rules, parsed)
+        reasons.append((bid, reason))
+        if parsed is None or reason is not None:
+            continue
+        first = bid if first is None else first
+        for price, lots in parsed:
+            lots_at[price] = lots_at.get(price, 0) + lots
+    if first is None:
+        return BidderBids(tuple(reasons), None)
+    if rules.single_lot:
+        lots_at = {max(lots_at): 1}
+    ordered = sorted(lots_at.items(), reverse=True)
+    kept, trimmed = _trim(rules, ordered, deposit)
+    if not kept:
+        return BidderBids(
+            tuple(reasons), Checked(first, bidder, REJECTED, trimmed[0][0], (), trimmed)
+        )
+    return BidderBids(tuple(reasons), Checked(first, bidder, VALID, None, kept, trimmed))
+
+
 def _parse_tiers(tiers: object) -> list[tuple[int, int]] | None:
     """The (price, lots) pairs of a JSON list of ``{"price": int, "lots": int}``, else None."""
     if type(tiers) is not list:

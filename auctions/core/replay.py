@@ -80,10 +80,9 @@ class AuctionState:
     deposits: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     awards: dict[int, dict[str, Any]] = field(default_factory=dict)
     holds: dict[int, int] = field(default_factory=dict)  # escrow hold -> auction
-    # Bookkeeping that is not a table: auction -> its bid ids; (auction, bidder) -> bid id;
-    # auction -> what its clearing decided (for settling).
+    # Bookkeeping that is not a table: auction -> its bid ids; auction -> what its clearing
+    # decided (for settling).
     books: dict[int, list[int]] = field(default_factory=dict)
-    by_bidder: dict[tuple[int, int], int] = field(default_factory=dict)
     cleared: dict[int, dict[str, Any]] = field(default_factory=dict)
     pending: _Movement | None = None
 
@@ -199,7 +198,6 @@ class AuctionState:
             "awards": sorted(self.awards.items()),
             "holds": sorted(self.holds.items()),
             "books": sorted(self.books.items()),
-            "by_bidder": [[a, b, bid] for (a, b), bid in sorted(self.by_bidder.items())],
             "cleared": sorted(self.cleared.items()),
         }
 
@@ -214,7 +212,6 @@ class AuctionState:
         s.awards = {k: v for k, v in obj["awards"]}
         s.holds = {k: v for k, v in obj["holds"]}
         s.books = {k: v for k, v in obj["books"]}
-        s.by_bidder = {(a, b): bid for a, b, bid in obj["by_bidder"]}
         s.cleared = {k: v for k, v in obj["cleared"]}
         return s
 
@@ -322,9 +319,6 @@ def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: byte
     if bid is None:
         if action != "submit" or d["version"] != 1 or type(bid_id) is not int:
             raise ReplayError(f"bid {bid_id!r} is unknown")
-        if (a["id"], bidder) in s.by_bidder:
-            raise ReplayError(f"bidder {bidder} has two bids in auction {a['id']}")
-        s.by_bidder[(a["id"], bidder)] = bid_id
         s.books.setdefault(a["id"], []).append(bid_id)
         bid = {
             "auction": a["id"],
@@ -339,8 +333,9 @@ def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: byte
         s.bids[bid_id] = bid
     if (bid["auction"], bid["bidder"]) != (a["id"], bidder) or d["version"] != bid["version"] + 1:
         raise ReplayError(f"bid {bid_id} version {d['version']} does not follow {bid['version']}")
+    # A new bid starts "withdrawn" at version 0 above: only a submit can follow that.
     wanted = {"submit": "withdrawn", "amend": "sealed", "withdraw": "sealed"}[action]
-    if bid["status"] != wanted:
+    if bid["status"] != wanted or (action == "submit" and bid["version"] != 0):
         raise ReplayError(f"bid {bid_id} cannot be {action}ed while {bid['status']}")
     bid["version"] = d["version"]
     if action == "withdraw":
@@ -460,12 +455,12 @@ def _auction_clear(
         result_sha256=d["result_sha256"],
         clearing_price=want["outcome"]["clearing_price"],
     )
-    accounts = {row["bid"]: row["account"] for row in want["bids"]}
     s.cleared[a["id"]] = {
         "status": want["outcome"]["status"],
         "awards": [
-            [w["bid"], w["bidder"], w["lots"], w["amount"], accounts[w["bid"]]]
-            for w in want["outcome"]["awards"]
+            [w["bidder"], w["awarded_lots"], w["amount"], w["account"]]
+            for w in want["bidders"]
+            if w["awarded_lots"]
         ],
     }
 
@@ -502,15 +497,13 @@ def _auction_settle(
     if cleared["status"] != "cleared":
         raise ReplayError(f"auction {a['id']} was cancelled by its rules, not settled")
     want = [
-        [b, bidder, lots * a["lot_kg"], amount, account]
-        for b, bidder, lots, amount, account in cleared["awards"]
+        [bidder, lots * a["lot_kg"], amount, account]
+        for bidder, lots, amount, account in cleared["awards"]
     ]
-    got = [
-        [w["bid"], w["bidder"], w["quantity"], w["amount_due"], w["account"]] for w in d["awards"]
-    ]
+    got = [[w["bidder"], w["quantity"], w["amount_due"], w["account"]] for w in d["awards"]]
     if want != got:
         raise ReplayError(f"auction {a['id']}: settlement awards differ from the result")
-    sold = sum(w[2] for w in want)
+    sold = sum(w[1] for w in want)
     if d["unsold"] != a["quantity"] - sold:
         raise ReplayError(f"auction {a['id']}: unsold should be {a['quantity'] - sold} kg")
     if d["unsold"]:
@@ -519,14 +512,13 @@ def _auction_settle(
         raise ReplayError(
             f"auction {a['id']}: escrow holds {registry_remaining(r, a['hold'])} kg, awards {sold}"
         )
-    s._release_deposits(a["id"], d["deposits_released"], exclude={w[1] for w in want})
+    s._release_deposits(a["id"], d["deposits_released"], exclude={w[0] for w in want})
     for w in d["awards"]:
         if type(w["award"]) is not int or w["award"] in s.awards:
             raise ReplayError(f"award id {w['award']!r} is not new")
         lots = w["quantity"] // a["lot_kg"]
         s.awards[w["award"]] = {
             "auction": a["id"],
-            "bid": w["bid"],
             "bidder": w["bidder"],
             "account": w["account"],
             "lots": lots,

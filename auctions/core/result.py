@@ -76,56 +76,106 @@ def _out_of_bounds(tiers: Any) -> str | None:
     return None
 
 
-def check_book(rules: clearing.Rules, book: Sequence[BookBid]) -> list[clearing.Checked]:
-    checked = []
-    for b in sorted(book, key=lambda b: b.bid):
-        reason = b.error or _out_of_bounds(b.tiers)
-        if reason is not None:
-            checked.append(
-                clearing.Checked(
-                    bid=b.bid,
-                    bidder=b.bidder,
-                    status="rejected",
-                    reason=reason,
-                    tiers=(),
-                    trimmed=(),
-                )
-            )
-        else:
-            checked.append(
-                clearing.check_bid(
-                    rules, bid=b.bid, bidder=b.bidder, tiers=b.tiers, deposit=b.deposit
-                )
-            )
-    return checked
+def _distribute(
+    rules: clearing.Rules, award: clearing.Award | None, bids: list[BookBid], price: int | None
+) -> dict[int, tuple[int, int]]:
+    """A bidder's award spread over its valid sealed bids: bid id -> (lots, amount). Each
+    filled (price, lots) goes to the bids offering that price, lowest id first, each up to what
+    it offered there; amounts follow the format's payment rule, so they add up exactly to the
+    award's amount."""
+    out = {b.bid: (0, 0) for b in bids}
+    if award is None:
+        return out
+    for fill_price, fill_lots in award.fills:
+        left = fill_lots
+        for b in bids:  # ascending id
+            offered = sum(t["lots"] for t in b.tiers if t["price"] == fill_price)
+            if rules.single_lot:
+                offered = min(offered, 1)
+            take = min(left, offered)
+            if take:
+                lots, amount = out[b.bid]
+                pay = price if rules.format == "uniform" else fill_price
+                out[b.bid] = (lots + take, amount + rules.value(pay, take))
+                left -= take
+            if not left:
+                break
+        if left:
+            raise clearing.InvariantError(f"award of bidder {award.bidder} is not its bids'")
+    if rules.single_lot:  # the winner pays what the format says, not necessarily its price
+        (winner,) = [bid for bid, (lots, _) in out.items() if lots]
+        out[winner] = (1, award.amount)
+    if sum(amount for _, amount in out.values()) != award.amount:
+        raise clearing.InvariantError(f"amounts of bidder {award.bidder} do not add up")
+    return out
 
 
 def build_result(
     *, record: dict[str, Any], book: Sequence[BookBid], seed: bytes, root: bytes
 ) -> dict[str, Any]:
+    """Check every sealed bid, combine each bidder's into one demand schedule, clear, and say
+    per sealed bid and per bidder what counted and what it won."""
     rules = rules_of(record)
-    checked = check_book(rules, book)
-    outcome = clearing.clear(rules, checked, seed)
-    awards = {a.bid: a for a in outcome.awards}
-    by_bid = {b.bid: b for b in book}
-    bids = []
-    for c in checked:
-        src = by_bid[c.bid]
-        award = awards.get(c.bid)
-        bids.append(
+    reasons: dict[int, str | None] = {}
+    by_bidder: dict[int, list[BookBid]] = {}
+    for b in sorted(book, key=lambda b: b.bid):
+        by_bidder.setdefault(b.bidder, []).append(b)
+    combined: dict[int, clearing.Checked] = {}
+    for bidder, bids in by_bidder.items():
+        opened = []
+        for b in bids:
+            reason = b.error or _out_of_bounds(b.tiers)
+            if reason is not None:
+                reasons[b.bid] = reason
+            else:
+                opened.append((b.bid, b.tiers))
+        checked = clearing.check_bidder(rules, bidder=bidder, bids=opened, deposit=bids[0].deposit)
+        reasons.update(checked.reasons)
+        if checked.combined is not None:
+            combined[bidder] = checked.combined
+            if checked.combined.status != "valid":  # trimmed to nothing: none of them counts
+                for bid, reason in checked.reasons:
+                    if reason is None:
+                        reasons[bid] = checked.combined.reason
+    outcome = clearing.clear(rules, list(combined.values()), seed)
+    awards = {a.bidder: a for a in outcome.awards}
+    won: dict[int, tuple[int, int]] = {}
+    bidders = []
+    for bidder, bids in sorted(by_bidder.items()):
+        valid = [b for b in bids if reasons[b.bid] is None]
+        won.update(_distribute(rules, awards.get(bidder), valid, outcome.clearing_price))
+        c = combined.get(bidder)
+        award = awards.get(bidder)
+        winning = [b for b in valid if won[b.bid][0]]
+        bidders.append(
             {
-                "bid": c.bid,
-                "bidder": c.bidder,
-                "account": src.account,
-                "commitment": src.commitment,
-                "status": c.status,
-                "reason": c.reason,
-                # What was sealed (the published bid), when it is tiers JSON can carry exactly.
-                "sealed": _publishable(src.tiers),
-                "counted": [list(t) for t in c.tiers],
-                "trimmed": [list(t) for t in c.trimmed],
+                "bidder": bidder,
+                "bids": [b.bid for b in bids],
+                "status": c.status if c is not None else "rejected",
+                "reason": (c.reason if c is not None else "no_valid_bid"),
+                "counted": [list(t) for t in c.tiers] if c is not None else [],
+                "trimmed": [list(t) for t in c.trimmed] if c is not None else [],
                 "awarded_lots": award.lots if award else 0,
                 "amount": award.amount if award else 0,
+                # The credits go to the account named by the first bid that won any.
+                "account": winning[0].account if winning else None,
+            }
+        )
+    rows = []
+    for b in sorted(book, key=lambda b: b.bid):
+        lots, amount = won.get(b.bid, (0, 0))
+        rows.append(
+            {
+                "bid": b.bid,
+                "bidder": b.bidder,
+                "account": b.account,
+                "commitment": b.commitment,
+                "status": "valid" if reasons[b.bid] is None else "rejected",
+                "reason": reasons[b.bid],
+                # What was sealed (the published bid), when it is tiers JSON can carry exactly.
+                "sealed": _publishable(b.tiers),
+                "awarded_lots": lots,
+                "amount": amount,
             }
         )
     return {
@@ -137,7 +187,8 @@ def build_result(
         "book_root": root.hex(),
         "seed": seed.hex(),
         "outcome": clearing.outcome_to_json(outcome),
-        "bids": bids,
+        "bidders": bidders,
+        "bids": rows,
     }
 
 

@@ -191,6 +191,9 @@ AUCTION_KEK_FILE = Path(
         "AUCTION_KEK_FILE", str(LEDGER_SIGNING_KEY_FILE.parent / "auction-kek.key")
     )
 )
+# A bidder's standing bids in one auction (each up to 20 tiers): enough for any real demand
+# schedule, and a bound on what one bidder can make the close and the clearing do.
+AUCTION_MAX_BIDS_PER_BIDDER = int(os.environ.get("AUCTION_MAX_BIDS_PER_BIDDER", "50"))
 # Bids are opened in parallel tasks of this many.
 AUCTION_OPEN_CHUNK = int(os.environ.get("AUCTION_OPEN_CHUNK", "2000"))
 # A step of the close-clear-settle pipeline that has not moved for this long is re-enqueued

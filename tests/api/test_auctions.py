@@ -148,21 +148,29 @@ def test_a_bidder_submits_amends_and_withdraws_with_signed_receipts(market, clie
     # The ledger has the ciphertext and its commitment, never the plaintext.
     assert b"10600" not in bytes(entry.body) and receipt["commitment"].encode() in bytes(entry.body)
 
-    r = bidder.put(
-        f"/api/v1/auctions/{a['id']}/bids/mine",
-        {"ciphertext": _seal(a, b1, [(10700, 100)])},
-        format="json",
-    )
+    url = f"/api/v1/auctions/{a['id']}/bids/{bid['id']}"
+    r = bidder.put(url, {"ciphertext": _seal(a, b1, [(10700, 100)])}, format="json")
     assert r.status_code == 200 and r.json()["version"] == 2
     assert [x["action"] for x in r.json()["receipts"]] == ["submit", "amend"]
+    # The same bytes again are not a second bid.
     r = bidder.post(f"/api/v1/auctions/{a['id']}/bids", {"ciphertext": ciphertext}, format="json")
-    assert r.status_code == 409 and r.json()["code"] == "bid_exists"
-    r = bidder.delete(f"/api/v1/auctions/{a['id']}/bids/mine")
+    assert r.status_code == 201  # the first version's bytes are free again after the amend
+    second = r.json()["id"]
+    r = bidder.post(f"/api/v1/auctions/{a['id']}/bids", {"ciphertext": ciphertext}, format="json")
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_ciphertext"
+    r = bidder.delete(url)
     assert r.status_code == 200 and r.json()["status"] == "withdrawn"
-    assert [b["id"] for b in bidder.get("/api/v1/bids").json()["results"]] == [bid["id"]]
-    book = client_for(market.bidders[1]).get(f"/api/v1/auctions/{a['id']}/book").json()
+    mine = bidder.get(f"/api/v1/auctions/{a['id']}/bids/mine").json()
+    assert [(x["id"], x["status"]) for x in mine] == [(bid["id"], "withdrawn"), (second, "sealed")]
+    assert [b["id"] for b in bidder.get("/api/v1/bids").json()["results"]] == [bid["id"], second]
+    # Another bidder sees neither bid as its own.
+    other = client_for(market.bidders[1], "bid", "read")
+    assert other.get(url).status_code == 404
+    assert other.delete(url).status_code == 404
+    book = other.get(f"/api/v1/auctions/{a['id']}/book").json()
     assert [(x["bid"], x["status"], x["version"]) for x in book["results"]] == [
-        (bid["id"], "withdrawn", 3)
+        (bid["id"], "withdrawn", 3),
+        (second, "sealed", 1),
     ]
 
 
@@ -178,7 +186,8 @@ def test_bidding_errors_are_stable_codes(market, client_for, ledger_length):
     assert bidder.post(url, {}, format="json").json()["code"] == "invalid"
     r = client_for(b1, "read").post(url, {"ciphertext": _seal(a, b1, [(1, 1)])}, format="json")
     assert r.status_code == 403  # the key lacks the bid scope
-    assert bidder.get(f"/api/v1/auctions/{a['id']}/bids/mine").status_code == 404
+    assert bidder.get(f"/api/v1/auctions/{a['id']}/bids/mine").json() == []
+    assert bidder.get(f"/api/v1/auctions/{a['id']}/bids/12345").status_code == 404
     r = bidder.post(
         "/api/v1/auctions/999999/bids", {"ciphertext": _seal(a, b1, [(1, 1)])}, format="json"
     )

@@ -190,8 +190,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/auctions/{pk}/book"): Row(PUBLIC, SHOWN),
     ("POST", "/api/v1/auctions/{pk}/bids"): Row("bid"),
     ("GET", "/api/v1/auctions/{pk}/bids/mine"): Row("read"),
-    ("PUT", "/api/v1/auctions/{pk}/bids/mine"): Row("bid"),
-    ("DELETE", "/api/v1/auctions/{pk}/bids/mine"): Row("bid"),
+    # A bid is only ever its bidder's: anyone else (an operator too) gets 404, as if missing.
+    ("GET", "/api/v1/auctions/{pk}/bids/{bid}"): Row("read"),
+    ("PUT", "/api/v1/auctions/{pk}/bids/{bid}"): Row("bid"),
+    ("DELETE", "/api/v1/auctions/{pk}/bids/{bid}"): Row("bid"),
     ("GET", "/api/v1/bids"): Row("read"),
     # ---- the OpenAPI document itself
     ("GET", "/api/v1/schema/"): Row(PUBLIC, SHOWN),
@@ -283,6 +285,7 @@ class Scene:
             "{certificate}": self.retirement.certificate,
             "{seq}": str(self.retirement.entry_seq),
             "{size}": str(self.checkpoint_size),
+            "{bid}": "1",
         }
         if "{pk}" in path:
             path = path.replace("{pk}", str(ids[path.split("/")[3]]))

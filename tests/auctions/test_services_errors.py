@@ -151,22 +151,41 @@ def test_bids_need_an_open_auction_an_approved_bidder_and_the_deposit(market, re
         m.bid(a, m.seller, [(5000, 1)])
 
 
-def test_one_bid_per_bidder_amended_or_withdrawn_only_while_it_stands(market, refused):
+def test_bids_are_amended_or_withdrawn_by_their_bidder_while_they_stand(market, refused):
+    m = market
+    b1, b2, _ = m.bidders
+    a = m.auction()
+    first = m.bid(a, b1, [(5000, 1)]).bid
+    second = m.bid(a, b1, [(4900, 3)]).bid  # several bids: one demand schedule
+    assert first.pk != second.pk
+    sealed = m.seal(a, b1, [(5000, 2)])
+    with refused(NotFound, Code.NO_BID):  # someone else's bid is as good as missing
+        services.bid_amend(actor=m.actor(b2), auction=a.pk, bid=first.pk, ciphertext=sealed)
+    with refused(NotFound, Code.NO_BID):
+        services.bid_withdraw(actor=m.actor(b1), auction=a.pk, bid=10**9)
+    services.bid_amend(actor=m.actor(b1), auction=a.pk, bid=first.pk, ciphertext=sealed)
+    with refused(Conflict, Code.DUPLICATE_CIPHERTEXT):  # the same bytes twice are one bid
+        services.bid_submit(actor=m.actor(b1), auction=a.pk, ciphertext=sealed)
+    with refused(Conflict, Code.DUPLICATE_CIPHERTEXT):
+        services.bid_amend(actor=m.actor(b1), auction=a.pk, bid=second.pk, ciphertext=sealed)
+    services.bid_withdraw(actor=m.actor(b1), auction=a.pk, bid=second.pk)
+    with refused(Conflict, Code.BID_WITHDRAWN):
+        services.bid_withdraw(actor=m.actor(b1), auction=a.pk, bid=second.pk)
+    with refused(Conflict, Code.BID_WITHDRAWN):
+        services.bid_amend(
+            actor=m.actor(b1), auction=a.pk, bid=second.pk, ciphertext=m.seal(a, b1, [(1, 1)])
+        )
+
+
+def test_a_bidder_has_a_bounded_number_of_standing_bids(market, refused, settings):
     m = market
     b1 = m.bidders[0]
     a = m.auction()
-    with refused(NotFound, Code.NO_BID):
-        services.bid_amend(actor=m.actor(b1), auction=a.pk, ciphertext=m.seal(a, b1, [(5000, 1)]))
-    with refused(NotFound, Code.NO_BID):
-        services.bid_withdraw(actor=m.actor(b1), auction=a.pk)
-    m.bid(a, b1, [(5000, 1)])
-    with refused(Conflict, Code.BID_EXISTS):
-        m.bid(a, b1, [(5000, 2)])
-    services.bid_withdraw(actor=m.actor(b1), auction=a.pk)
-    with refused(NotFound, Code.NO_BID):
-        services.bid_withdraw(actor=m.actor(b1), auction=a.pk)
-    receipt = m.bid(a, b1, [(5000, 3)])  # after withdrawing, a new bid
-    assert receipt.version == 3
+    settings.AUCTION_MAX_BIDS_PER_BIDDER = 3
+    for price in (5000, 4900, 4800):
+        m.bid(a, b1, [(price, 1)])
+    with refused(Conflict, Code.TOO_MANY_BIDS):
+        m.bid(a, b1, [(4700, 1)])
 
 
 @pytest.mark.parametrize(

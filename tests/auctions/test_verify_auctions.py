@@ -58,8 +58,12 @@ def test_every_rejection_is_recorded_with_its_reason_and_the_rest_clear(market, 
         off_tick.pk: ("rejected", "off_tick"),
         below.pk: ("rejected", "below_reserve"),
     }
-    assert outcome[trimmed_cap.pk]["trimmed"] == [["over_cap", 15]]
-    assert outcome[trimmed_deposit.pk]["trimmed"] == [["over_deposit", 10]]
+    # Caps and deposits limit a bidder (all its bids together): the trimming is per bidder.
+    bidders = {row["bidder"]: row for row in a.result["bidders"]}
+    assert bidders[trimmed_cap.pk]["trimmed"] == [["over_cap", 15]]
+    assert bidders[trimmed_cap.pk]["counted"] == [[4000, 25]]
+    assert bidders[trimmed_deposit.pk]["trimmed"] == [["over_deposit", 10]]
+    assert outcome[trimmed_deposit.pk]["awarded_lots"] == 10
     assert outcome[off_tick.pk]["sealed"] == [[3050, 1]]  # published as sealed
     assert outcome[unreadable.pk]["sealed"] is None
     assert Bid.objects.get(auction=a, bidder=off_tick).reason == "off_tick"
