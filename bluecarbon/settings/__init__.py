@@ -213,6 +213,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         # Broadcast (remote control) messages; kombu's default is ./control in the cwd.
         "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
+        # The folder is polled; kombu's default of once a second makes every step of a
+        # multi-task pipeline (an auction's close, opening chunks, clear, settle) wait for it.
+        "polling_interval": 0.1,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {}
