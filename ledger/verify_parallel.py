@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import mmap
 import multiprocessing
+import os
 import queue
+import tempfile
 from array import array
 from collections import deque
 from collections.abc import Iterator
@@ -49,8 +52,10 @@ if TYPE_CHECKING:
 
 SEGMENT = 1 << 17  # seq values per COPY: bounds the record and checkpoint rows read ahead
 CHUNK = 1 << 13  # rows per worker task
+SLOT_BYTES = 1 << 23  # room for a chunk in the shared buffer: 8,192 rows of up to 1 KB
 QUEUED_PER_WORKER = 3  # tasks in flight per worker: enough to keep it busy, bounds memory
 MIN_ENTRIES = 50_000  # below this, starting the workers (~0.1 s) costs more than they save
+_SHM = "/dev/shm"  # noqa: S108 (a directory for tempfile.mkstemp, see _Pool)
 
 
 def workers_for(entries: int, frontier: merkle.Frontier, start: _Start) -> int:
@@ -78,34 +83,50 @@ def walk_parallel(
     resident memory (MB)."""
     ahead = _Checkpoints(checkpoints, walk.next_cp)
     apply = _Applier(walk, report, state, frontier, ahead, streams, verifiers, origin, progress)
-    pool = _Pool(workers)
+    in_flight = QUEUED_PER_WORKER * workers
+    # One slot more than chunks in flight: the one being filled is never being read.
+    pool = _Pool(workers, slots=in_flight + 1)
     finished = False
     try:
-        pending: deque[tuple[int, int, bytes]] = deque()  # (task, first seq, chunk)
+        pending: deque[tuple[int, int, int | bytes, int]] = deque()  # task, first seq, chunk
         first = walk.expected  # the seq the next chunk's first row must have
         lo = walk.expected
+        # Chunk k goes to slot k % (in_flight + 1): chunk k - in_flight - 1 is applied by then.
+        slots = itertools.cycle(range(in_flight + 1))
+        slot = next(slots)
         while (stored := _first_seq_from(lo)) is not None:
             lo, hi = stored, stored + SEGMENT
             ahead.prefetch(hi)
             for stream in streams.values():
                 stream.prefetch(hi)
             with _copy(lo, hi) as messages:
-                while (chunk := messages.chunk(CHUNK)) is not None:
-                    blob, count = chunk
-                    task = pool.submit(first, blob, ahead.splits(first, first + count))
-                    pending.append((task, first, blob))
+                while (filled := messages.fill(pool.slot(slot), CHUNK)) is not None:
+                    length, count = filled
+                    # A row too big for a slot comes back alone, as bytes.
+                    where: int | bytes = pool.offset(slot) if isinstance(length, int) else length
+                    size = length if isinstance(length, int) else len(length)
+                    task = pool.submit(first, where, size, ahead.splits(first, first + count))
+                    pending.append((task, first, where, size))
                     first += count
-                    while len(pending) >= QUEUED_PER_WORKER * workers:
-                        task, first_seq, blob = pending.popleft()
-                        apply.chunk(first_seq, blob, pool.result(task))
+                    slot = next(slots)
+                    while len(pending) >= in_flight:
+                        apply.chunk(*_chunk_of(pool, pending.popleft()))
             lo = hi
         while pending:
-            task, first_seq, blob = pending.popleft()
-            apply.chunk(first_seq, blob, pool.result(task))
+            apply.chunk(*_chunk_of(pool, pending.popleft()))
         finished = True
     finally:
         rss = pool.close(finished)
     return rss
+
+
+def _chunk_of(
+    pool: _Pool, item: tuple[int, int, int | bytes, int]
+) -> tuple[int, bytes, list[scan.Run]]:
+    task, first_seq, where, size = item
+    runs = pool.result(task)
+    chunk = where if isinstance(where, bytes) else pool.read(where, size)
+    return first_seq, chunk, runs
 
 
 def _first_seq_from(lo: int) -> int | None:
@@ -144,12 +165,21 @@ class _Messages:
         self._copy = copy
         self._started = False
         self._ended = False
+        self._held: bytes | None = None
 
-    def chunk(self, size: int) -> tuple[bytes, int] | None:
-        """Up to ``size`` row messages, concatenated, and how many; None after the last."""
-        if self._ended:
+    def fill(self, slot: memoryview, rows: int) -> tuple[int | bytes, int] | None:
+        """Copy up to ``rows`` row messages into ``slot``; return the bytes used and how many
+        rows, or a single message too big for a slot, as bytes, and 1; None after the last."""
+        if self._held is not None:  # the message that did not fit in the last slot
+            message, self._held = self._held, None
+            if len(message) > len(slot):
+                return bytes(message), 1
+            slot[: len(message)] = message
+            pos, count = len(message), 1
+        elif self._ended:
             return None
-        parts: list[bytes] = []
+        else:
+            pos = count = 0
         if not self._started:
             self._started = True
             first = bytes(self._copy.read())
@@ -157,26 +187,32 @@ class _Messages:
                 raise psycopg.DataError("COPY did not start with the binary format's header")
             first = first[len(scan.HEADER) :]
             if first == scan.TRAILER:
-                return self._end()
-            if first:
-                parts.append(first)
-        get, append = self._get, parts.append
-        for _ in repeat(None, size - len(parts)):
-            length, data = get(1)  # 1: do not wait, most messages are already buffered
-            if length > 2:  # a row is at least 14 bytes; the trailer is 2
-                append(bytes(data))
-                continue
-            if length == 0:
-                data = self._copy.read()  # waits for the next message
-                length = len(data)
-                if length > 2:
-                    append(bytes(data))
-                    continue
-            if length == 2 and bytes(data) == scan.TRAILER:
                 self._end()
+                return None
+            if first:
+                self._held = first
+                return self.fill(slot, rows)
+        get, room = self._get, len(slot)
+        for _ in repeat(None, rows - count):
+            length, data = get(1)  # 1: do not wait, most messages are already buffered
+            if length <= 2:  # a row is at least 14 bytes; the trailer is 2
+                if length == 0:
+                    data = self._copy.read()  # waits for the next message
+                    length = len(data)
+                if length == 2 and bytes(data) == scan.TRAILER:
+                    self._end()
+                    break
+                if length <= 2:
+                    self._fail()
+            if pos + length > room:
+                if not count:  # bigger than a whole slot
+                    return bytes(data), 1
+                self._held = bytes(data)
                 break
-            self._fail()
-        return (b"".join(parts), len(parts)) if parts else None
+            slot[pos : pos + length] = data
+            pos += length
+            count += 1
+        return (pos, count) if count else None
 
     def _end(self) -> None:
         self._ended = True
@@ -236,7 +272,17 @@ class _Checkpoints:
 class _Pool:
     """Worker processes running ``scan.serve``, fed through one task queue."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, slots: int) -> None:
+        # The chunks' shared buffer: a file both sides map, in memory where /dev/shm exists.
+        # mkstemp creates it exclusively, mode 0600, so no other user can read or swap it.
+        shm = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
+        fd, self._path = tempfile.mkstemp(prefix="ledger-verify-", dir=shm)
+        try:
+            os.ftruncate(fd, SLOT_BYTES * slots)
+            self._map = mmap.mmap(fd, SLOT_BYTES * slots)
+        finally:
+            os.close(fd)
+        self._view = memoryview(self._map)
         # Spawned, not forked: this process holds a database connection and maybe threads.
         context = multiprocessing.get_context("spawn")
         self._tasks: Any = context.Queue()
@@ -244,7 +290,7 @@ class _Pool:
         self._processes = [
             context.Process(
                 target=scan.serve,
-                args=(self._tasks, self._results),
+                args=(self._tasks, self._results, self._path),
                 name=f"ledger-verify-{i}",
                 daemon=True,  # never outlives this process
             )
@@ -255,9 +301,18 @@ class _Pool:
         self._keys = itertools.count()
         self._done: dict[int, list[scan.Run]] = {}
 
-    def submit(self, first_seq: int, chunk: bytes, splits: list[int]) -> int:
+    def slot(self, i: int) -> memoryview:
+        return self._view[SLOT_BYTES * i : SLOT_BYTES * (i + 1)]
+
+    def offset(self, i: int) -> int:
+        return SLOT_BYTES * i
+
+    def read(self, offset: int, size: int) -> bytes:
+        return bytes(self._view[offset : offset + size])
+
+    def submit(self, first_seq: int, where: int | bytes, size: int, splits: list[int]) -> int:
         key = next(self._keys)
-        self._tasks.put((key, first_seq, chunk, splits))
+        self._tasks.put((key, first_seq, where, size, splits))
         return key
 
     def result(self, key: int) -> list[scan.Run]:
@@ -295,6 +350,9 @@ class _Pool:
             for q in (self._tasks, self._results):
                 q.cancel_join_thread()
                 q.close()
+            self._view.release()
+            self._map.close()
+            os.unlink(self._path)
         return rss
 
 

@@ -25,6 +25,7 @@ Pure: no Django, so worker processes start fast and auditors can reuse it.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import multiprocessing.queues
 import re
 import struct
@@ -208,20 +209,30 @@ def _row_proven(seq: int, row: tuple[bytes, ...], hashes: list[bytes], i: int) -
 
 # ---- the worker process ----------------------------------------------------------------------
 
-Task = tuple[int, int, bytes, list[int]]  # (key, first_seq, chunk, splits)
+# (key, first_seq, where, length, splits): the chunk is ``length`` bytes at offset ``where`` of
+# the shared buffer file, or, if ``where`` is bytes, those bytes (a row too big for a slot).
+Task = tuple[int, int, "int | bytes", int, list[int]]
 
 
 def serve(
-    tasks: multiprocessing.queues.Queue[Any], results: multiprocessing.queues.Queue[Any]
+    tasks: multiprocessing.queues.Queue[Any],
+    results: multiprocessing.queues.Queue[Any],
+    buffer_path: str,
 ) -> None:
     """A worker process: scan chunks until told to stop (``None``), then report its peak
-    resident memory. A failure is sent back as a traceback, never swallowed."""
-    while (task := tasks.get()) is not None:
-        key, first_seq, chunk, splits = task
-        try:
-            results.put((key, scan_chunk(first_seq, chunk, splits), None))
-        except Exception:
-            results.put((key, None, traceback.format_exc()))
+    resident memory. A failure is sent back as a traceback, never swallowed.
+
+    Chunks arrive in a file both processes map (a few slots of a few MB): passing them through
+    the queue would copy every byte four more times, which costs as much as scanning them."""
+    with open(buffer_path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        while (task := tasks.get()) is not None:
+            key, first_seq, where, length, splits = task
+            try:
+                # A copy: the slot is reused once the caller has applied this chunk's runs.
+                chunk = where if isinstance(where, bytes) else m[where : where + length]
+                results.put((key, scan_chunk(first_seq, chunk, splits), None))
+            except Exception:
+                results.put((key, None, traceback.format_exc()))
     results.put((None, peak_rss_mb(), None))
 
 

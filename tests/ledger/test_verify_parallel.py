@@ -67,9 +67,12 @@ def outcome(settings, monkeypatch, parallel: bool) -> str:
     )
 
 
-def test_a_sound_ledger_gets_the_same_report(busy_ledger, settings, monkeypatch):
+@pytest.mark.parametrize("slot_bytes", [verify_parallel.SLOT_BYTES, 400])
+def test_a_sound_ledger_gets_the_same_report(busy_ledger, settings, monkeypatch, slot_bytes):
+    """Also with slots so small that chunks end early and bigger rows go alone, by value."""
     serial = outcome(settings, monkeypatch, parallel=False)
     assert serial.startswith("OK")
+    monkeypatch.setattr(verify_parallel, "SLOT_BYTES", slot_bytes)
     assert outcome(settings, monkeypatch, parallel=True) == serial
 
 
