@@ -8,10 +8,15 @@ then measures:
     every body. Run before and after (b); the mean is the baseline.
 (b) ``ledger.verify.verify_ledger`` with ``ledger.signing.trusted_verifiers()``: chain, Merkle
     root and signature of every checkpoint, replay, record and table comparison, in a fresh
-    child process (spawned, ``django.setup()``), whose peak RSS (VmHWM) is reported.
+    child process (spawned, ``django.setup()``), whose peak RSS (VmHWM) is reported, and that of
+    the worker processes of the parallel path (``ledger/verify_parallel.py``), if it ran.
+(c) informational: the same stream read the way the parallel path reads it, ``COPY (SELECT seq,
+    body ...) TO STDOUT (FORMAT BINARY)`` with the messages taken straight from libpq, each body
+    SHA-256-ed. The target is judged against (a); the ratio to (c) is printed too.
 
-Targets: verify/baseline >= 0.7, peak RSS < 300 MB. ``--profile`` additionally profiles a
-verification (pyinstrument if installed, else cProfile) and prints the top costs.
+Targets: verify/baseline >= 0.7, peak RSS < 300 MB (the verifying process and its workers).
+``--profile`` additionally profiles a verification (pyinstrument if installed, else cProfile;
+the main process only) and prints the top costs.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
         .venv/bin/python bench/verify_throughput.py [--entries N] [--reuse] [--profile] [--quick]
@@ -61,6 +66,43 @@ def baseline(dsn: str) -> tuple[int, float]:
     return n, elapsed
 
 
+def baseline_copy(dsn: str) -> tuple[int, float]:
+    """Stream every (seq, body) in order with COPY BINARY, as the parallel verifier does (one
+    message per row from libpq, psycopg's Copy.read only to wait), and SHA-256 each body."""
+    import struct
+
+    import psycopg
+
+    sha256, length = hashlib.sha256, struct.Struct(">i").unpack_from
+    header = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+    n = 0
+    with psycopg.connect(common.libpq_url(dsn)) as conn:
+        started = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY (SELECT seq, body FROM ledger_ledgerentry ORDER BY seq) "
+                "TO STDOUT (FORMAT BINARY)"
+            ) as copy,
+        ):
+            get = conn.pgconn.get_copy_data
+            data = bytes(copy.read())
+            assert data.startswith(header)
+            data = data[len(header) :]
+            while len(data) > 2:  # the trailer is 2 bytes, a row more
+                (size,) = length(data, 14)  # 2 (columns) + 4 + 8 (seq) before the body length
+                sha256(data[18 : 18 + size]).digest()
+                n += 1
+                nbytes, data = get(1)  # 1: without waiting, most messages are buffered
+                if nbytes == 0:
+                    data = copy.read()
+                data = bytes(data)
+            assert not copy.read()
+        elapsed = time.perf_counter() - started
+    return n, elapsed
+
+
 def _verify_child(dsn: str, out: mp.Queue, profile: str | None) -> None:
     os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
     common.django_setup(dsn)
@@ -99,6 +141,7 @@ def _verify_child(dsn: str, out: mp.Queue, profile: str | None) -> None:
             checkpoints=report.checkpoints,
             records=report.records,
             notes=report.notes,
+            workers_hwm=report.worker_peak_rss_mb,
         )
     result["seconds"] = time.perf_counter() - started
     pbar.close()
@@ -209,6 +252,8 @@ def main() -> None:
         v = run_verify(dsn)
         common.log("baseline: timed pass 2")
         b2 = baseline(dsn)
+        common.log("informational baseline: COPY BINARY + SHA-256")
+        c1 = baseline_copy(dsn)
         if "error" in v:
             print(f"verify_ledger FAILED: {v['error']}")
             sys.exit(1)
@@ -216,6 +261,9 @@ def main() -> None:
         base_rate = (common.rate(*b1) + common.rate(*b2)) / 2
         v_rate = common.rate(v["entries"], v["seconds"])
         ratio = v_rate / base_rate
+        copy_rate = common.rate(*c1)
+        workers_hwm = v.get("workers_hwm", [])
+        total_hwm = v["hwm"] + sum(workers_hwm)
         print(
             f"verify_throughput: {n:,} entries, {v['checkpoints']} checkpoints, "
             f"{v['records']:,} records, database {name}"
@@ -241,7 +289,14 @@ def main() -> None:
                 f"{v['entries']:,}",
                 f"{v['seconds']:.2f}",
                 f"{v_rate:,.0f}",
-                f"{v['hwm']:.0f}",
+                f"{total_hwm:.0f}",
+            ),
+            (
+                "informational: COPY BINARY + SHA-256",
+                f"{c1[0]:,}",
+                f"{c1[1]:.2f}",
+                f"{copy_rate:,.0f}",
+                "",
             ),
         ]
         print(common.table(["", "entries", "seconds", "entries/s", "peak RSS MB"], rows))
@@ -251,11 +306,24 @@ def main() -> None:
             f"{'met' if ratio >= 0.7 else 'NOT met'})"
         )
         print(
-            f"verify peak RSS: {v['hwm']:.0f} MB VmHWM of the verifying process "
-            f"({v['rss_ready']:.0f} MB after django.setup(), before verifying)  "
-            f"(target < 300 MB: {'met' if v['hwm'] < 300 else 'NOT met'})"
+            f"ratio verify / COPY baseline (informational): {v_rate / copy_rate:.3f}"
+            if copy_rate
+            else "COPY baseline: no rows"
         )
-        print(f"per entry: baseline {1e6 / base_rate:.1f} us, verify {1e6 / v_rate:.1f} us")
+        workers = (
+            f" + {len(workers_hwm)} workers {' + '.join(f'{w:.0f}' for w in workers_hwm)} MB"
+            if workers_hwm
+            else " (serial path, no workers)"
+        )
+        print(
+            f"verify peak RSS: {total_hwm:.0f} MB = {v['hwm']:.0f} MB VmHWM of the verifying "
+            f"process{workers} ({v['rss_ready']:.0f} MB after django.setup(), before verifying)  "
+            f"(target < 300 MB: {'met' if total_hwm < 300 else 'NOT met'})"
+        )
+        print(
+            f"per entry: baseline {1e6 / base_rate:.1f} us, verify {1e6 / v_rate:.1f} us, "
+            f"COPY baseline {1e6 / copy_rate if copy_rate else 0:.1f} us"
+        )
 
         if args.profile:
             mode = args.profile

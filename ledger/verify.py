@@ -16,11 +16,17 @@ batches, never with the number of entries.
 
 Everything is read in one snapshot (REPEATABLE READ on PostgreSQL, one read transaction on
 SQLite), so verification can run while the registry takes writes.
+
+On PostgreSQL, a ledger of ``verify_parallel.MIN_ENTRIES`` or more is read with COPY and the
+per-row checks of transfer entries are spread over ``LEDGER_VERIFY_WORKERS`` processes
+(``verify_parallel``); every other row still goes through ``_walk_rows``, so both paths report
+the same first failure in the same words.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -76,6 +82,7 @@ class Report:
     uncovered: int = 0  # entries after the latest checkpoint
     records: int = 0
     notes: list[str] = field(default_factory=list)
+    worker_peak_rss_mb: list[float] = field(default_factory=list)  # parallel path only
 
 
 Progress = Callable[[int], None]
@@ -125,7 +132,19 @@ class _RecordStream:
             .order_by("entry_seq", "pk")
             .iterator(chunk_size=2000)
         )
+        self.ahead: collections.deque[tuple[int, dict[str, Any]] | None] = collections.deque()
         self.current = next(self.rows, None)
+
+    def prefetch(self, until: int) -> None:
+        """Read now every row for entries before ``until`` and the one after them, so that
+        matching those entries reads nothing (while a COPY has the connection)."""
+        last = self.ahead[-1] if self.ahead else self.current
+        while last is not None and last[0] < until:
+            last = next(self.rows, None)
+            self.ahead.append(last)
+
+    def _next(self) -> tuple[int, dict[str, Any]] | None:
+        return self.ahead.popleft() if self.ahead else next(self.rows, None)
 
     def expect(self, seq: int, fields: dict[str, Any]) -> None:
         row = self.current
@@ -137,7 +156,7 @@ class _RecordStream:
             raise VerificationError(
                 f"{self.name} row differs from the ledger: {_diff(fields, row[1])}", seq
             )
-        self.current = next(self.rows, None)
+        self.current = self._next()
 
     def close(self) -> None:
         self.rows.close()
@@ -272,6 +291,27 @@ def _verify_entries(
     origin: str,
     progress: Progress | None,
 ) -> Report:
+    from . import verify_parallel
+
+    workers = verify_parallel.workers_for(max(head_size - start.seq, 0), frontier, start)
+    if workers:
+        walk = _Walk(start.seq, prev, next_cp, start.checkpoint, start.auctions)
+        rss = verify_parallel.walk_parallel(
+            workers,
+            walk,
+            report,
+            state,
+            frontier,
+            checkpoints,
+            streams,
+            verifiers,
+            origin,
+            progress,
+        )
+        report.worker_peak_rss_mb = rss
+        return _finish_rows(
+            walk, start, report, state, frontier, streams, head, head_size, progress
+        )
     rows: Generator[tuple[Any, ...], None, None] = _stream(
         "SELECT seq, body, type FROM ledger_ledgerentry WHERE seq >= %s ORDER BY seq",
         (start.seq,),
@@ -314,8 +354,41 @@ def _verify_rows(
     origin: str,
     progress: Progress | None,
 ) -> Report:
-    expected = start.seq
-    last_verified_cp: tuple[int, bytes] | None = start.checkpoint
+    walk = _Walk(start.seq, prev, next_cp, start.checkpoint, start.auctions)
+    _walk_rows(
+        rows, walk, report, state, frontier, checkpoints, streams, verifiers, origin, progress
+    )
+    return _finish_rows(walk, start, report, state, frontier, streams, head, head_size, progress)
+
+
+@dataclass
+class _Walk:
+    """Where the row-by-row checks are: the next expected seq, the hash it must name as prev,
+    the next checkpoint to check and the last one checked."""
+
+    expected: int
+    prev: bytes
+    next_cp: tuple[Any, ...] | None
+    last_verified_cp: tuple[int, bytes] | None
+    auctions: AuctionState
+
+
+def _walk_rows(
+    rows: Iterator[tuple[Any, ...]],
+    walk: _Walk,
+    report: Report,
+    state: RegistryState,
+    frontier: merkle.Frontier,
+    checkpoints: Iterator[tuple[Any, ...]],
+    streams: dict[str, _RecordStream],
+    verifiers: list[Verifier],
+    origin: str,
+    progress: Progress | None,
+) -> None:
+    """Check, hash, push and replay ``rows`` (seq, body, type), continuing from ``walk``. The
+    parallel path (``verify_parallel``) calls this for every row its workers did not prove."""
+    expected, prev, next_cp = walk.expected, walk.prev, walk.next_cp
+    last_verified_cp = walk.last_verified_cp
     sha256, push, match = hashlib.sha256, frontier.push, TRANSFER_BYTES.fullmatch
     prev_hex = prev.hex().encode()
     for seq, body, column_type in rows:
@@ -363,12 +436,30 @@ def _verify_rows(
             entry = entry or decode_canonical_entry(body)
             produced = [] if entry.type in AUCTION_ENTRY_TYPES else state.apply(entry)
             # Auction entries, and escrow movements (an auction's lot is an escrow hold).
-            start.auctions.apply(entry, state, prev)
+            walk.auctions.apply(entry, state, prev)
         except ReplayError as exc:
             raise VerificationError(f"cannot be replayed: {exc}", seq) from None
         for table, fields in produced:
             streams[table].expect(seq, fields)
             report.records += 1
+    walk.expected, walk.prev, walk.next_cp = expected, prev, next_cp
+    walk.last_verified_cp = last_verified_cp
+
+
+def _finish_rows(
+    walk: _Walk,
+    start: _Start,
+    report: Report,
+    state: RegistryState,
+    frontier: merkle.Frontier,
+    streams: dict[str, _RecordStream],
+    head: LedgerHead | None,
+    head_size: int,
+    progress: Progress | None,
+) -> Report:
+    """The checks after the last row: tail, head, records, tables, supply, stored tree."""
+    expected, prev, next_cp = walk.expected, walk.prev, walk.next_cp
+    last_verified_cp = walk.last_verified_cp
     if progress and (expected - start.seq) % 1000:
         progress((expected - start.seq) % 1000)
 

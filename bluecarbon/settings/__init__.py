@@ -183,6 +183,17 @@ LEDGER_VERIFIER_KEYS_FILE = Path(
 # At most one checkpoint per this many seconds after writes (plus any asked for on demand).
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("LEDGER_CHECKPOINT_INTERVAL", "1.0"))
 
+def _default_verify_workers() -> int:
+    """One per CPU this process may run on (at most four); none on one CPU, where workers
+    could only slow verification down."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cpus or 1, 4) if (cpus or 1) > 1 else 0
+
+
+# Worker processes ledger_verify uses on PostgreSQL for 50,000 entries or more
+# (ledger/verify_parallel.py); 0 verifies in one process.
+LEDGER_VERIFY_WORKERS = int(os.environ.get("LEDGER_VERIFY_WORKERS", _default_verify_workers()))
+
 # --- Auctions -------------------------------------------------------------------------------
 # The key-encryption key for auction private keys (32 bytes, hex). Generated in development;
 # production refuses to start an auction without it.

@@ -24,6 +24,7 @@ __all__ = [
     "NodeGetter",
     "NodeId",
     "ProofError",
+    "aligned_node_ids",
     "consistency_node_ids",
     "consistency_proof",
     "frontier_node_ids",
@@ -31,6 +32,7 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "perfect_root",
     "root_from_inclusion_proof",
     "root_of",
     "subtree_hash",
@@ -135,6 +137,22 @@ class Frontier:
         hashes.append(h)
         self._size += 1
 
+    def push_subtree(self, level: int, root: bytes) -> None:
+        """Add ``2**level`` leaves at once, given the hash of the perfect subtree over them (from
+        ``perfect_root``). The size must be a multiple of ``2**level``: perfect subtrees of an
+        RFC 9162 tree are aligned. Like ``push``, for callers that computed ``root`` themselves.
+        """
+        if level < 0 or self._size & ((1 << level) - 1):
+            raise ValueError(f"a level-{level} subtree cannot start at leaf {self._size}")
+        hashes, index = self._hashes, self._size >> level
+        h = root
+        # As in ``push``, one level up: the frontier holds no subtree smaller than this one.
+        while index & 1:
+            h = node_hash(hashes.pop(), h)
+            index >>= 1
+        hashes.append(h)
+        self._size += 1 << level
+
     def root(self) -> bytes:
         """Return the RFC 9162 §2.1.1 root of the current size (EMPTY_ROOT for 0)."""
         return _fold(self._hashes)
@@ -164,6 +182,37 @@ def frontier_node_ids(size: int) -> list[NodeId]:
     if size < 0:
         raise ValueError(f"tree size must be >= 0, got {size}")
     return _range_node_ids(0, size)
+
+
+def aligned_node_ids(start: int, end: int) -> list[NodeId]:
+    """The fewest perfect subtrees covering leaves [start, end), left to right: for any range
+    (a "compact range"), not only a subtree's. ``Frontier.push_subtree`` takes them in order."""
+    if not 0 <= start <= end:
+        raise ValueError(f"[{start}, {end}) is not a range of leaves")
+    nodes: list[NodeId] = []
+    while start < end:
+        level = (end - start).bit_length() - 1
+        if start:
+            level = min(level, (start & -start).bit_length() - 1)  # aligned at start
+        nodes.append((level, start >> level))
+        start += 1 << level
+    return nodes
+
+
+def perfect_root(leaves: Sequence[bytes]) -> bytes:
+    """MTH of a power-of-two number of leaf hashes, one level at a time (RFC 9162 §2.1.1: every
+    split of a perfect tree is in the middle)."""
+    n = len(leaves)
+    if n == 0 or n & (n - 1):
+        raise ValueError(f"a perfect subtree has a power-of-two number of leaves, not {n}")
+    sha256, level = hashlib.sha256, list(leaves)
+    while len(level) > 1:
+        pairs = iter(level)
+        level = [
+            sha256(_NODE_PREFIX + left + right).digest()
+            for left, right in zip(pairs, pairs, strict=True)
+        ]
+    return level[0]
 
 
 # --- Hashes of subtrees over stored nodes ----------------------------------------------------

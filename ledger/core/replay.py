@@ -13,8 +13,9 @@ against the database as it streams.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from .entry import Entry
@@ -94,6 +95,27 @@ class RegistryState:
         held[0] -= qty
         to[0] += qty
         return True
+
+    def transfers(self, moves: Sequence[int], start: int, stop: int) -> int:
+        """``transfer`` for moves ``start`` to ``stop - 1`` of a flat sequence of (batch, from,
+        to, quantity), in order, in one call: applies them while ``transfer`` would, and returns
+        how many it applied. The first one it stops at is left for ``apply`` to handle or
+        explain, as for ``transfer``."""
+        get = self.holdings.get
+        flat = islice(moves, 4 * start, 4 * stop)
+        applied = 0
+        for batch, src, dst, qty in zip(
+            flat, flat, flat, flat, strict=False
+        ):  # a sliced flat sequence
+            held = get((src, batch))
+            to = get((dst, batch))
+            # Exactly the checks of ``transfer``.
+            if held is None or to is None or src == dst or qty <= 0 or held[0] < qty:
+                break
+            held[0] -= qty
+            to[0] += qty
+            applied += 1
+        return applied
 
     # ---- invariants -----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from ledger.actors import Actor
 from ledger.exceptions import LedgerError
 from ledger.models import LedgerEntry, Role
 from tests import factories
-from tests.ledger.conftest import STATUS, snapshot, verify_ledger  # noqa: F401
+from tests.ledger.conftest import STATUS, snapshot, verifier_path, verify_ledger  # noqa: F401
 
 OPERATOR = factories.OPERATOR
 TONNE = 1000

@@ -3,10 +3,15 @@ ledger's own replay after every stage."""
 
 from __future__ import annotations
 
+import pytest
+
 from auctions import services
 from auctions.models import Auction, Award, Bid, Deposit
 from ledger.models import EscrowHold, Holding
 from tests.auctions.conftest import OPERATOR, TONNE, run_to_settlement
+
+# Both verifiers (serial, and on PostgreSQL the parallel one) must recompute every auction.
+pytestmark = pytest.mark.usefixtures("verifier_path")
 
 
 def tradable(account, batch) -> int:

@@ -17,6 +17,9 @@ from ledger.actors import Actor
 from ledger.models import LedgerEntry
 from tests.auctions.conftest import OPERATOR, TONNE, run_to_settlement, wait_for_close
 
+# Both verifiers (serial, and on PostgreSQL the parallel one) must recompute every auction.
+pytestmark = pytest.mark.usefixtures("verifier_path")
+
 SYSTEM = Actor.system("auctions")
 
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from ledger.core.merkle import (
     Frontier,
     NodeId,
     ProofError,
+    aligned_node_ids,
     consistency_node_ids,
     consistency_proof,
     frontier_node_ids,
@@ -31,6 +33,7 @@ from ledger.core.merkle import (
     inclusion_proof,
     leaf_hash,
     node_hash,
+    perfect_root,
     root_from_inclusion_proof,
     root_of,
     subtree_hash,
@@ -382,6 +385,50 @@ def test_frontier_matches_reference(size: int, salt: bytes) -> None:
         assert Frontier.from_nodes(n, store.only(ids)) == frontier
         assert subtree_hash(0, n, store.only(ids)) == root
         assert Frontier(n, frontier.hashes) == frontier
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(min_value=0, max_value=300), salt=salts, data=st.data())
+def test_subtrees_pushed_at_once_give_the_same_frontier(
+    size: int, salt: bytes, data: st.DataObject
+) -> None:
+    """The parallel verifier pushes perfect subtrees over runs of leaves, split anywhere."""
+    leaves = _leaves(size, salt)
+    cuts = sorted(data.draw(st.sets(st.integers(0, size)), label="cuts") | {0, size})
+    one_by_one, at_once = Frontier(), Frontier()
+    for start, end in pairwise(cuts):
+        covered = start
+        for level, index in aligned_node_ids(start, end):
+            assert index << level == covered  # left to right, no gaps
+            subtree = leaves[covered : covered + (1 << level)]
+            assert perfect_root(subtree) == root_of(subtree)
+            at_once.push_subtree(level, perfect_root(subtree))
+            covered += 1 << level
+        assert covered == end
+        for leaf in leaves[start:end]:
+            one_by_one.push(leaf)
+        assert at_once == one_by_one
+        assert at_once.root() == root_of(leaves[:end])
+    # Each range needs at most two subtrees per level.
+    assert all(len(aligned_node_ids(a, b)) <= 2 * b.bit_length() for a, b in pairwise(cuts))
+
+
+def test_misaligned_subtrees_and_bad_ranges_are_refused() -> None:
+    h = leaf_hash(b"")
+    frontier = Frontier()
+    frontier.push(h)
+    with pytest.raises(ValueError):
+        frontier.push_subtree(1, h)  # a two-leaf subtree cannot start at leaf 1
+    with pytest.raises(ValueError):
+        frontier.push_subtree(-1, h)
+    for n in (0, 3, 6):
+        with pytest.raises(ValueError):
+            perfect_root([h] * n)
+    for start, end in [(3, 2), (-1, 0)]:
+        with pytest.raises(ValueError):
+            aligned_node_ids(start, end)
+    assert aligned_node_ids(5, 5) == []
+    assert aligned_node_ids(5, 12) == [(0, 5), (1, 3), (2, 2)]
 
 
 @settings(max_examples=60, deadline=None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from ledger.core.entry import Entry, decode_entry
 from ledger.exceptions import (
@@ -108,6 +109,25 @@ def verify_ledger(tmp_path) -> Callable[[], str]:
         return text
 
     return run
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def verifier_path(request, settings, monkeypatch) -> str:
+    """Run the test once with the serial verifier and once with the parallel one, cut into
+    tiny segments and chunks so that runs, chunk and segment boundaries and checkpoints fall
+    everywhere in a small ledger."""
+    from ledger import verify_parallel
+
+    if request.param == "serial":
+        settings.LEDGER_VERIFY_WORKERS = 0
+    elif connection.vendor != "postgresql":
+        pytest.skip("the parallel verifier reads with COPY: PostgreSQL only")
+    else:
+        settings.LEDGER_VERIFY_WORKERS = 2
+        monkeypatch.setattr(verify_parallel, "MIN_ENTRIES", 0)
+        monkeypatch.setattr(verify_parallel, "SEGMENT", 7)
+        monkeypatch.setattr(verify_parallel, "CHUNK", 3)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from ledger.models import Checkpoint, LedgerEntry
 from ledger.signing import trusted_verifiers
 from ledger.verify import VerificationError, verify_ledger
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("verifier_path")]
 
 
 @pytest.fixture

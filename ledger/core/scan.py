@@ -1,0 +1,250 @@
+"""Runs of ledger rows proven at once, for the parallel verifier (``ledger/verify_parallel.py``).
+
+The parallel verifier reads the entries table as PostgreSQL ``COPY (SELECT seq, body, type ...)
+TO STDOUT (FORMAT BINARY)`` row messages and hands chunks of consecutive messages to worker
+processes running ``serve``. For every maximal run of rows that are canonical
+``credit.transfer`` entries in the expected order, ``scan_chunk`` proves what the serial loop
+(``ledger.verify._walk_rows``) checks row by row:
+
+* the framing: three columns, an 8-byte ``seq``, the body, and the type ``credit.transfer``;
+* the ``seq`` column and the ``seq`` in the bytes are both the expected one;
+* the bytes are exactly what ``TRANSFER_BYTES`` accepts, i.e. the RFC 8785 form of a
+  version-1 transfer entry;
+* each ``prev`` is the SHA-256 of the row before (for the run's first row the claim is
+  returned, for the caller to compare with the hash it holds);
+
+and computes what the serial loop derives from those rows: the chain hash of the last row,
+the RFC 9162 leaves folded into perfect subtrees (split wherever the caller has a checkpoint,
+so it can check each signed root), and each transfer's (batch, from, to, quantity) for replay.
+Every row that is not such a transfer, or fails any check, is in no run: the caller gives it
+to the serial loop, which checks it and reports the first problem exactly as it always has.
+
+Pure: no Django, so worker processes start fast and auditors can reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import multiprocessing.queues
+import re
+import struct
+import traceback
+from array import array
+from collections.abc import Sequence
+from itertools import chain, pairwise
+from typing import Any, NamedTuple
+
+from .entry import TRANSFER_BYTES
+from .merkle import aligned_node_ids, perfect_root
+
+# COPY BINARY: an 11-byte signature, 32-bit flags (0: no OIDs) and a 32-bit header extension
+# length (0) before the first row; a 16-bit -1 after the last. PostgreSQL sends each row as one
+# CopyData message: a 16-bit column count, then per column a 32-bit length and the bytes.
+HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+TRAILER = b"\xff\xff"
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+_SEQ_COLUMN = struct.Struct(">iq")
+
+# ``TRANSFER_BYTES`` inside the row's framing, with two of its parts loosened because the runs
+# are checked for them as a whole, which is cheaper than the regex engine byte by byte: ``prev``
+# is compared with the hash of the row before (so it is 64 lowercase hex digits), and ``time``
+# is mapped digit by digit onto _TIME_SHAPE. Everything else is the pattern itself.
+_PREV = rb"(?P<prev>[0-9a-f]{64})"
+_TIME = rb'"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"'
+if TRANSFER_BYTES.pattern.count(_PREV) != 1 or TRANSFER_BYTES.pattern.count(_TIME) != 1:
+    raise ImportError("TRANSFER_BYTES changed: update ledger.core.scan to match it")
+_ROW = re.compile(
+    rb"\x00\x03\x00\x00\x00\x08(.{8})(.{4})("  # 3 columns; seq (8 bytes); body length, body
+    + TRANSFER_BYTES.pattern.replace(_PREV, rb"(?P<prev>.{64})").replace(
+        _TIME, rb'"time":"(?P<time>.{27})"'
+    )
+    + rb")\x00\x00\x00\x0fcredit\.transfer",  # the type column, 15 bytes
+    re.DOTALL,
+)
+_TIME_SHAPE = b"0000-00-00T00:00:00.000000Z"
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+
+
+class Run(NamedTuple):
+    """Consecutive rows proven to be canonical transfers in order (see the module docstring)."""
+
+    start: int  # the seq of its first row (the expected one: the chunk's first_seq + index)
+    offsets: bytes  # array("I"): where each row's message starts in the chunk
+    end: int  # where the message after its last row starts
+    first_prev: bytes  # the 64 hex digits its first row claims as prev
+    last_hash: bytes  # SHA-256 of its last row's bytes: the next row's prev
+    pieces: list[tuple[int, bytes]]  # (level, perfect_root) over its leaves, left to right
+    moves: bytes  # array("q"): batch, from, to, quantity of each row
+
+
+def row_end(chunk: bytes, pos: int) -> int:
+    """Where the row message starting at ``pos`` ends, by its own column lengths."""
+    (columns,) = _INT16.unpack_from(chunk, pos)
+    pos += 2
+    for _ in range(columns):
+        (length,) = _INT32.unpack_from(chunk, pos)
+        pos += 4 + max(length, 0)  # -1 is NULL, no bytes
+    if pos > len(chunk):
+        raise ValueError("COPY row message runs past the end of its chunk")
+    return pos
+
+
+def parse_row(chunk: bytes, pos: int) -> tuple[tuple[int, bytes, str], int]:
+    """The (seq, body, type) of the row message at ``pos``, as the serial loop takes them from
+    a cursor, and where the next message starts."""
+    (columns,) = _INT16.unpack_from(chunk, pos)
+    length, seq = _SEQ_COLUMN.unpack_from(chunk, pos + 2)
+    if columns != 3 or length != 8:
+        raise ValueError("COPY row is not (seq bigint, body bytea, type varchar)")
+    pos += 14
+    fields = []
+    for _ in range(2):
+        (length,) = _INT32.unpack_from(chunk, pos)
+        if length < 0 or pos + 4 + length > len(chunk):
+            raise ValueError("COPY row has a NULL or truncated column")
+        fields.append(chunk[pos + 4 : pos + 4 + length])
+        pos += 4 + length
+    return (seq, fields[0], fields[1].decode()), pos
+
+
+def scan_chunk(first_seq: int, chunk: bytes, splits: Sequence[int] = ()) -> list[Run]:
+    """The runs in ``chunk`` (row messages, concatenated), whose first row is expected to be
+    entry ``first_seq``. ``splits`` are tree sizes (checkpoints) that must fall between pieces.
+    """
+    try:
+        return _scan(first_seq, chunk, splits, careful=False)
+    except (_Misframed, struct.error, ValueError):
+        # Framed by the lengths alone, a row that fooled the pattern is just another row.
+        return _scan(first_seq, chunk, splits, careful=True)
+
+
+class _Misframed(Exception):
+    """A body's length column disagrees with what the pattern matched (the bytes contain what
+    looks like the end of a row): frame every row by its lengths instead."""
+
+
+def _scan(first_seq: int, chunk: bytes, splits: Sequence[int], careful: bool) -> list[Run]:
+    match = _ROW.match
+    runs: list[Run] = []
+    groups: list[tuple[bytes, ...]] = []
+    offsets = array("I")
+    pos, seq, end = 0, first_seq, len(chunk)
+    while pos < end:
+        found = match(chunk, pos)
+        if found is not None and careful and _body_length(found) != len(found.group(3)):
+            found = None
+        if found is None:
+            if groups:
+                runs += _prove(seq - len(groups), groups, offsets, pos, splits)
+                groups, offsets = [], array("I")
+            pos = row_end(chunk, pos)
+        else:
+            groups.append(found.groups())
+            offsets.append(pos)
+            pos = found.end()
+        seq += 1
+    if groups:
+        runs += _prove(seq - len(groups), groups, offsets, pos, splits)
+    return runs
+
+
+def _body_length(found: re.Match[bytes]) -> int:
+    return int(_INT32.unpack(found.group(2))[0])
+
+
+def _prove(
+    start: int,
+    groups: list[tuple[bytes, ...]],
+    offsets: array[int],
+    end: int,
+    splits: Sequence[int],
+) -> list[Run]:
+    """Runs of the rows whose messages matched _ROW (``end``: where the last one ends)."""
+    if not groups:
+        return []
+    seq_columns, lengths, bodies, batches, srcs, qtys, dsts, prevs, seqs, times = zip(
+        *groups, strict=True
+    )
+    n = len(bodies)
+    if b"".join(lengths) != struct.pack(f">{n}i", *map(len, bodies)):
+        raise _Misframed
+    sha256 = hashlib.sha256
+    hashes = [sha256(body).digest() for body in bodies]
+    proven = (
+        b"".join(seq_columns) == struct.pack(f">{n}q", *range(start, start + n))
+        and list(map(int, seqs)) == list(range(start, start + n))
+        and b"".join(prevs[1:]) == b"".join(hashes[:-1]).hex().encode()
+        and b"".join(times).translate(_DIGITS_TO_ZERO) == _TIME_SHAPE * n
+    )
+    if not proven:
+        # Leave the first row that fails out (the serial loop will judge it); prove the rest.
+        bad = next(i for i in range(n) if not _row_proven(start + i, groups[i], hashes, i))
+        return _prove(start, groups[:bad], offsets[:bad], offsets[bad], splits) + _prove(
+            start + bad + 1, groups[bad + 1 :], offsets[bad + 1 :], end, splits
+        )
+    # RFC 9162 §2.1.1 leaf hashes, folded into the perfect subtrees between the checkpoints.
+    leaves = [sha256(b"\x00" + body).digest() for body in bodies]
+    cuts = [start, *sorted(s for s in splits if start < s < start + n), start + n]
+    pieces = []
+    for a, b in pairwise(cuts):
+        for level, index in aligned_node_ids(a, b):
+            first = (index << level) - start
+            pieces.append((level, perfect_root(leaves[first : first + (1 << level)])))
+    moves = array("q", map(int, chain.from_iterable(zip(batches, srcs, dsts, qtys, strict=True))))
+    return [Run(start, offsets.tobytes(), end, prevs[0], hashes[-1], pieces, moves.tobytes())]
+
+
+def _row_proven(seq: int, row: tuple[bytes, ...], hashes: list[bytes], i: int) -> bool:
+    """One row of ``_prove``'s checks (to find the first that fails)."""
+    seq_column, _, _, _, _, _, _, prev, claimed_seq, time = row
+    return (
+        seq_column == seq.to_bytes(8, "big", signed=True)
+        and int(claimed_seq) == seq
+        and (i == 0 or prev == hashes[i - 1].hex().encode())
+        and time.translate(_DIGITS_TO_ZERO) == _TIME_SHAPE
+    )
+
+
+# ---- the worker process ----------------------------------------------------------------------
+
+# (key, first_seq, where, length, splits): the chunk is ``length`` bytes at offset ``where`` of
+# the shared buffer file, or, if ``where`` is bytes, those bytes (a row too big for a slot).
+Task = tuple[int, int, "int | bytes", int, list[int]]
+
+
+def serve(
+    tasks: multiprocessing.queues.Queue[Any],
+    results: multiprocessing.queues.Queue[Any],
+    buffer_path: str,
+) -> None:
+    """A worker process: scan chunks until told to stop (``None``), then report its peak
+    resident memory. A failure is sent back as a traceback, never swallowed.
+
+    Chunks arrive in a file both processes map (a few slots of a few MB): passing them through
+    the queue would copy every byte four more times, which costs as much as scanning them."""
+    with open(buffer_path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        while (task := tasks.get()) is not None:
+            key, first_seq, where, length, splits = task
+            try:
+                # A copy: the slot is reused once the caller has applied this chunk's runs.
+                chunk = where if isinstance(where, bytes) else m[where : where + length]
+                results.put((key, scan_chunk(first_seq, chunk, splits), None))
+            except Exception:
+                results.put((key, None, traceback.format_exc()))
+    results.put((None, peak_rss_mb(), None))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM on Linux), in MB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
