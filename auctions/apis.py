@@ -404,7 +404,7 @@ class AuctionResultApi(PublicApi):
                 "state": a.state,
                 "result_sha256": a.result_sha256,
                 "private_key": records.b64(a.private_key) if a.private_key is not None else None,
-                "result": a.result,
+                "result": selectors.auction_result(a),
             }
         )
 

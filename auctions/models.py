@@ -121,7 +121,10 @@ class Auction(models.Model):
     book_size = models.PositiveIntegerField(null=True, blank=True)
     book_root = models.BinaryField(null=True, blank=True)
     seed = models.BinaryField(null=True, blank=True, help_text="SHA-256 of the close entry")
+    # The clearing's outcome and per-bidder summary (the whole result, with every bid, is the
+    # auction.clear entry's, at result_seq).
     result = models.JSONField(null=True, blank=True)
+    result_seq = models.BigIntegerField(null=True, blank=True)
     result_sha256 = models.CharField(max_length=64, blank=True, default="")
     clearing_price = models.BigIntegerField(null=True, blank=True)
     state_reason = models.CharField(max_length=200, blank=True, default="")

@@ -57,3 +57,15 @@ def bid_get(pk: int) -> Bid | None:
 
 def bids_of(organization: int | None) -> QuerySet[Bid]:
     return _bids().filter(bidder_id=organization or 0).order_by("pk")
+
+
+def auction_result(a: Auction) -> dict | None:
+    """The whole published result (every opened bid), as its auction.clear entry carries it;
+    None before the auction is cleared."""
+    from ledger.core.entry import decode_entry
+    from ledger.models import LedgerEntry
+
+    if a.result_seq is None:
+        return None
+    body = LedgerEntry.objects.values_list("body", flat=True).get(seq=a.result_seq)
+    return decode_entry(bytes(body)).data["result"]

@@ -57,6 +57,7 @@ from .models import (
     TieRule,
     Undersubscribed,
 )
+from .rows import update_rows
 
 log = logging.getLogger(__name__)
 State = Auction.State
@@ -690,6 +691,7 @@ def auction_bids_open(*, auction: int, first: int, last: int) -> int:
             pk__lte=last,
         ).only("pk", "bidder_id", "ciphertext")
     )
+    opened_rows = []
     for bid in rows:
         try:
             opened = sealing.open_bid(
@@ -699,11 +701,11 @@ def auction_bids_open(*, auction: int, first: int, last: int) -> int:
                 auction=a.pk,
                 bidder=bid.bidder_id,
             )
-            bid.opened = {"tiers": opened.tiers}
+            opened_rows.append((bid.pk, {"tiers": opened.tiers}))
         except sealing.SealError as exc:
-            bid.opened = {"error": exc.code}
+            opened_rows.append((bid.pk, {"error": exc.code}))
     with transaction.atomic():
-        Bid.objects.bulk_update(rows, ["opened"], batch_size=1000)
+        update_rows("auctions_bid", [("opened", "json")], opened_rows)
     return len(rows)
 
 
@@ -728,22 +730,22 @@ def auction_clear(*, auction: int) -> bool:
             "bidder_id", "amount"
         )
     )
-    bids = list(
+    rows = (
         Bid.objects.filter(auction=a, status=Bid.Status.SEALED)
         .order_by("pk")
-        .only("pk", "bidder_id", "account_id", "commitment", "opened")
+        .values_list("pk", "bidder_id", "account_id", "commitment", "opened")
     )
     book = [
         results.BookBid(
-            bid=b.pk,
-            bidder=b.bidder_id,
-            account=b.account_id,
-            commitment=b.commitment,
-            deposit=deposits.get(b.bidder_id, 0),
-            tiers=b.opened.get("tiers"),
-            error=b.opened.get("error"),
+            bid=pk,
+            bidder=bidder,
+            account=account,
+            commitment=commitment,
+            deposit=deposits.get(bidder, 0),
+            tiers=opened.get("tiers"),
+            error=opened.get("error"),
         )
-        for b in bids
+        for pk, bidder, account, commitment, opened in rows.iterator(chunk_size=5000)
     ]
     result = results.build_result(
         record=records.auction_rules(a), book=book, seed=bytes(a.seed), root=bytes(a.book_root)
@@ -760,20 +762,28 @@ def auction_clear(*, auction: int) -> bool:
         },
     )
     outcome = result["outcome"]
-    by_id = {b.pk: b for b in bids}
-    for row in result["bids"]:
-        bid = by_id[row["bid"]]
-        bid.status = Bid.Status.VALID if row["status"] == "valid" else Bid.Status.REJECTED
-        bid.reason = row["reason"] or ""
-        bid.awarded_lots = row["awarded_lots"]
-    Bid.objects.bulk_update(bids, ["status", "reason", "awarded_lots"], batch_size=1000)
-    a.private_key, a.result, a.result_sha256 = private, result, digest
+    update_rows(
+        "auctions_bid",
+        [("status", "text"), ("reason", "text"), ("awarded_lots", "int")],
+        [
+            (
+                row["bid"],
+                Bid.Status.VALID if row["status"] == "valid" else Bid.Status.REJECTED,
+                row["reason"] or "",
+                row["awarded_lots"],
+            )
+            for row in result["bids"]
+        ],
+    )
+    a.private_key, a.result_sha256, a.result_seq = private, digest, entry.seq
+    a.result = {"outcome": outcome, "bidders": result["bidders"]}
     a.clearing_price = outcome["clearing_price"]
     a.state, a.state_seq = State.CLEARED, entry.seq
     a.save(
         update_fields=[
             "private_key",
             "result",
+            "result_seq",
             "result_sha256",
             "clearing_price",
             "state",

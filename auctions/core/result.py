@@ -12,9 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
-
 from ledger.core import merkle
+from ledger.core.entry import canonical_json
 
 from . import clearing
 
@@ -164,12 +163,11 @@ def build_result(
     rows = []
     for b in sorted(book, key=lambda b: b.bid):
         lots, amount = won.get(b.bid, (0, 0))
+        # Commitment and account are in the bid's own entry; not repeated here.
         rows.append(
             {
                 "bid": b.bid,
                 "bidder": b.bidder,
-                "account": b.account,
-                "commitment": b.commitment,
                 "status": "valid" if reasons[b.bid] is None else "rejected",
                 "reason": reasons[b.bid],
                 # What was sealed (the published bid), when it is tiers JSON can carry exactly.
@@ -211,7 +209,8 @@ def _publishable(tiers: Any) -> list[list[int]] | None:
 
 
 def result_bytes(result: dict[str, Any]) -> bytes:
-    return rfc8785.dumps(result)
+    """The result's RFC 8785 bytes (what ``result_sha256`` hashes)."""
+    return canonical_json(result)
 
 
 def result_sha256(result: dict[str, Any]) -> str:

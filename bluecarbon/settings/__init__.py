@@ -183,6 +183,7 @@ LEDGER_VERIFIER_KEYS_FILE = Path(
 # At most one checkpoint per this many seconds after writes (plus any asked for on demand).
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("LEDGER_CHECKPOINT_INTERVAL", "1.0"))
 
+
 def _default_verify_workers() -> int:
     """One per CPU this process may run on (at most four); none on one CPU, where workers
     could only slow verification down."""

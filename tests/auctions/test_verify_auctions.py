@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
-from auctions import records, services
+from auctions import records, selectors, services
 from auctions.core import result as results
 from auctions.core import sealing
 from auctions.models import Auction, Bid, Deposit
@@ -50,7 +50,7 @@ def test_every_rejection_is_recorded_with_its_reason_and_the_rest_clear(market, 
     m.bid(a, below, [(2900, 1)])
 
     a = run_to_settlement(a)
-    outcome = {row["bidder"]: row for row in a.result["bids"]}
+    outcome = {row["bidder"]: row for row in selectors.auction_result(a)["bids"]}
     assert {b: (row["status"], row["reason"]) for b, row in outcome.items()} == {
         good.pk: ("valid", None),
         trimmed_cap.pk: ("valid", None),

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from auctions import services, tasks
+from auctions import selectors, services, tasks
 from auctions.core import result as results
 from auctions.models import Auction, Award, Bid
 from bluecarbon.celery import app as celery_app
@@ -73,7 +73,7 @@ def test_the_worker_closes_clears_and_settles_after_the_deadline(worker, verify_
     a.refresh_from_db()
     assert a.clearing_price == 10500
     assert a.private_key is not None  # revealed with the result
-    result = a.result
+    result = selectors.auction_result(a)  # the whole result, from its ledger entry
     assert result["outcome"]["awarded_lots"] == 100
     assert {w["bidder"]: w["lots"] for w in result["outcome"]["awards"]} == {
         b1.pk: 60,
@@ -134,7 +134,7 @@ def test_a_bid_racing_the_close_is_either_counted_or_refused(worker, verify_ledg
         bid.pk: max(bid.receipts.values_list("version", flat=True))
         for bid in Bid.objects.filter(auction=a)
     }
-    counted = {row["bid"] for row in a.result["bids"]}
+    counted = {row["bid"] for row in selectors.auction_result(a)["bids"]}
     assert counted == set(receipted) and len(counted) > 8
     assert {b.pk: b.version for b in Bid.objects.filter(auction=a)} == receipted
     assert a.book_size == len(counted)
