@@ -1,13 +1,23 @@
-"""Row locks of the auction services. They come first in the registry's lock order
+"""Locks of the auction services. They come first in the registry's lock order
 (``ledger/locks.py``): auction -> bidder (its organization row) -> bid -> (registry locks)
 -> ledger head.
 
-Bids lock their auction shared and closing locks it exclusively: a bid whose transaction holds
-the shared lock commits before the close can start, and one that comes after the close sees the
-auction closed. So every accepted bid is counted, and no bid is accepted and then ignored.
+An auction has two locks:
+
+* its **bid gate**: bids and deposits take it shared, closing and cancelling exclusively. A
+  bid whose transaction holds it commits before the close (or a cancel) can start, and one
+  that comes after sees the auction closed: every accepted bid is counted, and no bid is
+  accepted and then ignored. On PostgreSQL it is a transaction-scoped advisory lock, not a row
+  lock: sixteen bidders share it without writing the auction's row (a shared row lock held by
+  several transactions is a MultiXact written to the row for each new locker).
+* its **row**, locked for update by every state transition (compare-and-set).
+
+The gate comes before the row.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django.db import connection
 
@@ -15,29 +25,77 @@ from ledger.models import Organization
 
 from .models import Auction, Bid
 
+# The advisory lock space of bid gates: (this class id, the auction's id).
+_GATE = 0x42434147  # "BCAG"
 
-def auction_lock(auction_id: int) -> Auction | None:
-    # Exclusive: state transitions (compare-and-set under this lock), closing.
+
+def _gate(auction_id: int, exclusive: bool) -> None:
+    if connection.vendor != "postgresql":
+        return  # SQLite: the immediate transaction already holds the database's write lock
+    if not 0 < auction_id < 2**31:
+        return  # no such auction; the lookup that follows says so
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {fn}(%s, %s)", [_GATE, auction_id])
+
+
+def auction_lock(auction_id: int, *, close_gate: bool = False) -> Auction | None:
+    """The auction's row, for a state transition. ``close_gate``: first wait for every bid in
+    flight and keep new ones out (closing, cancelling: transitions out of "open")."""
+    if close_gate:
+        _gate(auction_id, exclusive=True)
     return Auction.objects.select_for_update(of=("self",)).filter(pk=auction_id).first()
 
 
 def auction_share_lock(auction_id: int) -> Auction | None:
-    """Shared: bids and deposits, which must not commit across a transition, but need not
-    wait for each other."""
-    if connection.vendor == "postgresql":
-        rows = list(
-            Auction.objects.raw(
-                "SELECT * FROM auctions_auction WHERE id = %s FOR SHARE", [auction_id]
-            )
+    """The bid gate, shared (bids and deposits: they must not commit across a transition out
+    of "open", but need not wait for each other), and what a bid needs of the auction: its
+    state, times, seller and deposit rule (raw SQL: on every bid's path)."""
+    _gate(auction_id, exclusive=False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, state, opens_at, closes_at, seller_id, deposit_required, currency "
+            "FROM auctions_auction WHERE id = %s",
+            [auction_id],
         )
-        return rows[0] if rows else None
-    # SQLite: the immediate transaction already holds the database's write lock.
-    return Auction.objects.filter(pk=auction_id).first()
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, state, opens_at, closes_at, seller, deposit, currency = row
+    if connection.vendor != "postgresql":
+        # SQLite's backend hands raw SQL datetimes back as text or naive values.
+        opens_at, closes_at = (_aware(v) for v in (opens_at, closes_at))
+    a = Auction(
+        pk=pk,
+        state=state,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        seller_id=seller,
+        deposit_required=deposit,
+        currency=currency,
+    )
+    a._state.adding = False
+    return a
 
 
-def bidder_lock(organization_id: int) -> None:
-    """One bidder's submissions to any auction, one at a time (bounded number of bids)."""
-    Organization.objects.select_for_update().filter(pk=organization_id).first()
+def _aware(value: object) -> dt.datetime:
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def bidder_row(organization_id: int, *, lock: bool) -> tuple[Organization, str | None]:
+    """The bidder's organization and its approval status, in one query; with ``lock`` the
+    organization row is locked, which serializes that bidder's submissions."""
+    sql = (
+        "SELECT o.id, o.handle, b.status FROM ledger_organization o "
+        "LEFT JOIN auctions_bidder b ON b.organization_id = o.id WHERE o.id = %s"
+    )
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF o"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [organization_id])
+        pk, handle, status = cursor.fetchone()
+    return Organization(pk=pk, handle=handle), status
 
 
 def bid_lock(bid_id: int) -> Bid | None:

@@ -136,6 +136,11 @@ def test_a_bidder_submits_amends_and_withdraws_with_signed_receipts(market, clie
     r = bidder.post(f"/api/v1/auctions/{a['id']}/bids", {"ciphertext": ciphertext}, format="json")
     assert r.status_code == 201, r.json()
     bid = r.json()
+    # The hand-written answer to a new bid is exactly what the documented serializer shows.
+    from auctions import selectors
+    from auctions.apis import BidOutputSerializer
+
+    assert bid == BidOutputSerializer(selectors.bid_get(bid["id"])).data
     (receipt,) = bid["receipts"]
     raw = base64.b64decode(ciphertext)
     assert receipt["commitment"] == bid["commitment"] == sealing.commitment(raw).hex()
