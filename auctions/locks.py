@@ -51,6 +51,9 @@ def auction_share_lock(auction_id: int) -> Auction | None:
     """The bid gate, shared (bids and deposits: they must not commit across a transition out
     of "open", but need not wait for each other), and what a bid needs of the auction: its
     state, times, seller and deposit rule (raw SQL: on every bid's path)."""
+    # Two statements, not one: the row must be read by a statement that starts after the
+    # gate is held, so it sees a close that committed while this bid waited at the gate (a
+    # statement's snapshot is taken when it starts, before any lock it then waits for).
     _gate(auction_id, exclusive=False)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -83,19 +86,20 @@ def _aware(value: object) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def bidder_row(organization_id: int, *, lock: bool) -> tuple[Organization, str | None]:
-    """The bidder's organization and its approval status, in one query; with ``lock`` the
-    organization row is locked, which serializes that bidder's submissions."""
-    sql = (
-        "SELECT o.id, o.handle, b.status FROM ledger_organization o "
-        "LEFT JOIN auctions_bidder b ON b.organization_id = o.id WHERE o.id = %s"
-    )
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF o"
+def bidder_lock(organization_id: int) -> Organization:
+    """The bidder's organization row, locked: its bid actions and changes of its approval
+    serialize on it."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [organization_id])
-        pk, handle, status = cursor.fetchone()
-    return Organization(pk=pk, handle=handle), status
+        cursor.execute(
+            "SELECT id, handle FROM ledger_organization WHERE id = %s" + _for_update(),
+            [organization_id],
+        )
+        pk, handle = cursor.fetchone()
+    return Organization(pk=pk, handle=handle)
+
+
+def _for_update() -> str:
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
 
 
 def bid_lock(bid_id: int) -> Bid | None:

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -158,6 +159,9 @@ def bidder_suspend(*, actor: Actor, organization: int) -> Bidder:
 
 
 def _bidder_set(actor: Actor, org: Organization, status: str) -> Bidder:
+    # The bidder's row, which its bid actions lock too: a bid in flight commits before its
+    # approval changes, or sees the change.
+    locks.bidder_lock(org.pk)
     bidder = Bidder.objects.select_for_update().filter(organization=org).first()
     if bidder is not None and bidder.status == status:
         return bidder
@@ -452,18 +456,30 @@ def _ciphertext(value: object) -> bytes:
     return value
 
 
-def _open_for_bids(
-    actor: Actor, auction: object, *, lock_bidder: bool = False
-) -> tuple[Auction, Organization, dt.datetime]:
-    """The auction locked shared, checked open and eligible; the instant the bid is taken.
-    With ``lock_bidder`` the bidder's organization row is locked too (next in the lock order),
-    which serializes one bidder's submissions so its count of standing bids cannot be raced."""
+@dataclass(frozen=True)
+class _Bidding:
+    auction: Auction
+    bidder: Organization
+    now: dt.datetime
+    standing: int  # the bidder's standing (sealed) bids in the auction
+    holding: int | None  # the bidder's first holding account
+
+
+def _open_for_bids(actor: Actor, auction: object) -> _Bidding:
+    """The auction's bid gate held (shared), the bidder's row locked, the auction checked open
+    and the bidder eligible; the instant the bid is taken.
+
+    The bidder's row lock serializes its bid actions with each other (its count of standing
+    bids cannot be raced) and with a change of its approval, which locks the same row: a bid
+    is checked against the approval its entry will be replayed against. What it needs is then
+    read by one statement that starts after both locks are held, so it sees what committed
+    while it waited."""
     if actor.organization_id is None:
         raise PermissionDenied("bids are made by a bidder organization")
     a = locks.auction_share_lock(_id(auction) or 0)
     if a is None:
         raise NotFound(f"auction {auction} not found", detail={"auction": "not_found"})
-    # The instant that decides: taken under the lock that closing must wait for.
+    # The instant that decides: taken under the gate that closing must wait for.
     now = timezone.now()
     if a.state in (State.DRAFT, State.SCHEDULED):
         raise Conflict(f"auction {a.pk} is not open for bids yet", code=Code.NOT_OPEN)
@@ -473,42 +489,58 @@ def _open_for_bids(
             code=Code.CLOSED,
             detail={"closes_at": format_time(a.closes_at)},
         )
-    org, status = locks.bidder_row(actor.organization_id, lock=lock_bidder)
+    org = locks.bidder_lock(actor.organization_id)
     if org.pk == a.seller_id:
         raise Unprocessable("a seller cannot bid in its own auction", code=Code.OWN_AUCTION)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT status FROM auctions_bidder WHERE organization_id = %s), "
+            "(SELECT count(*) FROM auctions_bid WHERE auction_id = %s AND bidder_id = %s "
+            "AND status = %s), "
+            "(SELECT id FROM ledger_account WHERE organization_id = %s AND kind = %s "
+            "ORDER BY id LIMIT 1), "
+            "(SELECT amount FROM auctions_deposit WHERE auction_id = %s AND bidder_id = %s "
+            "AND state = %s)",
+            [
+                org.pk,
+                a.pk,
+                org.pk,
+                Bid.Status.SEALED,
+                org.pk,
+                Account.Kind.HOLDING,
+                a.pk,
+                org.pk,
+                Deposit.State.HELD,
+            ],
+        )
+        status, standing, holding, held = cursor.fetchone()
     if status != Bidder.Status.APPROVED:
         raise PermissionDenied(f"{org.handle} is not an approved bidder", code=Code.NOT_APPROVED)
-    if a.deposit_required:
-        deposit = Deposit.objects.filter(auction=a, bidder=org).first()
-        held = deposit.amount if deposit and deposit.state == Deposit.State.HELD else 0
-        if held < a.deposit_required:
-            raise Conflict(
-                f"this auction needs a deposit of {a.deposit_required} (minor units); "
-                f"{held} is recorded",
-                code=Code.DEPOSIT_MISSING,
-                detail={"required": a.deposit_required, "recorded": held},
-            )
-    return a, org, now
+    held = held or 0
+    if a.deposit_required and held < a.deposit_required:
+        raise Conflict(
+            f"this auction needs a deposit of {a.deposit_required} (minor units); "
+            f"{held} is recorded",
+            code=Code.DEPOSIT_MISSING,
+            detail={"required": a.deposit_required, "recorded": held},
+        )
+    return _Bidding(a, org, now, standing, holding)
 
 
-def _receiving_account(org: Organization, account: object) -> Account:
+def _receiving_account(b: _Bidding, account: object) -> Account:
     """The holding account credits are delivered to: the one named, which must be the
-    bidder's, or the bidder's first holding account. (Raw SQL: on every bid's path.)"""
-    with connection.cursor() as cursor:
-        if account is None:
-            cursor.execute(
-                "SELECT id, kind FROM ledger_account WHERE organization_id = %s AND kind = %s "
-                "ORDER BY id LIMIT 1",
-                [org.pk, Account.Kind.HOLDING],
-            )
-        else:
-            cursor.execute(
-                "SELECT id, kind FROM ledger_account WHERE id = %s AND organization_id = %s",
-                [_id(account) or 0, org.pk],
-            )
+    bidder's, or the bidder's first holding account."""
+    org = b.bidder
+    if account is None:
+        if b.holding is None:
+            raise Unprocessable("the bidder has no holding account", detail={"account": "missing"})
+        return Account(pk=b.holding, organization_id=org.pk, kind=Account.Kind.HOLDING)
+    with connection.cursor() as cursor:  # raw: on the bid's path
+        cursor.execute(
+            "SELECT id, kind FROM ledger_account WHERE id = %s AND organization_id = %s",
+            [_id(account) or 0, org.pk],
+        )
         row = cursor.fetchone()
-    if row is None and account is None:
-        raise Unprocessable("the bidder has no holding account", detail={"account": "missing"})
     if row is None:
         raise NotFound(f"account {account} not found", detail={"account": "not_found"})
     if row[1] != Account.Kind.HOLDING:
@@ -553,8 +585,15 @@ def _receipt(bid: Bid, action: str, seq: int, time: str) -> BidReceipt:
 
 
 def _bid_entry(
-    action: str, actor: Actor, bid: Bid, ciphertext: bytes | None, now: dt.datetime
+    action: str,
+    actor: Actor,
+    bid: Bid,
+    ciphertext: bytes | None,
+    now: dt.datetime,
+    head: tuple[int, bytes] | None = None,
 ) -> BidReceipt:
+    """The bid's entry and its receipt. ``head``: the ledger head this transaction locked
+    already, when the bid's row was written knowing its seq (then it is not updated)."""
     data: dict[str, Any] = {
         "auction": bid.auction_id,
         "bid": bid.pk,
@@ -567,10 +606,13 @@ def _bid_entry(
             "commitment": bid.commitment,
             "ciphertext": records.b64(ciphertext),
         }
-    entry = _append(f"bid.{action}", actor, data, at=now)
-    bid.entry_seq = entry.seq
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE auctions_bid SET entry_seq = %s WHERE id = %s", [entry.seq, bid.pk])
+    entry = registry.ledger_append(type=f"bid.{action}", actor=actor, data=data, at=now, head=head)
+    if head is None:
+        bid.entry_seq = entry.seq
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE auctions_bid SET entry_seq = %s WHERE id = %s", [entry.seq, bid.pk]
+            )
     return _receipt(bid, action, entry.seq, format_time(now))
 
 
@@ -593,15 +635,9 @@ def _bid_submit(
     actor: Actor, auction: int, ciphertext: bytes | str, account: int | None
 ) -> BidReceipt:
     raw = _ciphertext(ciphertext)
-    a, org, now = _open_for_bids(actor, auction, lock_bidder=True)
-    acc = _receiving_account(org, account)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM auctions_bid WHERE auction_id = %s AND bidder_id = %s "
-            "AND status = %s",
-            [a.pk, org.pk, Bid.Status.SEALED],
-        )
-        standing = cursor.fetchone()[0]
+    b = _open_for_bids(actor, auction)
+    a, org, now, standing = b.auction, b.bidder, b.now, b.standing
+    acc = _receiving_account(b, account)
     limit = settings.AUCTION_MAX_BIDS_PER_BIDDER
     if standing >= limit:
         raise Conflict(
@@ -610,14 +646,16 @@ def _bid_submit(
             detail={"standing": standing},
         )
     commitment = sealing.commitment(raw).hex()
+    # The head now (the last lock), so the row can carry its entry's seq from the start.
+    head = registry.ledger_head_lock()
     # ON CONFLICT: a duplicate ciphertext is refused by the unique index without an error
     # (which would abort the caller's transaction), so the refusal changes nothing.
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO auctions_bid (auction_id, bidder_id, account_id, version, ciphertext, "
-            "commitment, entry_seq, status, reason) VALUES (%s, %s, %s, 1, %s, %s, -1, %s, '') "
+            "commitment, entry_seq, status, reason) VALUES (%s, %s, %s, 1, %s, %s, %s, %s, '') "
             "ON CONFLICT (auction_id, commitment) DO NOTHING RETURNING id",
-            [a.pk, org.pk, acc.pk, raw, commitment, Bid.Status.SEALED],
+            [a.pk, org.pk, acc.pk, raw, commitment, head[0], Bid.Status.SEALED],
         )
         row = cursor.fetchone()
     if row is None:
@@ -633,11 +671,11 @@ def _bid_submit(
         version=1,
         ciphertext=raw,
         commitment=commitment,
-        entry_seq=-1,
+        entry_seq=head[0],
         status=Bid.Status.SEALED,
     )
     bid._state.adding = False
-    return _bid_entry("submit", actor, bid, raw, now)
+    return _bid_entry("submit", actor, bid, raw, now, head=head)
 
 
 def _own_bid(a: Auction, org: Organization, bid: object) -> Bid:
@@ -661,9 +699,10 @@ def bid_amend(
 ) -> BidReceipt:
     """Replace a bid with a new sealed version; the last version before close counts."""
     raw = _ciphertext(ciphertext)
-    a, org, now = _open_for_bids(actor, auction)
+    b = _open_for_bids(actor, auction)
+    a, org, now = b.auction, b.bidder, b.now
     found = _own_bid(a, org, bid)
-    acc = _receiving_account(org, account) if account is not None else found.account
+    acc = _receiving_account(b, account) if account is not None else found.account
     commitment = sealing.commitment(raw).hex()
     if Bid.objects.filter(auction=a, commitment=commitment).exclude(pk=found.pk).exists():
         raise Conflict(
@@ -679,7 +718,8 @@ def bid_amend(
 @transaction.atomic
 def bid_withdraw(*, actor: Actor, auction: int, bid: int) -> BidReceipt:
     """Withdraw a bid before close: it does not count."""
-    a, org, now = _open_for_bids(actor, auction)
+    b = _open_for_bids(actor, auction)
+    a, org, now = b.auction, b.bidder, b.now
     found = _own_bid(a, org, bid)
     found.version += 1
     found.status = Bid.Status.WITHDRAWN

@@ -73,10 +73,17 @@ _GEOJSON_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polyg
 
 
 def _ledger_append(
-    *, type: str, actor: Actor, data: dict[str, Any], at: dt.datetime | None = None
+    *,
+    type: str,
+    actor: Actor,
+    data: dict[str, Any],
+    at: dt.datetime | None = None,
+    head: tuple[int, bytes] | None = None,
 ) -> LedgerEntry:
-    """Append one entry. Must run inside the caller's transaction, after its other locks."""
-    size, last_hash = locks.ledger_head_lock()
+    """Append one entry. Must run inside the caller's transaction, after its other locks.
+    ``head``: what ``locks.ledger_head_lock()`` returned to this transaction, if it already
+    holds the head (saves reading it again)."""
+    size, last_hash = head or locks.ledger_head_lock()
     body = encode_entry(
         seq=size,
         prev=last_hash,
@@ -109,10 +116,21 @@ def _ledger_append(
 
 
 def ledger_append(
-    *, type: str, actor: Actor, data: dict[str, Any], at: dt.datetime | None = None
+    *,
+    type: str,
+    actor: Actor,
+    data: dict[str, Any],
+    at: dt.datetime | None = None,
+    head: tuple[int, bytes] | None = None,
 ) -> LedgerEntry:
     """The append, for other apps' services (auctions): same rules, same transaction."""
-    return _ledger_append(type=type, actor=actor, data=data, at=at)
+    return _ledger_append(type=type, actor=actor, data=data, at=at, head=head)
+
+
+def ledger_head_lock() -> tuple[int, bytes]:
+    """Lock the ledger head now (the last lock a write takes): (size, last hash). For a service
+    that must know its entry's sequence number before writing the rows that name it."""
+    return locks.ledger_head_lock()
 
 
 def _next_seq_locked() -> int:
