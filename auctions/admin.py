@@ -333,5 +333,10 @@ class BidAdmin(ReadOnlyAdmin):
 @admin.register(BidReceipt)
 class BidReceiptAdmin(ReadOnlyAdmin):
     list_display = ("pk", "bid", "version", "action", "entry_seq")
-    fields = ("bid", "version", "action", "commitment", "entry_seq", "note")
+    list_select_related = ("bid",)
+    fields = ("bid", "version", "action", "commitment", "entry_seq", "time", "note")
     readonly_fields = fields
+
+    @admin.display(description="receipt (signed note)")
+    def note(self, r: BidReceipt) -> str:
+        return services.receipt_note(r, r.bid.auction_id, r.bid.bidder_id)

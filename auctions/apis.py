@@ -170,7 +170,11 @@ class ReceiptSerializer(serializers.Serializer):
     action = serializers.CharField()
     commitment = serializers.CharField(help_text="hex SHA-256 of the ciphertext")
     entry_seq = serializers.IntegerField()
-    note = serializers.CharField(help_text="the receipt, a signed note (ledger key)")
+    time = serializers.CharField(help_text="the entry's time (UTC)")
+    note = serializers.SerializerMethodField(help_text="the receipt, a signed note (ledger key)")
+
+    def get_note(self, r: BidReceipt) -> str:
+        return services.receipt_note(r, r.bid.auction_id, r.bid.bidder_id)
 
 
 class BidOutputSerializer(serializers.Serializer):
@@ -468,7 +472,9 @@ def _new_bid_out(receipt: BidReceipt) -> dict[str, Any]:
                 "action": receipt.action,
                 "commitment": receipt.commitment,
                 "entry_seq": receipt.entry_seq,
-                "note": receipt.note,
+                "time": receipt.time,
+                # Signed after the commit (BidSubmitApi.post): not while holding the ledger head.
+                "note": None,
             }
         ],
     }
@@ -501,7 +507,21 @@ class BidSubmitApi(BaseApi):
             )
             return Response(_new_bid_out(receipt), status=201)
 
-        return self.idempotent(request, run)
+        response = self.idempotent(request, run)
+        if response.status_code == 201:  # a new answer or a replayed one: sign its receipt now
+            bid = response.data
+            for r in bid["receipts"]:
+                r["note"] = r["note"] or services.receipt_note_of(
+                    auction=bid["auction"],
+                    bid=bid["id"],
+                    bidder=bid["bidder"],
+                    version=r["version"],
+                    action=r["action"],
+                    commitment=r["commitment"],
+                    entry_seq=r["entry_seq"],
+                    time=r["time"],
+                )
+        return response
 
 
 class MyAuctionBidsApi(BaseApi):

@@ -200,14 +200,17 @@ class Bid(models.Model):
 
 
 class BidReceipt(models.Model):
-    """What the bidder was given for each version: a note signed by the ledger key."""
+    """What the bidder is given for each version of a bid: the facts of its ledger entry. The
+    receipt itself is a note signed with the ledger key when it is shown (``receipt_note``):
+    Ed25519 signatures are deterministic, so the same key always gives the same receipt, and
+    signing it after the commit means nothing is signed before it is durable."""
 
     bid = models.ForeignKey(Bid, on_delete=models.PROTECT, related_name="receipts")
     version = models.PositiveIntegerField()
     action = models.CharField(max_length=16)
     commitment = models.CharField(max_length=64, blank=True, default="")
     entry_seq = models.BigIntegerField(unique=True)
-    note = models.TextField()
+    time = models.CharField(max_length=32, help_text="The entry's time (RFC 3339, UTC)")
 
     class Meta:
         ordering = ["pk"]

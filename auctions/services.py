@@ -550,38 +550,47 @@ def _receiving_account(b: _Bidding, account: object) -> Account:
     return Account(pk=row[0], organization_id=org.pk, kind=row[1])
 
 
-def _receipt(bid: Bid, action: str, seq: int, time: str) -> BidReceipt:
+def receipt_note(r: BidReceipt, auction_id: int, bidder_id: int) -> str:
+    """The receipt for one version of a bid: a C2SP signed note by the ledger key (docs/
+    auctions.md §3.5). Deterministic: the same facts and key always give the same bytes."""
+    return receipt_note_of(
+        auction=auction_id,
+        bid=r.bid_id,
+        bidder=bidder_id,
+        version=r.version,
+        action=r.action,
+        commitment=r.commitment,
+        entry_seq=r.entry_seq,
+        time=r.time,
+    )
+
+
+def receipt_note_of(
+    *,
+    auction: int,
+    bid: int,
+    bidder: int,
+    version: int,
+    action: str,
+    commitment: str,
+    entry_seq: int,
+    time: str,
+) -> str:
     from ledger.signing import get_signer
 
     text = (
         f"{settings.LEDGER_ORIGIN}\n"
         "auction bid receipt v1\n"
-        f"auction {bid.auction_id}\n"
-        f"bid {bid.pk}\n"
-        f"bidder {bid.bidder_id}\n"
-        f"version {bid.version}\n"
+        f"auction {auction}\n"
+        f"bid {bid}\n"
+        f"bidder {bidder}\n"
+        f"version {version}\n"
         f"action {action}\n"
-        f"commitment {bid.commitment if action != 'withdraw' else '-'}\n"
-        f"entry {seq}\n"
+        f"commitment {commitment or '-'}\n"
+        f"entry {entry_seq}\n"
         f"time {time}\n"
     )
-    receipt = BidReceipt(
-        bid=bid,
-        version=bid.version,
-        action=action,
-        commitment=bid.commitment if action != "withdraw" else "",
-        entry_seq=seq,
-        note=sign_note(text, get_signer()),
-    )
-    with connection.cursor() as cursor:  # raw: on every bid's path
-        cursor.execute(
-            "INSERT INTO auctions_bidreceipt (bid_id, version, action, commitment, entry_seq, "
-            "note) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            [bid.pk, receipt.version, action, receipt.commitment, seq, receipt.note],
-        )
-        receipt.pk = cursor.fetchone()[0]
-    receipt._state.adding = False
-    return receipt
+    return sign_note(text, get_signer())
 
 
 def _bid_entry(
@@ -590,10 +599,9 @@ def _bid_entry(
     bid: Bid,
     ciphertext: bytes | None,
     now: dt.datetime,
-    head: tuple[int, bytes] | None = None,
 ) -> BidReceipt:
-    """The bid's entry and its receipt. ``head``: the ledger head this transaction locked
-    already, when the bid's row was written knowing its seq (then it is not updated)."""
+    """The bid's entry, and with it (one round trip, under the ledger head) the bid's
+    entry_seq and the version's receipt row."""
     data: dict[str, Any] = {
         "auction": bid.auction_id,
         "bid": bid.pk,
@@ -606,14 +614,29 @@ def _bid_entry(
             "commitment": bid.commitment,
             "ciphertext": records.b64(ciphertext),
         }
-    entry = registry.ledger_append(type=f"bid.{action}", actor=actor, data=data, at=now, head=head)
-    if head is None:
-        bid.entry_seq = entry.seq
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE auctions_bid SET entry_seq = %s WHERE id = %s", [entry.seq, bid.pk]
-            )
-    return _receipt(bid, action, entry.seq, format_time(now))
+    time = format_time(now)
+    commitment = bid.commitment if action != "withdraw" else ""
+
+    def rows(seq: int) -> list[tuple[str, list[Any]]]:
+        return [
+            ("UPDATE auctions_bid SET entry_seq = %s WHERE id = %s", [seq, bid.pk]),
+            (
+                "INSERT INTO auctions_bidreceipt (bid_id, version, action, commitment, "
+                "entry_seq, time) VALUES (%s, %s, %s, %s, %s, %s)",
+                [bid.pk, bid.version, action, commitment, seq, time],
+            ),
+        ]
+
+    entry = registry.ledger_append(type=f"bid.{action}", actor=actor, data=data, at=now, also=rows)
+    bid.entry_seq = entry.seq
+    return BidReceipt(
+        bid=bid,
+        version=bid.version,
+        action=action,
+        commitment=commitment,
+        entry_seq=entry.seq,
+        time=time,
+    )
 
 
 def bid_submit(
@@ -646,16 +669,15 @@ def _bid_submit(
             detail={"standing": standing},
         )
     commitment = sealing.commitment(raw).hex()
-    # The head now (the last lock), so the row can carry its entry's seq from the start.
-    head = registry.ledger_head_lock()
-    # ON CONFLICT: a duplicate ciphertext is refused by the unique index without an error
-    # (which would abort the caller's transaction), so the refusal changes nothing.
+    # Before the ledger head: the fewer statements under the head, the less every other
+    # writer waits. ON CONFLICT: a duplicate ciphertext is refused by the unique index without
+    # an error (which would abort the caller's transaction), so the refusal changes nothing.
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO auctions_bid (auction_id, bidder_id, account_id, version, ciphertext, "
-            "commitment, entry_seq, status, reason) VALUES (%s, %s, %s, 1, %s, %s, %s, %s, '') "
+            "commitment, entry_seq, status, reason) VALUES (%s, %s, %s, 1, %s, %s, -1, %s, '') "
             "ON CONFLICT (auction_id, commitment) DO NOTHING RETURNING id",
-            [a.pk, org.pk, acc.pk, raw, commitment, head[0], Bid.Status.SEALED],
+            [a.pk, org.pk, acc.pk, raw, commitment, Bid.Status.SEALED],
         )
         row = cursor.fetchone()
     if row is None:
@@ -671,11 +693,11 @@ def _bid_submit(
         version=1,
         ciphertext=raw,
         commitment=commitment,
-        entry_seq=head[0],
+        entry_seq=-1,
         status=Bid.Status.SEALED,
     )
     bid._state.adding = False
-    return _bid_entry("submit", actor, bid, raw, now, head=head)
+    return _bid_entry("submit", actor, bid, raw, now)
 
 
 def _own_bid(a: Auction, org: Organization, bid: object) -> Bid:

@@ -164,3 +164,37 @@ def rss_high_water_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def start_worker(dsn: str, queue: str, log_path: str):
+    """A Celery worker process (its default concurrency) on ``CELERY_BROKER_URL``, consuming
+    ``queue``, against database ``dsn``. Stop it with ``stop_processes``."""
+    import subprocess
+
+    env = dict(os.environ, DATABASE_URL=dsn, CELERY_QUEUE=queue, PYTHONUNBUFFERED="1")
+    log = open(log_path, "ab")  # noqa: SIM115 (the worker's lifetime)
+    argv = f"-m celery -A bluecarbon worker -Q {queue} --loglevel WARNING --without-gossip"
+    argv += f" --without-mingle --without-heartbeat -n {queue}@%h"
+    return subprocess.Popen(
+        [sys.executable, *argv.split()],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_processes(procs) -> None:
+    """SIGTERM each process group, then SIGKILL what is still there after 20 s."""
+    import signal
+    import subprocess
+
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)

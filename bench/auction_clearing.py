@@ -28,8 +28,6 @@ import base64
 import datetime as dt
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -213,36 +211,6 @@ def _entry_time(auction_id: int, type: str) -> dt.datetime | None:
     return None
 
 
-def _start_worker(dsn: str, queue: str, log_path: str) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=dsn, CELERY_QUEUE=queue, PYTHONUNBUFFERED="1")
-    log = open(log_path, "wb")  # noqa: SIM115 (the worker's lifetime)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "bluecarbon",
-            "worker",
-            "-Q",
-            queue,
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"{queue}@%h",
-        ],
-        cwd=common.PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return proc
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bids", type=int, default=10_000)
@@ -278,7 +246,7 @@ def main() -> None:
         auction_id = _create_auction(seller, batch, lots, closes_in)
         a = Auction.objects.get(pk=auction_id)
         log_path = f"/tmp/{queue}-worker.log"
-        worker = _start_worker(dsn, queue, log_path)
+        worker = common.start_worker(dsn, queue, log_path)
         common.log(f"sealing {n:,} bids ({per_bidder} per bidder)")
         book = _seal_book(auction_id, bytes(a.public_key), bidders, n)
         common.log("loading the book (bulk, not timed)")
@@ -346,12 +314,8 @@ def main() -> None:
             f"{report.entries:,} entries"
         )
     finally:
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        if worker is not None:
+            common.stop_processes([worker])
         common.close_django_connections()
         common.drop_database(server, name)
 

@@ -14,7 +14,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -79,10 +79,14 @@ def _ledger_append(
     data: dict[str, Any],
     at: dt.datetime | None = None,
     head: tuple[int, bytes] | None = None,
+    also: Callable[[int], list[tuple[str, list[Any]]]] | None = None,
 ) -> LedgerEntry:
     """Append one entry. Must run inside the caller's transaction, after its other locks.
     ``head``: what ``locks.ledger_head_lock()`` returned to this transaction, if it already
-    holds the head (saves reading it again)."""
+    holds the head (saves reading it again). ``also(seq)``: the entry's own rows to write with
+    it, as data-modifying statements (INSERT/UPDATE ... without RETURNING) that may name its
+    seq: on PostgreSQL they go in the append's one round trip, because every statement
+    between locking the head and committing is time every other writer waits."""
     size, last_hash = head or locks.ledger_head_lock()
     body = encode_entry(
         seq=size,
@@ -93,14 +97,16 @@ def _ledger_append(
         data=data,
     )
     params = [size, body, type, size + 1, entry_hash(body)]
+    extra = also(size) if also is not None else []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One round trip for both writes, inside the head lock's critical section.
+            # One round trip for all the writes, inside the head lock's critical section.
+            ctes = "".join(f", x{i} AS ({sql})" for i, (sql, _) in enumerate(extra))
             cursor.execute(
                 "WITH e AS (INSERT INTO ledger_ledgerentry (seq, body, type) "
-                "VALUES (%s, %s, %s)) UPDATE ledger_ledgerhead SET size = %s, last_hash = %s "
-                "WHERE id = 1",
-                params,
+                f"VALUES (%s, %s, %s)){ctes} UPDATE ledger_ledgerhead SET size = %s, "
+                "last_hash = %s WHERE id = 1",
+                params[:3] + [v for _, values in extra for v in values] + params[3:],
             )
         else:
             cursor.execute(
@@ -109,6 +115,8 @@ def _ledger_append(
             cursor.execute(
                 "UPDATE ledger_ledgerhead SET size = %s, last_hash = %s WHERE id = 1", params[3:]
             )
+            for sql, values in extra:
+                cursor.execute(sql, values)
     # robust: the entry is committed; a broker that is down must not turn a successful write
     # into an error (a retrying client would apply it twice). Beat's backstop covers the miss.
     transaction.on_commit(_checkpoint_soon, robust=True)
@@ -122,9 +130,10 @@ def ledger_append(
     data: dict[str, Any],
     at: dt.datetime | None = None,
     head: tuple[int, bytes] | None = None,
+    also: Callable[[int], list[tuple[str, list[Any]]]] | None = None,
 ) -> LedgerEntry:
     """The append, for other apps' services (auctions): same rules, same transaction."""
-    return _ledger_append(type=type, actor=actor, data=data, at=at, head=head)
+    return _ledger_append(type=type, actor=actor, data=data, at=at, head=head, also=also)
 
 
 def ledger_head_lock() -> tuple[int, bytes]:

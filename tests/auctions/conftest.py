@@ -48,6 +48,14 @@ class Market:
         return factories.actor_for(org)
 
     def auction(self, *, schedule: bool = True, closes_in: float = 30, **rules: Any) -> Auction:
+        a = services.auction_create(actor=self.sell, **self.rules(closes_in=closes_in, **rules))
+        if schedule:
+            a = services.auction_schedule(actor=self.sell, auction=a.pk)
+        return a
+
+    def rules(self, *, closes_in: float = 30, **rules: Any) -> dict[str, Any]:
+        """auction_create's arguments for 100 t of the seller's batch in lots of 1 t, uniform
+        price, reserve 30.00 CNY/t, open from a second ago; ``rules`` override any."""
         now = timezone.now()
         fields: dict[str, Any] = dict(
             account=self.seller_account.pk,
@@ -68,10 +76,7 @@ class Market:
             closes_at=now + dt.timedelta(seconds=closes_in),
         )
         fields.update(rules)
-        a = services.auction_create(actor=self.sell, **fields)
-        if schedule:
-            a = services.auction_schedule(actor=self.sell, auction=a.pk)
-        return a
+        return fields
 
     def seal(self, a: Auction, bidder: Any, tiers: list[tuple[int, int]]) -> bytes:
         return sealing.seal(

@@ -73,37 +73,10 @@ def test_an_auction_must_close_after_it_opens_and_in_the_future(market, refused)
 def test_another_organizations_holding_or_a_buffer_pool_cannot_be_auctioned(market, refused):
     stranger = factories.organization()
     with refused(NotFound, ErrorCode.NOT_FOUND):
-        services.auction_create(
-            actor=factories.actor_for(stranger),
-            **_rules(market),
-        )
+        services.auction_create(actor=factories.actor_for(stranger), **market.rules())
     buffer = Account.objects.get(organization=market.world.registry, kind="buffer")
     with refused(Unprocessable, Code.INVALID_RULES):  # even for an operator
-        services.auction_create(actor=OPERATOR, **_rules(market, account=buffer.pk))
-
-
-def _rules(market, **change):
-    now = NOW()
-    rules = dict(
-        account=market.seller_account.pk,
-        batch=market.batch.pk,
-        title="t",
-        format="uniform",
-        quantity=10 * TONNE,
-        lot_kg=TONNE,
-        currency="CNY",
-        tick=100,
-        reserve=3000,
-        cap_bp=None,
-        deposit_required=0,
-        bid_guarantee=False,
-        tie_rule="random_order",
-        undersubscribed="settle",
-        opens_at=now,
-        closes_at=now + dt.timedelta(hours=1),
-    )
-    rules.update(change)
-    return rules
+        services.auction_create(actor=OPERATOR, **market.rules(account=buffer.pk))
 
 
 def test_scheduling_needs_a_draft_and_the_credits(market, refused):
