@@ -27,6 +27,8 @@ auction entries (``auctions.core.replay``) and compares. Invariants, and where t
 
 from __future__ import annotations
 
+import base64
+
 from django.db import models
 from django.db.models import F, Q
 
@@ -161,6 +163,19 @@ class Auction(models.Model):
     @property
     def offered_lots(self) -> int:
         return self.quantity // self.lot_kg
+
+    # For pages: the public key, the book root, and the private key once published.
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(bytes(self.public_key)).decode() if self.public_key else ""
+
+    @property
+    def book_root_hex(self) -> str:
+        return bytes(self.book_root).hex() if self.book_root is not None else ""
+
+    @property
+    def private_key_b64(self) -> str:
+        return base64.b64encode(bytes(self.private_key)).decode() if self.private_key else ""
 
 
 class Bid(models.Model):

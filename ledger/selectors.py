@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Sum
-
-from .models import Batch, Checkpoint, LedgerHead, Project, Retirement
+from .models import Checkpoint, LedgerHead
 
 
 def ledger_size() -> int:
@@ -14,24 +12,3 @@ def ledger_size() -> int:
 
 def checkpoint_latest() -> Checkpoint | None:
     return Checkpoint.objects.order_by("-size").first()
-
-
-def registry_summary() -> dict[str, object]:
-    supply = Batch.objects.aggregate(
-        issued=Sum("issued"), retired=Sum("retired"), cancelled=Sum("cancelled")
-    )
-    by_ecosystem = (
-        Batch.objects.values("project__ecosystem")
-        .annotate(issued=Sum("issued"), retired=Sum("retired"), batches=Count("pk"))
-        .order_by("project__ecosystem")
-    )
-    return {
-        "projects": Project.objects.select_related("methodology", "developer").order_by("code"),
-        "supply": {k: v or 0 for k, v in supply.items()},
-        "by_ecosystem": list(by_ecosystem),
-        "retirements": Retirement.objects.select_related("batch", "account").order_by("-entry_seq")[
-            :20
-        ],
-        "ledger_size": ledger_size(),
-        "checkpoint": checkpoint_latest(),
-    }

@@ -6,7 +6,6 @@ from . import views
 
 app_name = "ledger"
 urlpatterns = [
-    path("", views.home, name="home"),
     path("ledger/checkpoint", views.checkpoint_latest, name="checkpoint-latest"),
     path("ledger/verifier-keys", views.verifier_keys, name="verifier-keys"),
 ]

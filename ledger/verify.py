@@ -210,7 +210,7 @@ def verify_ledger(
     if not verifiers:
         raise VerificationError("no trusted verifier keys: cannot check checkpoint signatures")
     outermost = not connection.in_atomic_block
-    with transaction.atomic():
+    with _read_transaction(outermost):
         if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -219,6 +219,26 @@ def verify_ledger(
         if state_file is not None:
             _save_state(state_file, report, start)
     return report
+
+
+@contextlib.contextmanager
+def _read_transaction(outermost: bool) -> Iterator[None]:
+    """One snapshot for the whole run. SQLite's connections begin IMMEDIATE (writers take the
+    write lock up front), which for a verification would keep every writer waiting until it
+    ends: a DEFERRED transaction that only reads takes no write lock, and in WAL mode it still
+    reads one snapshot while writers go on."""
+    mode = getattr(connection, "transaction_mode", None)
+    deferred = connection.vendor == "sqlite" and outermost and mode is not None
+    if deferred:
+        connection.transaction_mode = "DEFERRED"
+    try:
+        with transaction.atomic():
+            if deferred:
+                connection.transaction_mode = mode  # only this BEGIN was deferred
+            yield
+    finally:
+        if deferred:
+            connection.transaction_mode = mode
 
 
 def _verify(

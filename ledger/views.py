@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from . import selectors
 from .signing import trusted_verifiers
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "ledger/home.html", selectors.registry_summary())
 
 
 def checkpoint_latest(request: HttpRequest) -> HttpResponse:

@@ -495,7 +495,7 @@ class CertificateSerializer(RetirementOutputSerializer):
     )
 
 
-def _certificate(certificate: str) -> dict[str, Any]:
+def retirement_certificate(certificate: str) -> dict[str, Any]:
     """Everything needed to check a retirement offline: the record, the entry's bytes and leaf
     hash, and an inclusion proof against the latest signed checkpoint, with that checkpoint."""
     retirement = (
@@ -539,7 +539,7 @@ class RetirementCertificateApi(BaseApi):
         everything needed to verify it offline: check the checkpoint's signature with the log's
         verifier key, then that the proof leads from the leaf hash to its root."""
         # _certificate's dict is already the CertificateSerializer's shape (the schema's).
-        return Response(_certificate(certificate))
+        return Response(retirement_certificate(certificate))
 
 
 class RetirementCertificatePageApi(PublicApi):
@@ -556,7 +556,7 @@ class RetirementCertificatePageApi(PublicApi):
     def get(self, request: Request, certificate: str) -> HttpResponse:
         """The certificate as a printable page; no key needed."""
         try:
-            context: dict[str, Any] = {"c": _certificate(certificate)}
+            context: dict[str, Any] = {"c": retirement_certificate(certificate)}
             code = 200
         except NotFound:  # a person reads this page: answer in HTML, not the API's JSON
             context, code = {"c": None, "certificate": certificate}, 404

@@ -1,0 +1,50 @@
+"""Sign-up requests: an operator approves them (the organization, its account and its bidder
+approval then go on the ledger through the services) or rejects them."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from ledger.actors import Actor
+from ledger.admin import ReadOnlyAdmin
+from ledger.exceptions import LedgerError
+
+from . import services
+from .models import SignupRequest, VerificationRun
+
+
+@admin.action(description="Approve: register the organization and admit it to bid (ledgered)")
+def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) -> None:
+    done = 0
+    for r in qs.filter(status=SignupRequest.Status.PENDING):
+        try:
+            with transaction.atomic(durable=True):
+                services.signup_approve(actor=Actor.for_user(request.user), request=r.pk)
+            done += 1
+        except LedgerError as exc:
+            modeladmin.message_user(request, f"{r.handle}: {exc.message}", messages.ERROR)
+    modeladmin.message_user(request, f"{done} request(s) approved.")
+
+
+@admin.action(description="Reject")
+def reject(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) -> None:
+    n = qs.filter(status=SignupRequest.Status.PENDING).update(
+        status=SignupRequest.Status.REJECTED, decided_at=timezone.now()
+    )
+    modeladmin.message_user(request, f"{n} request(s) rejected.")
+
+
+@admin.register(SignupRequest)
+class SignupRequestAdmin(ReadOnlyAdmin):
+    list_display = ("organization_name", "handle", "user", "status", "created_at")
+    list_filter = ("status",)
+    actions = [approve, reject]
+
+
+@admin.register(VerificationRun)
+class VerificationRunAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "status", "created_at", "finished_at", "entries", "message")

@@ -1,0 +1,98 @@
+"""The portal's forms: input checked at the edge (decimal strings to integers, text lengths),
+then handed to one service, whose errors come back on the field they are about."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
+
+from auctions.models import Format
+from ledger.core.quantity import QuantityError, format_tonnes, parse_tonnes
+from ledger.models import Ecosystem
+
+
+class TonnesField(forms.CharField):
+    """A decimal string of tonnes with at most three decimals -> integer kgCO2e."""
+
+    def to_python(self, value: Any) -> int | None:
+        text = super().to_python(value)
+        if text in (None, ""):
+            return None
+        try:
+            return parse_tonnes(text)
+        except QuantityError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+
+
+class RetireForm(forms.Form):
+    holding = forms.ChoiceField(label=_("Credits to retire (account and batch)"))
+    quantity = TonnesField(label=_("Quantity (tCO2e, at most 3 decimals)"), max_length=24)
+    beneficiary = forms.CharField(label=_("Beneficiary"), max_length=300)
+    purpose = forms.CharField(label=_("Purpose"), max_length=300)
+    jurisdiction = forms.CharField(
+        label=_("Jurisdiction (ISO 3166-2, e.g. CN-ZJ)"),
+        max_length=6,
+        validators=[
+            RegexValidator(r"^[A-Z]{2}-[A-Z0-9]{1,3}$", _("An ISO 3166-2 code, e.g. CN-ZJ."))
+        ],
+    )
+    reason = forms.CharField(
+        label=_("Reason (optional)"), max_length=2000, required=False, widget=forms.Textarea
+    )
+
+    def __init__(self, *args: Any, holdings: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["holding"].choices = [
+            (
+                f"{h.account_id}:{h.batch_id}",
+                f"{h.account.name} — {h.batch.serial} ({format_tonnes(h.tradable)} t)",
+            )
+            for h in holdings
+        ]
+
+    def holding_ids(self) -> tuple[int, int]:
+        account, batch = self.cleaned_data["holding"].split(":")
+        return int(account), int(batch)
+
+
+class SignupForm(forms.Form):
+    organization_name = forms.CharField(label=_("Organization"), max_length=200)
+    handle = forms.SlugField(
+        label=_("Short name (letters, digits, hyphens)"),
+        max_length=64,
+        help_text=_("How your organization is named on the ledger, e.g. ningbo-energy."),
+    )
+    username = forms.CharField(label=_("User name"), max_length=150)
+    email = forms.EmailField(label=_("Email (auction results are sent here)"))
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput, min_length=10)
+
+    def clean_handle(self) -> str:
+        return self.cleaned_data["handle"].lower()
+
+
+class AuctionFilterForm(forms.Form):
+    ecosystem = forms.ChoiceField(
+        label=_("Ecosystem"), required=False, choices=[("", _("All")), *Ecosystem.choices]
+    )
+    vintage = forms.IntegerField(label=_("Vintage"), required=False, min_value=1990, max_value=2200)
+    format = forms.ChoiceField(
+        label=_("Format"), required=False, choices=[("", _("All")), *Format.choices]
+    )
+
+
+class LedgerFilterForm(forms.Form):
+    type = forms.CharField(label=_("Entry type"), required=False, max_length=32)
+    account = forms.IntegerField(label=_("Account"), required=False, min_value=1)
+    batch = forms.IntegerField(label=_("Batch"), required=False, min_value=1)
+    since = forms.DateField(label=_("Since (date, UTC)"), required=False)
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class ProjectFilterForm(forms.Form):
+    ecosystem = forms.ChoiceField(
+        label=_("Ecosystem"), required=False, choices=[("", _("All")), *Ecosystem.choices]
+    )
+    jurisdiction = forms.CharField(label=_("Jurisdiction"), required=False, max_length=6)

@@ -1,0 +1,66 @@
+"""The registry's and the auctions' choice labels, marked for translation.
+
+The models keep plain labels (changing them would rewrite the ledger tables' migrations); pages
+pass them through the ``tr`` filter, which looks them up in the catalog these names put there."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_noop
+
+LABELS = [
+    # ledger.models.Ecosystem
+    gettext_noop("Mangrove"),
+    gettext_noop("Salt marsh"),
+    gettext_noop("Seagrass"),
+    gettext_noop("Tidal flat"),
+    gettext_noop("Macroalgae (seaweed farming)"),
+    gettext_noop("Shellfish farming"),
+    # ledger.models.StoragePathway
+    gettext_noop("Living biomass"),
+    gettext_noop("Sediment (soil organic carbon)"),
+    gettext_noop("Biomass and sediment"),
+    gettext_noop("Harvested biomass leaving the system"),
+    gettext_noop("Shell carbonate"),
+    # ledger.models.Project.Status
+    gettext_noop("Registered"),
+    gettext_noop("Active"),
+    gettext_noop("Suspended"),
+    gettext_noop("Closed"),
+    # auctions.models.Format
+    gettext_noop("Multi-unit, uniform price"),
+    gettext_noop("Multi-unit, pay as bid"),
+    gettext_noop("Single lot, first price"),
+    gettext_noop("Single lot, second price (Vickrey)"),
+    # auctions.models.TieRule, Undersubscribed
+    gettext_noop("Random order (EU style)"),
+    gettext_noop("Pro rata, leftover lots by draw (California-Quebec style)"),
+    gettext_noop("Settle every valid bid (uniform price: at the reserve)"),
+    gettext_noop("Cancel the auction"),
+    # auctions.models.Auction.State
+    gettext_noop("Draft"),
+    gettext_noop("Scheduled"),
+    gettext_noop("Open for bids"),
+    gettext_noop("Closed, being cleared"),
+    gettext_noop("Cleared"),
+    gettext_noop("Settled"),
+    gettext_noop("Cancelled"),
+    gettext_noop("Failed"),
+    # auctions.models.Bid.Status, Deposit.State, Award.State
+    gettext_noop("Sealed"),
+    gettext_noop("Withdrawn"),
+    gettext_noop("Valid"),
+    gettext_noop("Rejected"),
+    gettext_noop("Held"),
+    gettext_noop("Released"),
+    gettext_noop("Applied to the payment"),
+    gettext_noop("Forfeited on default"),
+    gettext_noop("Awaiting payment"),
+    gettext_noop("Paid and delivered"),
+    gettext_noop("Defaulted (credits returned to the seller)"),
+    # portal.models
+    gettext_noop("Awaiting approval"),
+    gettext_noop("Approved"),
+    gettext_noop("Queued"),
+    gettext_noop("Running"),
+    gettext_noop("Verified"),
+]

@@ -1,0 +1,61 @@
+"""The portal's own tables: neither is registry or ledger state.
+
+* ``SignupRequest``: someone asked for a bidder account; an operator approves it, and only then
+  do the organization, its account and its bidder approval go on the ledger (by services).
+* ``VerificationRun``: an auditor's "verify now", run by a Celery worker; its report is kept so
+  the history of verifications can be shown. Progress while it runs is in the ``progress``
+  cache (the verifier reads in one snapshot transaction and cannot write as it goes).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class SignupRequest(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signup_request"
+    )
+    organization_name = models.CharField(max_length=200)
+    handle = models.SlugField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.organization_name} ({self.status})"
+
+
+class VerificationRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        OK = "ok", "Verified"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    entries = models.BigIntegerField(default=0)
+    checkpoints = models.IntegerField(default=0)
+    message = models.TextField(blank=True, default="")
+    failed_seq = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk}: {self.status}"

@@ -1,0 +1,392 @@
+"""Reads for the portal's pages. Every list fetches what its rows show in a fixed number of
+queries (tests/portal assert the counts)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Prefetch, QuerySet, Sum
+
+from auctions import selectors as auction_selectors
+from auctions.core import result as results
+from auctions.core import sealing
+from auctions.models import Auction, Award, Bid, BidReceipt, Deposit
+from ledger import services as registry
+from ledger.core import merkle
+from ledger.core.entry import decode_entry, entry_hash
+from ledger.models import (
+    Account,
+    Batch,
+    Checkpoint,
+    Holding,
+    LedgerEntry,
+    LedgerHead,
+    Organization,
+    Project,
+    Retirement,
+)
+
+PAGE = 50
+
+
+# ---- public registry ---------------------------------------------------------------------
+
+
+def supply_summary() -> dict[str, Any]:
+    total = Batch.objects.aggregate(
+        issued=Sum("issued"),
+        retired=Sum("retired"),
+        cancelled=Sum("cancelled"),
+        batches=Count("pk"),
+    )
+
+    def by(field: str) -> list[dict[str, Any]]:
+        return list(
+            Batch.objects.values(field)
+            .annotate(
+                issued=Sum("issued"),
+                retired=Sum("retired"),
+                cancelled=Sum("cancelled"),
+                batches=Count("pk"),
+            )
+            .order_by(field)
+        )
+
+    return {
+        "total": {k: v or 0 for k, v in total.items()},
+        "by_ecosystem": by("project__ecosystem"),
+        "by_jurisdiction": by("project__jurisdiction"),
+    }
+
+
+def projects(*, ecosystem: str = "", jurisdiction: str = "") -> QuerySet[Project]:
+    qs = Project.objects.select_related("methodology", "developer", "registry").annotate(
+        issued=Sum("batches__issued"), retired=Sum("batches__retired")
+    )
+    if ecosystem:
+        qs = qs.filter(ecosystem=ecosystem)
+    if jurisdiction:
+        qs = qs.filter(jurisdiction=jurisdiction)
+    return qs.order_by("code")
+
+
+def project(code: str) -> Project | None:
+    return (
+        Project.objects.select_related("methodology", "developer", "registry")
+        .prefetch_related(Prefetch("batches", queryset=Batch.objects.order_by("monitoring_start")))
+        .filter(code=code)
+        .first()
+    )
+
+
+def retirements(*, after: int | None = None) -> QuerySet[Retirement]:
+    qs = Retirement.objects.select_related("batch", "batch__project").order_by("-entry_seq")
+    return qs.filter(entry_seq__lt=after) if after else qs
+
+
+def jurisdictions() -> list[str]:
+    return list(
+        Project.objects.values_list("jurisdiction", flat=True).distinct().order_by("jurisdiction")
+    )
+
+
+# ---- auctions ------------------------------------------------------------------------------
+
+
+def auctions(
+    *, ecosystem: str = "", vintage: int | None = None, format: str = ""
+) -> dict[str, list[Auction]]:
+    qs = auction_selectors.auction_list(
+        ecosystem=ecosystem or None, vintage=vintage, format=format or None
+    )
+    groups: dict[str, list[Auction]] = {"open": [], "upcoming": [], "closed": []}
+    for a in qs:
+        if a.state == Auction.State.OPEN:
+            groups["open"].append(a)
+        elif a.state in (Auction.State.DRAFT, Auction.State.SCHEDULED):
+            if a.state == Auction.State.SCHEDULED:
+                groups["upcoming"].append(a)
+        else:
+            groups["closed"].append(a)
+    groups["closed"].reverse()  # most recent first
+    return groups
+
+
+def my_bids(auction: Auction, organization: Organization | None) -> list[Bid]:
+    if organization is None:
+        return []
+    bids = list(
+        Bid.objects.filter(auction=auction, bidder=organization)
+        .defer("ciphertext", "opened")
+        .prefetch_related(Prefetch("receipts", queryset=BidReceipt.objects.order_by("pk")))
+        .order_by("pk")
+    )
+    for b in bids:
+        b.auction = auction  # the page has it: no query per bid
+    return bids
+
+
+def my_deposit(auction: Auction, organization: Organization | None) -> Deposit | None:
+    if organization is None:
+        return None
+    return Deposit.objects.filter(auction=auction, bidder=organization).first()
+
+
+def holding_accounts(organization: Organization | None) -> list[Account]:
+    if organization is None:
+        return []
+    return list(organization.accounts.filter(kind=Account.Kind.HOLDING).order_by("pk"))
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    price: int  # minor units per tonne
+    demand: int  # cumulative lots at this price or higher
+
+
+def demand_curve(a: Auction) -> list[CurvePoint]:
+    """Cumulative counted demand (after caps and deposits), highest price first: the step
+    curve the clearing walks down until it meets the supply."""
+    if not a.result:
+        return []
+    at: dict[int, int] = {}
+    for bidder in a.result["bidders"]:
+        for price, lots in bidder["counted"]:
+            at[price] = at.get(price, 0) + lots
+    points, total = [], 0
+    for price in sorted(at, reverse=True):
+        total += at[price]
+        points.append(CurvePoint(price, total))
+    return points
+
+
+def my_allocation(a: Auction, organization: Organization | None) -> dict[str, Any] | None:
+    """What the result says of this bidder: its combined, trimmed schedule, its award, and the
+    tie draw if it was in the tie at the clearing price."""
+    if organization is None or not a.result:
+        return None
+    mine = next((b for b in a.result["bidders"] if b["bidder"] == organization.pk), None)
+    if mine is None:
+        return None
+    outcome = a.result["outcome"]
+    tie = outcome.get("tie")
+    combined_id = next(
+        (w["bid"] for w in outcome["awards"] if w["bidder"] == organization.pk), None
+    )
+    in_tie = None
+    if tie is not None:
+        ids = set(mine["bids"])
+        tied = [b for b in tie["bids"] if b in ids or b == combined_id]
+        if tied:
+            in_tie = {
+                "price": tie["price"],
+                "remainder": tie["remainder"],
+                "tied": len(tie["bids"]),
+                "position": tie["order"].index(tied[0]) + 1 if tied[0] in tie["order"] else None,
+                "base": next((x["lots"] for x in tie["base"] if x["bid"] == tied[0]), None),
+                "rule": a.tie_rule,
+            }
+    return {"summary": mine, "tie": in_tie, "clearing_price": outcome["clearing_price"]}
+
+
+def book(a: Auction) -> QuerySet[Bid]:
+    return Bid.objects.filter(auction=a).defer("ciphertext", "opened").order_by("pk")
+
+
+def recompute(a: Auction) -> dict[str, Any]:
+    """The auditor's check of one auction: reopen every counted bid with the published key,
+    re-run the clearing with the close entry's seed, and compare with the published result
+    (what ``ledger_verify`` does for every auction, here for one)."""
+    if a.private_key is None or a.result_seq is None:
+        return {"state": "not_cleared"}
+    published = auction_selectors.auction_result(a)
+    assert published is not None
+    key = sealing.load_private_key(bytes(a.private_key))
+    if sealing.public_key_of(bytes(a.private_key)) != bytes(a.public_key):
+        return {"state": "mismatch", "detail": "the published key is not the auction's"}
+    # Deposits are recorded only before the close, and none is released before the result:
+    # every deposit's amount is what was held when the auction was cleared.
+    held = dict(Deposit.objects.filter(auction=a).values_list("bidder_id", "amount"))
+    counted = [row["bid"] for row in published["bids"]]
+    bids = {b.pk: b for b in Bid.objects.filter(pk__in=counted)}
+    book_rows = []
+    for bid_id in counted:
+        b = bids[bid_id]
+        try:
+            opened = sealing.open_bid(
+                private_key=key,
+                ciphertext=bytes(b.ciphertext),
+                origin=settings.LEDGER_ORIGIN,
+                auction=a.pk,
+                bidder=b.bidder_id,
+            )
+            tiers, error = opened.tiers, None
+        except sealing.SealError as exc:
+            tiers, error = None, exc.code
+        book_rows.append(
+            results.BookBid(
+                bid=b.pk,
+                bidder=b.bidder_id,
+                account=b.account_id,
+                commitment=b.commitment,
+                deposit=held.get(b.bidder_id, 0),
+                tiers=tiers,
+                error=error,
+            )
+        )
+    from auctions import records
+
+    rebuilt = results.build_result(
+        record=records.auction_rules(a), book=book_rows, seed=bytes(a.seed), root=bytes(a.book_root)
+    )
+    size, root = results.book_root(bytes.fromhex(bids[i].commitment) for i in counted)
+    same = rebuilt == published and root == bytes(a.book_root)
+    return {
+        "state": "match" if same else "mismatch",
+        "result": published,
+        "sha256": results.result_sha256(published),
+        "root": root.hex(),
+        "size": size,
+    }
+
+
+# ---- a bidder's dashboard ------------------------------------------------------------------
+
+
+def dashboard(organization: Organization) -> dict[str, Any]:
+    holdings = list(
+        Holding.objects.filter(account__organization=organization)
+        .exclude(tradable=0, escrowed=0)
+        .select_related("account", "batch", "batch__project")
+        .order_by("batch__serial", "account_id")
+    )
+    deposits = list(
+        Deposit.objects.filter(bidder=organization).select_related("auction").order_by("-pk")
+    )
+    bids = list(
+        Bid.objects.filter(bidder=organization)
+        .defer("ciphertext", "opened")
+        .select_related("auction")
+        .prefetch_related(Prefetch("receipts", queryset=BidReceipt.objects.order_by("pk")))
+        .order_by("-pk")[:PAGE]
+    )
+    awards = list(
+        Award.objects.filter(bidder=organization)
+        .select_related("auction", "account")
+        .order_by("-pk")
+    )
+    return {"holdings": holdings, "deposits": deposits, "bids": bids, "awards": awards}
+
+
+# ---- the ledger, for auditors --------------------------------------------------------------
+
+_PARTIES = ("account", "from", "to", "holder", "buffer_account", "recipient")
+
+
+def _touches(data: Any, account: int | None, batch: int | None) -> bool:
+    """Whether an entry's data names this account (as a party) and this batch."""
+    found_account, found_batch = account is None, batch is None
+    stack = [data]
+    while stack and not (found_account and found_batch):
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in _PARTIES and value == account:
+                    found_account = True
+                elif key == "batch" and value == batch:
+                    found_batch = True
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found_account and found_batch
+
+
+SCAN = 5000
+
+
+def ledger_page(
+    *,
+    type: str = "",
+    account: int | None = None,
+    batch: int | None = None,
+    since: str = "",
+    before: int | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first: up to PAGE entries matching the filters among at most SCAN entries read
+    (entries below ``before``); and where to go on (None at the start of the ledger)."""
+    qs = LedgerEntry.objects.order_by("-seq")
+    if type:
+        qs = qs.filter(type=type)
+    if before is not None:
+        qs = qs.filter(seq__lt=before)
+    rows = list(qs.values_list("seq", "body", "type")[:SCAN])
+    found: list[dict[str, Any]] = []
+    for seq, body, kind in rows:
+        e = decode_entry(bytes(body))
+        if since and e.time < since:
+            return found, None  # older than asked for: nothing further back matches
+        if (account is not None or batch is not None) and not _touches(e.data, account, batch):
+            continue
+        found.append({"seq": seq, "type": kind, "time": e.time, "actor": e.actor, "data": e.data})
+        if len(found) == PAGE:
+            return found, seq
+    # The scan budget spent: go on below the last entry read; else the start was reached.
+    return found, (rows[-1][0] if len(rows) == SCAN else None)
+
+
+def entry_detail(seq: int) -> dict[str, Any] | None:
+    row = LedgerEntry.objects.filter(seq=seq).values_list("body", "type").first()
+    if row is None:
+        return None
+    body = bytes(row[0])
+    e = decode_entry(body)
+    checkpoint = Checkpoint.objects.filter(size__gt=seq).order_by("-size").first()
+    proof = None
+    if checkpoint is not None:
+        try:
+            hashes = registry.inclusion_proof(seq, checkpoint.size)
+        except LookupError:
+            hashes = None
+        if hashes is not None:
+            proof = {
+                "size": checkpoint.size,
+                "hashes": [base64.b64encode(h).decode() for h in hashes],
+                "root": base64.b64encode(bytes(checkpoint.root)).decode(),
+                "note": checkpoint.note,
+                "ok": merkle.root_from_inclusion_proof(
+                    merkle.leaf_hash(body), seq, checkpoint.size, hashes
+                )
+                == bytes(checkpoint.root),
+            }
+    return {
+        "seq": seq,
+        "type": row[1],
+        "entry": e,
+        "canonical": body.decode(),
+        "entry_sha256": entry_hash(body).hex(),
+        "leaf_hash": merkle.leaf_hash(body).hex(),
+        "size": len(body),
+        "prev_seq": seq - 1 if seq else None,
+        "next_seq": seq + 1 if LedgerEntry.objects.filter(seq=seq + 1).exists() else None,
+        "proof": proof,
+    }
+
+
+def checkpoints(*, before: int | None = None) -> list[Checkpoint]:
+    qs = Checkpoint.objects.order_by("-size")
+    if before is not None:
+        qs = qs.filter(size__lt=before)
+    return list(qs[:PAGE])
+
+
+def ledger_size() -> int:
+    head = LedgerHead.objects.filter(pk=1).first()
+    return head.size if head else 0
+
+
+def entry_types() -> list[str]:
+    return list(LedgerEntry.objects.values_list("type", flat=True).distinct().order_by("type"))

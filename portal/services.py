@@ -1,0 +1,124 @@
+"""The portal's writes. Registry and auction state only ever changes through their services;
+these add the portal's own records around them (sign-up requests, verification runs)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.cache import caches
+from django.db import transaction
+from django.utils import timezone
+
+from auctions import services as auctions
+from ledger import services as registry
+from ledger.actors import Actor
+from ledger.exceptions import Conflict, ErrorCode, PermissionDenied
+from ledger.models import Membership, Organization, Role
+
+from .models import SignupRequest, VerificationRun
+
+log = logging.getLogger(__name__)
+PROGRESS_TTL = 3600
+
+
+def signup_request(
+    *, username: str, password: str, email: str, organization_name: str, handle: str
+) -> SignupRequest:
+    """A would-be bidder's request: a user who can sign in and see that it awaits approval,
+    and nothing on the ledger until an operator approves it."""
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise Conflict(
+            "that user name is taken", code=ErrorCode.DUPLICATE, detail={"username": "taken"}
+        )
+    if (
+        Organization.objects.filter(handle=handle).exists()
+        or SignupRequest.objects.filter(handle=handle).exists()
+    ):
+        raise Conflict("that handle is taken", code=ErrorCode.DUPLICATE, detail={"handle": "taken"})
+    with transaction.atomic():
+        user = User.objects.create_user(username=username, password=password, email=email)
+        return SignupRequest.objects.create(
+            user=user, organization_name=organization_name.strip(), handle=handle
+        )
+
+
+@transaction.atomic
+def signup_approve(*, actor: Actor, request: int) -> Organization:
+    """The operator's yes: the organization (bidder role), its holding account and its bidder
+    approval go on the ledger, and the user acts for it from now on."""
+    if not actor.is_operator:
+        raise PermissionDenied("only operators approve sign-ups")
+    req = SignupRequest.objects.select_for_update().select_related("user").get(pk=request)
+    if req.status != SignupRequest.Status.PENDING:
+        raise Conflict(f"this request is already {req.status}", code=ErrorCode.DUPLICATE)
+    org = registry.organization_register(
+        actor=actor, handle=req.handle, name=req.organization_name, roles=[Role.BIDDER]
+    )
+    registry.account_open(actor=actor, organization=org.pk, name="Main holding")
+    auctions.bidder_approve(actor=actor, organization=org.pk)
+    Membership.objects.create(user=req.user, organization=org)
+    req.status, req.decided_at = SignupRequest.Status.APPROVED, timezone.now()
+    req.save(update_fields=["status", "decided_at"])
+    return org
+
+
+def verification_request(*, user: Any) -> VerificationRun:
+    if user is None or not user.is_authenticated:
+        raise PermissionDenied("sign in to run a verification")
+    return VerificationRun.objects.create(requested_by=user)
+
+
+def progress_key(run_id: int) -> str:
+    return f"verification:{run_id}"
+
+
+def verification_progress(run_id: int) -> dict[str, int]:
+    return caches["progress"].get(progress_key(run_id)) or {"done": 0, "total": 0}
+
+
+def verification_run(*, run: int) -> VerificationRun | None:
+    """Run ``ledger_verify``'s full verification for a queued run, publishing progress as it
+    goes and its report at the end. Once: a second delivery finds the run taken."""
+    from ledger.signing import trusted_verifiers
+    from ledger.verify import VerificationError, verify_ledger
+
+    claimed = VerificationRun.objects.filter(pk=run, status=VerificationRun.Status.QUEUED).update(
+        status=VerificationRun.Status.RUNNING, started_at=timezone.now()
+    )
+    if claimed != 1:
+        return None
+    cache = caches["progress"]
+    state = {"done": 0, "total": 0}
+    key = progress_key(run)
+
+    def on_total(total: int) -> None:
+        state["total"] = total
+        cache.set(key, dict(state), PROGRESS_TTL)
+
+    def progress(n: int) -> None:
+        state["done"] += n
+        cache.set(key, dict(state), PROGRESS_TTL)
+
+    fields: dict[str, Any] = {"finished_at": None}
+    try:
+        report = verify_ledger(verifiers=trusted_verifiers(), progress=progress, on_total=on_total)
+    except VerificationError as exc:
+        fields.update(status=VerificationRun.Status.FAILED, message=str(exc), failed_seq=exc.seq)
+    except Exception as exc:  # the run must end, and say why
+        log.exception("verification run %s crashed", run)
+        fields.update(status=VerificationRun.Status.FAILED, message=f"crashed: {exc!r}")
+    else:
+        fields.update(
+            status=VerificationRun.Status.OK,
+            entries=report.entries,
+            checkpoints=report.checkpoints,
+            message="; ".join(report.notes),
+        )
+        state["done"] = state["total"] = report.entries
+        cache.set(key, dict(state), PROGRESS_TTL)
+    fields["finished_at"] = timezone.now()
+    VerificationRun.objects.filter(pk=run).update(**fields)
+    return VerificationRun.objects.get(pk=run)

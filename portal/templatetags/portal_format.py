@@ -1,0 +1,67 @@
+"""Amounts reach pages only through these: integers inside, exact decimal strings here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+
+from ledger.core.quantity import format_money, format_share, format_tonnes
+
+register = template.Library()
+
+
+@register.filter
+def tonnes(kg: int | None) -> str:
+    return format_tonnes(kg or 0)
+
+
+@register.filter
+def money(minor: int | None, currency: str) -> str:
+    return "" if minor is None else format_money(minor, currency)
+
+
+@register.filter
+def share(bp: int | None) -> str:
+    return "" if bp is None else format_share(bp)
+
+
+@register.filter
+def lot_tonnes(lots: int | None, lot_kg: int) -> str:
+    return format_tonnes((lots or 0) * lot_kg)
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@register.filter
+def percent(done: int, total: int) -> int:
+    return 100 if not total else min(100, done * 100 // total)
+
+
+@register.filter
+def accessible(field: Any) -> str:
+    """The field's widget with its help text and errors tied to it (aria-describedby,
+    aria-invalid), so a screen reader reads the error with the field."""
+    ids = []
+    if field.help_text:
+        ids.append(f"{field.auto_id}-help")
+    if field.errors:
+        ids.append(f"{field.auto_id}-error")
+    attrs: dict[str, str] = {}
+    if ids:
+        attrs["aria-describedby"] = " ".join(ids)
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+    return field.as_widget(attrs=attrs)
+
+
+@register.filter
+def tr(label: str) -> str:
+    """A model's choice label in the reader's language (portal/labels.py lists them)."""
+    from django.utils.translation import gettext
+
+    return gettext(str(label))

@@ -1,0 +1,381 @@
+"""The web portal: the public registry explorer, bidders' auction pages and dashboard, and
+auditors' ledger pages. Server-rendered; the only scripts are static modules (a countdown, the
+bid sealer, the verification progress bar) and every page works without them but sealing,
+which says it needs JavaScript rather than fall back to sending a bid in the clear.
+
+Views parse, call one selector or service, render. Writes go through services.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.db import transaction
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from auctions import selectors as auction_selectors
+from auctions import services as auction_services
+from auctions.models import Auction, BidReceipt
+from ledger import services as registry
+from ledger.actors import Actor
+from ledger.exceptions import LedgerError
+from ledger.models import Holding
+from ledger.signing import trusted_verifiers
+
+from . import charts, forms, selectors, services
+from .context import viewer
+from .models import VerificationRun
+
+
+def _page_ints(request: HttpRequest, name: str) -> int | None:
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
+def auditor_required(view: Any) -> Any:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('portal:login')}?next={request.path}")
+        if not viewer(request)["is_auditor"]:
+            return HttpResponseForbidden(_("Auditors and operators only."))
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def organization_required(view: Any) -> Any:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('portal:login')}?next={request.path}")
+        if viewer(request)["organization"] is None:
+            return redirect("portal:dashboard")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+# ---- public registry -----------------------------------------------------------------------
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "supply": selectors.supply_summary(),
+            "auctions": selectors.auctions(),
+            "retirements": list(selectors.retirements()[:10]),
+            "ledger_size": selectors.ledger_size(),
+        },
+    )
+
+
+def projects(request: HttpRequest) -> HttpResponse:
+    form = forms.ProjectFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    return render(
+        request,
+        "portal/projects.html",
+        {
+            "form": form,
+            "projects": list(selectors.projects(**{k: v for k, v in filters.items() if v})),
+            "jurisdictions": selectors.jurisdictions(),
+        },
+    )
+
+
+def project(request: HttpRequest, code: str) -> HttpResponse:
+    p = selectors.project(code)
+    if p is None:
+        raise Http404
+    return render(request, "portal/project.html", {"project": p})
+
+
+def retirements(request: HttpRequest) -> HttpResponse:
+    before = _page_ints(request, "before")
+    rows = list(selectors.retirements(after=before)[: selectors.PAGE + 1])
+    more = len(rows) > selectors.PAGE
+    rows = rows[: selectors.PAGE]
+    return render(
+        request,
+        "portal/retirements.html",
+        {"retirements": rows, "next_before": rows[-1].entry_seq if more else None},
+    )
+
+
+# ---- auctions ------------------------------------------------------------------------------
+
+
+def auctions(request: HttpRequest) -> HttpResponse:
+    form = forms.AuctionFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    return render(
+        request,
+        "portal/auctions.html",
+        {"form": form, "groups": selectors.auctions(**{k: v for k, v in filters.items() if v})},
+    )
+
+
+def _auction(pk: int) -> Auction:
+    a = auction_selectors.auction_get(pk)
+    if a is None or a.state == Auction.State.DRAFT:
+        raise Http404
+    return a
+
+
+def auction(request: HttpRequest, pk: int) -> HttpResponse:
+    a = _auction(pk)
+    who = viewer(request)
+    org = who["organization"]
+    curve = selectors.demand_curve(a)
+    return render(
+        request,
+        "portal/auction.html",
+        {
+            "a": a,
+            "bids": selectors.my_bids(a, org),
+            "deposit": selectors.my_deposit(a, org),
+            "accounts": selectors.holding_accounts(org),
+            "allocation": selectors.my_allocation(a, org),
+            "chart": charts.demand_curve_svg(a, curve) if curve else None,
+            "can_bid": who["is_bidder"] and a.state == Auction.State.OPEN and org.pk != a.seller_id,
+            "sealing_origin": settings.LEDGER_ORIGIN,
+        },
+    )
+
+
+@auditor_required
+def auction_audit(request: HttpRequest, pk: int) -> HttpResponse:
+    a = _auction(pk)
+    return render(
+        request,
+        "portal/auction_audit.html",
+        {"a": a, "book": list(selectors.book(a)), "check": selectors.recompute(a)},
+    )
+
+
+@organization_required
+@require_POST
+def withdraw(request: HttpRequest, pk: int, bid: int) -> HttpResponse:
+    """Withdrawing needs no sealing, so it is a plain form (it works without JavaScript)."""
+    try:
+        with transaction.atomic(durable=True):
+            auction_services.bid_withdraw(actor=Actor.for_user(request.user), auction=pk, bid=bid)
+    except LedgerError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Bid %(bid)s withdrawn.") % {"bid": bid})
+    return redirect("portal:auction", pk=pk)
+
+
+@organization_required
+def receipt(request: HttpRequest, pk: int, bid: int, version: int) -> HttpResponse:
+    """One receipt as a text file (a C2SP signed note), for the bidder to keep."""
+    org = viewer(request)["organization"]
+    r = (
+        BidReceipt.objects.select_related("bid")
+        .filter(bid_id=bid, bid__auction_id=pk, bid__bidder=org, version=version)
+        .first()
+    )
+    if r is None:
+        raise Http404
+    note = auction_services.receipt_note(r, r.bid.auction_id, r.bid.bidder_id)
+    response = HttpResponse(note, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="bid-{bid}-v{version}-receipt.txt"'
+    return response
+
+
+# ---- bidders: dashboard, retire, sign up ---------------------------------------------------
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect(f"{reverse('portal:login')}?next={request.path}")
+    who = viewer(request)
+    context: dict[str, Any] = {}
+    if who["organization"] is not None:
+        context = selectors.dashboard(who["organization"])
+        bidder = getattr(who["organization"], "bidder", None)
+        context["bidder_status"] = bidder.status if bidder else None
+    return render(request, "portal/dashboard.html", context)
+
+
+@organization_required
+def retire(request: HttpRequest) -> HttpResponse:
+    org = viewer(request)["organization"]
+    holdings = list(
+        Holding.objects.filter(account__organization=org, tradable__gt=0, account__kind="holding")
+        .select_related("account", "batch")
+        .order_by("batch__serial")
+    )
+    form = forms.RetireForm(request.POST or None, holdings=holdings)
+    if request.method == "POST" and form.is_valid():
+        account, batch = form.holding_ids()
+        try:
+            with transaction.atomic(durable=True):
+                r = registry.credit_retire(
+                    actor=Actor.for_user(request.user),
+                    batch=batch,
+                    account=account,
+                    quantity=form.cleaned_data["quantity"],
+                    beneficiary=form.cleaned_data["beneficiary"],
+                    purpose=form.cleaned_data["purpose"],
+                    jurisdiction=form.cleaned_data["jurisdiction"],
+                    reason=form.cleaned_data["reason"],
+                )
+        except LedgerError as exc:
+            field = next(iter(exc.detail), None) if exc.detail else None
+            form.add_error(field if field in form.fields else "quantity", exc.message)
+        else:
+            messages.success(request, _("Retired. Certificate %(c)s.") % {"c": r.certificate})
+            return redirect("portal:certificate", certificate=r.certificate)
+    return render(request, "portal/retire.html", {"form": form})
+
+
+def certificate(request: HttpRequest, certificate: str) -> HttpResponse:
+    """The printable retirement certificate, with what it takes to verify it offline (the same
+    page the API serves, here with the portal around it)."""
+    from ledger.apis.credits import retirement_certificate
+    from ledger.exceptions import NotFound
+
+    try:
+        context: dict[str, Any] = {"c": retirement_certificate(certificate)}
+    except NotFound:
+        return render(
+            request, "ledger/certificate.html", {"c": None, "certificate": certificate}, status=404
+        )
+    return render(request, "ledger/certificate.html", context)
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = forms.SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            req = services.signup_request(**form.cleaned_data)
+        except LedgerError as exc:
+            field = next(iter(exc.detail), None)
+            form.add_error(field if field in form.fields else None, exc.message)
+        else:
+            login(request, req.user)
+            return redirect("portal:dashboard")
+    return render(request, "portal/signup.html", {"form": form})
+
+
+# ---- auditors: ledger explorer, checkpoints, verification ----------------------------------
+
+
+@auditor_required
+def ledger(request: HttpRequest) -> HttpResponse:
+    form = forms.LedgerFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    since = filters.get("since")
+    rows, next_before = selectors.ledger_page(
+        type=filters.get("type") or "",
+        account=filters.get("account"),
+        batch=filters.get("batch"),
+        since=since.isoformat() if since else "",
+        before=filters.get("before"),
+    )
+    query = request.GET.copy()
+    if next_before is not None:
+        query["before"] = str(next_before)
+    return render(
+        request,
+        "portal/ledger.html",
+        {
+            "form": form,
+            "entries": rows,
+            "next_query": query.urlencode() if next_before is not None else None,
+            "types": selectors.entry_types(),
+            "size": selectors.ledger_size(),
+        },
+    )
+
+
+@auditor_required
+def entry(request: HttpRequest, seq: int) -> HttpResponse:
+    detail = selectors.entry_detail(seq)
+    if detail is None:
+        raise Http404
+    return render(request, "portal/entry.html", {"d": detail})
+
+
+@auditor_required
+def checkpoints(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "portal/checkpoints.html",
+        {
+            "checkpoints": selectors.checkpoints(before=_page_ints(request, "before")),
+            "keys": [v.to_string() for v in trusted_verifiers()],
+        },
+    )
+
+
+@auditor_required
+def verification(request: HttpRequest) -> HttpResponse:
+    runs = list(VerificationRun.objects.select_related("requested_by")[:30])
+    return render(request, "portal/verification.html", {"runs": runs})
+
+
+@auditor_required
+@require_POST
+def verification_start(request: HttpRequest) -> HttpResponse:
+    from .tasks import verification_run_task
+
+    run = services.verification_request(user=request.user)
+    transaction.on_commit(lambda: verification_run_task.delay(run.pk), robust=True)
+    return redirect("portal:verification-run", pk=run.pk)
+
+
+@auditor_required
+def verification_run(request: HttpRequest, pk: int) -> HttpResponse:
+    run = VerificationRun.objects.filter(pk=pk).first()
+    if run is None:
+        raise Http404
+    return render(
+        request,
+        "portal/verification_run.html",
+        {"run": run, "progress": services.verification_progress(run.pk)},
+    )
+
+
+@auditor_required
+def verification_status(request: HttpRequest, pk: int) -> JsonResponse:
+    run = VerificationRun.objects.filter(pk=pk).first()
+    if run is None:
+        raise Http404
+    p = services.verification_progress(run.pk)
+    return JsonResponse(
+        {
+            "status": run.status,
+            "done": p["done"],
+            "total": p["total"],
+            "message": run.message,
+            "entries": run.entries,
+            "failed_seq": run.failed_seq,
+        }
+    )
+
+
+def verifier_keys(request: HttpRequest) -> HttpResponse:
+    text = "".join(v.to_string() + "\n" for v in trusted_verifiers())
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="verifier-keys.txt"'
+    return response
