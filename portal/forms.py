@@ -14,12 +14,14 @@ from ledger.core.quantity import QuantityError, format_tonnes, parse_tonnes
 from ledger.models import Ecosystem
 
 
-class TonnesField(forms.CharField):
+class TonnesField(forms.Field):
     """A decimal string of tonnes with at most three decimals -> integer kgCO2e."""
 
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "maxlength": 24})
+
     def to_python(self, value: Any) -> int | None:
-        text = super().to_python(value)
-        if text in (None, ""):
+        text = (value or "").strip()
+        if not text:
             return None
         try:
             return parse_tonnes(text)
@@ -29,7 +31,7 @@ class TonnesField(forms.CharField):
 
 class RetireForm(forms.Form):
     holding = forms.ChoiceField(label=_("Credits to retire (account and batch)"))
-    quantity = TonnesField(label=_("Quantity (tCO2e, at most 3 decimals)"), max_length=24)
+    quantity = TonnesField(label=_("Quantity (tCO2e, at most 3 decimals)"))
     beneficiary = forms.CharField(label=_("Beneficiary"), max_length=300)
     purpose = forms.CharField(label=_("Purpose"), max_length=300)
     jurisdiction = forms.CharField(

@@ -294,11 +294,13 @@ def _touches(data: Any, account: int | None, batch: int | None) -> bool:
         item = stack.pop()
         if isinstance(item, dict):
             for key, value in item.items():
-                if key in _PARTIES and value == account:
+                # A party or batch is named by its id, or by its record (with an "id").
+                named = value.get("id") if isinstance(value, dict) else value
+                if key in _PARTIES and named == account:
                     found_account = True
-                elif key == "batch" and value == batch:
+                elif key == "batch" and named == batch:
                     found_batch = True
-                elif isinstance(value, dict | list):
+                if isinstance(value, dict | list):
                     stack.append(value)
         elif isinstance(item, list):
             stack.extend(item)

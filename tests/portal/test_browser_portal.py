@@ -1,0 +1,199 @@
+"""The portal in a real browser (Debian's Chromium, driven by Playwright; no browser download)
+against a live server on the test database, with a real Celery worker: a bidder signs in,
+seals a bid in the page and sees its receipt while the database holds only ciphertext; the
+worker closes the auction and the bidder sees the result and its chart; an auditor runs a
+verification and watches it reach a green report; the Chinese interface renders. Screenshots
+of the main pages go to test-artifacts/. Any console error fails the test (a CSP violation is
+one)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from auctions.models import Auction, Bid
+from ledger.models import LedgerEntry, Membership, Role
+from tests import factories
+from tests.auctions.conftest import TONNE, Market
+from tests.conftest import ARTIFACTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "bluecarbon-demo-password"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which Django takes for an
+    # async context and refuses database calls in; the test code is synchronous all the same.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def portal_url(worker: Any) -> Iterator[str]:
+    """The whole site (static files from the apps, as in development) on a free port, served
+    by a thread of this process on the committed test database the worker also uses.
+
+    Not pytest-django's live_server: it would set the database up before ``worker``'s
+    ``committed_db``, and the append-only triggers would then be back in place before the
+    database is emptied after the test."""
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.test.testcases import LiveServerThread
+
+    thread = LiveServerThread("localhost", StaticFilesHandler)
+    thread.daemon = True
+    thread.start()
+    thread.is_ready.wait()
+    if thread.error:
+        raise thread.error
+    try:
+        yield f"http://localhost:{thread.port}"
+    finally:
+        thread.terminate()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(chromium: Any, portal_url: str) -> Iterator[Any]:
+    context = chromium.new_context(base_url=portal_url, locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in {"error", "warning"}
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert problems == []
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"portal-{name}.png"), full_page=True)
+
+
+def sign_in(page: Any, username: str) -> None:
+    page.goto("/account/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/account/")
+
+
+def make_user(org: Any, username: str) -> None:
+    user = get_user_model().objects.create_user(username, f"{username}@example.org", PASSWORD)
+    Membership.objects.create(user=user, organization=org)
+
+
+def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
+    m = Market()
+    a = m.auction(closes_in=25, quantity=100 * TONNE, reserve=3000)
+    rival = m.bidders[1]
+    m.bid(a, rival, [(4000, 70)])  # a rival, sealed by the Python client
+    make_user(m.bidders[0], "bidder")
+    sign_in(page, "bidder")
+    shot(page, "dashboard")
+    page.goto("/")
+    shot(page, "home")
+    page.goto("/auctions/")
+    shot(page, "auctions")
+
+    page.goto(f"/auctions/{a.pk}/")
+    page.locator("#tiers input[name=price]").first.fill("106.00")
+    page.locator("#tiers input[name=quantity]").first.fill("60")
+    page.get_by_role("button", name="Add a price").click()
+    page.locator("#tiers input[name=price]").nth(1).fill("100.50")  # off the 1.00 tick
+    page.locator("#tiers input[name=quantity]").nth(1).fill("20")
+    page.get_by_role("button", name="Seal and submit").click()
+    page.wait_for_selector("#bid-errors:has-text('multiple of the tick')")
+    assert Bid.objects.filter(auction=a, bidder=m.bidders[0]).count() == 0  # nothing was sent
+    page.locator("#tiers input[name=price]").nth(1).fill("100.00")
+    page.get_by_role("button", name="Seal and submit").click()
+    page.wait_for_selector("#bid-receipt:not([hidden]) #receipt-download")
+    shot(page, "auction-bid-receipt")
+    commitment = page.locator("#bid-receipt").get_attribute("data-commitment")
+
+    # The server has the ciphertext and its commitment, and nothing of what was bid.
+    bid = Bid.objects.get(auction=a, bidder=m.bidders[0])
+    assert bid.commitment == commitment and bid.opened is None
+    raw = bytes(bid.ciphertext)
+    for secret in (b"10600", b"10000", b'"lots"', b"tiers"):
+        assert secret not in raw
+        assert secret not in bytes(LedgerEntry.objects.get(seq=bid.entry_seq).body)
+
+    # The deadline passes; the worker closes, opens (the browser's ciphertext with the
+    # server's Python HPKE code), clears and settles.
+    deadline = time.monotonic() + 90
+    while Auction.objects.get(pk=a.pk).state != "settled":
+        assert time.monotonic() < deadline, "the worker did not settle the auction"
+        time.sleep(0.2)
+    bid.refresh_from_db()
+    assert bid.status == "valid"  # it opened, and counted
+    page.goto(f"/auctions/{a.pk}/")
+    page.wait_for_selector("svg.chart polyline.demand")
+    assert "Your allocation, explained" in page.content()
+    assert page.locator("text=You were awarded 80 lots.").count() == 1  # 60 + 20: both tiers
+    shot(page, "auction-result")
+
+
+def test_an_auditor_runs_a_verification_and_sees_it_go_green(page):
+    m = Market()
+    a = m.auction(closes_in=30)
+    m.bid(a, m.bidders[0], [(5000, 3)])
+    make_user(factories.organization(Role.AUDITOR), "auditor")
+    sign_in(page, "auditor")
+    page.goto("/audit/ledger/")
+    shot(page, "ledger")
+    page.get_by_role("link", name="3", exact=True).click()
+    page.wait_for_selector("#canonical")
+    shot(page, "entry")
+    page.goto("/audit/verification/")
+    page.get_by_role("button", name="Verify now").click()
+    page.wait_for_selector("#report-ok", timeout=60_000)
+    assert page.locator("#run-progress").get_attribute("value") == "100"
+    shot(page, "verification")
+
+
+def test_the_chinese_interface_renders(page):
+    Market()
+    page.goto("/")
+    page.get_by_label("Language").select_option("zh-hans")
+    page.get_by_role("button", name="Switch").click()
+    page.wait_for_selector("html[lang=zh-Hans]")
+    assert "海洋碳汇减排量" in page.content()
+    page.goto("/auctions/")
+    assert page.get_by_role("heading", name="竞价中").count() == 1
+    shot(page, "home-zh")

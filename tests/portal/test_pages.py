@@ -1,0 +1,264 @@
+"""The portal's pages through Django's test client: who sees what, forms that refuse bad input
+on the field it concerns and change nothing, the CSP, no inline script, translations, and list
+pages whose query count does not grow with their rows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from ledger.core.note import open_note
+from ledger.models import LedgerEntry, Membership, Retirement, Role
+from ledger.signing import trusted_verifiers
+from portal import services as portal_services
+from portal.models import SignupRequest, VerificationRun
+from tests import factories
+from tests.auctions.conftest import OPERATOR, TONNE, Market, run_to_settlement
+
+PASSWORD = "a-long-test-password"
+
+
+def user_for(org, name: str, **extra) -> Client:
+    user = get_user_model().objects.create_user(name, f"{name}@example.org", PASSWORD, **extra)
+    if org is not None:
+        Membership.objects.create(user=user, organization=org)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def market(db) -> Market:
+    return Market()
+
+
+@pytest.fixture
+def bidder(market) -> Client:
+    return user_for(market.bidders[0], "bidder")
+
+
+@pytest.fixture
+def auditor(db) -> Client:
+    return user_for(factories.organization(Role.AUDITOR), "auditor")
+
+
+PUBLIC = ["/", "/registry/projects/", "/registry/retirements/", "/auctions/", "/account/login/"]
+
+
+@pytest.mark.parametrize("path", PUBLIC)
+def test_public_pages_render_with_a_csp_and_no_inline_script(market, client, path):
+    r = client.get(path)
+    assert r.status_code == 200
+    csp = r["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "default-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    html = r.content.decode()
+    assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, "inline script"
+    assert " style=" not in html and "<style" not in html, "inline style"
+    assert 'lang="en"' in html
+
+
+def test_a_project_page_shows_its_batches(market, client):
+    r = client.get(f"/registry/projects/{market.world.project.code}/")
+    assert r.status_code == 200
+    assert market.batch.serial in r.content.decode()
+    assert client.get("/registry/projects/NOPE/").status_code == 404
+
+
+def test_audit_pages_are_for_auditors(market, client, bidder, auditor):
+    for path in [
+        "/audit/ledger/",
+        "/audit/ledger/0/",
+        "/audit/checkpoints/",
+        "/audit/verification/",
+    ]:
+        assert client.get(path).status_code == 302  # to the sign-in page
+        assert bidder.get(path).status_code == 403
+        assert auditor.get(path).status_code == 200, path
+
+
+def test_the_entry_page_shows_bytes_hashes_and_an_inclusion_proof(market, auditor):
+    from ledger import services as registry
+
+    registry.ledger_checkpoint_issue()
+    r = auditor.get("/audit/ledger/3/")
+    html = r.content.decode()
+    body = bytes(LedgerEntry.objects.get(seq=3).body).decode()
+    assert body.replace('"', "&quot;") in html
+    assert "The proof leads from this entry" in html
+
+
+def test_the_ledger_explorer_filters_by_type_account_and_batch(market, auditor):
+    r = auditor.get("/audit/ledger/", {"type": "bidder.status"})
+    assert r.content.decode().count("bidder.status</td>") == 3
+    r = auditor.get("/audit/ledger/", {"batch": market.batch.pk})
+    assert "batch.issue</td>" in r.content.decode()
+    r = auditor.get("/audit/ledger/", {"account": "x"})
+    assert r.status_code == 200  # a bad filter is ignored, not a 500
+
+
+def test_list_pages_query_count_does_not_grow_with_their_rows(
+    market, client, bidder, auditor, django_assert_max_num_queries
+):
+    m = market
+
+    def counts() -> dict[str, int]:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        out = {}
+        for who, path in [
+            (client, "/"),
+            (client, "/registry/projects/"),
+            (client, "/registry/retirements/"),
+            (client, "/auctions/"),
+            (bidder, "/account/"),
+            (auditor, "/audit/ledger/"),
+            (auditor, "/audit/checkpoints/"),
+        ]:
+            with CaptureQueriesContext(connection) as q:
+                assert who.get(path).status_code == 200
+            out[path] = len(q.captured_queries)
+        return out
+
+    def grow() -> None:
+        a = m.auction()
+        for b in m.bidders:
+            m.bid(a, b, [(5000, 1)])
+        p = factories.project(m.world.registry, m.world.developer)
+        factories.batch(p, 1_000_000, holder=m.accounts[m.bidders[0].pk])
+        services_retire(m)
+
+    grow()
+    before = counts()
+    for _ in range(3):
+        grow()
+    assert counts() == before
+
+
+def services_retire(m: Market) -> None:
+    from ledger import services as registry
+
+    registry.credit_retire(
+        actor=factories.OPERATOR,
+        batch=m.batch.pk,
+        account=m.seller_account.pk,
+        quantity=TONNE,
+        beneficiary="Ningbo",
+        purpose="offset",
+        jurisdiction="CN-ZJ",
+    )
+
+
+def test_retiring_through_the_form_makes_a_certificate(market, client):
+    m = market
+    seller = user_for(m.seller, "seller")
+    holding = f"{m.seller_account.pk}:{m.batch.pk}"
+    before = LedgerEntry.objects.count()
+    r = seller.post(
+        "/account/retire/",
+        {
+            "holding": holding,
+            "quantity": "1.0005",
+            "beneficiary": "B",
+            "purpose": "P",
+            "jurisdiction": "CN-ZJ",
+        },
+    )
+    html = r.content.decode()
+    assert r.status_code == 200 and 'aria-invalid="true"' in html
+    assert "at most 3 decimal places" in html
+    assert LedgerEntry.objects.count() == before
+    r = seller.post(
+        "/account/retire/",
+        {
+            "holding": holding,
+            "quantity": "2.5",
+            "beneficiary": "Ningbo Coastal Energy",
+            "purpose": "2023 emissions",
+            "jurisdiction": "CN-ZJ",
+        },
+    )
+    retirement = Retirement.objects.get()
+    assert r.status_code == 302 and retirement.certificate in r["Location"]
+    page = client.get(r["Location"])
+    assert page.status_code == 200 and "Ningbo Coastal Energy" in page.content.decode()
+
+
+def test_a_bidder_sees_its_bids_downloads_a_receipt_and_withdraws(market, bidder):
+    m = market
+    a = m.auction()
+    receipt = m.bid(a, m.bidders[0], [(5000, 2)])
+    r = bidder.get(f"/auctions/{a.pk}/")
+    html = r.content.decode()
+    assert 'id="bid-form"' in html and "Sealing a bid needs JavaScript" in html
+    note = bidder.get(f"/auctions/{a.pk}/bids/{receipt.bid_id}/receipt-v1.txt").content.decode()
+    opened = open_note(note, trusted_verifiers())
+    assert f"commitment {receipt.commitment}\n" in opened.text
+    other = user_for(m.bidders[1], "other")
+    assert other.get(f"/auctions/{a.pk}/bids/{receipt.bid_id}/receipt-v1.txt").status_code == 404
+    r = bidder.post(f"/auctions/{a.pk}/bids/{receipt.bid_id}/withdraw")
+    assert r.status_code == 302
+    assert a.bids.get().status == "withdrawn"
+
+
+def test_after_settlement_the_page_explains_the_allocation_and_the_audit_recomputes(
+    market, auditor
+):
+    m = market
+    a = m.auction(closes_in=1.2, quantity=10 * TONNE)
+    b1, b2, _ = m.bidders
+    m.bid(a, b1, [(6000, 6)])
+    m.bid(a, b2, [(5000, 6)])
+    run_to_settlement(a)
+    r = user_for(b2, "loser-ish").get(f"/auctions/{a.pk}/")
+    html = r.content.decode()
+    assert "<svg" in html and 'class="demand"' in html
+    assert "Your allocation, explained" in html and "You were awarded 4 lots." in html
+    r = auditor.get(f"/auctions/{a.pk}/audit/")
+    assert 'id="recompute-ok"' in r.content.decode()
+
+
+def test_a_sign_up_waits_for_an_operator_and_then_bids(db, client):
+    r = client.post(
+        "/account/signup/",
+        {
+            "organization_name": "Xiamen Blue Fund",
+            "handle": "xiamen-blue",
+            "username": "xm",
+            "email": "xm@example.org",
+            "password": "a-long-password-1",
+        },
+    )
+    assert r.status_code == 302
+    assert "Awaiting approval" in client.get("/account/").content.decode()
+    before = LedgerEntry.objects.count()
+    assert before == 0  # nothing on the ledger before approval
+    req = SignupRequest.objects.get()
+    org = portal_services.signup_approve(actor=OPERATOR, request=req.pk)
+    assert org.has_role(Role.BIDDER) and org.bidder.status == "approved"
+    assert LedgerEntry.objects.count() > before
+    assert "approved" in client.get("/account/").content.decode()
+
+
+def test_a_verification_run_reports_progress_and_its_result(market, auditor):
+    r = auditor.post("/audit/verification/start")
+    run = VerificationRun.objects.get()
+    assert r.status_code == 302 and str(run.pk) in r["Location"]
+    portal_services.verification_run(run=run.pk)  # what the worker's task does
+    status = auditor.get(f"/audit/verification/{run.pk}/status").json()
+    assert status["status"] == "ok" and status["done"] == status["total"] == status["entries"] > 0
+    assert 'id="report-ok"' in auditor.get(f"/audit/verification/{run.pk}/").content.decode()
+    assert portal_services.verification_run(run=run.pk) is None  # claimed once
+
+
+def test_the_chinese_interface_renders(market, client):
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    html = client.get("/auctions/").content.decode()
+    assert 'lang="zh-Hans"' in html
+    assert "竞价中" in html and "拍卖" in html
+    html = client.get("/").content.decode()
+    assert "海洋碳汇减排量" in html
