@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from auctions.models import Auction, Bid
 from ledger.models import LedgerEntry, Membership, Role
@@ -54,6 +55,11 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+            # Django keeps connections per thread and per asyncio context, and while
+            # Playwright's loop runs this thread counts as a context of its own: connections
+            # opened in it (the tests' flushes) would outlive it and hold sessions on the test
+            # database past its teardown.
+            connections.close_all()
 
 
 @pytest.fixture
