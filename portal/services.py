@@ -3,9 +3,12 @@ these add the portal's own records around them (sign-up requests, verification r
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.db import transaction
@@ -75,8 +78,39 @@ def progress_key(run_id: int) -> str:
     return f"verification:{run_id}"
 
 
-def verification_progress(run_id: int) -> dict[str, int]:
+def verification_progress(run_id: int) -> dict[str, float]:
+    """``done`` and ``total`` entries, and ``at``: when the run last reported (epoch seconds)."""
     return caches["progress"].get(progress_key(run_id)) or {"done": 0, "total": 0}
+
+
+def verification_runs_stalled() -> list[int]:
+    """Runs to (re)enqueue: queued ones whose message may have been lost (the broker was down
+    at the commit), and running ones that have not reported for VERIFICATION_STALL_SECONDS
+    (their worker died, and the broker has not redelivered yet). A stalled run goes back to
+    queued; a second delivery of a run already claimed does nothing, so enqueuing twice is
+    harmless. Verification only reads, so starting it again loses nothing."""
+    stall = settings.VERIFICATION_STALL_SECONDS
+    now = timezone.now()
+    before = now - dt.timedelta(seconds=stall)
+    due = list(
+        VerificationRun.objects.filter(
+            status=VerificationRun.Status.QUEUED, created_at__lt=before
+        ).values_list("pk", flat=True)
+    )
+    running = VerificationRun.objects.filter(
+        status=VerificationRun.Status.RUNNING, started_at__lt=before
+    ).values_list("pk", "started_at")
+    for pk, started_at in running:
+        at = verification_progress(pk).get("at")
+        if at is not None and time.time() - at < stall:
+            continue  # slow, not stalled
+        requeued = VerificationRun.objects.filter(
+            pk=pk, status=VerificationRun.Status.RUNNING, started_at=started_at
+        ).update(status=VerificationRun.Status.QUEUED, started_at=None)
+        if requeued:
+            log.warning("verification run %s stalled since %s: starting it again", pk, started_at)
+            due.append(pk)
+    return sorted(due)
 
 
 def verification_run(*, run: int) -> VerificationRun | None:
@@ -93,14 +127,18 @@ def verification_run(*, run: int) -> VerificationRun | None:
     cache = caches["progress"]
     state = {"done": 0, "total": 0}
     key = progress_key(run)
+    cache.delete(key)  # an earlier attempt's, or a run of that number in an earlier database
+
+    def publish() -> None:
+        cache.set(key, {**state, "at": time.time()}, PROGRESS_TTL)
 
     def on_total(total: int) -> None:
         state["total"] = total
-        cache.set(key, dict(state), PROGRESS_TTL)
+        publish()
 
     def progress(n: int) -> None:
         state["done"] += n
-        cache.set(key, dict(state), PROGRESS_TTL)
+        publish()
 
     fields: dict[str, Any] = {"finished_at": None}
     try:
@@ -118,7 +156,7 @@ def verification_run(*, run: int) -> VerificationRun | None:
             message="; ".join(report.notes),
         )
         state["done"] = state["total"] = report.entries
-        cache.set(key, dict(state), PROGRESS_TTL)
+        publish()
     fields["finished_at"] = timezone.now()
     VerificationRun.objects.filter(pk=run).update(**fields)
     return VerificationRun.objects.get(pk=run)

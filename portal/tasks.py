@@ -10,3 +10,14 @@ def verification_run_task(run_id: int) -> str | None:
 
     run = verification_run(run=run_id)
     return run.status if run else None
+
+
+@shared_task(acks_late=True)
+def verification_runs_due_task() -> int:
+    """Beat: enqueue runs whose message was lost or whose worker died."""
+    from .services import verification_runs_stalled
+
+    due = verification_runs_stalled()
+    for pk in due:
+        verification_run_task.delay(pk)
+    return len(due)

@@ -250,6 +250,8 @@ AUCTION_OPEN_CHUNK = int(os.environ.get("AUCTION_OPEN_CHUNK", "2000"))
 # A step of the close-clear-settle pipeline that has not moved for this long is re-enqueued
 # by beat (a lost message, a worker that died without its task being redelivered).
 AUCTION_STALL_SECONDS = float(os.environ.get("AUCTION_STALL_SECONDS", "30"))
+# A verification run that has reported no progress for this long is started again by beat.
+VERIFICATION_STALL_SECONDS = float(os.environ.get("VERIFICATION_STALL_SECONDS", "300"))
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "auctions@bluecarbon.localhost")
 
@@ -284,6 +286,10 @@ CELERY_BEAT_SCHEDULE = {
     # Opens and closes auctions whose time has come, and re-kicks stalled ones. Each auction
     # also gets an ETA task at its closing time; this is the backstop.
     "auctions-due": {"task": "auctions.tasks.auctions_due_task", "schedule": 2.0},
+    "verification-runs-due": {
+        "task": "portal.tasks.verification_runs_due_task",
+        "schedule": 10.0,
+    },
     "idempotency-expire": {
         "task": "ledger.tasks.idempotency_records_expire_task",
         "schedule": 3600.0,
