@@ -13,10 +13,12 @@ from django.db.models import Count, Prefetch, QuerySet, Sum
 from auctions import selectors as auction_selectors
 from auctions.core import result as results
 from auctions.core import sealing
+from auctions.core.replay import AUCTION_ENTRY_TYPES
 from auctions.models import Auction, Award, Bid, BidReceipt, Deposit
 from ledger import services as registry
 from ledger.core import merkle
 from ledger.core.entry import decode_entry, entry_hash
+from ledger.core.replay import ENTRY_TYPES
 from ledger.models import (
     Account,
     Batch,
@@ -391,4 +393,5 @@ def ledger_size() -> int:
 
 
 def entry_types() -> list[str]:
-    return list(LedgerEntry.objects.values_list("type", flat=True).distinct().order_by("type"))
+    """Every type the ledger can hold (from the replay's handlers, not a scan of the ledger)."""
+    return sorted(ENTRY_TYPES | AUCTION_ENTRY_TYPES)

@@ -262,3 +262,7 @@ def test_the_chinese_interface_renders(market, client):
     assert "竞价中" in html and "拍卖" in html
     html = client.get("/").content.decode()
     assert "海洋碳汇减排量" in html
+    services_retire(market)
+    number = Retirement.objects.get().certificate
+    html = client.get(f"/registry/certificates/{number}/").content.decode()
+    assert f"注销证书 {number}" in html and "自行验证" in html
