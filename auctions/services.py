@@ -804,17 +804,14 @@ def auction_bids_open(*, auction: int, first: int, last: int) -> int:
     )
     opened_rows = []
     for bid in rows:
-        try:
-            opened = sealing.open_bid(
-                private_key=private,
-                ciphertext=bytes(bid.ciphertext),
-                origin=settings.LEDGER_ORIGIN,
-                auction=a.pk,
-                bidder=bid.bidder_id,
-            )
-            opened_rows.append((bid.pk, {"tiers": opened.tiers}))
-        except sealing.SealError as exc:
-            opened_rows.append((bid.pk, {"error": exc.code}))
+        tiers, error = sealing.open_for_book(
+            private_key=private,
+            ciphertext=bytes(bid.ciphertext),
+            origin=settings.LEDGER_ORIGIN,
+            auction=a.pk,
+            bidder=bid.bidder_id,
+        )
+        opened_rows.append((bid.pk, {"error": error} if error else {"tiers": tiers}))
     with transaction.atomic():
         update_rows("auctions_bid", [("opened", "json")], opened_rows)
     return len(rows)

@@ -217,17 +217,13 @@ def recompute(a: Auction) -> dict[str, Any]:
     book_rows = []
     for bid_id in counted:
         b = bids[bid_id]
-        try:
-            opened = sealing.open_bid(
-                private_key=key,
-                ciphertext=bytes(b.ciphertext),
-                origin=settings.LEDGER_ORIGIN,
-                auction=a.pk,
-                bidder=b.bidder_id,
-            )
-            tiers, error = opened.tiers, None
-        except sealing.SealError as exc:
-            tiers, error = None, exc.code
+        tiers, error = sealing.open_for_book(
+            private_key=key,
+            ciphertext=bytes(b.ciphertext),
+            origin=settings.LEDGER_ORIGIN,
+            auction=a.pk,
+            bidder=b.bidder_id,
+        )
         book_rows.append(
             results.BookBid(
                 bid=b.pk,

@@ -409,17 +409,13 @@ def _auction_clear(
         bid = s.bids[bid_id]
         deposit = s.deposits.get((a["id"], bid["bidder"]))
         held = deposit["amount"] if deposit and deposit["state"] == "held" else 0
-        try:
-            opened = sealing.open_bid(
-                private_key=private,
-                ciphertext=s.ciphertexts[bid_id],
-                origin=s.origin,
-                auction=a["id"],
-                bidder=bid["bidder"],
-            )
-            tiers, error = opened.tiers, None
-        except sealing.SealError as exc:
-            tiers, error = None, exc.code
+        tiers, error = sealing.open_for_book(
+            private_key=private,
+            ciphertext=s.ciphertexts[bid_id],
+            origin=s.origin,
+            auction=a["id"],
+            bidder=bid["bidder"],
+        )
         book.append(
             results.BookBid(
                 bid=bid_id,

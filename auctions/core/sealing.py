@@ -190,5 +190,23 @@ def open_bid(
     return Opened(auction=auction, bidder=bidder, tiers=obj["tiers"])
 
 
+def open_for_book(
+    *, private_key: X25519PrivateKey, ciphertext: bytes, origin: str, auction: int, bidder: int
+) -> tuple[Any, str | None]:
+    """``(tiers, None)`` for a bid that opens, ``(None, code)`` for one that does not count:
+    what the book of a clearing holds for each bid."""
+    try:
+        opened = open_bid(
+            private_key=private_key,
+            ciphertext=ciphertext,
+            origin=origin,
+            auction=auction,
+            bidder=bidder,
+        )
+    except SealError as exc:
+        return None, exc.code
+    return opened.tiers, None
+
+
 def load_private_key(raw: bytes) -> X25519PrivateKey:
     return X25519PrivateKey.from_private_bytes(raw)

@@ -8,58 +8,29 @@ one)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 
 from auctions.models import Auction, Bid
 from ledger.models import LedgerEntry, Membership, Role
 from tests import factories
 from tests.auctions.conftest import TONNE, Market
+from tests.browser import chromium
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "bluecarbon-demo-password"
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread, which Django takes for an
-    # async context and refuses database calls in; the test code is synchronous all the same.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            # Django keeps connections per thread and per asyncio context, and while
-            # Playwright's loop runs this thread counts as a context of its own: connections
-            # opened in it (the tests' flushes) would outlive it and hold sessions on the test
-            # database past its teardown.
-            connections.close_all()
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture
@@ -87,8 +58,8 @@ def portal_url(worker: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(chromium: Any, portal_url: str) -> Iterator[Any]:
-    context = chromium.new_context(base_url=portal_url, locale="en-GB")
+def page(browser: Any, portal_url: str) -> Iterator[Any]:
+    context = browser.new_context(base_url=portal_url, locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(20_000)
     problems: list[str] = []
