@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
 from ledger.actors import Actor
 from ledger.admin import ReadOnlyAdmin
@@ -32,9 +31,12 @@ def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) ->
 
 @admin.action(description="Reject")
 def reject(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) -> None:
-    n = qs.filter(status=SignupRequest.Status.PENDING).update(
-        status=SignupRequest.Status.REJECTED, decided_at=timezone.now()
-    )
+    n = 0
+    for r in qs.filter(status=SignupRequest.Status.PENDING):
+        try:
+            n += services.signup_reject(actor=Actor.for_user(request.user), request=r.pk)
+        except LedgerError as exc:
+            modeladmin.message_user(request, f"{r.handle}: {exc.message}", messages.ERROR)
     modeladmin.message_user(request, f"{n} request(s) rejected.")
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
@@ -69,10 +72,24 @@ class SignupForm(forms.Form):
     )
     username = forms.CharField(label=_("User name"), max_length=150)
     email = forms.EmailField(label=_("Email (auction results are sent here)"))
-    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput, min_length=10)
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput)
 
     def clean_handle(self) -> str:
         return self.cleaned_data["handle"].lower()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("password"):
+            # The same validators as every other password (AUTH_PASSWORD_VALIDATORS), against
+            # what this user would be, so a password like the user name is refused too.
+            candidate = get_user_model()(
+                username=data.get("username", ""), email=data.get("email", "")
+            )
+            try:
+                validate_password(data["password"], candidate)
+            except ValidationError as exc:
+                self.add_error("password", exc)
+        return data
 
 
 class AuctionFilterForm(forms.Form):

@@ -23,13 +23,21 @@ class SignupRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signup_request"
     )
     organization_name = models.CharField(max_length=200)
-    handle = models.SlugField(max_length=64, unique=True)
+    handle = models.SlugField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-pk"]
+        constraints = [
+            # One live request per handle; a rejected one frees it.
+            models.UniqueConstraint(
+                fields=["handle"],
+                condition=~models.Q(status="rejected"),
+                name="portal_signup_handle_live",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.organization_name} ({self.status})"

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from auctions import services as auctions
@@ -30,22 +30,46 @@ def signup_request(
     *, username: str, password: str, email: str, organization_name: str, handle: str
 ) -> SignupRequest:
     """A would-be bidder's request: a user who can sign in and see that it awaits approval,
-    and nothing on the ledger until an operator approves it."""
+    and nothing on the ledger until an operator approves it. A rejected request's handle is
+    free again."""
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise Conflict(
             "that user name is taken", code=ErrorCode.DUPLICATE, detail={"username": "taken"}
         )
+    handle_taken = Conflict(
+        "that handle is taken", code=ErrorCode.DUPLICATE, detail={"handle": "taken"}
+    )
     if (
         Organization.objects.filter(handle=handle).exists()
-        or SignupRequest.objects.filter(handle=handle).exists()
+        or SignupRequest.objects.filter(handle=handle)
+        .exclude(status=SignupRequest.Status.REJECTED)
+        .exists()
     ):
-        raise Conflict("that handle is taken", code=ErrorCode.DUPLICATE, detail={"handle": "taken"})
-    with transaction.atomic():
-        user = User.objects.create_user(username=username, password=password, email=email)
-        return SignupRequest.objects.create(
-            user=user, organization_name=organization_name.strip(), handle=handle
+        raise handle_taken
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, password=password, email=email)
+            return SignupRequest.objects.create(
+                user=user, organization_name=organization_name.strip(), handle=handle
+            )
+    except IntegrityError:  # the same name, asked for at the same moment
+        if User.objects.filter(username=username).exists():
+            raise Conflict(
+                "that user name is taken", code=ErrorCode.DUPLICATE, detail={"username": "taken"}
+            ) from None
+        raise handle_taken from None
+
+
+def signup_reject(*, actor: Actor, request: int) -> bool:
+    """The operator's no: nothing goes on the ledger; the handle is free again."""
+    if not actor.is_operator:
+        raise PermissionDenied("only operators decide sign-ups")
+    return bool(
+        SignupRequest.objects.filter(pk=request, status=SignupRequest.Status.PENDING).update(
+            status=SignupRequest.Status.REJECTED, decided_at=timezone.now()
         )
+    )
 
 
 @transaction.atomic
@@ -68,10 +92,22 @@ def signup_approve(*, actor: Actor, request: int) -> Organization:
     return org
 
 
-def verification_request(*, user: Any) -> VerificationRun:
+def verification_request(*, user: Any) -> tuple[VerificationRun, bool]:
+    """A run for this request, and whether it is new. A run already queued or running is the
+    answer to everyone who asks meanwhile: it is the same verification of the same ledger, and
+    a button pressed twenty times must not queue twenty full replays."""
     if user is None or not user.is_authenticated:
         raise PermissionDenied("sign in to run a verification")
-    return VerificationRun.objects.create(requested_by=user)
+    with transaction.atomic():
+        # Serialize the check-then-create (the lock on the user's row is enough for one user;
+        # two auditors at the same instant may start two runs, which is harmless).
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        pending = VerificationRun.objects.filter(
+            status__in=[VerificationRun.Status.QUEUED, VerificationRun.Status.RUNNING]
+        ).first()
+        if pending is not None:
+            return pending, False
+        return VerificationRun.objects.create(requested_by=user), True
 
 
 def progress_key(run_id: int) -> str:

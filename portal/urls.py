@@ -1,9 +1,25 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import views
+
+
+class IdConverter:
+    """A database id: digits, at most 18 of them, so it fits a bigint (a longer one is a 404,
+    not an overflow in the database)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
 
 app_name = "portal"
 urlpatterns = [
@@ -12,11 +28,11 @@ urlpatterns = [
     path("registry/projects/<str:code>/", views.project, name="project"),
     path("registry/retirements/", views.retirements, name="retirements"),
     path("auctions/", views.auctions, name="auctions"),
-    path("auctions/<int:pk>/", views.auction, name="auction"),
-    path("auctions/<int:pk>/audit/", views.auction_audit, name="auction-audit"),
-    path("auctions/<int:pk>/bids/<int:bid>/withdraw", views.withdraw, name="withdraw"),
+    path("auctions/<id:pk>/", views.auction, name="auction"),
+    path("auctions/<id:pk>/audit/", views.auction_audit, name="auction-audit"),
+    path("auctions/<id:pk>/bids/<id:bid>/withdraw", views.withdraw, name="withdraw"),
     path(
-        "auctions/<int:pk>/bids/<int:bid>/receipt-v<int:version>.txt",
+        "auctions/<id:pk>/bids/<id:bid>/receipt-v<id:version>.txt",
         views.receipt,
         name="receipt",
     ),
@@ -24,20 +40,16 @@ urlpatterns = [
     path("account/", views.dashboard, name="dashboard"),
     path("account/retire/", views.retire, name="retire"),
     path("account/signup/", views.signup, name="signup"),
-    path(
-        "account/login/",
-        auth_views.LoginView.as_view(template_name="portal/login.html"),
-        name="login",
-    ),
+    path("account/login/", views.sign_in, name="login"),
     path("account/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/ledger/", views.ledger, name="ledger"),
-    path("audit/ledger/<int:seq>/", views.entry, name="entry"),
+    path("audit/ledger/<id:seq>/", views.entry, name="entry"),
     path("audit/checkpoints/", views.checkpoints, name="checkpoints"),
     path("audit/verification/", views.verification, name="verification"),
     path("audit/verification/start", views.verification_start, name="verification-start"),
-    path("audit/verification/<int:pk>/", views.verification_run, name="verification-run"),
+    path("audit/verification/<id:pk>/", views.verification_run, name="verification-run"),
     path(
-        "audit/verification/<int:pk>/status",
+        "audit/verification/<id:pk>/status",
         views.verification_status,
         name="verification-status",
     ),

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.db import transaction
 from django.http import (
     Http404,
@@ -26,6 +27,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django_ratelimit.decorators import ratelimit
 
 from auctions import selectors as auction_selectors
 from auctions import services as auction_services
@@ -263,6 +265,32 @@ def certificate(request: HttpRequest, certificate: str) -> HttpResponse:
     return render(request, "ledger/certificate.html", context)
 
 
+# ---- signing in and up ---------------------------------------------------------------------
+
+
+def _address_and_name(group: str, request: HttpRequest) -> str:
+    return f"{request.META.get('REMOTE_ADDR', '')}|{request.POST.get('username', '')}"
+
+
+def sign_in_limited(view: Any) -> Any:
+    """Password guessing is slowed per address, per address and user name, and per user name
+    (the last loose enough that nobody can lock a real user out from another address)."""
+    # One group for every sign-in form (the portal's and the admin's): guesses add up.
+    view = ratelimit(group="sign-in:name", key="post:username", rate="60/h", method="POST")(view)
+    view = ratelimit(
+        group="sign-in:address-name", key=_address_and_name, rate="10/15m", method="POST"
+    )(view)
+    return ratelimit(group="sign-in:address", key="ip", rate="30/m", method="POST")(view)
+
+
+sign_in = sign_in_limited(auth_views.LoginView.as_view(template_name="portal/login.html"))
+
+
+def too_many_requests(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return render(request, "portal/too_many_requests.html", status=429)
+
+
+@ratelimit(key="ip", rate="10/h", method="POST")
 def signup(request: HttpRequest) -> HttpResponse:
     form = forms.SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -339,8 +367,9 @@ def verification(request: HttpRequest) -> HttpResponse:
 def verification_start(request: HttpRequest) -> HttpResponse:
     from .tasks import verification_run_task
 
-    run = services.verification_request(user=request.user)
-    transaction.on_commit(lambda: verification_run_task.delay(run.pk), robust=True)
+    run, new = services.verification_request(user=request.user)
+    if new:
+        transaction.on_commit(lambda: verification_run_task.delay(run.pk), robust=True)
     return redirect("portal:verification-run", pk=run.pk)
 
 

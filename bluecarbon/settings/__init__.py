@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "django_ratelimit",
     "ledger",
     "auctions",
     "portal",
@@ -65,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",  # a limit hit answers 429 (RATELIMIT_VIEW)
 ]
 
 # A Content-Security-Policy without inline script (or inline style) on every page of ours. The
@@ -83,6 +85,35 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     },
 }
+
+# HTTPS in production: cookies only over TLS, HSTS, and a redirect for plain HTTP. Behind a
+# TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=1 (the proxy must set X-Forwarded-Proto)
+# and CSRF_TRUSTED_ORIGINS to the public origin(s).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 3600)))
+SECURE_SSL_REDIRECT = PRODUCTION and os.environ.get("SECURE_SSL_REDIRECT", "1") == "1"
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000")) if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if os.environ.get("SECURE_PROXY_SSL_HEADER") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+X_FRAME_OPTIONS = "DENY"
+
+# Sign-in and sign-up are rate-limited (django-ratelimit) per address and per user name, in the
+# default cache: Django's Redis cache in production (atomic increments; the library does not
+# list it, hence W001), one process's memory in development (E003: not shared, which one
+# demo process does not need).
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_VIEW = "portal.views.too_many_requests"
+if os.environ.get("RATELIMIT_IP_META_KEY"):  # behind a proxy, e.g. HTTP_X_REAL_IP
+    RATELIMIT_IP_META_KEY = os.environ["RATELIMIT_IP_META_KEY"]
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + (
+    [] if PRODUCTION else ["django_ratelimit.E003"]
+)
 
 ROOT_URLCONF = "bluecarbon.urls"
 WSGI_APPLICATION = "bluecarbon.wsgi.application"
@@ -183,6 +214,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Production shares its caches (rate limits, verification progress) between its processes.
+_required_in_production("REDIS_CACHE_URL", "")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     if not os.environ.get("REDIS_CACHE_URL")

@@ -41,6 +41,7 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         LEDGER_SIGNING_KEY_FILE=str(tmp_path / "missing.key"),
         AUCTION_KEK_FILE=str(_kek(tmp_path)),
+        REDIS_CACHE_URL="redis://127.0.0.1:6379/9",
     )
     assert result.returncode != 0
     assert "missing.key does not exist" in result.stderr
@@ -67,6 +68,7 @@ def test_production_refuses_to_start_without_an_auction_key_encryption_key(tmp_p
         SECRET_KEY="x" * 50,
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         LEDGER_SIGNING_KEY_FILE=str(_signing_key(tmp_path)),
+        REDIS_CACHE_URL="redis://127.0.0.1:6379/9",  # never contacted by `check`
     )
     result = run_check(tmp_path, **production)
     assert result.returncode != 0

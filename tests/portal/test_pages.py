@@ -10,7 +10,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from ledger.actors import Actor
 from ledger.core.note import open_note
+from ledger.exceptions import PermissionDenied
 from ledger.models import LedgerEntry, Membership, Retirement, Role
 from ledger.signing import trusted_verifiers
 from portal import services as portal_services
@@ -244,10 +246,64 @@ def test_a_sign_up_waits_for_an_operator_and_then_bids(db, client):
     assert "approved" in client.get("/account/").content.decode()
 
 
+SIGNUP = {
+    "organization_name": "Xiamen Blue Fund",
+    "handle": "xiamen-blue",
+    "username": "xm",
+    "email": "xm@example.org",
+    "password": "a-long-password-1",
+}
+
+
+def test_a_sign_up_is_refused_a_weak_password_and_a_live_handle_but_not_a_rejected_one(db, client):
+    for weak in ("xiamen-blue-1", "password123", "12345678901"):
+        r = client.post(
+            "/account/signup/", {**SIGNUP, "password": weak, "username": "xiamen-blue-1"}
+        )
+        assert r.status_code == 200 and 'id="id_password-error"' in r.content.decode(), weak
+    assert not get_user_model().objects.exists() and not SignupRequest.objects.exists()
+
+    assert client.post("/account/signup/", SIGNUP).status_code == 302
+    other = Client()
+    r = other.post("/account/signup/", {**SIGNUP, "username": "xm2", "email": "b@example.org"})
+    assert r.status_code == 200 and 'id="id_handle-error"' in r.content.decode()
+    with pytest.raises(PermissionDenied):
+        portal_services.signup_reject(
+            actor=Actor.for_user(get_user_model().objects.get()), request=1
+        )
+    assert portal_services.signup_reject(actor=OPERATOR, request=SignupRequest.objects.get().pk)
+    r = other.post("/account/signup/", {**SIGNUP, "username": "xm2", "email": "b@example.org"})
+    assert r.status_code == 302  # a rejected request's handle is free again
+    assert LedgerEntry.objects.count() == 0
+
+
+def test_sign_in_is_rate_limited_per_address_and_user_name(db, client):
+    get_user_model().objects.create_user("target", "t@example.org", PASSWORD)
+    for _ in range(10):
+        r = client.post("/account/login/", {"username": "target", "password": "guess"})
+        assert r.status_code == 200  # the form again, with its error
+    r = client.post("/account/login/", {"username": "target", "password": PASSWORD})
+    assert r.status_code == 429  # even the right password, for now
+    assert "Too many attempts" in r.content.decode()
+    r = client.post("/account/login/", {"username": "someone-else", "password": "guess"})
+    assert r.status_code == 200  # another name from here is not locked out
+    r = client.post("/admin/login/", {"username": "target", "password": "guess"})
+    assert r.status_code == 429  # the admin's sign-in counts the same guesses
+
+
+def test_an_id_too_large_for_the_database_is_a_404(market, bidder, auditor):
+    huge = "9" * 25
+    assert bidder.get(f"/auctions/{huge}/").status_code == 404
+    assert bidder.get(f"/auctions/1/bids/{huge}/receipt-v1.txt").status_code == 404
+    assert auditor.get(f"/audit/ledger/{huge}/").status_code == 404
+
+
 def test_a_verification_run_reports_progress_and_its_result(market, auditor):
     r = auditor.post("/audit/verification/start")
     run = VerificationRun.objects.get()
     assert r.status_code == 302 and str(run.pk) in r["Location"]
+    again = auditor.post("/audit/verification/start")  # pressed twice: the same run
+    assert again["Location"] == r["Location"] and VerificationRun.objects.count() == 1
     portal_services.verification_run(run=run.pk)  # what the worker's task does
     status = auditor.get(f"/audit/verification/{run.pk}/status").json()
     assert status["status"] == "ok" and status["done"] == status["total"] == status["entries"] > 0
