@@ -106,7 +106,14 @@ class LedgerFilterForm(forms.Form):
     type = forms.CharField(label=_("Entry type"), required=False, max_length=32)
     account = forms.IntegerField(label=_("Account"), required=False, min_value=1)
     batch = forms.IntegerField(label=_("Batch"), required=False, min_value=1)
-    since = forms.DateField(label=_("Since (date, UTC)"), required=False)
+    since = forms.DateField(
+        label=_("From (date, UTC)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("To (date, UTC, inclusive)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
 

@@ -5,7 +5,7 @@ pass them through the ``tr`` filter, which looks them up in the catalog these na
 
 from __future__ import annotations
 
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 LABELS = [
     # ledger.models.Ecosystem
@@ -64,3 +64,23 @@ LABELS = [
     gettext_noop("Running"),
     gettext_noop("Verified"),
 ]
+
+# Why a bid, or part of one, did not count (auctions-clearing.md §2, auctions.md §4): the
+# codes the published result carries, said in words.
+REASONS = {
+    "over_cap": gettext_lazy("over the bidder's cap"),
+    "over_deposit": gettext_lazy("more than the deposit covers"),
+    "malformed_tiers": gettext_lazy("the tiers are not well formed"),
+    "no_tiers": gettext_lazy("no tiers"),
+    "too_many_tiers": gettext_lazy("more than 20 tiers"),
+    "invalid_lots": gettext_lazy("a tier of fewer than one lot"),
+    "invalid_price": gettext_lazy("a negative price"),
+    "off_tick": gettext_lazy("a price off the tick"),
+    "below_reserve": gettext_lazy("a price below the reserve"),
+    "duplicate_price": gettext_lazy("two tiers at one price"),
+    "not_single_lot": gettext_lazy("not one lot at one price (single-lot auction)"),
+    "unreadable": gettext_lazy("it does not open with the auction's key"),
+    "malformed_plaintext": gettext_lazy("its plaintext is not a bid"),
+    "wrong_auction": gettext_lazy("sealed for another auction"),
+    "wrong_bidder": gettext_lazy("sealed for another bidder"),
+}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from auctions import selectors as auction_selectors
@@ -99,22 +100,28 @@ def jurisdictions() -> list[str]:
 
 
 def auctions(
-    *, ecosystem: str = "", vintage: int | None = None, format: str = ""
+    *, ecosystem: str = "", vintage: int | None = None, format: str = "", closed: int = PAGE
 ) -> dict[str, list[Auction]]:
+    """Open and upcoming auctions, all of them; the ``closed`` most recent others."""
     qs = auction_selectors.auction_list(
         ecosystem=ecosystem or None, vintage=vintage, format=format or None
     )
-    groups: dict[str, list[Auction]] = {"open": [], "upcoming": [], "closed": []}
-    for a in qs:
-        if a.state == Auction.State.OPEN:
-            groups["open"].append(a)
-        elif a.state in (Auction.State.DRAFT, Auction.State.SCHEDULED):
-            if a.state == Auction.State.SCHEDULED:
-                groups["upcoming"].append(a)
-        else:
-            groups["closed"].append(a)
-    groups["closed"].reverse()  # most recent first
-    return groups
+    State = Auction.State
+    return {
+        "open": list(qs.filter(state=State.OPEN)),
+        "upcoming": list(qs.filter(state=State.SCHEDULED)),
+        "closed": list(
+            qs.exclude(state__in=[State.OPEN, State.SCHEDULED, State.DRAFT]).order_by("-pk")[
+                :closed
+            ]
+        )
+        if closed
+        else [],
+    }
+
+
+def auctions_open(limit: int = 10) -> list[Auction]:
+    return list(auction_selectors.auction_list(state=Auction.State.OPEN)[:limit])
 
 
 def my_bids(auction: Auction, organization: Organization | None) -> list[Bid]:
@@ -191,7 +198,34 @@ def my_allocation(a: Auction, organization: Organization | None) -> dict[str, An
                 "base": next((x["lots"] for x in tie["base"] if x["bid"] == tied[0]), None),
                 "rule": a.tie_rule,
             }
-    return {"summary": mine, "tie": in_tie, "clearing_price": outcome["clearing_price"]}
+    # The summary on the auction row names this bidder's bids; what each sealed is in the
+    # whole result, which only its ledger entry keeps (one read).
+    full = auction_selectors.auction_result(a) or {}
+    mine_ids = set(mine["bids"])
+    sealed = [b for b in full.get("bids", []) if b["bid"] in mine_ids]
+    return {
+        "summary": mine,
+        "bids": sealed,
+        "tie": in_tie,
+        "clearing_price": outcome["clearing_price"],
+    }
+
+
+BOOK_PAGE = 200
+RECOMPUTE_TTL = 24 * 3600
+
+
+def recompute_cached(a: Auction) -> dict[str, Any]:
+    """``recompute``, once per published result: reopening 100,000 bids takes seconds, and
+    what it finds cannot change while the result (named by its hash) is the same."""
+    if not a.result_sha256:
+        return recompute(a)
+    key = f"auction-recompute:{a.pk}:{a.result_sha256}"
+    found = cache.get(key)
+    if found is None:
+        found = recompute(a)
+        cache.set(key, found, RECOMPUTE_TTL)
+    return found
 
 
 def book(a: Auction) -> QuerySet[Bid]:
@@ -276,6 +310,15 @@ def dashboard(organization: Organization) -> dict[str, Any]:
         .select_related("auction", "account")
         .order_by("-pk")
     )
+    held = {d.auction_id: d.amount for d in deposits if d.state == Deposit.State.HELD}
+    for w in awards:
+        # What is still to pay: the price less the deposit held, which payment applies; nothing
+        # once the award is delivered (paid) or defaulted (the deposit forfeited instead).
+        w.outstanding = (
+            max(0, w.amount_due - held.get(w.auction_id, 0))
+            if w.state == Award.State.PENDING
+            else 0
+        )
     return {"holdings": holdings, "deposits": deposits, "bids": bids, "awards": awards}
 
 
@@ -308,27 +351,46 @@ def _touches(data: Any, account: int | None, batch: int | None) -> bool:
 SCAN = 5000
 
 
+def seq_at(time: str) -> int:
+    """The first sequence whose entry's time is at or after ``time`` (an RFC 3339 UTC string;
+    the ledger's size if none is). Entries are appended in time order under the head lock, so
+    this is a binary search: some twenty single-row reads for a million entries."""
+    lo, hi = 0, ledger_size()
+    while lo < hi:
+        mid = (lo + hi) // 2
+        body = LedgerEntry.objects.filter(seq=mid).values_list("body", flat=True).first()
+        if body is None or decode_entry(bytes(body)).time >= time:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def ledger_page(
     *,
     type: str = "",
     account: int | None = None,
     batch: int | None = None,
     since: str = "",
+    until: str = "",
     before: int | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first: up to PAGE entries matching the filters among at most SCAN entries read
-    (entries below ``before``); and where to go on (None at the start of the ledger)."""
+    (entries below ``before``, at or after ``since``, before ``until``); and where to go on
+    (None when nothing further back can match)."""
     qs = LedgerEntry.objects.order_by("-seq")
     if type:
         qs = qs.filter(type=type)
     if before is not None:
         qs = qs.filter(seq__lt=before)
+    if since:
+        qs = qs.filter(seq__gte=seq_at(since))
+    if until:
+        qs = qs.filter(seq__lt=seq_at(until))
     rows = list(qs.values_list("seq", "body", "type")[:SCAN])
     found: list[dict[str, Any]] = []
     for seq, body, kind in rows:
         e = decode_entry(bytes(body))
-        if since and e.time < since:
-            return found, None  # older than asked for: nothing further back matches
         if (account is not None or batch is not None) and not _touches(e.data, account, batch):
             continue
         found.append({"seq": seq, "type": kind, "time": e.time, "actor": e.actor, "data": e.data})

@@ -8,6 +8,7 @@ Views parse, call one selector or service, render. Writes go through services.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import wraps
 from typing import Any
 
@@ -22,6 +23,7 @@ from django.http import (
     HttpResponse,
     HttpResponseForbidden,
     JsonResponse,
+    QueryDict,
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -34,6 +36,7 @@ from auctions import services as auction_services
 from auctions.models import Auction, BidReceipt
 from ledger import services as registry
 from ledger.actors import Actor
+from ledger.core.entry import format_time
 from ledger.exceptions import LedgerError
 from ledger.models import Holding
 from ledger.signing import trusted_verifiers
@@ -81,7 +84,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "portal/home.html",
         {
             "supply": selectors.supply_summary(),
-            "auctions": selectors.auctions(),
+            "open_auctions": selectors.auctions_open(),
             "retirements": list(selectors.retirements()[:10]),
             "ledger_size": selectors.ledger_size(),
         },
@@ -165,10 +168,25 @@ def auction(request: HttpRequest, pk: int) -> HttpResponse:
 @auditor_required
 def auction_audit(request: HttpRequest, pk: int) -> HttpResponse:
     a = _auction(pk)
+    after = _page_ints(request, "after") or 0
+    book = list(selectors.book(a).filter(pk__gt=after)[: selectors.BOOK_PAGE + 1])
+    more = len(book) > selectors.BOOK_PAGE
+    book = book[: selectors.BOOK_PAGE]
+    check = selectors.recompute_cached(a)
+    opened = []
+    if check.get("result") and book:  # the opened bids of this page's range of the book
+        first, last = book[0].pk, book[-1].pk
+        opened = [r for r in check["result"]["bids"] if first <= r["bid"] <= last]
     return render(
         request,
         "portal/auction_audit.html",
-        {"a": a, "book": list(selectors.book(a)), "check": selectors.recompute(a)},
+        {
+            "a": a,
+            "book": book,
+            "opened": opened,
+            "next_after": book[-1].pk if more else None,
+            "check": check,
+        },
     )
 
 
@@ -253,11 +271,11 @@ def retire(request: HttpRequest) -> HttpResponse:
 def certificate(request: HttpRequest, certificate: str) -> HttpResponse:
     """The printable retirement certificate, with what it takes to verify it offline (the same
     page the API serves, here with the portal around it)."""
-    from ledger.apis.credits import retirement_certificate
+    from ledger.apis.credits import certificate_page
     from ledger.exceptions import NotFound
 
     try:
-        context: dict[str, Any] = {"c": retirement_certificate(certificate)}
+        context: dict[str, Any] = certificate_page(certificate)
     except NotFound:
         return render(
             request, "ledger/certificate.html", {"c": None, "certificate": certificate}, status=404
@@ -311,16 +329,28 @@ def signup(request: HttpRequest) -> HttpResponse:
 @auditor_required
 def ledger(request: HttpRequest) -> HttpResponse:
     form = forms.LedgerFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    since = filters.get("since")
+    # The fields that are valid filter; an invalid one says so on its field and is left out.
+    filters: dict[str, Any] = {}
+    if form.is_bound:
+        form.is_valid()
+        filters = form.cleaned_data
+    since, until = filters.get("since"), filters.get("until")
     rows, next_before = selectors.ledger_page(
         type=filters.get("type") or "",
         account=filters.get("account"),
         batch=filters.get("batch"),
-        since=since.isoformat() if since else "",
+        since=format_time(dt.datetime.combine(since, dt.time(), dt.UTC)) if since else "",
+        until=(
+            format_time(dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC))
+            if until
+            else ""
+        ),
         before=filters.get("before"),
     )
-    query = request.GET.copy()
+    query = QueryDict(mutable=True)
+    for name in ("type", "account", "batch", "since", "until"):
+        if filters.get(name) not in (None, ""):
+            query[name] = str(filters[name])
     if next_before is not None:
         query["before"] = str(next_before)
     return render(

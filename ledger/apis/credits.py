@@ -556,12 +556,23 @@ class RetirementCertificatePageApi(PublicApi):
     def get(self, request: Request, certificate: str) -> HttpResponse:
         """The certificate as a printable page; no key needed."""
         try:
-            context: dict[str, Any] = {"c": retirement_certificate(certificate)}
+            context: dict[str, Any] = certificate_page(certificate)
             code = 200
         except NotFound:  # a person reads this page: answer in HTML, not the API's JSON
             context, code = {"c": None, "certificate": certificate}, 404
         html = render_to_string("ledger/certificate.html", context)
         return HttpResponse(html, status=code, content_type="text/html; charset=utf-8")
+
+
+def certificate_page(certificate: str) -> dict[str, Any]:
+    """What the printable certificate shows: the certificate and the verifier keys its
+    checkpoint is checked with (every key the ledger has signed with; the note names which)."""
+    from ledger.signing import trusted_verifiers
+
+    return {
+        "c": retirement_certificate(certificate),
+        "verifier_keys": [v.to_string() for v in trusted_verifiers()],
+    }
 
 
 # ---- cancellations ------------------------------------------------------------------------------

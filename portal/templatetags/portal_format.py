@@ -39,7 +39,8 @@ def pretty_json(value: Any) -> str:
 
 @register.filter
 def percent(done: int, total: int) -> int:
-    return 100 if not total else min(100, done * 100 // total)
+    """How far a run is, in whole percent; 0 until it knows how much there is to do."""
+    return 0 if not total else min(100, done * 100 // total)
 
 
 @register.filter
@@ -57,6 +58,14 @@ def accessible(field: Any) -> str:
     if field.errors:
         attrs["aria-invalid"] = "true"
     return field.as_widget(attrs=attrs)
+
+
+@register.filter
+def reason(code: str | None) -> str:
+    """A result's reason code in words, in the reader's language (the code if unknown)."""
+    from portal.labels import REASONS
+
+    return str(REASONS.get(code or "", code or ""))
 
 
 @register.filter

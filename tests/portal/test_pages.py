@@ -4,6 +4,7 @@ pages whose query count does not grow with their rows."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -11,10 +12,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from ledger.actors import Actor
+from ledger.core.entry import decode_entry
 from ledger.core.note import open_note
 from ledger.exceptions import PermissionDenied
 from ledger.models import LedgerEntry, Membership, Retirement, Role
 from ledger.signing import trusted_verifiers
+from portal import selectors as portal_selectors
 from portal import services as portal_services
 from portal.models import SignupRequest, VerificationRun
 from tests import factories
@@ -98,8 +101,32 @@ def test_the_ledger_explorer_filters_by_type_account_and_batch(market, auditor):
     assert r.content.decode().count("bidder.status</td>") == 3
     r = auditor.get("/audit/ledger/", {"batch": market.batch.pk})
     assert "batch.issue</td>" in r.content.decode()
-    r = auditor.get("/audit/ledger/", {"account": "x"})
-    assert r.status_code == 200  # a bad filter is ignored, not a 500
+    r = auditor.get("/audit/ledger/", {"account": "x", "type": "bidder.status"})
+    html = r.content.decode()
+    assert r.status_code == 200 and 'id="id_account-error"' in html  # said on its field
+    assert html.count("bidder.status</td>") == 3  # and the valid filter still applies
+
+
+def test_the_ledger_explorer_filters_by_time(market, auditor):
+    today = dt.datetime.now(dt.UTC).date()
+    day = dt.timedelta(days=1)
+
+    def shown(**query) -> int:
+        html = auditor.get("/audit/ledger/", query).content.decode()
+        return len(re.findall(r'<td class="num"><a href="/audit/ledger/\d+/">', html))
+
+    everything = shown()
+    assert everything > 0
+    assert shown(since=today.isoformat(), until=today.isoformat()) == everything
+    assert shown(since=(today + day).isoformat()) == 0
+    assert shown(until=(today - day).isoformat()) == 0
+    # The search for a time lands on the first entry at or after it.
+    times = [
+        decode_entry(bytes(b)).time for b in LedgerEntry.objects.values_list("body", flat=True)
+    ]
+    for seq in (0, len(times) // 2, len(times) - 1):
+        assert portal_selectors.seq_at(times[seq]) == times.index(times[seq])
+    assert portal_selectors.seq_at("9999-12-31T00:00:00.000000Z") == len(times)
 
 
 def test_list_pages_query_count_does_not_grow_with_their_rows(
@@ -211,15 +238,21 @@ def test_after_settlement_the_page_explains_the_allocation_and_the_audit_recompu
     market, auditor
 ):
     m = market
-    a = m.auction(closes_in=1.2, quantity=10 * TONNE)
-    b1, b2, _ = m.bidders
+    a = m.auction(closes_in=1.2, quantity=10 * TONNE, cap_bp=6000)  # at most 6 of the 10 lots
+    b1, b2, b3 = m.bidders
     m.bid(a, b1, [(6000, 6)])
     m.bid(a, b2, [(5000, 6)])
+    m.bid(a, b3, [(7000, 9)])  # 3 lots over the cap
+    m.bid(a, b3, [(4050, 1)])  # off the 1.00 tick
     run_to_settlement(a)
-    r = user_for(b2, "loser-ish").get(f"/auctions/{a.pk}/")
-    html = r.content.decode()
+    html = user_for(b1, "partly").get(f"/auctions/{a.pk}/").content.decode()
     assert "<svg" in html and 'class="demand"' in html
     assert "Your allocation, explained" in html and "You were awarded 4 lots." in html
+    assert "60.00: 6" in html  # the tiers as sealed
+    html = user_for(b3, "capped").get(f"/auctions/{a.pk}/").content.decode()
+    assert "You were awarded 6 lots." in html
+    assert "3 lots were trimmed: over the bidder&#x27;s cap." in html
+    assert "Rejected: a price off the tick" in html
     r = auditor.get(f"/auctions/{a.pk}/audit/")
     assert 'id="recompute-ok"' in r.content.decode()
 

@@ -11,7 +11,7 @@ async function poll() {
   const s = await response.json();
   bar.value = s.total ? Math.min(100, Math.floor((s.done * 100) / s.total)) : 0;
   bar.textContent = `${bar.value} %`;
-  count.textContent = `${s.done} / ${s.total}`;
+  count.textContent = text.count.replace("{done}", s.done).replace("{total}", s.total);
   status.className = `badge status-${s.status}`;
   if (s.status === "ok") {
     status.textContent = text.verified;
@@ -32,7 +32,7 @@ async function poll() {
     report.replaceChildren(p);
     return;
   }
-  status.textContent = text.running;
+  status.textContent = s.status === "queued" ? text.queued : text.running;
   setTimeout(poll, 300);
 }
 
