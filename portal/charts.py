@@ -42,11 +42,16 @@ def demand_curve_svg(a, points) -> SafeString:
         path.append(f"{x(q):.1f},{y(pt.price):.1f}")
         path.append(f"{x(pt.demand):.1f},{y(pt.price):.1f}")
         q = pt.demand
+    # Looked up before the f-strings below: xgettext does not read inside f-strings.
+    title = escape(_("Demand curve: cumulative lots against price"))
+    supply_label = escape(_("supply"))
+    clearing_label = escape(_("clearing price"))
+    lots_label = escape(_("lots (cumulative demand)"))
+    price_label = escape(_("price per tonne"))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" class="chart" '
         f'role="img" aria-labelledby="chart-title">',
-        f'<title id="chart-title">{escape(_("Demand curve: cumulative lots against price"))}'
-        "</title>",
+        f'<title id="chart-title">{title}</title>',
         f'<line class="axis" x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}"/>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}"/>',
     ]
@@ -57,8 +62,7 @@ def demand_curve_svg(a, points) -> SafeString:
         f'y2="{H - BOTTOM}"/>'
     )
     parts.append(
-        f'<text class="label" x="{x(supply) + 4:.1f}" y="{TOP + 12}">'
-        f"{escape(_('supply'))} {supply}</text>"
+        f'<text class="label" x="{x(supply) + 4:.1f}" y="{TOP + 12}">{supply_label} {supply}</text>'
     )
     if a.clearing_price is not None:
         cy = y(a.clearing_price)
@@ -66,7 +70,7 @@ def demand_curve_svg(a, points) -> SafeString:
             f'<line class="clearing" x1="{LEFT}" y1="{cy:.1f}" x2="{W - RIGHT}" y2="{cy:.1f}"/>'
         )
         parts.append(
-            f'<text class="label" x="{LEFT + 4}" y="{cy - 4:.1f}">{escape(_("clearing price"))} '
+            f'<text class="label" x="{LEFT + 4}" y="{cy - 4:.1f}">{clearing_label} '
             f"{format_money(a.clearing_price, a.currency)}</text>"
         )
     ry = y(a.reserve)
@@ -83,12 +87,12 @@ def demand_curve_svg(a, points) -> SafeString:
     )
     parts.append(
         f'<text class="axis-title" x="{(LEFT + W - RIGHT) / 2:.0f}" y="{H - 12}" '
-        f'text-anchor="middle">{escape(_("lots (cumulative demand)"))}</text>'
+        f'text-anchor="middle">{lots_label}</text>'
     )
     parts.append(
         f'<text class="axis-title" x="14" y="{(TOP + H - BOTTOM) / 2:.0f}" text-anchor="middle" '
         f'transform="rotate(-90 14 {(TOP + H - BOTTOM) / 2:.0f})">'
-        f"{escape(_('price per tonne'))} ({escape(a.currency)})</text>"
+        f"{price_label} ({escape(a.currency)})</text>"
     )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)

@@ -92,13 +92,19 @@ class SignupForm(forms.Form):
         return data
 
 
+def translated(choices: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+    """A model's choices with their labels looked up in the reader's language when rendered
+    (the labels are in the catalog through portal/labels.py)."""
+    return [("", _("All")), *((value, _(label)) for value, label in choices)]
+
+
 class AuctionFilterForm(forms.Form):
     ecosystem = forms.ChoiceField(
-        label=_("Ecosystem"), required=False, choices=[("", _("All")), *Ecosystem.choices]
+        label=_("Ecosystem"), required=False, choices=translated(Ecosystem.choices)
     )
     vintage = forms.IntegerField(label=_("Vintage"), required=False, min_value=1990, max_value=2200)
     format = forms.ChoiceField(
-        label=_("Format"), required=False, choices=[("", _("All")), *Format.choices]
+        label=_("Format"), required=False, choices=translated(Format.choices)
     )
 
 
@@ -119,6 +125,6 @@ class LedgerFilterForm(forms.Form):
 
 class ProjectFilterForm(forms.Form):
     ecosystem = forms.ChoiceField(
-        label=_("Ecosystem"), required=False, choices=[("", _("All")), *Ecosystem.choices]
+        label=_("Ecosystem"), required=False, choices=translated(Ecosystem.choices)
     )
     jurisdiction = forms.CharField(label=_("Jurisdiction"), required=False, max_length=6)

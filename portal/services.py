@@ -107,7 +107,10 @@ def verification_request(*, user: Any) -> tuple[VerificationRun, bool]:
         ).first()
         if pending is not None:
             return pending, False
-        return VerificationRun.objects.create(requested_by=user), True
+        run = VerificationRun.objects.create(requested_by=user)
+    # A run of the same number in an earlier database may have left its progress behind.
+    caches["progress"].delete(progress_key(run.pk))
+    return run, True
 
 
 def progress_key(run_id: int) -> str:

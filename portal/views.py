@@ -233,6 +233,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context = selectors.dashboard(who["organization"])
         bidder = getattr(who["organization"], "bidder", None)
         context["bidder_status"] = bidder.status if bidder else None
+        context["bidder_status_label"] = bidder.get_status_display() if bidder else None
     return render(request, "portal/dashboard.html", context)
 
 

@@ -69,6 +69,19 @@ def reason(code: str | None) -> str:
 
 
 @register.filter
+def ecosystem(code: str) -> str:
+    """An ecosystem's code (as stored and in the ledger) as its name, in the reader's language."""
+    from django.utils.translation import gettext
+
+    from ledger.models import Ecosystem
+
+    try:
+        return gettext(Ecosystem(code).label)
+    except ValueError:
+        return code
+
+
+@register.filter
 def tr(label: str) -> str:
     """A model's choice label in the reader's language (portal/labels.py lists them)."""
     from django.utils.translation import gettext

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from auctions.models import Auction, Bid
+from ledger import services as registry
+from ledger.core.note import open_note
 from ledger.models import LedgerEntry, Membership, Role
+from ledger.signing import trusted_verifiers
 from tests import factories
 from tests.auctions.conftest import TONNE, Market
 from tests.browser import chromium
@@ -97,7 +101,7 @@ def make_user(org: Any, username: str) -> None:
 
 def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     m = Market()
-    a = m.auction(closes_in=25, quantity=100 * TONNE, reserve=3000)
+    a = m.auction(closes_in=35, quantity=100 * TONNE, reserve=3000)
     rival = m.bidders[1]
     m.bid(a, rival, [(4000, 70)])  # a rival, sealed by the Python client
     make_user(m.bidders[0], "bidder")
@@ -112,16 +116,29 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     page.locator("#tiers input[name=price]").first.fill("106.00")
     page.locator("#tiers input[name=quantity]").first.fill("60")
     page.get_by_role("button", name="Add a price").click()
-    page.locator("#tiers input[name=price]").nth(1).fill("100.50")  # off the 1.00 tick
+    second_price = page.locator("#tiers input[name=price]").nth(1)
+    second_price.fill("100.50")  # off the 1.00 tick
     page.locator("#tiers input[name=quantity]").nth(1).fill("20")
     page.get_by_role("button", name="Seal and submit").click()
-    page.wait_for_selector("#bid-errors:has-text('multiple of the tick')")
-    assert Bid.objects.filter(auction=a, bidder=m.bidders[0]).count() == 0  # nothing was sent
-    page.locator("#tiers input[name=price]").nth(1).fill("100.00")
+    # The error is the field's own, tied to it for a screen reader; nothing was sent.
+    error_id = second_price.get_attribute("aria-describedby")
+    page.wait_for_selector(f"#{error_id}:has-text('multiple of the tick, 1.00')")
+    assert second_price.get_attribute("aria-invalid") == "true"
+    assert Bid.objects.filter(auction=a, bidder=m.bidders[0]).count() == 0
+    second_price.fill("100.00")
+    assert not page.locator("#cancel-amend").is_visible()  # only while amending
     page.get_by_role("button", name="Seal and submit").click()
     page.wait_for_selector("#bid-receipt:not([hidden]) #receipt-download")
-    shot(page, "auction-bid-receipt")
     commitment = page.locator("#bid-receipt").get_attribute("data-commitment")
+    # The table of the bidder's bids is refreshed in place with the new bid and its receipt.
+    page.wait_for_selector(f"#my-bids code[title='{commitment}']")
+    shot(page, "auction-bid-receipt")
+    with page.expect_download() as download:
+        page.locator("#receipt-download").click()
+    note = Path(download.value.path()).read_text()
+    opened = open_note(note, trusted_verifiers())  # signed by the ledger's key
+    assert "auction bid receipt v1\n" in opened.text
+    assert f"commitment {commitment}\n" in opened.text
 
     # The server has the ciphertext and its commitment, and nothing of what was bid.
     bid = Bid.objects.get(auction=a, bidder=m.bidders[0])
@@ -130,6 +147,31 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     for secret in (b"10600", b"10000", b'"lots"', b"tiers"):
         assert secret not in raw
         assert secret not in bytes(LedgerEntry.objects.get(seq=bid.entry_seq).body)
+
+    # A second bid, withdrawn (a plain form); then the first amended to a new schedule.
+    page.locator("#tiers input[name=price]").first.fill("90.00")
+    page.locator("#tiers input[name=quantity]").first.fill("5")
+    page.get_by_role("button", name="Seal and submit").click()
+    page.wait_for_selector(f"#bid-receipt:not([data-commitment='{commitment}']) #receipt-download")
+    extra = Bid.objects.filter(auction=a, bidder=m.bidders[0]).exclude(pk=bid.pk).get()
+    page.wait_for_selector(f"#my-bids code[title='{extra.commitment}']")
+    page.locator("tr", has_text=extra.commitment[:15]).get_by_role(
+        "button", name="Withdraw"
+    ).click()
+    page.wait_for_selector(f"text=Bid {extra.pk} withdrawn.")
+    extra.refresh_from_db()
+    assert extra.status == "withdrawn"
+    page.locator(f"button.amend[data-bid='{bid.pk}']").click()
+    assert page.locator("#cancel-amend").is_visible()
+    page.locator("#tiers input[name=price]").first.fill("106.00")
+    page.locator("#tiers input[name=quantity]").first.fill("60")
+    page.get_by_role("button", name="Add a price").click()
+    page.locator("#tiers input[name=price]").nth(1).fill("100.00")
+    page.locator("#tiers input[name=quantity]").nth(1).fill("25")
+    page.get_by_role("button", name="Seal and submit").click()
+    page.wait_for_selector("#bid-receipt:not([hidden]):has-text('version 2')")
+    bid.refresh_from_db()
+    assert bid.version == 2 and bid.commitment != commitment
 
     # The deadline passes; the worker closes, opens (the browser's ciphertext with the
     # server's Python HPKE code), clears and settles.
@@ -142,14 +184,41 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     page.goto(f"/auctions/{a.pk}/")
     page.wait_for_selector("svg.chart polyline.demand")
     assert "Your allocation, explained" in page.content()
-    assert page.locator("text=You were awarded 80 lots.").count() == 1  # 60 + 20: both tiers
+    assert page.locator("text=You were awarded 85 lots.").count() == 1  # 60 + 25, as amended
     shot(page, "auction-result")
 
 
-def test_an_auditor_runs_a_verification_and_sees_it_go_green(page):
+# Records every value the progress bar takes, from the moment the page is parsed (an init
+# script runs outside the page's CSP: it is the test's, not the page's).
+RECORD_PROGRESS = """
+window.__progress = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const bar = document.getElementById("run-progress");
+  if (!bar) return;
+  window.__progress.push(bar.value);
+  new MutationObserver(() => window.__progress.push(bar.value)).observe(bar, { attributes: true });
+  const set = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, "value").set;
+  Object.defineProperty(bar, "value", {
+    get() { return Number(this.getAttribute("value")); },
+    set(v) { set.call(this, v); window.__progress.push(Number(v)); },
+  });
+});
+"""
+
+
+def test_an_auditor_runs_a_verification_and_sees_it_go_green(page, worker):
     m = Market()
     a = m.auction(closes_in=30)
     m.bid(a, m.bidders[0], [(5000, 3)])
+    retirement = registry.credit_retire(
+        actor=factories.OPERATOR,
+        batch=m.batch.pk,
+        account=m.seller_account.pk,
+        quantity=2 * TONNE,
+        beneficiary="Ningbo Coastal Energy",
+        purpose="2025 emissions",
+        jurisdiction="CN-ZJ",
+    )
     make_user(factories.organization(Role.AUDITOR), "auditor")
     sign_in(page, "auditor")
     page.goto("/audit/ledger/")
@@ -157,20 +226,59 @@ def test_an_auditor_runs_a_verification_and_sees_it_go_green(page):
     page.get_by_role("link", name="3", exact=True).click()
     page.wait_for_selector("#canonical")
     shot(page, "entry")
+    page.goto(f"/auctions/{a.pk}/audit/")
+    shot(page, "auction-audit")
+    page.goto(f"/registry/projects/{m.batch.project.code}/")
+    shot(page, "project")
+    page.goto(f"/registry/certificates/{retirement.certificate}/")
+    page.wait_for_selector("text=Verify it yourself")
+    shot(page, "certificate")
+
+    # No worker for a moment: the run waits, queued, and its page says so and polls.
+    worker.stop()
+    page.add_init_script(RECORD_PROGRESS)
     page.goto("/audit/verification/")
     page.get_by_role("button", name="Verify now").click()
+    page.wait_for_selector("#run-status:has-text('Queued')")
+    assert page.locator("#run-progress").get_attribute("value") == "0"
+    worker.start()
     page.wait_for_selector("#report-ok", timeout=60_000)
     assert page.locator("#run-progress").get_attribute("value") == "100"
+    seen = page.evaluate("window.__progress")
+    # The script moved the bar from empty to full, and never back.
+    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen), seen
     shot(page, "verification")
 
 
+# Draws two different characters in the page's font: where no font has them, both come out
+# as the same empty box.
+GLYPHS_DIFFER = """
+() => {
+  const draw = (ch) => {
+    const c = document.createElement("canvas");
+    c.width = c.height = 40;
+    const g = c.getContext("2d");
+    g.font = "32px " + getComputedStyle(document.body).fontFamily;
+    g.fillText(ch, 2, 34);
+    return c.toDataURL();
+  };
+  return draw("海") !== draw("洋");
+}
+"""
+
+
 def test_the_chinese_interface_renders(page):
-    Market()
+    m = Market()
+    a = m.auction(closes_in=60)
+    m.bid(a, m.bidders[0], [(5000, 3)])
     page.goto("/")
     page.get_by_label("Language").select_option("zh-hans")
     page.get_by_role("button", name="Switch").click()
     page.wait_for_selector("html[lang=zh-Hans]")
     assert "海洋碳汇减排量" in page.content()
+    assert page.evaluate(GLYPHS_DIFFER), "no font renders Chinese: apt-get install fonts-noto-cjk"
+    shot(page, "home-zh")
     page.goto("/auctions/")
     assert page.get_by_role("heading", name="竞价中").count() == 1
-    shot(page, "home-zh")
+    page.goto(f"/auctions/{a.pk}/")
+    shot(page, "auction-zh")

@@ -276,7 +276,7 @@ def test_a_sign_up_waits_for_an_operator_and_then_bids(db, client):
     org = portal_services.signup_approve(actor=OPERATOR, request=req.pk)
     assert org.has_role(Role.BIDDER) and org.bidder.status == "approved"
     assert LedgerEntry.objects.count() > before
-    assert "approved" in client.get("/account/").content.decode()
+    assert "Approved" in client.get("/account/").content.decode()
 
 
 SIGNUP = {

@@ -19,67 +19,107 @@ const receiptBox = document.getElementById("bid-receipt");
 const submit = document.getElementById("seal-submit");
 const amendInput = document.getElementById("amend-bid");
 const cancelAmend = document.getElementById("cancel-amend");
+const myBids = document.getElementById("my-bids");
 const legend = document.getElementById("bid-legend");
 const text = document.getElementById("i18n").dataset;
 const rules = form.dataset;
+const EXP = EXPONENTS[rules.currency] ?? 2;
 
-function scaled(raw, places, what) {
+// A translated message (the page carries them, in data-* attributes) with {name} filled in.
+function say(key, values = {}) {
+  return (text[key] || key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+// Minor units (or grams) as the decimal people type: 10600 -> "106.00".
+function decimal(n, places) {
+  if (!places) return String(n);
+  const s = String(n).padStart(places + 1, "0");
+  return `${s.slice(0, -places)}.${s.slice(-places)}`;
+}
+
+class FieldError extends Error {}
+
+function scaled(raw, places) {
   const value = raw.trim();
   const m = /^(\d+)(?:\.(\d+))?$/.exec(value);
-  if (!m) throw new Error(`${what}: "${raw}" is not a decimal number`);
+  if (!m) throw new FieldError(say("notDecimal", { raw }));
   const frac = (m[2] || "").replace(/0+$/, "");
-  if (frac.length > places) throw new Error(`${what}: at most ${places} decimals ("${raw}")`);
+  if (frac.length > places) throw new FieldError(say("decimals", { places }));
   const whole = BigInt(m[1]) * 10n ** BigInt(places) + BigInt((frac + "0".repeat(places)).slice(0, places) || "0");
-  if (whole > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${what}: too large`);
+  if (whole > BigInt(Number.MAX_SAFE_INTEGER)) throw new FieldError(say("tooLarge"));
   return Number(whole);
 }
 
+// Each input's own error, under it and tied to it (aria-describedby, aria-invalid).
+function mark(input, message) {
+  const slot = input.parentElement.querySelector(".field-error");
+  slot.textContent = message || "";
+  if (message) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+}
+
 function readTiers() {
-  const exp = EXPONENTS[rules.currency];
   const tick = Number(rules.tick), reserve = Number(rules.reserve), lotKg = Number(rules.lotKg);
   const tiers = [];
   const problems = [];
-  for (const [i, row] of [...tiersBody.querySelectorAll("tr")].entries()) {
+  let rowProblems = 0;
+  for (const row of tiersBody.querySelectorAll("tr")) {
     const priceInput = row.querySelector("[name=price]");
     const qtyInput = row.querySelector("[name=quantity]");
-    priceInput.removeAttribute("aria-invalid");
-    qtyInput.removeAttribute("aria-invalid");
+    let price = null, lots = null;
     try {
-      const price = scaled(priceInput.value, exp, `row ${i + 1} price`);
-      if (price % tick) throw new Error(`row ${i + 1}: the price must be a multiple of the tick`);
-      if (price < reserve) throw new Error(`row ${i + 1}: the price is below the reserve`);
-      const kg = scaled(qtyInput.value, 3, `row ${i + 1} quantity`);
-      if (kg === 0 || kg % lotKg) throw new Error(`row ${i + 1}: the quantity must be whole lots`);
-      tiers.push({ price, lots: kg / lotKg });
+      price = scaled(priceInput.value, EXP);
+      if (price % tick) throw new FieldError(say("tick", { tick: decimal(tick, EXP) }));
+      if (price < reserve) throw new FieldError(say("reserve", { reserve: decimal(reserve, EXP) }));
+      mark(priceInput, "");
     } catch (e) {
-      problems.push(e.message);
-      priceInput.setAttribute("aria-invalid", "true");
-      qtyInput.setAttribute("aria-invalid", "true");
+      mark(priceInput, e.message);
+      price = null;
     }
+    try {
+      const kg = scaled(qtyInput.value, 3);
+      if (kg === 0 || kg % lotKg) throw new FieldError(say("lots", { lot: decimal(lotKg, 3) }));
+      lots = kg / lotKg;
+      mark(qtyInput, "");
+    } catch (e) {
+      mark(qtyInput, e.message);
+    }
+    if (price === null || lots === null) rowProblems += 1;
+    else tiers.push({ price, lots });
   }
-  if (!problems.length) {
-    if (!tiers.length) problems.push("add at least one price and quantity");
-    if (tiers.length > MAX_TIERS) problems.push(`at most ${MAX_TIERS} prices in one bid`);
-    if (new Set(tiers.map((t) => t.price)).size !== tiers.length) problems.push("each price once");
-    const lots = tiers.reduce((n, t) => n + t.lots, 0);
-    if (rules.singleLot === "1" && (tiers.length !== 1 || lots !== 1)) {
-      problems.push("this auction sells one lot: one price for the whole lot");
+  if (rowProblems) problems.push(say("rows", { n: rowProblems }));
+  if (!rowProblems) {
+    const held = Number(rules.deposit), required = Number(rules.depositRequired);
+    if (required && held < required) {
+      problems.push(say("deposit", { required: decimal(required, EXP), held: decimal(held, EXP) }));
     }
+    if (!tiers.length) problems.push(say("none"));
+    if (tiers.length > MAX_TIERS) problems.push(say("tooMany", { n: MAX_TIERS }));
+    if (new Set(tiers.map((t) => t.price)).size !== tiers.length) problems.push(say("dupe"));
+    const lots = tiers.reduce((n, t) => n + t.lots, 0);
+    if (rules.singleLot === "1" && (tiers.length !== 1 || lots !== 1)) problems.push(say("singleLot"));
     const capBp = rules.capBp ? Number(rules.capBp) : null;
     const capLots = capBp === null ? null : Math.floor((Number(rules.offeredLots) * capBp) / 10000);
-    if (capLots !== null && lots > capLots) {
-      problems.push(`the cap is ${capLots} lots for one bidder (lots beyond it would be trimmed)`);
-    }
+    if (capLots !== null && lots > capLots) problems.push(say("cap", { n: capLots }));
     if (rules.guarantee === "1") {
       const value = tiers.reduce((v, t) => v + (t.price * t.lots * lotKg) / 1000, 0);
-      if (value > Number(rules.deposit)) problems.push("the bid is worth more than your deposit covers");
+      if (value > held) problems.push(say("guarantee"));
     }
   }
   return { tiers, problems };
 }
 
+let rowCount = 0;
+
 function addRow(price = "", quantity = "") {
   const row = rowTemplate.content.firstElementChild.cloneNode(true);
+  rowCount += 1;
+  for (const name of ["price", "quantity"]) {
+    const input = row.querySelector(`[name=${name}]`);
+    const slot = input.parentElement.querySelector(".field-error");
+    slot.id = `tier-${rowCount}-${name}-error`;
+    input.setAttribute("aria-describedby", slot.id);
+  }
   row.querySelector("[name=price]").value = price;
   row.querySelector("[name=quantity]").value = quantity;
   row.querySelector(".remove-tier").addEventListener("click", () => row.remove());
@@ -96,13 +136,13 @@ function showReceipt(bid) {
   const r = bid.receipts[bid.receipts.length - 1];
   receiptBox.replaceChildren();
   const p = document.createElement("p");
-  p.textContent = `${text.sent} bid ${bid.id}, version ${r.version}, ledger entry ${r.entry_seq}, commitment ${r.commitment}`;
+  p.textContent = say("sent", { bid: bid.id, version: r.version, seq: r.entry_seq, commitment: r.commitment });
   const pre = document.createElement("pre");
   pre.textContent = r.note;
   const a = document.createElement("a");
   a.href = URL.createObjectURL(new Blob([r.note], { type: "text/plain" }));
   a.download = `bid-${bid.id}-v${r.version}-receipt.txt`;
-  a.textContent = text.download;
+  a.textContent = say("download");
   a.id = "receipt-download";
   receiptBox.append(p, pre, a);
   receiptBox.hidden = false;
@@ -122,12 +162,12 @@ form.addEventListener("submit", async (event) => {
   errors.textContent = "";
   const { tiers, problems } = readTiers();
   if (problems.length) {
-    errors.textContent = problems.join(" · ");
+    errors.replaceChildren(...problems.map((m) => Object.assign(document.createElement("p"), { textContent: m })));
     return;
   }
   submit.disabled = true;
   const label = submit.textContent;
-  submit.textContent = text.sealing;
+  submit.textContent = say("sealing");
   try {
     const sealed = await sealBid({
       publicKey: rules.publicKey,
@@ -147,10 +187,12 @@ form.addEventListener("submit", async (event) => {
       }),
     });
     const body = await response.json();
-    if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
-    if (body.commitment !== sealed.commitment) throw new Error("the server's commitment is not our ciphertext's");
+    // The registry's refusal, in this page's language when it is one a bidder can meet here.
+    if (!response.ok) throw new Error(text[`code_${body.code}`] ? say(`code_${body.code}`) : body.message || `HTTP ${response.status}`);
+    if (body.commitment !== sealed.commitment) throw new Error(say("mismatch"));
     showReceipt(body);
     resetForm();
+    refreshBids();
   } catch (e) {
     errors.textContent = e.message;
   } finally {
@@ -162,15 +204,30 @@ form.addEventListener("submit", async (event) => {
 document.getElementById("add-tier").addEventListener("click", () => addRow().querySelector("input").focus());
 cancelAmend.addEventListener("click", resetForm);
 legend.dataset.original = legend.textContent;
-for (const button of document.querySelectorAll("button.amend")) {
-  button.addEventListener("click", () => {
-    // The old version cannot be shown (only its ciphertext exists): the bidder enters the new one.
-    resetForm();
-    amendInput.value = button.dataset.bid;
-    legend.textContent = `${text.amend} ${button.dataset.bid}`;
-    cancelAmend.hidden = false;
-    form.scrollIntoView();
-    tiersBody.querySelector("input").focus();
-  });
+// One listener for the table's amend buttons, so a refreshed table needs no rebinding.
+myBids.addEventListener("click", (event) => {
+  const button = event.target.closest("button.amend");
+  if (!button) return;
+  // The old version cannot be shown (only its ciphertext exists): the bidder enters the new one.
+  resetForm();
+  amendInput.value = button.dataset.bid;
+  legend.textContent = say("amend", { bid: button.dataset.bid });
+  cancelAmend.hidden = false;
+  form.scrollIntoView();
+  tiersBody.querySelector("input").focus();
+});
+
+// The bids table as the registry now has it (the new version and its receipt), read from this
+// page; if that fails the receipt shown is still the confirmation.
+async function refreshBids() {
+  try {
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.getElementById("my-bids");
+    if (fresh) myBids.replaceChildren(...fresh.childNodes);
+  } catch {
+    // Nothing to do: the table is refreshed on the next visit.
+  }
 }
 addRow();
