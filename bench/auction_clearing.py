@@ -49,14 +49,19 @@ def _setup_market(n_bidders: int, lots: int) -> tuple[int, list[tuple[int, int, 
     with transaction.atomic():
         world = factories.World()
         batch = world.issue(lots * 1000, share_bp=0)
-        bidders = []
-        for i in range(n_bidders):
-            org = services.organization_register(
-                actor=op, handle=f"bidder-{i:05d}", name=f"Bidder {i}", roles=[Role.BIDDER]
-            )
-            acc = services.account_open(actor=op, organization=org.pk, name="Main")
-            auctions.bidder_approve(actor=op, organization=org.pk)
-            bidders.append((org.pk, acc.pk, org.handle))
+    bidders = []
+    # Committed every 100 bidders: each append updates the ledger's head row, and PostgreSQL
+    # walks all of a row's versions written by one open transaction, so 30,000 appends in one
+    # transaction cost O(n^2) (16 minutes for 10,000 bidders, measured).
+    for first in range(0, n_bidders, 100):
+        with transaction.atomic():
+            for i in range(first, min(first + 100, n_bidders)):
+                org = services.organization_register(
+                    actor=op, handle=f"bidder-{i:05d}", name=f"Bidder {i}", roles=[Role.BIDDER]
+                )
+                acc = services.account_open(actor=op, organization=org.pk, name="Main")
+                auctions.bidder_approve(actor=op, organization=org.pk)
+                bidders.append((org.pk, acc.pk, org.handle))
     seller = Account.objects.get(pk=world.dev_account.pk)
     return seller.pk, batch.pk, bidders
 

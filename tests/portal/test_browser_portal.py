@@ -282,3 +282,61 @@ def test_the_chinese_interface_renders(page):
     assert page.get_by_role("heading", name="竞价中").count() == 1
     page.goto(f"/auctions/{a.pk}/")
     shot(page, "auction-zh")
+
+
+def tab_to(page: Any, selector: str, limit: int = 60) -> None:
+    """Press Tab until the focus is on ``selector``: it must be reachable with the keyboard."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with Tab in {limit} presses")
+
+
+def focused(page: Any, selector: str) -> bool:
+    return page.evaluate("(s) => document.activeElement.matches(s)", selector)
+
+
+def test_a_bidder_signs_in_and_bids_with_the_keyboard_alone(page):
+    m = Market()
+    a = m.auction(closes_in=120, quantity=10 * TONNE, reserve=3000)
+    make_user(m.bidders[0], "bidder")
+
+    page.goto("/")
+    page.keyboard.press("Tab")
+    assert focused(page, "a.skip")  # the first stop skips the header
+    page.keyboard.press("Enter")
+    assert focused(page, "main")
+    page.goto("/account/login/")
+    assert focused(page, "input[name=username]")  # the sign-in form starts focused
+    page.keyboard.type("bidder")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/account/")
+
+    page.goto(f"/auctions/{a.pk}/")
+    tab_to(page, "#tiers input[name=price]")
+    page.keyboard.type("40.50")  # off the 1.00 tick
+    page.keyboard.press("Tab")
+    page.keyboard.type("3")
+    tab_to(page, "#add-tier")
+    page.keyboard.press("Enter")
+    assert focused(page, "#tiers tr:nth-child(2) input[name=price]")  # the new row's price
+    page.keyboard.type("35.00")
+    page.keyboard.press("Tab")
+    page.keyboard.type("2")
+    tab_to(page, "#bid-form button[type=submit]")
+    page.keyboard.press("Enter")
+    # Refused before sealing; the focus goes to the input that is wrong.
+    page.wait_for_selector("#tiers input[aria-invalid=true]")
+    assert focused(page, "#tiers tr:nth-child(1) input[name=price]")
+    assert Bid.objects.filter(auction=a).count() == 0
+    page.keyboard.press("Control+A")
+    page.keyboard.type("40.00")
+    page.keyboard.press("Enter")  # Enter in a field submits the form
+    page.wait_for_selector("#bid-receipt:not([hidden]) #receipt-download")
+    assert focused(page, "#bid-receipt")  # the confirmation is where the focus is
+    page.keyboard.press("Tab")
+    assert focused(page, "#receipt-download")
+    assert Bid.objects.filter(auction=a, bidder=m.bidders[0]).count() == 1

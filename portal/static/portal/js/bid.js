@@ -147,6 +147,7 @@ function showReceipt(bid) {
   receiptBox.append(p, pre, a);
   receiptBox.hidden = false;
   receiptBox.dataset.commitment = r.commitment;
+  receiptBox.focus(); // a keyboard or screen-reader user lands on the confirmation
 }
 
 function resetForm() {
@@ -163,6 +164,8 @@ form.addEventListener("submit", async (event) => {
   const { tiers, problems } = readTiers();
   if (problems.length) {
     errors.replaceChildren(...problems.map((m) => Object.assign(document.createElement("p"), { textContent: m })));
+    // To the first input that is wrong, whose own message says why.
+    tiersBody.querySelector("[aria-invalid=true]")?.focus();
     return;
   }
   submit.disabled = true;
