@@ -49,6 +49,18 @@ class Ecosystem(models.TextChoices):
     MACROALGAE = "macroalgae", "Macroalgae (seaweed farming)"
     SHELLFISH = "shellfish", "Shellfish farming"
 
+    @classmethod
+    def name_of(cls, code: str) -> str:
+        """An ecosystem's code (as stored and in the ledger) as its name in the reader's
+        language (the labels are in the catalog through portal/labels.py); an unknown code as
+        it is."""
+        from django.utils.translation import gettext
+
+        try:
+            return gettext(cls(code).label)
+        except ValueError:
+            return code
+
 
 class StoragePathway(models.TextChoices):
     BIOMASS = "biomass", "Living biomass"

@@ -46,3 +46,19 @@ def chromium() -> Iterator[Any]:
             # opened in it (the tests' flushes) would outlive it and hold sessions on the test
             # database past its teardown.
             connections.close_all()
+
+
+def page_problems(page: Any) -> list[str]:
+    """A list that collects the page's errors and console errors and warnings (a CSP violation
+    is one) from now on: a test asserts it is empty at the end."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in {"error", "warning"}
+            else None
+        ),
+    )
+    return problems

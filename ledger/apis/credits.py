@@ -567,15 +567,13 @@ class RetirementCertificatePageApi(PublicApi):
 def certificate_page(certificate: str) -> dict[str, Any]:
     """What the printable certificate shows: the certificate and the verifier keys its
     checkpoint is checked with (every key the ledger has signed with; the note names which)."""
-    from django.utils.translation import gettext
-
     from ledger.models import Ecosystem
     from ledger.signing import trusted_verifiers
 
     c = retirement_certificate(certificate)
     return {
         "c": c,
-        "ecosystem": gettext(Ecosystem(c["ecosystem"]).label),
+        "ecosystem": Ecosystem.name_of(c["ecosystem"]),
         "verifier_keys": [v.to_string() for v in trusted_verifiers()],
     }
 

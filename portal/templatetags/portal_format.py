@@ -70,15 +70,10 @@ def reason(code: str | None) -> str:
 
 @register.filter
 def ecosystem(code: str) -> str:
-    """An ecosystem's code (as stored and in the ledger) as its name, in the reader's language."""
-    from django.utils.translation import gettext
-
+    """An ecosystem's code as its name, in the reader's language."""
     from ledger.models import Ecosystem
 
-    try:
-        return gettext(Ecosystem(code).label)
-    except ValueError:
-        return code
+    return Ecosystem.name_of(code)
 
 
 @register.filter

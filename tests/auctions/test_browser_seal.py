@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from auctions.core import sealing
-from tests.browser import chromium
+from tests.browser import chromium, page_problems
 from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -105,16 +105,7 @@ def page(browser: Any, server: str) -> Iterator[Any]:
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(f"console {message.type}: {message.text}")
-            if message.type in {"error", "warning"}
-            else None
-        ),
-    )
+    problems = page_problems(page)
     page.goto(f"{server}/page/seal_page.html")
     page.wait_for_selector("body[data-ready=true]")
     yield page

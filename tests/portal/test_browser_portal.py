@@ -23,7 +23,7 @@ from ledger.models import LedgerEntry, Membership, Role
 from ledger.signing import trusted_verifiers
 from tests import factories
 from tests.auctions.conftest import TONNE, Market
-from tests.browser import chromium
+from tests.browser import chromium, page_problems
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -66,16 +66,7 @@ def page(browser: Any, portal_url: str) -> Iterator[Any]:
     context = browser.new_context(base_url=portal_url, locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(20_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text}")
-            if m.type in {"error", "warning"}
-            else None
-        ),
-    )
+    problems = page_problems(page)
     yield page
     context.close()
     assert problems == []
@@ -288,7 +279,7 @@ def tab_to(page: Any, selector: str, limit: int = 60) -> None:
     """Press Tab until the focus is on ``selector``: it must be reachable with the keyboard."""
     for _ in range(limit):
         page.keyboard.press("Tab")
-        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+        if focused(page, selector):
             return
     raise AssertionError(f"{selector} cannot be reached with Tab in {limit} presses")
 
