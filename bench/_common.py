@@ -198,3 +198,34 @@ def stop_processes(procs) -> None:
             p.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
+
+
+def cpu_seconds_by_session(sessions: dict[str, int], users: dict[str, str] | None = None):
+    """CPU seconds (user + system) used so far by every process of each session id (a process
+    started with ``start_new_session`` and its children), and of each system user's processes
+    (the database server's, say), read from /proc. Linux only; {} elsewhere. The difference of
+    two readings is what a phase cost each part."""
+    import pwd
+
+    if not os.path.isdir("/proc/self"):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    by_sid = {sid: name for name, sid in sessions.items()}
+    uids = {pwd.getpwnam(u).pw_uid: name for name, u in (users or {}).items()}
+    out = dict.fromkeys([*sessions, *(users or {})], 0.0)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        # After the ")" ending the command name: state is fields[0], session fields[3],
+        # utime and stime fields[11] and fields[12] (proc(5)).
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        name = by_sid.get(int(fields[3])) or uids.get(uid)
+        if name is not None:
+            out[name] += seconds
+    return out
