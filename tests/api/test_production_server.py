@@ -1,0 +1,112 @@
+"""The web server the README tells operators to run (Granian's WSGI interface), started with the
+README's own command line against the test database: a sealed bid in and a signed receipt out
+over one kept-alive connection, and a bad request answered in the API's error format."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from auctions.core import sealing
+from ledger import services
+from ledger.core.note import open_note
+from ledger.signing import trusted_verifiers
+from tests.auctions.conftest import Market
+from tests.worker import ROOT, worker_env
+
+
+def readme_command() -> list[str]:
+    """The production command from the README's code block that starts with ``granian``."""
+    text = (ROOT / "README.md").read_text()
+    found = re.search(r"^ {4}(granian .*?)(?:\n\n|\n[^ ])", text, re.M | re.S)
+    assert found, "README.md shows no granian command"
+    return shlex.split(found.group(1).replace("\\\n", " "))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(committed_db: None, tmp_path: Path) -> Iterator[int]:
+    argv = readme_command()
+    port = _free_port()
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        argv[argv.index(flag) + 1] = value
+    log = (tmp_path / "granian.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *argv],
+        cwd=ROOT,
+        env={**worker_env("unused"), "DJANGO_SETTINGS_MODULE": "bluecarbon.settings"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "granian.log").read_text()[-3000:]
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start listening"
+                time.sleep(0.2)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_the_readme_command_serves_sealed_bids_over_a_kept_alive_connection(server: int):
+    m = Market()
+    a = m.auction(deposit_required=0)
+    bidder = m.bidders[0]
+    _, secret = services.apikey_create(organization=bidder.pk, name="k", scopes=["bid", "read"])
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    sockets = []
+    for price in (3100, 3200):
+        ciphertext = sealing.seal(
+            public_key=bytes(a.public_key),
+            origin=settings.LEDGER_ORIGIN,
+            auction=a.pk,
+            bidder=bidder.pk,
+            tiers=[{"price": price, "lots": 5}],
+        )
+        body = json.dumps({"ciphertext": base64.b64encode(ciphertext).decode()})
+        conn.request("POST", f"/api/v1/auctions/{a.pk}/bids", body=body, headers=headers)
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+        assert r.status == 201, answer
+        sockets.append(conn.sock)
+        (receipt,) = answer["receipts"]
+        note = open_note(receipt["note"], trusted_verifiers())
+        assert f"commitment {sealing.commitment(ciphertext).hex()}\n" in note.text
+    # Both requests went over one connection: the server keeps connections alive.
+    assert sockets[0] is not None and sockets[0] is sockets[1]
+
+    conn.request("POST", f"/api/v1/auctions/{a.pk}/bids", body="{not json", headers=headers)
+    r = conn.getresponse()
+    error = json.loads(r.read())
+    assert r.status == 400 and set(error) == {"code", "message", "detail"}
+    conn.close()
