@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import lru_cache
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -38,29 +38,61 @@ def _append_verifier(verifier: Verifier) -> None:
             fh.write(verifier.to_string() + "\n")
 
 
-@lru_cache(maxsize=1)
+# The signer last read, and which file it came from (path, device, inode, modification time).
+_loaded: tuple[tuple[str, int, int, int], Signer] | None = None
+_loading = threading.Lock()
+
+
+def _identity(path: Path) -> tuple[str, int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (str(path), st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
 def get_signer() -> Signer:
+    """The ledger's signer. Read from its key file once, and again whenever the file is
+    replaced: ``manage.py ledger_key_rotate`` runs in its own process, and every web and Celery
+    process then signs with the new key from its next signature on, without a restart (one
+    stat per call)."""
+    global _loaded
     path: Path = settings.LEDGER_SIGNING_KEY_FILE
-    if not path.exists():
-        if settings.PRODUCTION:
-            raise ImproperlyConfigured(
-                f"ledger signing key {path} does not exist; production never generates one"
-            )
-        signer = Signer.generate(settings.LEDGER_ORIGIN)
-        try:
-            _write_private(path, signer.to_string())
-        except FileExistsError:  # another process won the race: use its key
-            return Signer.from_string(path.read_text().strip())
-        _append_verifier(signer.verifier())
-        log.warning(
-            "Generated a DEVELOPMENT ledger signing key at %s (verifier key %s). "
-            "Configure LEDGER_SIGNING_KEY_FILE in production.",
-            path,
-            signer.verifier().to_string(),
-        )
+    ident = _identity(path)
+    loaded = _loaded
+    if loaded is not None and ident is not None and loaded[0] == ident:
+        return loaded[1]
+    with _loading:
+        ident = _identity(path)
+        if ident is None:
+            signer = _generate(path)
+            ident = _identity(path)
+        else:
+            signer = Signer.from_string(path.read_text().strip())
+            _append_verifier(signer.verifier())
+        if ident is not None:
+            _loaded = (ident, signer)
         return signer
-    signer = Signer.from_string(path.read_text().strip())
+
+
+def _generate(path: Path) -> Signer:
+    """Development only: a key of its own when none is configured."""
+    if settings.PRODUCTION:
+        raise ImproperlyConfigured(
+            f"ledger signing key {path} does not exist; production never generates one"
+        )
+    signer = Signer.generate(settings.LEDGER_ORIGIN)
+    try:
+        _write_private(path, signer.to_string())
+    except FileExistsError:  # another process won the race: use its key
+        return Signer.from_string(path.read_text().strip())
     _append_verifier(signer.verifier())
+    log.warning(
+        "Generated a DEVELOPMENT ledger signing key at %s (verifier key %s). "
+        "Configure LEDGER_SIGNING_KEY_FILE in production.",
+        path,
+        signer.verifier().to_string(),
+    )
     return signer
 
 
@@ -80,15 +112,21 @@ def trusted_verifiers(extra: list[str] | None = None) -> list[Verifier]:
 def rotate_signing_key() -> tuple[Verifier, Verifier]:
     """Replace the signing key. The old verifier key stays in the keys file so that every
     checkpoint it signed keeps verifying; the old private key file is kept as ``*.retired-N``
-    only if the operator wants it (we rename, never delete, so nothing is lost by accident)."""
+    (we never delete a key, so nothing is lost by accident).
+
+    The key file is replaced in one step (a rename over it), so a process signing meanwhile
+    finds the old key or the new one, never no key; and the new verifier key is trusted before
+    the new key can sign anything. Processes pick the new key up at their next signature."""
     path: Path = settings.LEDGER_SIGNING_KEY_FILE
     old = get_signer()
     new = Signer.generate(settings.LEDGER_ORIGIN)
+    fresh = path.with_name(f"{path.name}.new")
+    fresh.unlink(missing_ok=True)  # left by a rotation that stopped before using it
+    _write_private(fresh, new.to_string())
     n = 1
     while path.with_name(f"{path.name}.retired-{n}").exists():
         n += 1
-    path.rename(path.with_name(f"{path.name}.retired-{n}"))
-    _write_private(path, new.to_string())
+    os.link(path, path.with_name(f"{path.name}.retired-{n}"))
     _append_verifier(new.verifier())
-    get_signer.cache_clear()
+    os.replace(fresh, path)
     return old.verifier(), new.verifier()

@@ -156,9 +156,6 @@ def own_keys(settings, tmp_path):
     """A signing key and verifier-keys file of this test's own, so rotating is harmless."""
     settings.LEDGER_SIGNING_KEY_FILE = tmp_path / "keys" / "signing.key"
     settings.LEDGER_VERIFIER_KEYS_FILE = tmp_path / "keys" / "verifier-keys.txt"
-    signing.get_signer.cache_clear()
-    yield
-    signing.get_signer.cache_clear()
 
 
 def test_after_a_key_rotation_both_keys_are_published_and_old_notes_still_verify(

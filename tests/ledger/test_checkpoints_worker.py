@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from ledger import services
+import pytest
+
+from ledger import services, signing
 from ledger.core.note import checkpoint_open
 from ledger.models import Checkpoint, LedgerEntry
 from ledger.signing import trusted_verifiers
@@ -42,3 +45,61 @@ def test_a_worker_signs_a_checkpoint_covering_every_write_soon_after_it(worker):
     body, _ = checkpoint_open(checkpoint.note, trusted_verifiers(), origin=None)
     assert body.size == size
     assert body.root == services.tree_root(size)
+
+
+@pytest.fixture
+def own_keys_worker(celery_worker_process, committed_db, settings, tmp_path):
+    """A worker of its own whose signing key and verifier-keys file are this test's, shared
+    with this process (as an operator's processes share the key files)."""
+    from bluecarbon.celery import app as celery_app
+    from tests.conftest import ARTIFACTS
+    from tests.worker import Worker
+
+    paths = {
+        "LEDGER_SIGNING_KEY_FILE": tmp_path / "keys" / "ledger-signing.key",
+        "LEDGER_VERIFIER_KEYS_FILE": tmp_path / "keys" / "verifier-keys.txt",
+    }
+    for name, path in paths.items():
+        setattr(settings, name, path)
+    signing.get_signer()  # the key exists before the worker starts
+    worker = Worker(ARTIFACTS, env={k: str(v) for k, v in paths.items()})
+    queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = worker.queue
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        celery_app.conf.task_default_queue = queue
+
+
+def test_a_running_worker_signs_with_the_new_key_after_a_rotation(own_keys_worker):
+    """``ledger_key_rotate`` runs in a process of its own: the worker must not go on signing
+    with the key it read at start-up."""
+    world = World()
+    b = world.issue(5_000_000)
+
+    def checkpoint_after_a_write() -> Checkpoint:
+        services._checkpoint_last_enqueued = 0.0  # this process's enqueue throttle
+        services.credit_transfer(
+            actor=world.dev,
+            batch=b.pk,
+            sender=world.dev_account.pk,
+            recipient=world.buyer_account.pk,
+            quantity=1_000,
+        )
+        size = LedgerEntry.objects.count()
+        found = _wait_for(lambda: Checkpoint.objects.filter(size=size).exists())
+        assert found, own_keys_worker.log()[-2000:]
+        return Checkpoint.objects.get(size=size)
+
+    before = checkpoint_after_a_write()
+    old, new = signing.rotate_signing_key()
+    assert before.key_hash == old.key_hash.hex()
+    after = checkpoint_after_a_write()
+    assert after.key_hash == new.key_hash.hex() != old.key_hash.hex()
+    # Both notes verify with the published keys; the retired key is kept, not deleted.
+    for checkpoint in (before, after):
+        checkpoint_open(checkpoint.note, trusted_verifiers(), origin=None)
+    key_file = own_keys_worker.env["LEDGER_SIGNING_KEY_FILE"]
+    assert Path(key_file).with_name("ledger-signing.key.retired-1").exists()

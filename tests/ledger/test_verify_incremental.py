@@ -19,9 +19,7 @@ def keys(settings, tmp_path):
     """A signing key and a verifier-keys file of this test's own."""
     settings.LEDGER_SIGNING_KEY_FILE = tmp_path / "keys" / "signing.key"
     settings.LEDGER_VERIFIER_KEYS_FILE = tmp_path / "keys" / "verifier-keys.txt"
-    signing.get_signer.cache_clear()
-    yield tmp_path
-    signing.get_signer.cache_clear()
+    return tmp_path
 
 
 def transfer(world, batch, qty=1_000):
