@@ -301,10 +301,11 @@ def main() -> None:
         ]
         print(common.table(["", "entries", "seconds", "entries/s", "peak RSS MB"], rows))
         print()
-        print(
-            f"ratio verify / baseline: {ratio:.3f}  (target >= 0.7: "
-            f"{'met' if ratio >= 0.7 else 'NOT met'})"
-        )
+        if n >= 1_000_000:
+            verdict = "met" if ratio >= 0.7 else "NOT met"
+        else:  # below the target's size the verifier may run its serial path
+            verdict = f"not judged: the target is for 1,000,000 entries, this ran {n:,}"
+        print(f"ratio verify / baseline: {ratio:.3f}  (target >= 0.7: {verdict})")
         print(
             f"ratio verify / COPY baseline (informational): {v_rate / copy_rate:.3f}"
             if copy_rate
