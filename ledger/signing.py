@@ -9,6 +9,7 @@ database but not read the key cannot forge a checkpoint.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -118,15 +119,19 @@ def rotate_signing_key() -> tuple[Verifier, Verifier]:
     finds the old key or the new one, never no key; and the new verifier key is trusted before
     the new key can sign anything. Processes pick the new key up at their next signature."""
     path: Path = settings.LEDGER_SIGNING_KEY_FILE
-    old = get_signer()
-    new = Signer.generate(settings.LEDGER_ORIGIN)
-    fresh = path.with_name(f"{path.name}.new")
-    fresh.unlink(missing_ok=True)  # left by a rotation that stopped before using it
-    _write_private(fresh, new.to_string())
-    n = 1
-    while path.with_name(f"{path.name}.retired-{n}").exists():
-        n += 1
-    os.link(path, path.with_name(f"{path.name}.retired-{n}"))
-    _append_verifier(new.verifier())
-    os.replace(fresh, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One rotation at a time, across processes.
+    with open(path.with_name(f"{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = get_signer()
+        new = Signer.generate(settings.LEDGER_ORIGIN)
+        fresh = path.with_name(f"{path.name}.new")
+        fresh.unlink(missing_ok=True)  # left by a rotation that stopped before using it
+        _write_private(fresh, new.to_string())
+        n = 1
+        while path.with_name(f"{path.name}.retired-{n}").exists():
+            n += 1
+        os.link(path, path.with_name(f"{path.name}.retired-{n}"))
+        _append_verifier(new.verifier())
+        os.replace(fresh, path)
     return old.verifier(), new.verifier()

@@ -175,3 +175,23 @@ def test_after_a_key_rotation_both_keys_are_published_and_old_notes_still_verify
         opened, signed = checkpoint_open(note, keys)
         assert opened.size == checkpoint.size
         assert [s.key_hash for s in signed.verified] == [bytes.fromhex(checkpoint.key_hash)]
+
+
+def test_rotations_run_at_the_same_time_happen_one_after_another(own_keys, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = signing.get_signer().verifier()
+    with ThreadPoolExecutor(4) as pool:
+        rotations = list(pool.map(lambda _: signing.rotate_signing_key(), range(4)))
+    # A chain: each rotation retired the key the one before it made, and none was lost.
+    olds = {old.to_string() for old, _ in rotations}
+    news = {new.to_string() for _, new in rotations}
+    assert len(news) == 4 and first.to_string() in olds
+    assert olds - news == {first.to_string()} and len(news - olds) == 1
+    current = signing.get_signer().verifier().to_string()
+    assert news - olds == {current}
+    key = settings.LEDGER_SIGNING_KEY_FILE
+    retired = sorted(key.parent.glob(f"{key.name}.retired-*"))
+    assert len(retired) == 4
+    trusted = settings.LEDGER_VERIFIER_KEYS_FILE.read_text().split()
+    assert set(trusted) == olds | news
