@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -96,3 +98,20 @@ class Worker:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def own_worker(log_dir: Path, env: dict[str, str]) -> Iterator[Worker]:
+    """A worker of a test's own, with ``env`` on top of the usual, on its own queue: tasks the
+    test's writes enqueue go to it (and not to the session's worker) until the block ends."""
+    from bluecarbon.celery import app as celery_app
+
+    worker = Worker(log_dir, env=env)
+    queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = worker.queue
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        celery_app.conf.task_default_queue = queue

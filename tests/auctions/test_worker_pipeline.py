@@ -17,12 +17,11 @@ from django.utils import timezone
 from auctions import selectors, services, tasks
 from auctions.core import result as results
 from auctions.models import Auction, Award, Bid
-from bluecarbon.celery import app as celery_app
 from ledger.exceptions import LedgerError
 from ledger.models import LedgerEntry
 from tests.auctions.conftest import TONNE, Market
 from tests.conftest import ARTIFACTS
-from tests.worker import Worker
+from tests.worker import Worker, own_worker
 
 pytestmark = pytest.mark.worker
 
@@ -159,15 +158,8 @@ def test_a_bid_after_the_deadline_is_refused_even_before_the_worker_closes(marke
 @pytest.fixture
 def slow_worker(celery_worker_process: Worker, committed_db: None) -> Iterator[Worker]:
     """A worker of its own that opens bids one per task (so a kill lands mid-opening)."""
-    worker = Worker(ARTIFACTS, env={"AUCTION_OPEN_CHUNK": "1"})
-    queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = worker.queue
-    worker.start()
-    try:
+    with own_worker(ARTIFACTS, {"AUCTION_OPEN_CHUNK": "1"}) as worker:
         yield worker
-    finally:
-        worker.stop()
-        celery_app.conf.task_default_queue = queue
 
 
 def test_a_worker_killed_while_opening_bids_restarts_and_settles_once(slow_worker, verify_ledger):

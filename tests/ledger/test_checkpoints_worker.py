@@ -23,18 +23,22 @@ def _wait_for(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
+def _transfer(world: World, batch) -> None:
+    services.credit_transfer(
+        actor=world.dev,
+        batch=batch.pk,
+        sender=world.dev_account.pk,
+        recipient=world.buyer_account.pk,
+        quantity=1_000,
+    )
+
+
 def test_a_worker_signs_a_checkpoint_covering_every_write_soon_after_it(worker):
     world = World()
     b = world.issue(5_000_000)
     started = time.monotonic()
     for _ in range(40):
-        services.credit_transfer(
-            actor=world.dev,
-            batch=b.pk,
-            sender=world.dev_account.pk,
-            recipient=world.buyer_account.pk,
-            quantity=1_000,
-        )
+        _transfer(world, b)
     size = LedgerEntry.objects.count()
 
     assert _wait_for(lambda: Checkpoint.objects.filter(size=size).exists()), worker.log()[-2000:]
@@ -51,9 +55,8 @@ def test_a_worker_signs_a_checkpoint_covering_every_write_soon_after_it(worker):
 def own_keys_worker(celery_worker_process, committed_db, settings, tmp_path):
     """A worker of its own whose signing key and verifier-keys file are this test's, shared
     with this process (as an operator's processes share the key files)."""
-    from bluecarbon.celery import app as celery_app
     from tests.conftest import ARTIFACTS
-    from tests.worker import Worker
+    from tests.worker import own_worker
 
     paths = {
         "LEDGER_SIGNING_KEY_FILE": tmp_path / "keys" / "ledger-signing.key",
@@ -62,15 +65,8 @@ def own_keys_worker(celery_worker_process, committed_db, settings, tmp_path):
     for name, path in paths.items():
         setattr(settings, name, path)
     signing.get_signer()  # the key exists before the worker starts
-    worker = Worker(ARTIFACTS, env={k: str(v) for k, v in paths.items()})
-    queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = worker.queue
-    worker.start()
-    try:
+    with own_worker(ARTIFACTS, {k: str(v) for k, v in paths.items()}) as worker:
         yield worker
-    finally:
-        worker.stop()
-        celery_app.conf.task_default_queue = queue
 
 
 def test_a_running_worker_signs_with_the_new_key_after_a_rotation(own_keys_worker):
@@ -81,13 +77,7 @@ def test_a_running_worker_signs_with_the_new_key_after_a_rotation(own_keys_worke
 
     def checkpoint_after_a_write() -> Checkpoint:
         services._checkpoint_last_enqueued = 0.0  # this process's enqueue throttle
-        services.credit_transfer(
-            actor=world.dev,
-            batch=b.pk,
-            sender=world.dev_account.pk,
-            recipient=world.buyer_account.pk,
-            quantity=1_000,
-        )
+        _transfer(world, b)
         size = LedgerEntry.objects.count()
         found = _wait_for(lambda: Checkpoint.objects.filter(size=size).exists())
         assert found, own_keys_worker.log()[-2000:]
