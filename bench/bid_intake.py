@@ -4,9 +4,10 @@ round trip to the same server, measured in the same run.
 
 Setup (not timed): a scratch database; an open auction; approved bidders with API keys
 (scope ``bid``), each sending at most 40 bids; every bid sealed in advance with the Python
-HPKE client (the client's own cost is not the server's). A Granian WSGI server
-(``--server-workers`` processes of ``--threads`` threads) and a Celery worker (signing
-checkpoints, as in production) are started on the same machine. Each client is a process with
+HPKE client (the client's own cost is not the server's). The web server is started with the
+README's production command (Granian; ``--server-workers`` processes of ``--threads`` threads
+in place of its counts), and a Celery worker (signing checkpoints, as in production), on the
+same machine. Each client is a process with
 one keep-alive connection.
 
 Besides rates and latencies it prints the CPU each part spent per request (web server,
@@ -46,14 +47,10 @@ import uuid
 
 import _common as common
 
+from tests import server as web  # the README's production command
+
 # Each bidder stays well under its 50 standing bids.
 BIDS_PER_BIDDER = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _setup(clients: int, bids_per_client: int) -> tuple[int, list[list[tuple[str, str]]]]:
@@ -117,29 +114,6 @@ def _setup(clients: int, bids_per_client: int) -> tuple[int, list[list[tuple[str
             bodies.append((secret, json.dumps({"ciphertext": base64.b64encode(ct).decode()})))
         plan.append(bodies)
     return a.pk, plan
-
-
-def _server_argv(args: argparse.Namespace, port: int) -> list[str]:
-    """The production web server (README: Run in production), Granian's WSGI interface."""
-    return [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "wsgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(args.server_workers),
-        "--blocking-threads",
-        str(args.threads),
-        "--no-ws",
-        "--log-level",
-        "warning",
-        "bluecarbon.wsgi:application",
-    ]
 
 
 def _client(
@@ -251,11 +225,14 @@ def main() -> None:
         auction_id, plan = _setup(args.clients, per_client)
         common.close_django_connections()
         env = dict(os.environ, DATABASE_URL=dsn, PYTHONUNBUFFERED="1")
-        port = _free_port()
+        port = web.free_port()
         log = open(f"/tmp/{queue}-server.log", "wb")  # noqa: SIM115
         procs.append(
             subprocess.Popen(
-                _server_argv(args, port),
+                # The README's production command, with this run's process and thread counts.
+                web.readme_command(
+                    port, workers=str(args.server_workers), blocking_threads=str(args.threads)
+                ),
                 cwd=common.PROJECT_ROOT,
                 env=env,
                 stdout=log,

@@ -8,12 +8,9 @@ import base64
 import http.client
 import json
 import os
-import re
-import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,32 +23,16 @@ from ledger import services
 from ledger.core.note import open_note
 from ledger.signing import trusted_verifiers
 from tests.auctions.conftest import Market
+from tests.server import free_port, readme_command
 from tests.worker import ROOT, worker_env
-
-
-def readme_command() -> list[str]:
-    """The production command from the README's code block that starts with ``granian``."""
-    text = (ROOT / "README.md").read_text()
-    found = re.search(r"^ {4}(granian .*?)(?:\n\n|\n[^ ])", text, re.M | re.S)
-    assert found, "README.md shows no granian command"
-    return shlex.split(found.group(1).replace("\\\n", " "))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def server(committed_db: None, tmp_path: Path) -> Iterator[int]:
-    argv = readme_command()
-    port = _free_port()
-    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
-        argv[argv.index(flag) + 1] = value
+    port = free_port()
     log = (tmp_path / "granian.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", *argv],
+        readme_command(port),
         cwd=ROOT,
         env={**worker_env("unused"), "DJANGO_SETTINGS_MODULE": "bluecarbon.settings"},
         stdout=log,
