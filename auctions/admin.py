@@ -18,7 +18,7 @@ from django.shortcuts import redirect
 from ledger.actors import Actor
 from ledger.admin import ReadOnlyAdmin
 from ledger.core.quantity import QuantityError, format_money, format_tonnes, parse_money
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 from ledger.models import Organization, Role
 
 from . import services
@@ -29,7 +29,7 @@ def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, fn: Any, **kwargs: 
     try:
         with transaction.atomic(durable=True):
             fn(actor=Actor.for_user(request.user), **kwargs)
-    except LedgerError as exc:
+    except DomainError as exc:
         modeladmin.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
         return False
     return True
@@ -108,7 +108,7 @@ class BidderAdmin(admin.ModelAdmin):
                 actor=Actor.for_user(request.user),
                 organization=form.cleaned_data["organization"].pk,
             )
-        except LedgerError as exc:
+        except DomainError as exc:
             self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
             raise _Refused from exc
         obj.__dict__.update({f.attname: getattr(made, f.attname) for f in Bidder._meta.fields})
@@ -169,7 +169,7 @@ class DepositAdmin(admin.ModelAdmin):
                 bidder=data["bidder"].pk,
                 amount=data["amount"],
             )
-        except LedgerError as exc:
+        except DomainError as exc:
             self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
             raise _Refused from exc
         obj.__dict__.update({f.attname: getattr(made, f.attname) for f in Deposit._meta.fields})

@@ -1,13 +1,14 @@
-"""Auction errors: the ledger's error classes (one handler, one JSON shape), codes of our own."""
+"""Auction errors: the project's domain error classes (one handler, one JSON shape), with codes
+of the auctions' own."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-from ledger.exceptions import (
+from bluecarbon.errors import (
+    Codes,
+    CommonCode,
     Conflict,
+    DomainError,
     InvalidInput,
-    LedgerError,
     NotFound,
     PermissionDenied,
     Unprocessable,
@@ -15,16 +16,17 @@ from ledger.exceptions import (
 
 __all__ = [
     "AuctionErrorCode",
+    "CommonCode",
     "Conflict",
+    "DomainError",
     "InvalidInput",
-    "LedgerError",
     "NotFound",
     "PermissionDenied",
     "Unprocessable",
 ]
 
 
-class AuctionErrorCode(StrEnum):
+class AuctionErrorCode(Codes):
     INVALID_RULES = "invalid_rules"
     INVALID_PRICE = "invalid_price"
     INVALID_TIME = "invalid_time"

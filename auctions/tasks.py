@@ -15,42 +15,42 @@ from . import pipeline
 
 # A database hiccup (a restart, a serialization failure) is retried with backoff; the step's
 # compare-and-set makes the retry safe.
-_RETRY = {
-    "acks_late": True,
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": True,
-    "retry_backoff_max": 30,
-    "max_retries": 20,
-}
+_step = shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=20,
+)
 
 
-@shared_task(**_RETRY)
+@_step
 def auction_advance_task(auction_id: int) -> str:
     """Do whatever is due for this auction now (open it, close it, kick the next step)."""
     return pipeline.advance(auction_id)
 
 
-@shared_task(**_RETRY)
+@_step
 def auction_close_task(auction_id: int) -> bool:
     return pipeline.close(auction_id)
 
 
-@shared_task(**_RETRY)
+@_step
 def auction_open_bids_task(auction_id: int, first: int, last: int) -> int:
     return pipeline.open_bids(auction_id, first, last)
 
 
-@shared_task(**_RETRY)
+@_step
 def auction_clear_task(auction_id: int) -> bool:
     return pipeline.clear(auction_id)
 
 
-@shared_task(**_RETRY)
+@_step
 def auction_settle_task(auction_id: int) -> bool:
     return pipeline.settle(auction_id)
 
 
-@shared_task(**_RETRY)
+@_step
 def auction_notify_task(auction_id: int) -> int:
     return pipeline.notify(auction_id)
 

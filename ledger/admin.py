@@ -15,7 +15,7 @@ from . import models, services
 from .actors import Actor
 from .core.entry import decode_entry
 from .core.quantity import format_tonnes
-from .exceptions import LedgerError
+from .exceptions import DomainError
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,7 +35,7 @@ def _run(request: HttpRequest, modeladmin: admin.ModelAdmin, fn: Any, **kwargs: 
     try:
         with transaction.atomic(durable=True):
             fn(actor=Actor.for_user(request.user), **kwargs)
-    except LedgerError as exc:
+    except DomainError as exc:
         modeladmin.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
         return False
     return True

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import services
-from .exceptions import LedgerError
+from .exceptions import DomainError
 from .models import ApiKey, Organization
 
 
@@ -120,7 +120,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 scopes=data["scopes"],
                 expires_at=timezone.now() + dt.timedelta(days=days) if days else None,
             )
-        except LedgerError as exc:  # unreachable: the form checks what the service checks
+        except DomainError as exc:  # unreachable: the form checks what the service checks
             raise ValueError(exc.message) from exc
         # The admin goes on with ``obj`` (its history entry, the response): make it the key.
         obj.__dict__.update({f.attname: getattr(key, f.attname) for f in ApiKey._meta.fields})

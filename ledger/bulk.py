@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from . import services
 from .actors import Actor
-from .exceptions import InvalidInput, LedgerError, PermissionDenied
+from .exceptions import DomainError, InvalidInput, PermissionDenied
 
 MAX_OPERATIONS = 1000
 
@@ -98,7 +98,7 @@ def bulk_apply(
                 break
             try:
                 results.append({"index": index, "op": kind, **apply(actor, data)})
-            except LedgerError as exc:
+            except DomainError as exc:
                 raise _at(exc, index, kind) from None
     return results
 
@@ -163,7 +163,7 @@ def _transfer_fields(index: int, fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _at(exc: LedgerError, index: int, kind: str) -> LedgerError:
+def _at(exc: DomainError, index: int, kind: str) -> DomainError:
     # Nothing is applied: the transaction rolls back. Say which operation failed.
     exc.message = f"operation {index} ({kind}): {exc.message}"
     exc.detail = {"index": index, **exc.detail}
@@ -217,7 +217,7 @@ def _transfers(actor: Actor, run: list[tuple[int, dict[str, Any]]]) -> list[dict
                 )
             if d["batch"] not in batches:
                 raise NotFound(f"batch {d['batch']} not found", detail={"batch": "not_found"})
-        except LedgerError as exc:
+        except DomainError as exc:
             raise _at(exc, index, "transfer") from None
     pairs = sorted({(d[k], d["batch"]) for _, d in run for k in ("sender", "recipient")})
     held = locks.holdings_lock(pairs, create=False)
@@ -232,7 +232,7 @@ def _transfers(actor: Actor, run: list[tuple[int, dict[str, Any]]]) -> list[dict
                     balance.get(src, 0),
                     d["quantity"],
                 )
-            except LedgerError as exc:
+            except DomainError as exc:
                 raise _at(exc, index, "transfer") from None
         balance[src] -= d["quantity"]
         balance[dst] = balance.get(dst, 0) + d["quantity"]

@@ -2,7 +2,7 @@
 ``locks.py``), changes the derived tables and appends exactly one ledger entry, all in one
 transaction: either the change and its entry are both committed, or neither is.
 
-Quantities are integers of kgCO2e. Errors are ``LedgerError`` subclasses with stable codes;
+Quantities are integers of kgCO2e. Errors are ``DomainError`` subclasses with stable codes;
 a function that raises has written nothing.
 """
 
@@ -35,6 +35,7 @@ from .core.quantity import (
     check_kg,
 )
 from .exceptions import (
+    CommonCode,
     Conflict,
     ErrorCode,
     InvalidInput,
@@ -423,7 +424,7 @@ def project_register(
     if meth.ecosystems and eco not in meth.ecosystems:
         raise Unprocessable(
             f"methodology {meth.code} does not cover {eco}",
-            code=ErrorCode.INVALID_FIELD,
+            code=CommonCode.INVALID_FIELD,
             detail={"methodology": "ecosystem"},
         )
     area_m2 = _area(area_m2)
@@ -1107,7 +1108,6 @@ def ledger_checkpoint_issue() -> Checkpoint | None:
     serializes; the unique size makes a duplicate impossible)."""
     from .signing import get_signer
 
-    signer = get_signer()
     tree_extend()
     with transaction.atomic():
         head = locks.tree_head_lock()
@@ -1116,6 +1116,11 @@ def ledger_checkpoint_issue() -> Checkpoint | None:
             return None
         from django.conf import settings
 
+        # The key is read only now, after the head it signs is known: an entry committed after
+        # a key rotation returned can then only be signed by the new key. Read before the tree
+        # was extended (as it was), a task that started before a rotation signed the entries
+        # written after it with the retired key.
+        signer = get_signer()
         root = tree_root(head.size)
         note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, head.size, root), signer)
         return Checkpoint.objects.create(

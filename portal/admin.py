@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from ledger.actors import Actor
 from ledger.admin import ReadOnlyAdmin
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 
 from . import services
 from .models import SignupRequest, VerificationRun
@@ -24,7 +24,7 @@ def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) ->
             with transaction.atomic(durable=True):
                 services.signup_approve(actor=Actor.for_user(request.user), request=r.pk)
             done += 1
-        except LedgerError as exc:
+        except DomainError as exc:
             modeladmin.message_user(request, f"{r.handle}: {exc.message}", messages.ERROR)
     modeladmin.message_user(request, f"{done} request(s) approved.")
 
@@ -35,7 +35,7 @@ def reject(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) -> 
     for r in qs.filter(status=SignupRequest.Status.PENDING):
         try:
             n += services.signup_reject(actor=Actor.for_user(request.user), request=r.pk)
-        except LedgerError as exc:
+        except DomainError as exc:
             modeladmin.message_user(request, f"{r.handle}: {exc.message}", messages.ERROR)
     modeladmin.message_user(request, f"{n} request(s) rejected.")
 

@@ -37,7 +37,7 @@ from auctions.models import Auction, BidReceipt
 from ledger import services as registry
 from ledger.actors import Actor
 from ledger.core.entry import format_time
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 from ledger.models import Holding
 from ledger.signing import trusted_verifiers
 
@@ -197,7 +197,7 @@ def withdraw(request: HttpRequest, pk: int, bid: int) -> HttpResponse:
     try:
         with transaction.atomic(durable=True):
             auction_services.bid_withdraw(actor=Actor.for_user(request.user), auction=pk, bid=bid)
-    except LedgerError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Bid %(bid)s withdrawn.") % {"bid": bid})
@@ -260,7 +260,7 @@ def retire(request: HttpRequest) -> HttpResponse:
                     jurisdiction=form.cleaned_data["jurisdiction"],
                     reason=form.cleaned_data["reason"],
                 )
-        except LedgerError as exc:
+        except DomainError as exc:
             field = next(iter(exc.detail), None) if exc.detail else None
             form.add_error(field if field in form.fields else "quantity", exc.message)
         else:
@@ -315,7 +315,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             req = services.signup_request(**form.cleaned_data)
-        except LedgerError as exc:
+        except DomainError as exc:
             field = next(iter(exc.detail), None)
             form.add_error(field if field in form.fields else None, exc.message)
         else:

@@ -1,6 +1,6 @@
 """One error shape for the whole API: ``{"code", "message", "detail"}``.
 
-Domain errors (``LedgerError``) carry their own status and stable code. DRF's validation errors
+Domain errors (``DomainError``) carry their own status and stable code. DRF's validation errors
 become ``400 invalid`` with every field's problems under ``detail``, each as
 ``{"code", "message"}``. Authentication, permission, not-found and throttling errors keep
 their status (429 also keeps ``Retry-After``)."""
@@ -15,7 +15,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..exceptions import LedgerError
+from ..exceptions import DomainError
 
 
 def _details(detail: Any) -> Any:
@@ -27,7 +27,7 @@ def _details(detail: Any) -> Any:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, LedgerError):
+    if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -46,6 +46,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = exc.detail
         code = detail.code if hasattr(detail, "code") else exc.default_code
         response.data = {"code": str(code), "message": str(detail), "detail": {}}
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            response.data["detail"] = {"retry_after": int(exc.wait) + 1}
+        wait = getattr(exc, "wait", None)  # set by Throttled's __init__; the stubs omit it
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            response.data["detail"] = {"retry_after": int(wait) + 1}
     return response

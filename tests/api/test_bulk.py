@@ -146,7 +146,7 @@ def test_the_set_based_transfer_path_equals_the_single_service(world, seed):
     from ledger.apis.auth import ALL_SCOPES
     from ledger.bulk import bulk_apply
     from ledger.core.entry import decode_entry
-    from ledger.exceptions import LedgerError
+    from ledger.exceptions import DomainError
     from ledger.models import Holding
     from ledger.signing import trusted_verifiers
     from ledger.verify import verify_ledger
@@ -187,7 +187,7 @@ def test_the_set_based_transfer_path_equals_the_single_service(world, seed):
                     ],
                     sorted(Holding.objects.values_list("account_id", "batch_id", "tradable")),
                 )
-        except LedgerError as exc:
+        except DomainError as exc:
             return ("refused", exc.code, exc.detail.get("index"))
         except _Rollback as done:
             return done.args
@@ -204,7 +204,7 @@ def test_the_set_based_transfer_path_equals_the_single_service(world, seed):
                     recipient=op["recipient"],
                     quantity=parse_tonnes(op["quantity"]),
                 )
-            except LedgerError as exc:
+            except DomainError as exc:
                 exc.detail = {**exc.detail, "index": i}
                 raise
 

@@ -17,7 +17,7 @@ from auctions import services
 from auctions.core import sealing
 from auctions.models import Auction, Award, Bid, Bidder, BidReceipt, Deposit
 from ledger.actors import Actor
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 from ledger.models import LedgerEntry, Role
 from tests import factories
 from tests.ledger.conftest import STATUS, snapshot, verifier_path, verify_ledger  # noqa: F401
@@ -141,10 +141,10 @@ def refused(verify_ledger) -> Callable[..., Any]:  # noqa: F811
     HTTP status; every registry, auction and ledger table as before; the ledger verifies."""
 
     @contextmanager
-    def check(cls: type[LedgerError], code: str) -> Iterator[Any]:
+    def check(cls: type[DomainError], code: str) -> Iterator[Any]:
         before = auction_snapshot()
         entries = LedgerEntry.objects.count()
-        with pytest.raises(LedgerError) as err:
+        with pytest.raises(DomainError) as err:
             yield err
         assert type(err.value) is cls, f"{type(err.value).__name__}: {err.value}"
         assert str(err.value.code) == str(code), f"{err.value.code!r}: {err.value}"

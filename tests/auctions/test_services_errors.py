@@ -15,7 +15,7 @@ from auctions.exceptions import AuctionErrorCode as Code
 from auctions.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from auctions.models import Auction
 from ledger import services as registry
-from ledger.exceptions import ErrorCode
+from ledger.exceptions import CommonCode, ErrorCode
 from ledger.models import Account
 from tests import factories
 from tests.auctions.conftest import OPERATOR, TONNE, run_to_settlement
@@ -46,11 +46,11 @@ NOW = timezone.now
         ({"tie_rule": "coin"}, InvalidInput, Code.INVALID_RULES),
         ({"undersubscribed": "shrug"}, InvalidInput, Code.INVALID_RULES),
         ({"bid_guarantee": "yes"}, InvalidInput, Code.INVALID_RULES),
-        ({"title": " "}, InvalidInput, ErrorCode.INVALID_FIELD),
+        ({"title": " "}, InvalidInput, CommonCode.INVALID_FIELD),
         ({"closes_at": "soon"}, InvalidInput, Code.INVALID_TIME),
         ({"opens_at": dt.datetime(2030, 1, 1)}, InvalidInput, Code.INVALID_TIME),  # naive
-        ({"account": 10**9}, NotFound, ErrorCode.NOT_FOUND),
-        ({"batch": 10**9}, NotFound, ErrorCode.NOT_FOUND),
+        ({"account": 10**9}, NotFound, CommonCode.NOT_FOUND),
+        ({"batch": 10**9}, NotFound, CommonCode.NOT_FOUND),
     ],
 )
 def test_bad_auction_rules_are_refused(market, refused, change, cls, code):
@@ -72,7 +72,7 @@ def test_an_auction_must_close_after_it_opens_and_in_the_future(market, refused)
 
 def test_another_organizations_holding_or_a_buffer_pool_cannot_be_auctioned(market, refused):
     stranger = factories.organization()
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.auction_create(actor=factories.actor_for(stranger), **market.rules())
     buffer = Account.objects.get(organization=market.world.registry, kind="buffer")
     with refused(Unprocessable, Code.INVALID_RULES):  # even for an operator
@@ -88,9 +88,9 @@ def test_scheduling_needs_a_draft_and_the_credits(market, refused):
         services.auction_schedule(actor=market.sell, auction=b.pk)
     c = market.auction(schedule=False)
     stranger = factories.actor_for(factories.organization())
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.auction_schedule(actor=stranger, auction=c.pk)
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.auction_schedule(actor=market.sell, auction=10**9)
 
 
@@ -184,7 +184,7 @@ def test_a_malformed_ciphertext_is_refused_at_intake(market, refused, ciphertext
 def test_awards_go_to_the_bidders_own_holding_account(market, refused):
     a = market.auction()
     b1, b2, _ = market.bidders
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.bid_submit(
             actor=market.actor(b1),
             auction=a.pk,
@@ -196,7 +196,7 @@ def test_awards_go_to_the_bidders_own_holding_account(market, refused):
 def test_only_operators_record_deposits_before_the_close(market, refused):
     a = market.auction(closes_in=1)
     b1 = market.bidders[0]
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.deposit_record(actor=market.sell, auction=a.pk, bidder=b1.pk, amount=100)
     with refused(InvalidInput, Code.INVALID_RULES):
         services.deposit_record(actor=OPERATOR, auction=a.pk, bidder=b1.pk, amount=0)
@@ -228,12 +228,12 @@ def test_a_lot_under_auction_moves_only_through_the_auction(market, refused):
 
 def test_a_seller_cancels_before_opening_an_operator_while_open(market, refused, verify_ledger):
     later = market.auction(opens_at=NOW() + dt.timedelta(hours=1), closes_in=7200)
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD):
+    with refused(InvalidInput, CommonCode.INVALID_FIELD):
         services.auction_cancel(actor=market.sell, auction=later.pk, reason=" ")
     services.auction_cancel(actor=market.sell, auction=later.pk, reason="withdrawn")
     a = market.auction()
     market.deposit(a, market.bidders[0], 500)
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.auction_cancel(actor=market.sell, auction=a.pk, reason="changed my mind")
     services.auction_cancel(actor=OPERATOR, auction=a.pk, reason="market halted")
     a.refresh_from_db()
@@ -250,10 +250,10 @@ def test_a_resolved_award_cannot_be_resolved_again(market, refused):
     market.bid(a, market.bidders[0], [(5000, 10)])
     run_to_settlement(a)
     award = a.awards.get()
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.award_confirm_payment(actor=market.sell, award=award.pk)
     services.award_confirm_payment(actor=OPERATOR, award=award.pk)
     with refused(Conflict, Code.AWARD_RESOLVED):
         services.award_default(actor=OPERATOR, award=award.pk)
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.award_default(actor=OPERATOR, award=10**9)

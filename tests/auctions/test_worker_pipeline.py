@@ -17,7 +17,7 @@ from django.utils import timezone
 from auctions import selectors, services, tasks
 from auctions.core import result as results
 from auctions.models import Auction, Award, Bid
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 from ledger.models import LedgerEntry
 from tests.auctions.conftest import TONNE, Market
 from tests.conftest import ARTIFACTS
@@ -107,7 +107,7 @@ def test_a_bid_racing_the_close_is_either_counted_or_refused(worker, verify_ledg
                     bid=mine[price // 100 % len(mine)],
                     ciphertext=m.seal(a, bidder, [(price, 2)]),
                 )
-        except LedgerError as exc:
+        except DomainError as exc:
             refused.append(str(exc.code))
         except Exception as exc:  # a crash must fail the test, not vanish with its thread
             crashed.append(repr(exc))
@@ -149,7 +149,7 @@ def test_a_bid_after_the_deadline_is_refused_even_before_the_worker_closes(marke
     time.sleep(0.6)
     assert state_of(a) == "open"
     before = LedgerEntry.objects.count()
-    with pytest.raises(LedgerError) as err:
+    with pytest.raises(DomainError) as err:
         m.bid(a, m.bidders[0], [(5000, 1)])
     assert err.value.code == "auction_closed"
     assert LedgerEntry.objects.count() == before

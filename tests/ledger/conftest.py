@@ -16,9 +16,9 @@ from django.db import connection
 from ledger.core.entry import Entry, decode_entry
 from ledger.exceptions import (
     Conflict,
+    DomainError,
     ErrorCode,
     InvalidInput,
-    LedgerError,
     NotFound,
     PermissionDenied,
     Unprocessable,
@@ -160,10 +160,10 @@ def refused(verify_ledger) -> Callable[..., Any]:
     ``err.value`` is the exception."""
 
     @contextmanager
-    def check(cls: type[LedgerError], code: ErrorCode) -> Iterator[Any]:
+    def check(cls: type[DomainError], code: ErrorCode) -> Iterator[Any]:
         before = snapshot()
         entries = LedgerEntry.objects.count()
-        with pytest.raises(LedgerError) as err:
+        with pytest.raises(DomainError) as err:
             yield err
         assert type(err.value) is cls, f"{type(err.value).__name__}: {err.value}"
         assert err.value.code == code, f"{err.value.code!r}: {err.value}"

@@ -93,3 +93,65 @@ def test_a_running_worker_signs_with_the_new_key_after_a_rotation(own_keys_worke
         checkpoint_open(checkpoint.note, trusted_verifiers(), origin=None)
     key_file = own_keys_worker.env["LEDGER_SIGNING_KEY_FILE"]
     assert Path(key_file).with_name("ledger-signing.key.retired-1").exists()
+
+
+@pytest.fixture
+def no_worker_queue(committed_db):
+    """What this test's writes enqueue goes to a queue no worker reads: the only checkpointer
+    is the one the test runs."""
+    from bluecarbon.celery import app as celery_app
+
+    queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = f"nobody-{time.monotonic_ns()}"
+    try:
+        yield
+    finally:
+        celery_app.conf.task_default_queue = queue
+
+
+def test_a_checkpoint_that_waited_through_a_rotation_is_signed_with_the_new_key(
+    no_worker_queue, settings, tmp_path
+):
+    """The race behind a CI failure: a checkpoint task that started before a rotation signed,
+    after it, entries written after it, with the retired key. Here the task waits on the tree
+    head's lock (held by this test, as another checkpointer would hold it) while the key is
+    rotated; what it signs once it has the lock must carry the new key."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from ledger import locks
+
+    settings.LEDGER_SIGNING_KEY_FILE = tmp_path / "keys" / "ledger-signing.key"
+    settings.LEDGER_VERIFIER_KEYS_FILE = tmp_path / "keys" / "verifier-keys.txt"
+    world = World()
+    b = world.issue(5_000_000)
+    signing.get_signer()
+
+    # A task an earlier test left with the session's worker may take the lock first and sign
+    # with its own key; then this one finds nothing to sign, and the test writes again.
+    for _ in range(3):
+        _transfer(world, b)
+        signed: list[Checkpoint | None] = []
+
+        def checkpointer(signed: list[Checkpoint | None] = signed) -> None:
+            try:
+                signed.append(services.ledger_checkpoint_issue())
+            finally:
+                connection.close()
+
+        with transaction.atomic():
+            locks.tree_head_lock()
+            thread = threading.Thread(target=checkpointer)
+            thread.start()
+            time.sleep(1.0)  # the task is past its start and waiting for the lock
+            assert thread.is_alive()
+            old, new = signing.rotate_signing_key()
+        thread.join(timeout=60)
+        assert signed, "the checkpointer raised"
+        if signed[0] is not None:
+            break
+    else:
+        pytest.fail("another process signed every attempt's checkpoint first")
+
+    assert signed[0].key_hash == new.key_hash.hex() != old.key_hash.hex()

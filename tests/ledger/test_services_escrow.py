@@ -9,6 +9,7 @@ import pytest
 from ledger import services
 from ledger.core.quantity import MAX_KG
 from ledger.exceptions import (
+    CommonCode,
     Conflict,
     ErrorCode,
     InvalidInput,
@@ -115,7 +116,7 @@ def test_it_rejects_an_escrow_quantity_that_is_not_a_positive_integer_in_range(
 
 @pytest.mark.parametrize("reference", ["", "   ", "r" * 201, None])
 def test_it_requires_a_reference_for_an_escrow_hold(world, batch, refused, reference):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         escrow(world, batch, reference=reference)
     assert set(err.value.detail) == {"reference"}
 
@@ -123,9 +124,9 @@ def test_it_requires_a_reference_for_an_escrow_hold(world, batch, refused, refer
 def test_it_reports_escrow_from_another_organizations_account_like_a_missing_one(
     world, batch, refused
 ):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as foreign:
+    with refused(NotFound, CommonCode.NOT_FOUND) as foreign:
         escrow(world, batch, actor=world.buy)
-    with refused(NotFound, ErrorCode.NOT_FOUND) as missing:
+    with refused(NotFound, CommonCode.NOT_FOUND) as missing:
         escrow(world, batch, actor=world.buy, account=999_999)
 
     assert foreign.value.detail == missing.value.detail == {"account": "not_found"}
@@ -135,7 +136,7 @@ def test_it_reports_escrow_from_another_organizations_account_like_a_missing_one
 
 
 def test_it_rejects_an_escrow_of_an_unknown_batch(world, batch, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         escrow(world, batch, batch=999_999)
     assert err.value.detail == {"batch": "not_found"}
 
@@ -213,9 +214,9 @@ def test_it_rejects_a_release_quantity_that_is_not_a_positive_integer_in_range(
 def test_it_reports_another_organizations_hold_exactly_like_a_missing_one(
     world, batch, hold, refused
 ):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as foreign:
+    with refused(NotFound, CommonCode.NOT_FOUND) as foreign:
         services.escrow_release(actor=world.buy, hold=hold.pk, quantity=1)
-    with refused(NotFound, ErrorCode.NOT_FOUND) as missing:
+    with refused(NotFound, CommonCode.NOT_FOUND) as missing:
         services.escrow_release(actor=world.buy, hold=999_999, quantity=1)
 
     assert foreign.value.detail == missing.value.detail
@@ -225,7 +226,7 @@ def test_it_reports_another_organizations_hold_exactly_like_a_missing_one(
 
 
 def test_it_reports_a_non_integer_hold_id_as_not_found(world, batch, hold, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.escrow_release(actor=world.dev, hold="lot-1", quantity=1)
 
 
@@ -274,7 +275,7 @@ def test_only_the_operator_delivers_escrowed_credits(world, batch, hold, refused
         "registry": factories.actor_for(world.registry),
     }[who]
 
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.escrow_deliver(
             actor=actor, hold=hold.pk, recipient=world.buyer_account.pk, quantity=1
         )
@@ -294,13 +295,13 @@ def test_it_refuses_to_deliver_into_a_buffer_pool(world, batch, hold, refused):
 
 
 def test_it_rejects_a_delivery_to_an_unknown_account(world, batch, hold, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         services.escrow_deliver(actor=OPERATOR, hold=hold.pk, recipient=999_999, quantity=1)
     assert err.value.detail == {"recipient": "not_found"}
 
 
 def test_it_rejects_a_delivery_from_an_unknown_hold(world, batch, hold, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.escrow_deliver(
             actor=OPERATOR, hold=999_999, recipient=world.buyer_account.pk, quantity=1
         )

@@ -10,6 +10,7 @@ import pytest
 from ledger import services
 from ledger.core.quantity import MAX_KG
 from ledger.exceptions import (
+    CommonCode,
     Conflict,
     ErrorCode,
     InvalidInput,
@@ -354,19 +355,19 @@ def test_batches_without_an_origin_transaction_do_not_collide(world):
 
 
 def test_it_rejects_an_issuance_for_an_unknown_project(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         services.batch_issue(actor=OPERATOR, **issue_fields(world, project=999_999))
     assert err.value.detail == {"project": "not_found"}
 
 
 def test_it_reports_another_registrys_project_as_not_found(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         services.batch_issue(actor=world.dev, **issue_fields(world))
     assert err.value.detail == {"project": "not_found"}
 
 
 def test_it_reports_a_non_integer_project_id_as_not_found(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.batch_issue(actor=OPERATOR, **issue_fields(world, project="P0001"))
 
 
@@ -379,7 +380,7 @@ def test_it_refuses_to_issue_for_a_project_that_is_not_active(world, refused, st
 
 
 def test_it_rejects_an_unknown_holder(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         services.batch_issue(actor=OPERATOR, **issue_fields(world, holder=999_999))
     assert err.value.detail == {"holder": "not_found"}
 
@@ -394,7 +395,7 @@ def test_it_refuses_to_issue_when_the_developer_has_no_holding_account(world, re
     p = factories.project(world.registry, developer)
     assert not Account.objects.filter(organization=developer).exists()
 
-    with refused(Unprocessable, ErrorCode.INVALID_FIELD) as err:
+    with refused(Unprocessable, CommonCode.INVALID_FIELD) as err:
         services.batch_issue(actor=OPERATOR, **issue_fields(world, project=p.pk, holder=None))
     assert err.value.detail == {"holder": "missing"}
 
@@ -411,7 +412,7 @@ def test_it_refuses_to_issue_when_the_developer_has_no_holding_account(world, re
     ],
 )
 def test_it_rejects_an_issuance_with_a_malformed_field(world, refused, field, value):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD):
+    with refused(InvalidInput, CommonCode.INVALID_FIELD):
         services.batch_issue(actor=OPERATOR, **issue_fields(world, **{field: value}))
 
 
@@ -442,14 +443,14 @@ def test_it_rejects_monitoring_bounds_mixing_a_date_and_a_datetime(world, refuse
 
 def test_it_rejects_an_origin_registry_that_is_not_text(world, refused):
     # Accepted, 5 went into the entry and "5" into the table, and ledger_verify failed.
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.batch_issue(actor=OPERATOR, **issue_fields(world, origin_registry=5))
     assert err.value.detail == {"origin_registry": "not_text"}
 
 
 def test_it_rejects_an_overlong_origin_registry(world, refused):
     # SQLite stored it; PostgreSQL raised DataError.
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.batch_issue(actor=OPERATOR, **issue_fields(world, origin_registry="r" * 65))
     assert err.value.detail == {"origin_registry": "too_long"}
 

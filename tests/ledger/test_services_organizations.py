@@ -7,6 +7,7 @@ import pytest
 from ledger import services
 from ledger.actors import Actor
 from ledger.exceptions import (
+    CommonCode,
     Conflict,
     ErrorCode,
     InvalidInput,
@@ -96,7 +97,7 @@ def test_a_non_operator_cannot_register_an_organization(world, refused, who):
     # operator unless the Actor says so.
     actor = world.dev if who == "developer" else factories.actor_for(world.registry)
 
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.organization_register(actor=actor, handle="rogue", name="Rogue", roles=["bidder"])
     assert not Organization.objects.filter(handle="rogue").exists()
 
@@ -106,13 +107,13 @@ def test_a_non_operator_cannot_register_an_organization(world, refused, who):
     ["Upper", "-leading-dash", "has space", "", "   ", "x" * 65, "émigré", 7],
 )
 def test_it_rejects_a_malformed_handle(world, refused, handle):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.organization_register(actor=OPERATOR, handle=handle, name="X", roles=["bidder"])
     assert set(err.value.detail) == {"handle"}
 
 
 def test_it_rejects_an_unknown_role(world, refused):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.organization_register(
             actor=OPERATOR, handle="newco", name="NewCo", roles=["bidder", "king"]
         )
@@ -128,7 +129,7 @@ def test_it_rejects_a_duplicate_handle(world, refused):
 
 @pytest.mark.parametrize("name", ["", "  ", "n" * 201, None])
 def test_it_rejects_a_missing_or_overlong_name(world, refused, name):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.organization_register(actor=OPERATOR, handle="newco", name=name, roles=["bidder"])
     assert set(err.value.detail) == {"name"}
 
@@ -166,9 +167,9 @@ def test_an_organization_may_open_accounts_for_itself(world, one_new_entry):
 def test_it_reports_another_organizations_account_opening_exactly_like_a_missing_one(
     world, refused
 ):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as foreign:
+    with refused(NotFound, CommonCode.NOT_FOUND) as foreign:
         services.account_open(actor=world.buy, organization=world.developer.pk, name="Sneaky")
-    with refused(NotFound, ErrorCode.NOT_FOUND) as missing:
+    with refused(NotFound, CommonCode.NOT_FOUND) as missing:
         services.account_open(actor=world.buy, organization=999_999, name="Sneaky")
 
     def shape(err, org_id):
@@ -179,24 +180,24 @@ def test_it_reports_another_organizations_account_opening_exactly_like_a_missing
 
 
 def test_it_rejects_opening_an_account_for_an_unknown_organization(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.account_open(actor=OPERATOR, organization=999_999, name="Ghost")
 
 
 def test_it_reports_a_non_integer_organization_id_as_not_found(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.account_open(actor=OPERATOR, organization="abc", name="Ghost")
 
 
 def test_it_rejects_an_unknown_account_kind(world, refused):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.account_open(actor=OPERATOR, organization=world.buyer.pk, name="X", kind="savings")
     assert err.value.detail == {"kind": "invalid_choice"}
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a" * 201])
 def test_it_rejects_an_account_without_a_proper_name(world, refused, name):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD):
+    with refused(InvalidInput, CommonCode.INVALID_FIELD):
         services.account_open(actor=OPERATOR, organization=world.buyer.pk, name=name)
 
 
@@ -206,7 +207,7 @@ def test_only_an_operator_opens_a_buffer_pool(db, refused):
     )
     own = Actor("org:reg-a", registry.pk)
 
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.account_open(
             actor=own, organization=registry.pk, name="Second pool", kind=Account.Kind.BUFFER
         )

@@ -9,6 +9,7 @@ import pytest
 from ledger import records, services
 from ledger.core.quantity import MAX_AREA_M2
 from ledger.exceptions import (
+    CommonCode,
     Conflict,
     ErrorCode,
     InvalidInput,
@@ -49,7 +50,7 @@ def test_it_registers_a_methodology_in_one_ledger_entry(db, one_new_entry, verif
 
 
 def test_a_non_operator_cannot_register_a_methodology(world, refused):
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.methodology_register(
             actor=factories.actor_for(world.registry),
             code="NEW-1",
@@ -70,7 +71,7 @@ def test_it_rejects_a_duplicate_methodology_code(world, refused):
 
 
 def test_it_rejects_an_unknown_ecosystem_in_a_methodology(world, refused):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.methodology_register(
             actor=OPERATOR, code="NEW-2", name="New", standard="Verra", ecosystems=["tundra"]
         )
@@ -147,19 +148,19 @@ def test_a_registry_may_register_projects_for_itself(world, one_new_entry):
 
 
 def test_a_bidder_organization_cannot_register_a_project(world, refused):
-    with refused(PermissionDenied, ErrorCode.PERMISSION_DENIED):
+    with refused(PermissionDenied, CommonCode.PERMISSION_DENIED):
         services.project_register(actor=world.buy, **project_fields(world, registry=world.buyer.pk))
     assert not Project.objects.filter(code="BC-ZJ-001").exists()
 
 
 def test_an_organization_cannot_register_a_project_in_another_registry(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.project_register(actor=world.dev, **project_fields(world))
 
 
 @pytest.mark.parametrize("field", ["registry", "developer", "methodology"])
 def test_it_rejects_a_project_with_an_unknown_reference(world, refused, field):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.project_register(actor=OPERATOR, **project_fields(world, **{field: 999_999}))
 
 
@@ -211,7 +212,7 @@ def test_it_rejects_an_ecosystem_the_methodology_does_not_cover(world, refused):
         actor=OPERATOR, code="SEAGRASS-1", name="Seagrass", standard="X", ecosystems=["seagrass"]
     )
 
-    with refused(Unprocessable, ErrorCode.INVALID_FIELD) as err:
+    with refused(Unprocessable, CommonCode.INVALID_FIELD) as err:
         services.project_register(actor=OPERATOR, **project_fields(world, methodology=narrow.pk))
     assert err.value.detail == {"methodology": "ecosystem"}
 
@@ -246,7 +247,7 @@ def test_it_rejects_an_area_that_is_not_a_positive_integer_in_range(world, refus
     ],
 )
 def test_it_rejects_a_project_with_a_malformed_field(world, refused, field, value, detail):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.project_register(actor=OPERATOR, **project_fields(world, **{field: value}))
     assert err.value.detail == detail
 
@@ -283,7 +284,7 @@ def test_it_accepts_decimal_string_and_small_integer_coordinates(world, verify_l
 def test_it_rejects_a_coordinate_that_is_not_a_short_decimal(world, refused, coordinate):
     location = {"type": "Point", "coordinates": ["121.95", coordinate]}
 
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.project_register(actor=OPERATOR, **project_fields(world, location=location))
     assert err.value.detail == {"location": "invalid"}
 
@@ -356,7 +357,7 @@ def test_a_registry_may_update_its_own_project(world, one_new_entry):
     ["code", "registry", "developer", "methodology", "origin_registry", "origin_id", "ecosystem"],
 )
 def test_it_refuses_to_change_a_read_only_field(world, refused, field):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.project_update(
             actor=OPERATOR, project=world.project.pk, name="New name", **{field: "x"}
         )
@@ -375,7 +376,7 @@ def test_it_refuses_to_change_a_read_only_field(world, refused, field):
     ],
 )
 def test_it_rejects_an_update_with_a_malformed_value(world, refused, field, value):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD):
+    with refused(InvalidInput, CommonCode.INVALID_FIELD):
         services.project_update(actor=OPERATOR, project=world.project.pk, **{field: value})
 
 
@@ -388,12 +389,12 @@ def test_it_reports_a_bad_area_in_an_update_with_the_same_code_as_at_registratio
 
 
 def test_another_organization_cannot_update_a_project(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.project_update(actor=world.dev, project=world.project.pk, name="Mine now")
 
 
 def test_it_rejects_an_update_of_an_unknown_project(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.project_update(actor=OPERATOR, project=999_999, name="Ghost")
 
 
@@ -402,12 +403,12 @@ def test_it_rejects_an_update_of_an_unknown_project(world, refused):
 
 @pytest.mark.parametrize("field", ["registry", "developer", "methodology"])
 def test_it_reports_a_non_integer_reference_in_a_registration_as_not_found(world, refused, field):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.project_register(actor=OPERATOR, **project_fields(world, **{field: "abc"}))
 
 
 def test_it_reports_a_non_integer_project_id_in_an_update_as_not_found(world, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.project_update(actor=OPERATOR, project="P0001", name="Ghost")
 
 
@@ -424,7 +425,7 @@ def test_it_rejects_an_area_too_large_for_the_database_in_an_update(world, refus
 def test_it_rejects_an_integer_coordinate_that_cannot_be_written_into_an_entry(world, refused):
     location = {"type": "Point", "coordinates": [2**60, 1]}
 
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         services.project_register(actor=OPERATOR, **project_fields(world, location=location))
     assert err.value.detail == {"location": "invalid"}
 
@@ -432,5 +433,5 @@ def test_it_rejects_an_integer_coordinate_that_cannot_be_written_into_an_entry(w
 def test_it_rejects_coordinates_that_are_not_decimal_strings(world, refused):
     location = {"type": "Point", "coordinates": ["east", "north"]}
 
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD):
+    with refused(InvalidInput, CommonCode.INVALID_FIELD):
         services.project_register(actor=OPERATOR, **project_fields(world, location=location))

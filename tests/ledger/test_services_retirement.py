@@ -13,6 +13,7 @@ from django.utils import timezone
 from ledger import services
 from ledger.core.quantity import MAX_KG
 from ledger.exceptions import (
+    CommonCode,
     Conflict,
     ErrorCode,
     InvalidInput,
@@ -170,9 +171,9 @@ def test_it_refuses_to_retire_again_after_the_whole_balance_was_retired(world, b
 def test_it_reports_retiring_from_another_organizations_account_like_a_missing_one(
     world, batch, refused
 ):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as foreign:
+    with refused(NotFound, CommonCode.NOT_FOUND) as foreign:
         retire(world, batch, actor=world.buy)
-    with refused(NotFound, ErrorCode.NOT_FOUND) as missing:
+    with refused(NotFound, CommonCode.NOT_FOUND) as missing:
         retire(world, batch, actor=world.buy, account=999_999)
 
     assert foreign.value.detail == missing.value.detail == {"account": "not_found"}
@@ -182,7 +183,7 @@ def test_it_reports_retiring_from_another_organizations_account_like_a_missing_o
 
 
 def test_it_rejects_a_retirement_of_an_unknown_batch(world, batch, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         retire(world, batch, batch=999_999)
     assert err.value.detail == {"batch": "not_found"}
 
@@ -205,7 +206,7 @@ def test_buffer_pool_credits_cannot_be_retired(world, batch, refused):
     ],
 )
 def test_it_rejects_a_retirement_with_a_malformed_field(world, batch, refused, field, value):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         retire(world, batch, **{field: value})
     assert set(err.value.detail) == {field}
 
@@ -249,7 +250,7 @@ def test_it_refuses_a_cancellation_without_a_reason(world, batch, refused, reaso
 
 
 def test_it_rejects_an_overlong_cancellation_reason(world, batch, refused):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD):
+    with refused(InvalidInput, CommonCode.INVALID_FIELD):
         cancel(world, batch, reason="r" * 2001)
 
 
@@ -276,16 +277,16 @@ def test_it_refuses_to_cancel_credits_after_the_whole_balance_was_retired(world,
 def test_it_reports_cancelling_from_another_organizations_account_like_a_missing_one(
     world, batch, refused
 ):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as foreign:
+    with refused(NotFound, CommonCode.NOT_FOUND) as foreign:
         cancel(world, batch, actor=world.buy)
-    with refused(NotFound, ErrorCode.NOT_FOUND) as missing:
+    with refused(NotFound, CommonCode.NOT_FOUND) as missing:
         cancel(world, batch, actor=world.buy, account=999_999)
 
     assert foreign.value.detail == missing.value.detail == {"account": "not_found"}
 
 
 def test_it_rejects_a_cancellation_of_an_unknown_batch(world, batch, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         cancel(world, batch, batch=999_999)
 
 
@@ -450,12 +451,12 @@ def test_a_registry_may_record_a_reversal_for_its_own_project(world, pool, one_n
 
 
 def test_another_organization_cannot_record_a_reversal(world, pool, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         reverse(world, world.project, 1, actor=world.dev)
 
 
 def test_it_rejects_a_reversal_for_an_unknown_project(world, pool, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         reverse(world, world.project, 1, project=999_999)
 
 
@@ -478,7 +479,7 @@ def test_it_rejects_a_reversal_quantity_that_is_not_a_positive_integer_in_range(
     ],
 )
 def test_it_rejects_a_reversal_with_a_malformed_field(world, pool, refused, field, value):
-    with refused(InvalidInput, ErrorCode.INVALID_FIELD) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         reverse(world, world.project, 1, **{field: value})
     assert set(err.value.detail) == {field}
 
@@ -487,7 +488,7 @@ def test_it_rejects_a_reversal_with_a_malformed_field(world, pool, refused, fiel
 
 
 def test_it_reports_a_non_integer_project_id_in_a_reversal_as_not_found(world, pool, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         reverse(world, world.project, 1, project="P0001")
 
 

@@ -9,6 +9,7 @@ import pytest
 from ledger import services
 from ledger.core.quantity import MAX_KG
 from ledger.exceptions import (
+    CommonCode,
     Conflict,
     ErrorCode,
     InvalidInput,
@@ -199,15 +200,15 @@ def test_it_rejects_a_transfer_to_the_same_account(world, batch, refused):
 def test_it_rejects_a_transfer_naming_an_unknown_account_or_batch(
     world, batch, refused, field, value
 ):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         transfer(world, batch, actor=OPERATOR, **{field: value})
     assert err.value.detail == {field: "not_found"}
 
 
 def test_it_reports_another_organizations_account_exactly_like_a_missing_one(world, batch, refused):
-    with refused(NotFound, ErrorCode.NOT_FOUND) as foreign:
+    with refused(NotFound, CommonCode.NOT_FOUND) as foreign:
         transfer(world, batch, actor=world.buy)  # the buyer tries to spend the developer's
-    with refused(NotFound, ErrorCode.NOT_FOUND) as missing:
+    with refused(NotFound, CommonCode.NOT_FOUND) as missing:
         transfer(world, batch, actor=world.buy, sender=999_999)
 
     def shape(err, account_id):
@@ -232,7 +233,7 @@ def test_a_buffer_pool_cannot_receive_a_transfer(world, batch, refused):
 def test_it_does_not_take_true_for_an_account_id(world, batch, refused):
     # True == 1: it used to name account 1 (on SQLite, where sequences restart with every
     # test, the registry's buffer pool).
-    with refused(NotFound, ErrorCode.NOT_FOUND) as err:
+    with refused(NotFound, CommonCode.NOT_FOUND) as err:
         transfer(world, batch, actor=OPERATOR, sender=True)
     assert err.value.detail == {"sender": "not_found"}
 

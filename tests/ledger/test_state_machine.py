@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 )
 
 from ledger import services
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 from ledger.models import Account, Batch, EscrowHold, Holding, LedgerEntry
 from ledger.signing import trusted_verifiers
 from ledger.verify import verify_ledger
@@ -64,7 +64,7 @@ class RegistryMachine(RuleBasedStateMachine):
         try:
             with transaction.atomic():
                 result = fn(**kwargs)
-        except LedgerError:
+        except DomainError:
             assert LedgerEntry.objects.count() == before, "a refused operation wrote the ledger"
             return None
         assert LedgerEntry.objects.count() > before

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from ledger import services
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 from ledger.models import ApiKey, Organization
 
 
@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 scopes=options["scope"],
                 expires_at=expires,
             )
-        except LedgerError as exc:
+        except DomainError as exc:
             raise CommandError(exc.message) from None
         until = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
         self.stderr.write(

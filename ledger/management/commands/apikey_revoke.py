@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from ledger import services
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             key = services.apikey_revoke(prefix=options["prefix"])
-        except LedgerError as exc:
+        except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(
             f"revoked {key.prefix} ({key.organization.handle}, {key.name}) "

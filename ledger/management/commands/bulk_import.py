@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ledger.actors import Actor
 from ledger.bulk import MAX_OPERATIONS, bulk_apply
-from ledger.exceptions import LedgerError
+from ledger.exceptions import DomainError
 from ledger.models import ApiKey, IdempotencyRecord, Organization, Role
 
 
@@ -78,7 +78,7 @@ class Command(BaseCommand):
                         status_code=201,
                         response={"applied": len(results)},
                     )
-            except LedgerError as exc:
+            except DomainError as exc:
                 bar.close()
                 index = exc.detail.get("index", 0)
                 raise CommandError(

@@ -1,0 +1,73 @@
+"""The domain error base both apps raise. Each error has an HTTP status and a stable machine
+code from a typed enum, shaped like DRF's ``APIException``, so one handler turns any of them
+into ``{"code", "message", "detail"}``.
+
+Each app declares its own codes as a subclass of ``Codes`` (``ledger.exceptions.ErrorCode``,
+``auctions.exceptions.AuctionErrorCode``); the codes every app shares are ``CommonCode``. This
+module imports nothing of the apps: it is the layer below them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class Codes(StrEnum):
+    """Base of every app's error-code enum (an enum without members can be subclassed)."""
+
+
+class CommonCode(Codes):
+    INVALID_FIELD = "invalid_field"
+    NOT_FOUND = "not_found"
+    PERMISSION_DENIED = "permission_denied"
+
+
+class DomainError(Exception):
+    status_code = 400
+    default_code: Codes = CommonCode.INVALID_FIELD
+    default_detail = "Invalid request."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: Codes | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_detail
+        self.code: Codes = code or self.default_code
+        self.detail = detail or {}
+        super().__init__(self.message)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": str(self.code), "message": self.message, "detail": self.detail}
+
+
+class InvalidInput(DomainError):
+    """Malformed or out-of-range input (400)."""
+
+
+class NotFound(DomainError):
+    """Unknown, or not visible to the caller: the two are deliberately indistinguishable (404)."""
+
+    status_code = 404
+    default_code = CommonCode.NOT_FOUND
+    default_detail = "Not found."
+
+
+class PermissionDenied(DomainError):
+    status_code = 403
+    default_code = CommonCode.PERMISSION_DENIED
+    default_detail = "You may not do this."
+
+
+class Conflict(DomainError):
+    """Well-formed, but conflicts with the registry's state (409)."""
+
+    status_code = 409
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but can never be accepted as stated (422)."""
+
+    status_code = 422
