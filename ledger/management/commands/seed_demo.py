@@ -4,6 +4,9 @@ Idempotent: everything is created in one transaction, and a second run finds the
 and changes nothing. Demo users (password ``bluecarbon-demo`` unless --password is given):
 ``admin`` (superuser, operator), ``registrar``, ``auditor``, ``bidder1``..``bidder3``,
 ``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers).
+
+Refused with ``BLUECARBON_ENV=production``: it would create a superuser with a published
+password and fictitious registry data on a real ledger, whose entries can never be deleted.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from auctions import demo as auction_demo
@@ -41,6 +45,11 @@ class Command(BaseCommand):
         parser.add_argument("--password", default="bluecarbon-demo")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError(
+                "seed_demo refuses to run with BLUECARBON_ENV=production: it creates the "
+                "superuser admin with a known password and demo data on an append-only ledger"
+            )
         if Organization.objects.filter(handle=REGISTRY).exists():
             self.stdout.write("demo data already present: nothing to do")
             return
