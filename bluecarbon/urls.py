@@ -5,6 +5,12 @@ from django.urls import include, path
 
 from portal.views import sign_in_limited
 
+# Under /api/ errors raised outside a view answer in the API's JSON error shape too.
+handler400 = "ledger.apis.errors.bad_request"
+handler403 = "ledger.apis.errors.permission_denied"
+handler404 = "ledger.apis.errors.page_not_found"
+handler500 = "ledger.apis.errors.server_error"
+
 urlpatterns = [
     # The admin's sign-in, rate-limited like the portal's.
     path("admin/login/", sign_in_limited(admin.site.login)),

@@ -169,6 +169,10 @@ else:
             "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
         }
     }
+# A connection kept between requests (CONN_MAX_AGE) is checked before a request first uses it
+# and replaced if the server closed it (a restart, a failover, an idle timeout, a terminated
+# backend); without the check that request fails with a 500.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

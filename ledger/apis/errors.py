@@ -3,19 +3,35 @@
 Domain errors (``DomainError``) carry their own status and stable code. DRF's validation errors
 become ``400 invalid`` with every field's problems under ``detail``, each as
 ``{"code", "message"}``. Authentication, permission, not-found and throttling errors keep
-their status (429 also keeps ``Retry-After``)."""
+their status (429 also keeps ``Retry-After``). Anything else is our bug: ``500 server_error``,
+logged with its traceback, which the client never sees.
+
+Errors raised outside a view (a middleware, a database that went away before the view ran, a
+path no view serves) reach Django's error views instead; ``bluecarbon/urls.py`` routes those
+to the handlers at the end of this module, which answer in the same shape under ``/api/`` and
+leave the portal's pages to Django."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.signals import got_request_exception
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.log import log_response
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from ..exceptions import DomainError
+
+SERVER_ERROR = {
+    "code": "server_error",
+    "message": "The server failed to answer this request; it has been logged. Retry later.",
+    "detail": {},
+}
 
 
 def _details(detail: Any) -> Any:
@@ -26,7 +42,7 @@ def _details(detail: Any) -> Any:
     return {"code": getattr(detail, "code", "invalid"), "message": str(detail)}
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, Http404):
@@ -35,7 +51,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return _server_error(exc, context)
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
             "code": "invalid",
@@ -50,3 +66,59 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, exceptions.Throttled) and wait is not None:
             response.data["detail"] = {"retry_after": int(wait) + 1}
     return response
+
+
+def _server_error(exc: Exception, context: dict[str, Any]) -> Response:
+    set_rollback()
+    response = Response(SERVER_ERROR, status=500)
+    request = getattr(context.get("request"), "_request", None)
+    # What Django does with an error no view handled: the signal error reporters (and the test
+    # client) listen to, and its log record (logger django.request, with the traceback).
+    got_request_exception.send(sender=None, request=request)
+    log_response(
+        "Internal Server Error: %s",
+        request.path if request is not None else "?",
+        response=response,
+        request=request,
+        exception=exc,
+    )
+    return response
+
+
+# ---- Django's error views (``handler400`` ... ``handler500`` in bluecarbon/urls.py) ------------
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    return JsonResponse(
+        {"code": "bad_request", "message": "The request is malformed.", "detail": {}}, status=400
+    )
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.permission_denied(request, exception)
+    return JsonResponse(
+        {"code": "permission_denied", "message": "You may not do this.", "detail": {}}, status=403
+    )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse(
+        {"code": "not_found", "message": f"No API operation at {request.path}.", "detail": {}},
+        status=404,
+    )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # Django has logged the exception (with its traceback) before calling this.
+    if not _is_api(request):
+        return defaults.server_error(request)
+    return JsonResponse(SERVER_ERROR, status=500)

@@ -1,6 +1,7 @@
 """The web server the README tells operators to run (Granian's WSGI interface), started with the
 README's own command line against the test database: a sealed bid in and a signed receipt out
-over one kept-alive connection, and a bad request answered in the API's error format."""
+over one kept-alive connection, a bad request answered in the API's error format, and a
+database connection terminated under it replaced without failing a request."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from auctions.core import sealing
 from ledger import services
@@ -90,4 +92,29 @@ def test_the_readme_command_serves_sealed_bids_over_a_kept_alive_connection(serv
     r = conn.getresponse()
     error = json.loads(r.read())
     assert r.status == 400 and set(error) == {"code", "message", "detail"}
+    conn.close()
+
+
+def test_a_terminated_database_connection_fails_no_request(server: int):
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL backend to terminate (SQLite has no server connection)")
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+
+    def get() -> tuple[int, bytes]:
+        # One kept-alive connection: every request goes to the same web worker, whose database
+        # connection persists between requests (CONN_MAX_AGE).
+        conn.request("GET", "/api/v1/ledger/entries?limit=1")
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    assert get()[0] == 200
+    with connection.cursor() as cursor:
+        # What a database restart, a failover or an administrator does to the web's connections.
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+    status, body = get()
+    assert status == 200, body[:500]
     conn.close()
