@@ -11,6 +11,22 @@ class AuctionsConfig(AppConfig):
         from django.conf import settings
         from django.core.exceptions import ImproperlyConfigured
 
+        from ledger import entry_types
+
+        from .core.replay import AUCTION_ENTRY_TYPES, AuctionState
+        from .verify import compare_auction_tables
+
+        # The ledger holds, replays and checks auction entries through this registration.
+        entry_types.register(
+            entry_types.EntryTypes(
+                app="auctions",
+                types=frozenset(AUCTION_ENTRY_TYPES),
+                replay=AuctionState,
+                replay_from_json=AuctionState.from_json,
+                compare_tables=compare_auction_tables,
+            )
+        )
+
         # Production refuses to start without the key that keeps auction keys secret, rather
         # than at the first auction scheduled.
         if settings.PRODUCTION and not settings.AUCTION_KEK_FILE.exists():

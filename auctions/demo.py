@@ -16,6 +16,7 @@ from ledger.core.quantity import parse_money, parse_tonnes
 
 from . import services
 from .core import sealing
+from .models import stored
 
 DEPOSIT = parse_money("30000.00", "CNY")
 
@@ -61,7 +62,7 @@ def seed_auctions(
     for org in bidders:
         services.deposit_record(actor=op, auction=xs.pk, bidder=org.pk, amount=DEPOSIT)
         ciphertext = sealing.seal(
-            public_key=bytes(xs.public_key),
+            public_key=stored(xs.public_key, "public key"),
             origin=settings.LEDGER_ORIGIN,
             auction=xs.pk,
             bidder=org.pk,

@@ -75,6 +75,14 @@ class Bidder(models.Model):
         return f"{self.organization} ({self.status})"
 
 
+def stored(value: bytes | memoryview | None, what: str) -> bytes:
+    """A binary column that the row's state guarantees is set (an auction's key once it is
+    scheduled, its book root and seed once closed): its bytes, or a loud error if it is not."""
+    if value is None:
+        raise RuntimeError(f"{what} is not set in this state")
+    return bytes(value)
+
+
 class Auction(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -168,6 +176,12 @@ class Auction(models.Model):
     @property
     def public_key_b64(self) -> str:
         return base64.b64encode(bytes(self.public_key)).decode() if self.public_key else ""
+
+    def lot_hold(self) -> int:
+        """The escrow hold of the lot, which every auction past scheduling has."""
+        if self.hold_id is None:
+            raise RuntimeError(f"auction {self.pk} has no escrow hold in this state")
+        return self.hold_id
 
     @property
     def book_root_hex(self) -> str:

@@ -57,6 +57,7 @@ from .models import (
     Format,
     TieRule,
     Undersubscribed,
+    stored,
 )
 from .rows import update_rows
 
@@ -792,7 +793,9 @@ def auction_bids_open(*, auction: int, first: int, last: int) -> int:
     a = Auction.objects.filter(pk=auction).first()
     if a is None or a.state != State.CLOSING:
         return 0
-    private = sealing.load_private_key(keys.open_private_key(a.pk, bytes(a.private_key_sealed)))
+    private = sealing.load_private_key(
+        keys.open_private_key(a.pk, stored(a.private_key_sealed, "sealed key"))
+    )
     rows = list(
         Bid.objects.filter(
             auction=a,
@@ -830,8 +833,8 @@ def auction_clear(*, auction: int) -> bool:
         return False
     if Bid.objects.filter(auction=a, status=Bid.Status.SEALED, opened__isnull=True).exists():
         raise NotReady(f"auction {a.pk} has bids not opened yet")
-    private = keys.open_private_key(a.pk, bytes(a.private_key_sealed))
-    if sealing.public_key_of(private) != bytes(a.public_key):
+    private = keys.open_private_key(a.pk, stored(a.private_key_sealed, "sealed key"))
+    if sealing.public_key_of(private) != stored(a.public_key, "public key"):
         raise RuntimeError(f"auction {a.pk}: the stored private key does not match its public key")
     deposits = dict(
         Deposit.objects.filter(auction=a, state=Deposit.State.HELD).values_list(
@@ -850,13 +853,16 @@ def auction_clear(*, auction: int) -> bool:
             account=account,
             commitment=commitment,
             deposit=deposits.get(bidder, 0),
-            tiers=opened.get("tiers"),
-            error=opened.get("error"),
+            tiers=(opened or {}).get("tiers"),
+            error=(opened or {}).get("error"),
         )
         for pk, bidder, account, commitment, opened in rows.iterator(chunk_size=5000)
     ]
     result = results.build_result(
-        record=records.auction_rules(a), book=book, seed=bytes(a.seed), root=bytes(a.book_root)
+        record=records.auction_rules(a),
+        book=book,
+        seed=stored(a.seed, "seed"),
+        root=stored(a.book_root, "book root"),
     )
     digest = results.result_sha256(result)
     entry = _append(
@@ -912,11 +918,12 @@ def auction_settle(*, auction: int) -> bool:
     if a.state != State.CLEARED:
         return False
     result = a.result
+    assert result is not None, "a cleared auction has its result"
     winners = [w for w in result["bidders"] if w["awarded_lots"]]
     sold = sum(w["awarded_lots"] for w in winners) * a.lot_kg
     unsold = a.quantity - sold
     if unsold:
-        registry.escrow_release(actor=SYSTEM, hold=a.hold_id, quantity=unsold, managed=True)
+        registry.escrow_release(actor=SYSTEM, hold=a.lot_hold(), quantity=unsold, managed=True)
     rows = [
         Award(
             auction=a,
@@ -996,7 +1003,7 @@ def award_confirm_payment(*, actor: Actor, award: int) -> Award:
     """The operator saw the winner's payment: deliver the credits and apply the deposit."""
     a, w = _award(actor, award)
     registry.escrow_deliver(
-        actor=actor, hold=a.hold_id, recipient=w.account_id, quantity=w.quantity, managed=True
+        actor=actor, hold=a.lot_hold(), recipient=w.account_id, quantity=w.quantity, managed=True
     )
     applied = _deposit_outcome(a, w, Deposit.State.APPLIED)
     entry = _append(
@@ -1013,7 +1020,7 @@ def award_confirm_payment(*, actor: Actor, award: int) -> Award:
 def award_default(*, actor: Actor, award: int, reason: str = "payment not received") -> Award:
     """The winner did not pay: its credits return to the seller and its deposit is forfeited."""
     a, w = _award(actor, award)
-    registry.escrow_release(actor=actor, hold=a.hold_id, quantity=w.quantity, managed=True)
+    registry.escrow_release(actor=actor, hold=a.lot_hold(), quantity=w.quantity, managed=True)
     forfeited = _deposit_outcome(a, w, Deposit.State.FORFEITED)
     entry = _append(
         "award.default",

@@ -15,7 +15,7 @@ urlpatterns = [
     # The admin's sign-in, rate-limited like the portal's.
     path("admin/login/", sign_in_limited(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("api/", include("ledger.apis.urls")),
+    path("api/", include("bluecarbon.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("ledger.urls")),
     path("", include("portal.urls")),

@@ -19,8 +19,8 @@ MAX_OPERATIONS = 1000
 
 
 def _serializers() -> dict[str, tuple[str, type[serializers.Serializer], Any]]:
-    from .apis.credits import CancellationApi, RetirementCreateApi, TransferCreateApi
-    from .apis.registry import BatchesApi
+    from .apis.credits import CancellationCreateApi, RetirementCreateApi, TransferCreateApi
+    from .apis.registry import BatchIssueApi
 
     def issue(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
         data = dict(data)
@@ -39,10 +39,10 @@ def _serializers() -> dict[str, tuple[str, type[serializers.Serializer], Any]]:
         return {"entry_seq": services.credit_cancel(actor=actor, **data).entry_seq}
 
     return {
-        "issue": ("issue", BatchesApi.InputSerializer, issue),
+        "issue": ("issue", BatchIssueApi.InputSerializer, issue),
         "transfer": ("transfer", TransferCreateApi.InputSerializer, transfer),
         "retire": ("retire", RetirementCreateApi.InputSerializer, retire),
-        "cancel": ("cancel", CancellationApi.InputSerializer, cancel),
+        "cancel": ("cancel", CancellationCreateApi.InputSerializer, cancel),
     }
 
 
@@ -87,15 +87,16 @@ def bulk_apply(
     with transaction.atomic():
         _lock_everything(plan)
         run: list[tuple[int, dict[str, Any]]] = []
-        for index, kind, apply, data in [*plan, (None, None, None, None)]:
-            if kind == "transfer":
-                run.append((index, data))
+        for step in [*plan, None]:
+            if step is not None and step[1] == "transfer":
+                run.append((step[0], step[3]))
                 continue
             if run:  # consecutive transfers go through the set-based path, in order
                 results += _transfers(actor, run)
                 run = []
-            if kind is None:
+            if step is None:
                 break
+            index, kind, apply, data = step
             try:
                 results.append({"index": index, "op": kind, **apply(actor, data)})
             except DomainError as exc:
@@ -223,19 +224,20 @@ def _transfers(actor: Actor, run: list[tuple[int, dict[str, Any]]]) -> list[dict
     held = locks.holdings_lock(pairs, create=False)
     balance = {pair: h.tradable for pair, h in held.items()}
     for index, d in run:
-        src, dst = (d["sender"], d["batch"]), (d["recipient"], d["batch"])
-        if balance.get(src, 0) < d["quantity"]:
+        out: tuple[int, int] = (d["sender"], d["batch"])
+        into: tuple[int, int] = (d["recipient"], d["batch"])
+        if balance.get(out, 0) < d["quantity"]:
             try:
                 services._check_tradable(
-                    Account.objects.get(pk=src[0]),
-                    Batch.objects.get(pk=src[1]),
-                    balance.get(src, 0),
+                    Account.objects.get(pk=out[0]),
+                    Batch.objects.get(pk=out[1]),
+                    balance.get(out, 0),
                     d["quantity"],
                 )
             except DomainError as exc:
                 raise _at(exc, index, "transfer") from None
-        balance[src] -= d["quantity"]
-        balance[dst] = balance.get(dst, 0) + d["quantity"]
+        balance[out] -= d["quantity"]
+        balance[into] = balance.get(into, 0) + d["quantity"]
     if len(held) < len(pairs):
         held = locks.holdings_lock(pairs)
     for pair, h in held.items():

@@ -97,7 +97,7 @@ def _ledger_append(
         actor=actor.label,
         data=data,
     )
-    params = [size, body, type, size + 1, entry_hash(body)]
+    params: list[Any] = [size, body, type, size + 1, entry_hash(body)]
     extra = also(size) if also is not None else []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -227,7 +227,7 @@ def _geometry(value: object) -> dict[str, Any]:
         and value.get("type") in _GEOJSON_TYPES
         and isinstance(value.get("coordinates"), list)
     )
-    if not ok:
+    if not ok or not isinstance(value, dict):
         raise InvalidInput(
             "location must be a GeoJSON geometry (Point, Polygon, ...) with coordinates",
             detail={"location": "invalid"},

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
@@ -22,7 +24,7 @@ def webhooks_dispatch_task() -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
-def webhook_deliver_task(self, delivery_id: int) -> bool:  # type: ignore[no-untyped-def]
+def webhook_deliver_task(self: Task[Any, Any], delivery_id: int) -> bool:
     """POST one delivery; on failure retry with exponential backoff (capped at an hour)."""
     from django.conf import settings
 

@@ -39,10 +39,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from auctions.core.replay import AUCTION_ENTRY_TYPES, AuctionState
-from auctions.verify import compare_auction_tables
-
-from . import records
+from . import entry_types, records
 from .core import merkle
 from .core.entry import TRANSFER_BYTES, ZERO_HASH, EntryError, decode_canonical_entry
 from .core.note import NoteError, Verifier, checkpoint_open
@@ -94,7 +91,9 @@ Progress = Callable[[int], None]
 _cursor_names = itertools.count()
 
 
-def _stream(sql: str, params: tuple[Any, ...] = (), chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+def _stream(
+    sql: str, params: tuple[Any, ...] = (), chunk: int = 5000
+) -> Generator[tuple[Any, ...], None, None]:
     """Rows of ``sql``, fetched ``chunk`` at a time (a server-side cursor on PostgreSQL)."""
     if connection.vendor == "postgresql":
         import psycopg
@@ -179,13 +178,28 @@ def _diff(expected: dict[str, Any], actual: dict[str, Any]) -> str:
 # ---- the verifier --------------------------------------------------------------------------
 
 
+def _fresh_apps() -> dict[str, entry_types.ReplayExtension]:
+    origin = settings.LEDGER_ORIGIN
+    return {e.app: e.replay(origin) for e in entry_types.extensions() if e.replay is not None}
+
+
+def _apps_from_json(data: dict[str, Any]) -> dict[str, entry_types.ReplayExtension]:
+    apps: dict[str, entry_types.ReplayExtension] = {}
+    for e in entry_types.extensions():
+        if e.replay_from_json is None or e.app not in data:
+            raise VerificationError(f"the saved state has no replay state for {e.app}")
+        apps[e.app] = e.replay_from_json(data[e.app], settings.LEDGER_ORIGIN)
+    return apps
+
+
 @dataclass
 class _Start:
     seq: int = 0
     prev: bytes = ZERO_HASH
     frontier: merkle.Frontier = field(default_factory=merkle.Frontier)
     state: RegistryState = field(default_factory=RegistryState)
-    auctions: AuctionState = field(default_factory=lambda: AuctionState(settings.LEDGER_ORIGIN))
+    # Each app's replay state for its own entries (entry_types.extensions()), by app name.
+    apps: dict[str, entry_types.ReplayExtension] = field(default_factory=lambda: _fresh_apps())
     checkpoint: tuple[int, bytes] | None = None  # (size, root) verified before
 
 
@@ -227,18 +241,19 @@ def _read_transaction(outermost: bool) -> Iterator[None]:
     write lock up front), which for a verification would keep every writer waiting until it
     ends: a DEFERRED transaction that only reads takes no write lock, and in WAL mode it still
     reads one snapshot while writers go on."""
-    mode = getattr(connection, "transaction_mode", None)
+    sqlite: Any = connection  # transaction_mode is the SQLite backend's own attribute
+    mode = getattr(sqlite, "transaction_mode", None)
     deferred = connection.vendor == "sqlite" and outermost and mode is not None
     if deferred:
-        connection.transaction_mode = "DEFERRED"
+        sqlite.transaction_mode = "DEFERRED"
     try:
         with transaction.atomic():
             if deferred:
-                connection.transaction_mode = mode  # only this BEGIN was deferred
+                sqlite.transaction_mode = mode  # only this BEGIN was deferred
             yield
     finally:
         if deferred:
-            connection.transaction_mode = mode
+            sqlite.transaction_mode = mode
 
 
 def _verify(
@@ -315,7 +330,7 @@ def _verify_entries(
 
     workers = verify_parallel.workers_for(max(head_size - start.seq, 0), frontier, start)
     if workers:
-        walk = _Walk(start.seq, prev, next_cp, start.checkpoint, start.auctions)
+        walk = _Walk(start.seq, prev, next_cp, start.checkpoint, start.apps)
         rss = verify_parallel.walk_parallel(
             workers,
             walk,
@@ -374,7 +389,7 @@ def _verify_rows(
     origin: str,
     progress: Progress | None,
 ) -> Report:
-    walk = _Walk(start.seq, prev, next_cp, start.checkpoint, start.auctions)
+    walk = _Walk(start.seq, prev, next_cp, start.checkpoint, start.apps)
     _walk_rows(
         rows, walk, report, state, frontier, checkpoints, streams, verifiers, origin, progress
     )
@@ -390,7 +405,7 @@ class _Walk:
     prev: bytes
     next_cp: tuple[Any, ...] | None
     last_verified_cp: tuple[int, bytes] | None
-    auctions: AuctionState
+    apps: dict[str, entry_types.ReplayExtension]
 
 
 def _walk_rows(
@@ -411,6 +426,7 @@ def _walk_rows(
     last_verified_cp = walk.last_verified_cp
     sha256, push, match = hashlib.sha256, frontier.push, TRANSFER_BYTES.fullmatch
     prev_hex = prev.hex().encode()
+    registry_types, known_types = entry_types.registry_types(), entry_types.all_types()
     for seq, body, column_type in rows:
         body = bytes(body)
         if seq != expected:
@@ -454,9 +470,13 @@ def _walk_rows(
             continue
         try:
             entry = entry or decode_canonical_entry(body)
-            produced = [] if entry.type in AUCTION_ENTRY_TYPES else state.apply(entry)
-            # Auction entries, and escrow movements (an auction's lot is an escrow hold).
-            walk.auctions.apply(entry, state, prev)
+            if entry.type not in known_types:
+                raise VerificationError(f"unknown entry type {entry.type!r}", seq)
+            produced = state.apply(entry) if entry.type in registry_types else []
+            # Other apps' entries, and the registry's that touch them (an auction's lot is
+            # an escrow hold).
+            for app in walk.apps.values():
+                app.apply(entry, state, prev)
         except ReplayError as exc:
             raise VerificationError(f"cannot be replayed: {exc}", seq) from None
         for table, fields in produced:
@@ -498,11 +518,14 @@ def _finish_rows(
     for stream in streams.values():
         stream.finish()
     try:
-        start.auctions.finish()
+        for app in start.apps.values():
+            app.finish()
     except ReplayError as exc:
         raise VerificationError(f"cannot be replayed: {exc}") from None
     _compare_tables(state)
-    compare_auction_tables(start.auctions, _compare_rows, VerificationError)
+    for ext in entry_types.extensions():
+        if ext.compare_tables is not None:
+            ext.compare_tables(start.apps[ext.app], _compare_rows, VerificationError)
     problems = state.supply_violations()
     if problems:
         raise VerificationError("supply invariant broken: " + "; ".join(problems[:5]))
@@ -642,9 +665,12 @@ def _compare_tables(state: RegistryState) -> None:
         _compare_rows(name, expected, (to_record(obj) for obj in model.objects.iterator()))
 
     expected_holdings = {k: v for k, v in state.holdings.items() if v != [0, 0]}
-    holdings = Holding.objects.values_list(
-        "account_id", "batch_id", "tradable", "escrowed"
-    ).iterator(chunk_size=5000)
+    holdings = (
+        row
+        for row in Holding.objects.values_list(
+            "account_id", "batch_id", "tradable", "escrowed"
+        ).iterator(chunk_size=5000)
+    )
     seen = 0
     try:
         for account, batch, tradable, escrowed in holdings:
@@ -682,7 +708,7 @@ def _save_state(path: Path, report: Report, end: _Start) -> None:
         "frontier": [h.hex() for h in end.frontier.hashes],
         "checkpoint": [end.checkpoint[0], end.checkpoint[1].hex()] if end.checkpoint else None,
         "state": end.state.to_json(),
-        "auctions": end.auctions.to_json(),
+        **{name: app.to_json() for name, app in end.apps.items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -706,6 +732,6 @@ def _load_state(path: Path | None) -> _Start:
         prev=bytes.fromhex(data["prev"]),
         frontier=frontier,
         state=RegistryState.from_json(data["state"]),
-        auctions=AuctionState.from_json(data["auctions"], settings.LEDGER_ORIGIN),
+        apps=_apps_from_json(data),
         checkpoint=(cp[0], bytes.fromhex(cp[1])) if cp else None,
     )

@@ -326,7 +326,7 @@ class _Pool:
     def _get(self) -> tuple[Any, Any, str | None]:
         while True:
             try:
-                return self._results.get(timeout=1.0)  # type: ignore[no-any-return]
+                return self._results.get(timeout=1.0)
             except queue.Empty:
                 if not all(p.is_alive() for p in self._processes):
                     raise RuntimeError("a verification worker exited unexpectedly") from None

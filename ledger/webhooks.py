@@ -31,9 +31,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import entry_types
 from .actors import Actor
 from .core.entry import decode_entry
-from .core.replay import ENTRY_TYPES
 from .exceptions import InvalidInput, NotFound
 from .models import Account, LedgerEntry, Project, WebhookDelivery, WebhookEndpoint
 
@@ -82,7 +82,7 @@ def webhook_endpoint_create(
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 500:
         raise InvalidInput("url must be an http(s) URL", detail={"url": "invalid"})
     types = sorted(set(event_types))
-    unknown = set(types) - ENTRY_TYPES
+    unknown = set(types) - entry_types.all_types()
     if unknown:
         raise InvalidInput(
             f"unknown event types: {', '.join(sorted(unknown))}",
@@ -197,10 +197,11 @@ def webhooks_dispatch() -> list[int]:
             if entry.type == "escrow.release" or entry.type == "escrow.deliver":
                 from .models import EscrowHold
 
-                hold = EscrowHold.objects.filter(pk=entry.data.get("hold")).first()
+                hold_id = entry.data.get("hold")
+                hold = EscrowHold.objects.filter(pk=hold_id).first() if hold_id else None
                 if hold:
                     accounts.add(hold.account_id)
-            owners = {account_org.get(a) for a in accounts} | orgs
+            owners = {account_org[a] for a in accounts if a in account_org} | orgs
             for p in projects:
                 owners |= project_orgs.get(p, set())
             relevant.append((e.seq, entry.type, owners))

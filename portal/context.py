@@ -25,11 +25,13 @@ def viewer(request: HttpRequest) -> dict[str, Any]:
     }
     # An API key's principal is no user of the portal (pages only show it as anonymous).
     if isinstance(user, AbstractBaseUser) and user.is_authenticated:
-        m = Membership.objects.select_related("organization").filter(user=user).first()
+        m = Membership.objects.select_related("organization").filter(user_id=user.pk).first()
         org = m.organization if m else None
         info["organization"] = org
         info["is_bidder"] = bool(org and org.has_role(Role.BIDDER))
-        info["is_operator"] = bool(user.is_superuser or (org and org.has_role(Role.OPERATOR)))
+        info["is_operator"] = bool(
+            getattr(user, "is_superuser", False) or (org and org.has_role(Role.OPERATOR))
+        )
         info["is_auditor"] = bool(org and org.has_role(Role.AUDITOR)) or info["is_operator"]
         if org is None:
             info["pending_signup"] = getattr(user, "signup_request", None)

@@ -50,7 +50,9 @@ class RetireForm(forms.Form):
 
     def __init__(self, *args: Any, holdings: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["holding"].choices = [
+        field = self.fields["holding"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [
             (
                 f"{h.account_id}:{h.batch_id}",
                 f"{h.account.name} — {h.batch.serial} ({format_tonnes(h.tradable)} t)",
@@ -78,7 +80,7 @@ class SignupForm(forms.Form):
         return self.cleaned_data["handle"].lower()
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("password"):
             # The same validators as every other password (AUTH_PASSWORD_VALIDATORS), against
             # what this user would be, so a password like the user name is refused too.

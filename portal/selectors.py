@@ -14,12 +14,11 @@ from django.db.models import Count, Prefetch, QuerySet, Sum
 from auctions import selectors as auction_selectors
 from auctions.core import result as results
 from auctions.core import sealing
-from auctions.core.replay import AUCTION_ENTRY_TYPES
-from auctions.models import Auction, Award, Bid, BidReceipt, Deposit
+from auctions.models import Auction, Award, Bid, BidReceipt, Deposit, stored
+from ledger import entry_types as ledger_entry_types
 from ledger import services as registry
 from ledger.core import merkle
 from ledger.core.entry import decode_entry, entry_hash
-from ledger.core.replay import ENTRY_TYPES
 from ledger.models import (
     Account,
     Batch,
@@ -240,8 +239,9 @@ def recompute(a: Auction) -> dict[str, Any]:
         return {"state": "not_cleared"}
     published = auction_selectors.auction_result(a)
     assert published is not None
-    key = sealing.load_private_key(bytes(a.private_key))
-    if sealing.public_key_of(bytes(a.private_key)) != bytes(a.public_key):
+    private = stored(a.private_key, "published key")
+    key = sealing.load_private_key(private)
+    if sealing.public_key_of(private) != stored(a.public_key, "public key"):
         return {"state": "mismatch", "detail": "the published key is not the auction's"}
     # Deposits are recorded only before the close, and none is released before the result:
     # every deposit's amount is what was held when the auction was cleared.
@@ -272,10 +272,13 @@ def recompute(a: Auction) -> dict[str, Any]:
     from auctions import records
 
     rebuilt = results.build_result(
-        record=records.auction_rules(a), book=book_rows, seed=bytes(a.seed), root=bytes(a.book_root)
+        record=records.auction_rules(a),
+        book=book_rows,
+        seed=stored(a.seed, "seed"),
+        root=stored(a.book_root, "book root"),
     )
     size, root = results.book_root(bytes.fromhex(bids[i].commitment) for i in counted)
-    same = rebuilt == published and root == bytes(a.book_root)
+    same = rebuilt == published and root == stored(a.book_root, "book root")
     return {
         "state": "match" if same else "mismatch",
         "result": published,
@@ -314,7 +317,8 @@ def dashboard(organization: Organization) -> dict[str, Any]:
     for w in awards:
         # What is still to pay: the price less the deposit held, which payment applies; nothing
         # once the award is delivered (paid) or defaulted (the deposit forfeited instead).
-        w.outstanding = (
+        # An attribute for the template only, on this page's own instances.
+        w.outstanding = (  # type: ignore[attr-defined]
             max(0, w.amount_due - held.get(w.auction_id, 0))
             if w.state == Award.State.PENDING
             else 0
@@ -452,4 +456,4 @@ def ledger_size() -> int:
 
 def entry_types() -> list[str]:
     """Every type the ledger can hold (from the replay's handlers, not a scan of the ledger)."""
-    return sorted(ENTRY_TYPES | AUCTION_ENTRY_TYPES)
+    return sorted(ledger_entry_types.all_types())

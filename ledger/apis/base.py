@@ -167,7 +167,7 @@ def path_id(raw: str, what: str) -> int:
 ID_PARAM = [OpenApiParameter("id", int, OpenApiParameter.PATH)]
 
 
-def on_one_path(name: str, *operations: type[BaseApi]) -> type[BaseApi]:
+def on_one_path(name: str, *operations: type[APIView]) -> type[APIView]:
     """The view for a path that carries several operations (a collection's GET and POST).
 
     Each operation is its own class; Django routes a path to one view, so this makes a class
@@ -180,7 +180,7 @@ def on_one_path(name: str, *operations: type[BaseApi]) -> type[BaseApi]:
             if method in own:
                 if method.upper() in scopes:
                     raise ImproperlyConfigured(f"{name}: two handlers for {method.upper()}")
-                scopes[method.upper()] = op.required_scope
+                scopes[method.upper()] = getattr(op, "required_scope", None)
         # Handlers use self.InputSerializer etc.: a name two operations define would resolve
         # to the first one's for both.
         names = {k for k, v in own.items() if isinstance(v, type)}

@@ -189,9 +189,7 @@ class TransferListApi(BaseApi):
             None
             if actor.is_operator
             else set(
-                Account.objects.filter(organization_id=actor.organization_id).values_list(
-                    "pk", flat=True
-                )
+                Account.objects.filter(organization_id=actor.owner_id).values_list("pk", flat=True)
             )
         )
         results, next_after = _transfers_page(
@@ -479,7 +477,9 @@ class CertificateProofSerializer(serializers.Serializer):
     hashes = serializers.ListField(
         child=serializers.CharField(), help_text="base64; RFC 9162 §2.1.3 inclusion proof"
     )
-    root = serializers.CharField(help_text="base64; the checkpoint's root hash")
+    # DRF's metaclass takes declared fields off the class, so this does not shadow
+    # Field.root at run time; the stubs cannot know that.
+    root = serializers.CharField(help_text="base64; the checkpoint's root hash")  # type: ignore[assignment]
 
 
 class CertificateSerializer(RetirementOutputSerializer):

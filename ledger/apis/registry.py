@@ -157,14 +157,14 @@ class HoldingOutputSerializer(serializers.Serializer):
 
 def _accounts_visible(actor: Actor) -> QuerySet[Account]:
     qs = Account.objects.all()
-    return qs if actor.is_operator else qs.filter(organization_id=actor.organization_id)
+    return qs if actor.is_operator else qs.filter(organization_id=actor.owner_id)
 
 
 def _holdings_visible(actor: Actor) -> QuerySet[Holding]:
     # A holding that went back to zero (all sold, retired or cancelled) is history, not a
     # position: the ledger keeps that history.
     qs = Holding.objects.select_related("batch").exclude(tradable=0, escrowed=0)
-    return qs if actor.is_operator else qs.filter(account__organization_id=actor.organization_id)
+    return qs if actor.is_operator else qs.filter(account__organization_id=actor.owner_id)
 
 
 class OrganizationRetrieveApi(BaseApi):
@@ -184,7 +184,7 @@ class OrganizationRetrieveApi(BaseApi):
     )
     def get(self, request: Request) -> Response:
         """The organization the caller acts for, and its accounts."""
-        org = Organization.objects.filter(pk=self.actor(request).organization_id).first()
+        org = Organization.objects.filter(pk=self.actor(request).owner_id).first()
         if org is None:  # a signed-in user who belongs to no organization
             raise NotFound("you act for no organization")
         return Response(self.OutputSerializer(org).data)

@@ -10,8 +10,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import webhooks
-from ..core.replay import ENTRY_TYPES
+from .. import entry_types, webhooks
 from ..models import WebhookDelivery, WebhookEndpoint
 from .base import BaseApi
 
@@ -33,7 +32,7 @@ class WebhooksApi(BaseApi):
     class InputSerializer(serializers.Serializer):
         url = serializers.URLField(max_length=500)
         event_types = serializers.ListField(
-            child=serializers.ChoiceField(choices=sorted(ENTRY_TYPES)),
+            child=serializers.ChoiceField(choices=sorted(entry_types.all_types())),
             required=False,
             default=list,
         )
@@ -67,7 +66,7 @@ class WebhooksApi(BaseApi):
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request)
-        rows = WebhookEndpoint.objects.filter(organization_id=actor.organization_id)
+        rows = WebhookEndpoint.objects.filter(organization_id=actor.owner_id)
         return Response(EndpointOutputSerializer(rows.order_by("pk"), many=True).data)
 
 

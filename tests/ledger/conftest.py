@@ -13,8 +13,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from bluecarbon.errors import Codes
 from ledger.core.entry import Entry, decode_entry
 from ledger.exceptions import (
+    CommonCode,
     Conflict,
     DomainError,
     ErrorCode,
@@ -160,14 +162,14 @@ def refused(verify_ledger) -> Callable[..., Any]:
     ``err.value`` is the exception."""
 
     @contextmanager
-    def check(cls: type[DomainError], code: ErrorCode) -> Iterator[Any]:
+    def check(cls: type[DomainError], code: Codes) -> Iterator[Any]:
         before = snapshot()
         entries = LedgerEntry.objects.count()
         with pytest.raises(DomainError) as err:
             yield err
         assert type(err.value) is cls, f"{type(err.value).__name__}: {err.value}"
         assert err.value.code == code, f"{err.value.code!r}: {err.value}"
-        assert isinstance(err.value.code, ErrorCode)
+        assert isinstance(err.value.code, ErrorCode | CommonCode)
         assert err.value.status_code == STATUS[cls]
         assert err.value.as_dict()["code"] == code.value
         assert err.value.message

@@ -62,13 +62,17 @@ class Command(BaseCommand):
             file=sys.stderr,
             mininterval=0.5,
         )
+
+        def progress(n: int) -> None:
+            bar.update(n)
+
         started = time.monotonic()
         try:
             report = verify_ledger(
                 verifiers=verifiers,
                 state_file=options["state_file"],
                 since_checkpoint=options["since_checkpoint"],
-                progress=bar.update,
+                progress=progress,
                 on_total=lambda total: setattr(bar, "total", total),
             )
         except VerificationError as exc:

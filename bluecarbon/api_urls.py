@@ -1,0 +1,14 @@
+"""``/api/``: every app's API routes under the one ``api`` namespace."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+import auctions.apis
+import ledger.apis.urls
+
+app_name = "api"
+urlpatterns = [
+    *ledger.apis.urls.urlpatterns,
+    path("v1/", include(auctions.apis.urlpatterns)),
+]
