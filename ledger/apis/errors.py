@@ -3,7 +3,8 @@
 Domain errors (``DomainError``) carry their own status and stable code. DRF's validation errors
 become ``400 invalid`` with every field's problems under ``detail``, each as
 ``{"code", "message"}``. Authentication, permission, not-found and throttling errors keep
-their status (429 also keeps ``Retry-After``). Anything else is our bug: ``500 server_error``,
+their status (429 also keeps ``Retry-After``); a body over the upload limit is
+``413 request_too_large``. Anything else is our bug: ``500 server_error``,
 logged with its traceback, which the client never sees.
 
 Errors raised outside a view (a middleware, a database that went away before the view ran, a
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
@@ -42,9 +45,20 @@ def _details(detail: Any) -> Any:
     return {"code": getattr(detail, "code", "invalid"), "message": str(detail)}
 
 
+def _too_large() -> dict[str, Any]:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return {
+        "code": "request_too_large",
+        "message": f"The request body is larger than {limit} bytes.",
+        "detail": {"limit_bytes": limit},
+    }
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):  # Django's is a 400, with an HTML page
+        return Response(_too_large(), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -95,6 +109,8 @@ def _is_api(request: HttpRequest) -> bool:
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not _is_api(request):
         return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(_too_large(), status=413)
     return JsonResponse(
         {"code": "bad_request", "message": "The request is malformed.", "detail": {}}, status=400
     )

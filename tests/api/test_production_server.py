@@ -118,3 +118,31 @@ def test_a_terminated_database_connection_fails_no_request(server: int):
     status, body = get()
     assert status == 200, body[:500]
     conn.close()
+
+
+def test_the_readme_command_answers_malformed_bodies_in_the_error_shape(server: int):
+    from ledger.models import Role
+    from tests import factories
+
+    _, secret = services.apikey_create(
+        organization=factories.organization(Role.DEVELOPER).pk, name="k", scopes=["transfer"]
+    )
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    deep = "[" * 100_000 + "]" * 100_000
+    bulk = '{"operations": [{"op": "transfer", "batch": @}]}'.replace("@", deep)
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    for body, status, code in (
+        (bulk, 400, "parse_error"),
+        (
+            json.dumps({"reason": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}),
+            413,
+            "request_too_large",
+        ),
+    ):
+        conn.request("POST", "/api/v1/bulk", body=body, headers=headers)
+        r = conn.getresponse()
+        assert r.status == status and r.getheader("Content-Type") == "application/json"
+        error = json.loads(r.read())
+        assert set(error) == {"code", "message", "detail"}
+        assert error["code"] == code
+    conn.close()
