@@ -78,6 +78,7 @@ class Report:
     latest_checkpoint: int | None = None
     uncovered: int = 0  # entries after the latest checkpoint
     records: int = 0
+    merkle_nodes: int = 0  # stored nodes recomputed and compared
     notes: list[str] = field(default_factory=list)
     worker_peak_rss_mb: list[float] = field(default_factory=list)  # parallel path only
 
@@ -201,6 +202,7 @@ class _Start:
     # Each app's replay state for its own entries (entry_types.extensions()), by app name.
     apps: dict[str, entry_types.ReplayExtension] = field(default_factory=lambda: _fresh_apps())
     checkpoint: tuple[int, bytes] | None = None  # (size, root) verified before
+    tree_mark: _StoredTreeMark | None = None  # where the stored Merkle tree ends (this run)
 
 
 def verify_ledger(
@@ -284,6 +286,11 @@ def _verify(
         if next_cp is not None and start.checkpoint is not None:
             # Incremental mode: the log must have only grown since the checkpoint we trusted.
             _check_consistency(start.checkpoint, next_cp, verifiers, origin)
+        # The walk also stops where the stored Merkle tree ends, to learn the true root there.
+        start.tree_mark = mark = _stored_tree_mark(start, head_size)
+        if mark.frontier is None:
+            checkpoints = _with_mark(next_cp, checkpoints, mark)
+            next_cp = next(checkpoints, None)
         streams = {
             name: _RecordStream(name, model, to_record, start.seq)
             for name, model, to_record in (
@@ -460,8 +467,9 @@ def _walk_rows(
         # Integrity before meaning: a signed root that fails is reported as such, before any
         # disagreement the altered entry causes with the tables.
         while next_cp is not None and next_cp[0] == frontier.size:
-            last_verified_cp = _check_checkpoint(next_cp, frontier.root(), verifiers, origin)
-            report.checkpoints += 1
+            last_verified_cp = _reached(
+                next_cp, frontier, last_verified_cp, report, verifiers, origin
+            )
             next_cp = next(checkpoints, None)
         expected += 1
         if progress and not expected % 1000:
@@ -529,7 +537,8 @@ def _finish_rows(
     problems = state.supply_violations()
     if problems:
         raise VerificationError("supply invariant broken: " + "; ".join(problems[:5]))
-    _check_stored_tree(frontier, expected)
+    assert start.tree_mark is not None
+    _check_stored_nodes(start.tree_mark, report)
 
     report.latest_checkpoint = last_verified_cp[0] if last_verified_cp else None
     report.uncovered = expected - (report.latest_checkpoint or 0)
@@ -614,22 +623,139 @@ def _check_earlier_checkpoints(start: _Start, verifiers: list[Verifier], origin:
             _check_consistency(start.checkpoint, (size, root, note), verifiers, origin)
 
 
-def _check_stored_tree(frontier: merkle.Frontier, size: int) -> None:
-    """The stored Merkle nodes serve proofs; their root must be the recomputed one."""
-    from .services import tree_root
+class _StoredTreeMark(tuple[Any, ...]):
+    """Stands in the checkpoint stream at the stored Merkle tree's size: when the walk gets
+    there, it records the true right edge of the tree of that size (the stored tree may lag
+    the ledger; its nodes are checked against the tree they claim to be)."""
 
+    frontier: merkle.Frontier | None = None
+
+
+def _stored_tree_mark(start: _Start, ledger_size: int) -> _StoredTreeMark:
     tree = TreeHead.objects.filter(pk=1).first()
-    tree_size = tree.size if tree else 0
-    if tree_size > size:
-        raise VerificationError(f"stored Merkle tree covers {tree_size} entries, ledger has {size}")
-    if tree_size == 0:
+    size = tree.size if tree else 0
+    if size > ledger_size:
+        raise VerificationError(
+            f"stored Merkle tree covers {size} entries, the ledger has {ledger_size}"
+        )
+    if size < start.seq:
+        raise VerificationError(
+            f"stored Merkle tree covers {size} entries, fewer than the {start.seq} verified "
+            "before: stored nodes were removed"
+        )
+    mark = _StoredTreeMark((size, None, None))
+    if size == start.seq:  # known already: the walk starts there
+        mark.frontier = merkle.Frontier(start.frontier.size, start.frontier.hashes)
+    return mark
+
+
+def _with_mark(
+    first: tuple[Any, ...] | None,
+    rows: Iterator[tuple[Any, ...]],
+    mark: _StoredTreeMark,
+) -> Generator[tuple[Any, ...], None, None]:
+    """``first`` and ``rows`` (checkpoints by size) with ``mark`` after those of its size."""
+    placed = False
+    for row in itertools.chain([first] if first is not None else [], rows):
+        if not placed and row[0] > mark[0]:
+            placed = True
+            yield mark
+        yield row
+    if not placed:
+        yield mark
+
+
+def _reached(
+    cp: tuple[Any, ...],
+    frontier: merkle.Frontier,
+    last_verified: tuple[int, bytes] | None,
+    report: Report,
+    verifiers: list[Verifier],
+    origin: str,
+) -> tuple[int, bytes] | None:
+    """The walk has reached ``cp``'s size: check the checkpoint (or note the stored tree's
+    true shape there). Returns the last checkpoint verified."""
+    if isinstance(cp, _StoredTreeMark):
+        cp.frontier = merkle.Frontier(frontier.size, frontier.hashes)
+        return last_verified
+    report.checkpoints += 1
+    return _check_checkpoint(cp, frontier.root(), verifiers, origin)
+
+
+def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
+    """Every stored Merkle node, whatever the stored tree's size: each level holds exactly the
+    perfect subtrees of the stored size, every node above the leaves is the hash of the two
+    below it (RFC 9162 §2.1.1), and the stored right edge is the true one, so (but for a
+    SHA-256 collision) every stored leaf hash is the true one too. The first wrong node is named
+    by level and index. The stored nodes serve every proof the API hands out."""
+    size = int(mark[0])
+    level, count = 0, size
+    seen, below = bytearray(), bytearray()  # this level's hashes so far; the level below
+    edge: dict[tuple[int, int], bytes] = {}  # the stored right edge (frontier nodes)
+    sha256 = hashlib.sha256
+
+    def close_level() -> None:
+        if len(seen) != 32 * count:
+            raise VerificationError(
+                f"stored Merkle node at level {level}, index {len(seen) // 32} is missing "
+                f"(a tree of {size} entries has {count} at that level)"
+            )
+        if count & 1:
+            edge[(level, count - 1)] = bytes(seen[-32:])
+
+    rows = _stream('SELECT "level", "index", "hash" FROM ledger_merklenode ORDER BY 1, 2')
+    with contextlib.closing(rows):
+        for lvl, index, digest in rows:
+            while lvl > level:
+                close_level()
+                below, seen = seen, bytearray()
+                level += 1
+                count = size >> level
+            where = f"stored Merkle node at level {level}, index {index}"
+            if index >= count:
+                raise VerificationError(f"{where} lies outside the stored tree of {size} entries")
+            if index != len(seen) // 32:
+                raise VerificationError(
+                    f"stored Merkle node at level {level}, index {len(seen) // 32} is missing"
+                )
+            digest = bytes(digest)
+            if level and digest != sha256(b"\x01" + below[64 * index : 64 * index + 64]).digest():
+                raise VerificationError(
+                    f"{where} is not the hash of the two nodes below it: it was changed"
+                )
+            seen += digest
+            report.merkle_nodes += 1
+    while count:
+        close_level()
+        below, seen = seen, bytearray()
+        level += 1
+        count = size >> level
+    if size == 0:
         return
-    try:
-        stored = tree_root(tree_size)
-    except LookupError as exc:
-        raise VerificationError(f"stored Merkle tree is incomplete: {exc}") from None
-    if tree_size == frontier.size and stored != frontier.root():
-        raise VerificationError("stored Merkle nodes do not hash to the recomputed root")
+    assert mark.frontier is not None, "the walk passed the stored tree's size"
+    stored = merkle.Frontier.from_nodes(size, lambda lv, ix: edge[(lv, ix)])
+    if stored.root() == mark.frontier.root():
+        return
+    # Consistent nodes over wrong leaves: find the subtree on the right edge, then the leaf.
+    first, stop = 0, size
+    for (lv, ix), want in zip(merkle.frontier_node_ids(size), mark.frontier.hashes, strict=True):
+        if edge[(lv, ix)] != want:
+            first, stop = ix << lv, (ix + 1) << lv
+            break
+    leaves = _stream(
+        "SELECT e.seq, e.body, n.hash FROM ledger_ledgerentry e JOIN ledger_merklenode n "
+        'ON n."level" = 0 AND n."index" = e.seq WHERE e.seq >= %s AND e.seq < %s ORDER BY 1',
+        (first, stop),
+    )
+    with contextlib.closing(leaves):
+        for seq, body, digest in leaves:
+            if merkle.leaf_hash(bytes(body)) != bytes(digest):
+                raise VerificationError(
+                    f"stored Merkle leaf (level 0, index {seq}) is not the hash of entry {seq}: "
+                    "it and the nodes above it were rewritten",
+                    seq,
+                )
+    raise VerificationError(f"stored Merkle tree's root is wrong under leaves {first}..{stop - 1}")
 
 
 def _compare_rows(

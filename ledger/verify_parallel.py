@@ -421,7 +421,7 @@ class _Applier:
     def run(self, chunk: bytes, run: scan.Run, offsets: array[int]) -> None:
         """What ``_walk_rows`` does for each of the run's rows once its checks have passed:
         push the leaf, check a checkpoint of that size, replay the transfer."""
-        from .verify import _check_checkpoint
+        from .verify import _reached
 
         walk, frontier, start, count = self.walk, self.frontier, run.start, len(offsets)
         moves = array("q")
@@ -440,10 +440,14 @@ class _Applier:
             self.replay(chunk, run, offsets, moves, replayed, last)
             replayed = last
             while walk.next_cp is not None and walk.next_cp[0] == frontier.size:
-                walk.last_verified_cp = _check_checkpoint(
-                    walk.next_cp, frontier.root(), self.verifiers, self.origin
+                walk.last_verified_cp = _reached(
+                    walk.next_cp,
+                    frontier,
+                    walk.last_verified_cp,
+                    self.report,
+                    self.verifiers,
+                    self.origin,
                 )
-                self.report.checkpoints += 1
                 walk.next_cp = next(self.checkpoints, None)
         self.replay(chunk, run, offsets, moves, replayed, count)
         walk.expected, walk.prev = start + count, run.last_hash

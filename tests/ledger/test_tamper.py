@@ -267,3 +267,83 @@ def test_a_re_encoded_entry_that_is_not_canonical_is_named(ledger):
     err = failure()
     assert err.seq == last
     assert "RFC 8785" in str(err)
+
+
+# ---- the stored Merkle tree: every node is checked, whatever the stored tree's size ----------
+
+
+def set_node(level: int, index: int, digest: bytes) -> None:
+    MerkleNode.objects.filter(level=level, index=index).update(hash=digest)
+
+
+def rebuild_nodes_from_leaves() -> None:
+    """The careful attacker's move after changing a leaf hash: every node above it recomputed,
+    so each node is the hash of its children again."""
+    size = TreeHead.objects.get(pk=1).size
+    leaves = dict(MerkleNode.objects.filter(level=0).values_list("index", "hash"))
+    frontier = merkle.Frontier()
+    for i in range(size):
+        for level, index, digest in frontier.append(bytes(leaves[i])):
+            if level:
+                set_node(level, index, digest)
+
+
+def test_a_changed_interior_node_is_named_by_level_and_index(ledger):
+    assert TreeHead.objects.get(pk=1).size >= 8  # level 2 has two nodes
+    bypass_triggers()
+    set_node(2, 1, b"\x42" * 32)
+    err = failure()
+    assert "stored Merkle node at level 2, index 1 is not the hash of the two nodes below it" in (
+        str(err)
+    )
+
+
+def test_a_changed_leaf_hash_with_the_nodes_above_rebuilt_is_named(ledger):
+    seq = transfer_seqs()[1]
+    bypass_triggers()
+    set_node(0, seq, merkle.leaf_hash(b"a different entry"))
+    rebuild_nodes_from_leaves()
+    err = failure()
+    assert f"stored Merkle leaf (level 0, index {seq}) is not the hash of entry {seq}" in str(err)
+    assert err.seq == seq
+
+
+def test_a_deleted_node_and_an_extra_node_are_named(ledger):
+    bypass_triggers()
+    MerkleNode.objects.filter(level=1, index=3).delete()
+    assert "stored Merkle node at level 1, index 3 is missing" in str(failure())
+
+    bypass_triggers()
+    size = TreeHead.objects.get(pk=1).size
+    MerkleNode.objects.create(level=1, index=3, hash=b"\x00" * 32)  # put a wrong one back
+    MerkleNode.objects.create(level=0, index=size, hash=merkle.leaf_hash(b"x"))
+    assert f"stored Merkle node at level 0, index {size} lies outside" in str(failure())
+
+
+def test_a_stored_tree_that_lags_the_ledger_is_checked_too(ledger):
+    """Entries written after the last checkpoint are not in the stored tree yet; the nodes it
+    has are still every one of them checked (before, only a tree of the ledger's size was)."""
+    services.credit_transfer(
+        actor=ledger.dev,
+        batch=ledger.batch.pk,
+        sender=ledger.dev_account.pk,
+        recipient=ledger.buyer_account.pk,
+        quantity=7,
+    )
+    assert TreeHead.objects.get(pk=1).size < LedgerEntry.objects.count()
+    report = verify_ledger(verifiers=trusted_verifiers())
+    assert report.merkle_nodes == MerkleNode.objects.count() > 0
+
+    bypass_triggers()
+    set_node(2, 0, b"\x42" * 32)
+    assert "stored Merkle node at level 2, index 0 is not the hash" in str(failure())
+
+
+def test_a_shrunk_stored_tree_is_caught_by_an_incremental_run(ledger, tmp_path):
+    state = tmp_path / "verify-state.json"
+    verify_ledger(verifiers=trusted_verifiers(), state_file=state)
+    bypass_triggers()
+    TreeHead.objects.filter(pk=1).update(size=3)
+    restore_triggers()
+    with pytest.raises(VerificationError, match="fewer than the .* verified before"):
+        verify_ledger(verifiers=trusted_verifiers(), state_file=state, since_checkpoint=True)
