@@ -345,5 +345,5 @@ def test_a_shrunk_stored_tree_is_caught_by_an_incremental_run(ledger, tmp_path):
     bypass_triggers()
     TreeHead.objects.filter(pk=1).update(size=3)
     restore_triggers()
-    with pytest.raises(VerificationError, match="fewer than the .* verified before"):
+    with pytest.raises(VerificationError, match=r"fewer than the \d+ verified before"):
         verify_ledger(verifiers=trusted_verifiers(), state_file=state, since_checkpoint=True)
