@@ -72,7 +72,7 @@ def canonical_json(obj: Any) -> bytes:
     orjson's sorted, compact output is exactly RFC 8785 for values made only of objects with
     string keys, arrays, strings without characters beyond the BMP, integers of at most 53 bits,
     booleans and null (the same equivalence ``decode_canonical_entry`` relies on, and
-    tests/core/test_entry.py checks); it is some 40 times faster than the ``rfc8785`` package,
+    audit/tests/test_entry.py checks); it is some 40 times faster than the ``rfc8785`` package,
     which matters for an auction result with 100,000 bids. Anything else (a float, another
     type, a character beyond the BMP) takes the exact, slow path, which also refuses what
     RFC 8785 cannot encode."""

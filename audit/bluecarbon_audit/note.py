@@ -24,6 +24,7 @@ __all__ = [
     "Note",
     "NoteError",
     "Signature",
+    "SignatureVerificationError",
     "Signer",
     "UnverifiedNoteError",
     "Verifier",
@@ -59,6 +60,13 @@ _TREE_SIZE = re.compile(r"0|[1-9][0-9]*")
 
 class NoteError(ValueError):
     """A signed note, key string or checkpoint is malformed or fails to verify."""
+
+
+class SignatureVerificationError(NoteError):
+    """A signature line names a known key but does not verify (signed-note §Signatures).
+
+    A witness answers it with 403, like a note with no known signature (c2sp.org/tlog-witness),
+    where any other malformation is a 400, so it has its own class."""
 
 
 class UnverifiedNoteError(NoteError):
@@ -336,7 +344,9 @@ def open_note(note: str, verifiers: Iterable[Verifier]) -> Note:
         # signed-note §Signatures: a known key's signature MUST be verified, and a failure
         # rejects the whole note. (Go skips repeated lines by a key unverified; we check them.)
         if not verifier.verify(signed, sig.signature):
-            raise NoteError(f"invalid signature for key {sig.name}+{sig.key_hash.hex()}")
+            raise SignatureVerificationError(
+                f"invalid signature for key {sig.name}+{sig.key_hash.hex()}"
+            )
         verified.setdefault((sig.name, sig.key_hash), sig)  # report each key once
 
     opened = Note(text=text, verified=tuple(verified.values()), unverified=tuple(unverified))

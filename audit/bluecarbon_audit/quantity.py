@@ -48,7 +48,8 @@ def _parse_scaled(text: object, places: int, what: str) -> int:
     whole = match["int"].lstrip("0") or "0"
     if len(whole) > 30:
         raise QuantityError("too_large", f"{what} is too large")
-    return int(whole) * 10**places + int(frac.ljust(places, "0") or 0)
+    scale: int = 10**places  # typeshed types int ** int as Any: a negative power is a float
+    return int(whole) * scale + int(frac.ljust(places, "0") or 0)
 
 
 def parse_tonnes(text: object, *, allow_zero: bool = False) -> int:

@@ -58,9 +58,10 @@ class RegistryState:
 
     def _need(self, table: dict[int, Any], key: Any, what: str) -> dict[str, Any]:
         try:
-            return table[key]
+            found: dict[str, Any] = table[key]
         except (KeyError, TypeError):
             raise ReplayError(f"unknown {what} {key!r}") from None
+        return found
 
     def _amount(self, value: Any) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -54,7 +54,7 @@ _SEQ_COLUMN = struct.Struct(">iq")
 _PREV = rb"(?P<prev>[0-9a-f]{64})"
 _TIME = rb'"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"'
 if TRANSFER_BYTES.pattern.count(_PREV) != 1 or TRANSFER_BYTES.pattern.count(_TIME) != 1:
-    raise ImportError("TRANSFER_BYTES changed: update ledger.core.scan to match it")
+    raise ImportError("TRANSFER_BYTES changed: update bluecarbon_audit.scan to match it")
 _ROW = re.compile(
     rb"\x00\x03\x00\x00\x00\x08(.{8})(.{4})("  # 3 columns; seq (8 bytes); body length, body
     + TRANSFER_BYTES.pattern.replace(_PREV, rb"(?P<prev>.{64})").replace(

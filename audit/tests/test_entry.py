@@ -9,7 +9,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.core.entry import (
+from bluecarbon_audit.entry import (
     EntryError,
     canonical_json,
     decode_canonical_entry,

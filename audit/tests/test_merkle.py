@@ -1,7 +1,7 @@
-"""Tests for ledger.core.merkle (RFC 9162 Merkle trees). Pure Python: no Django needed.
+"""Tests for bluecarbon_audit.merkle (RFC 9162 Merkle trees). Pure Python: no Django needed.
 
-1. The official transparency-dev probes under /work/shared/vectors/rfc9162 (or
-   $BLUECARBON_VECTORS, the directory holding inclusion/ and consistency/).
+1. The official transparency-dev probes in shared/vectors/rfc9162 beside the repository's
+   clone (or $BLUECARBON_VECTORS, the directory holding inclusion/ and consistency/).
 2. The transparency-dev reference tree of 8 leaves: its published roots, nodes and proofs.
 3. Hypothesis properties against the recursive RFC 9162 definitions.
 """
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.core.merkle import (
+from bluecarbon_audit.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     Frontier,

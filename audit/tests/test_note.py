@@ -1,4 +1,4 @@
-"""Tests for ledger.core.note: C2SP signed-note (Ed25519) and tlog-checkpoint.
+"""Tests for bluecarbon_audit.note: C2SP signed-note (Ed25519) and tlog-checkpoint.
 
 Known-answer vectors are copied from Go's golang.org/x/mod/sumdb/note/note_test.go
 (TestNewSigner, TestSign, TestOpen) and from the examples in c2sp.org/signed-note and
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.core.note import (
+from bluecarbon_audit.note import (
     Checkpoint,
     Note,
     NoteError,

@@ -8,7 +8,7 @@ from array import array
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.core.replay import RegistryState
+from bluecarbon_audit.replay import RegistryState
 
 moves = st.lists(
     st.tuples(st.integers(1, 2), st.integers(1, 4), st.integers(1, 4), st.integers(-1, 60)),

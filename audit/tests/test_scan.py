@@ -1,4 +1,4 @@
-"""Tests for ledger.core.scan: what a worker proves about runs of COPY row messages. Pure.
+"""Tests for bluecarbon_audit.scan: what a worker proves about runs of COPY row messages. Pure.
 
 The property that matters: every row placed in a run passes exactly the checks the serial
 verifier makes of a transfer row (framing, both seqs, TRANSFER_BYTES, the link to the row
@@ -15,8 +15,8 @@ from array import array
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.core import merkle, scan
-from ledger.core.entry import TRANSFER_BYTES, ZERO_HASH, encode_entry
+from bluecarbon_audit import merkle, scan
+from bluecarbon_audit.entry import TRANSFER_BYTES, ZERO_HASH, encode_entry
 
 
 def message(seq: int, body: bytes, type_: str = "credit.transfer") -> bytes:

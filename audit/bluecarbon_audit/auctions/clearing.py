@@ -20,12 +20,12 @@ Invariants, checked on every outcome (``InvariantError``, which ``python -O`` do
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from auctions.core.draws import Draws
+from .draws import Draws
 
 FORMATS = ("uniform", "pay_as_bid", "first_price", "second_price")
 SINGLE_LOT_FORMATS = ("first_price", "second_price")
@@ -264,7 +264,7 @@ def _rejection(rules: Rules, tiers: list[tuple[int, int]]) -> str | None:
         return "no_tiers"
     if len(tiers) > MAX_TIERS:
         return "too_many_tiers"
-    per_tier = (
+    per_tier: tuple[tuple[str, Callable[[int, int], bool]], ...] = (
         ("invalid_lots", lambda price, lots: lots < 1),
         ("invalid_price", lambda price, lots: price < 0),
         ("off_tick", lambda price, lots: price % rules.tick != 0),

@@ -1,10 +1,10 @@
 """Replay of the auction entries: the auditor's model of the auction house.
 
-It runs beside the registry's replay (``ledger.core.replay.RegistryState``), which applies the
-credit effects (escrow holds, releases, deliveries); this checks that each auction moved
-through its states in order and by its rules, that every bid counted was committed while the
-auction was open, and, at each ``auction.clear``, reopens every counted bid with the published
-key and re-runs the clearing: the published result must be exactly what comes out.
+It runs beside the registry's replay (``bluecarbon_audit.replay.RegistryState``), which
+applies the credit effects (escrow holds, releases, deliveries); this checks that each auction
+moved through its states in order and by its rules, that every bid counted was committed while
+the auction was open, and, at each ``auction.clear``, reopens every counted bid with the
+published key and re-runs the clearing: the published result must be exactly what comes out.
 
 Escrow movements of an auction's hold must be made by the auction itself: each appears in the
 entry right before the auction entry that accounts for it (services append both in one
@@ -22,9 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ledger.core.entry import Entry
-from ledger.core.replay import RegistryState, ReplayError
-
+from ..entry import Entry
+from ..replay import RegistryState, ReplayError
 from . import clearing, sealing
 from . import result as results
 
@@ -526,7 +525,8 @@ def _auction_settle(
 
 
 def registry_remaining(r: RegistryState, hold: int) -> int:
-    return r.holds[hold]["remaining"]
+    remaining: int = r.holds[hold]["remaining"]
+    return remaining
 
 
 def _award_resolve(

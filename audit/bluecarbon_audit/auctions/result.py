@@ -12,9 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.core import merkle
-from ledger.core.entry import canonical_json
-
+from .. import merkle
+from ..entry import canonical_json
 from . import clearing
 
 RESULT_VERSION = 1
@@ -94,7 +93,12 @@ def _distribute(
             take = min(left, offered)
             if take:
                 lots, amount = out[b.bid]
-                pay = price if rules.format == "uniform" else fill_price
+                pay = fill_price
+                if rules.format == "uniform":
+                    # Everyone pays the clearing price; an award without one is a clearing bug.
+                    if price is None:
+                        raise clearing.InvariantError("uniform award without a clearing price")
+                    pay = price
                 out[b.bid] = (lots + take, amount + rules.value(pay, take))
                 left -= take
             if not left:

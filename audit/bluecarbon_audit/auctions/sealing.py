@@ -66,7 +66,9 @@ class SealError(ValueError):
 class Opened:
     auction: int
     bidder: int
-    tiers: Any  # as decoded; the clearing rules check its shape (auctions.core.clearing)
+    tiers: (
+        Any  # as decoded; the clearing rules check its shape (bluecarbon_audit.auctions.clearing)
+    )
 
 
 # ---- keys ---------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def plaintext(
     auction: int, bidder: int, tiers: list[dict[str, int]], nonce: bytes | None = None
 ) -> bytes:
     """The canonical, padded plaintext of a bid (what a client seals)."""
-    body = {
+    body: dict[str, Any] = {
         "auction": auction,
         "bidder": bidder,
         "nonce": base64.urlsafe_b64encode(nonce or os.urandom(16)).rstrip(b"=").decode(),
