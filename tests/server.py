@@ -13,16 +13,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def readme_command(port: int, **options: str) -> list[str]:
-    """The README's code block that starts with ``granian``, as an argv for this Python, on
-    127.0.0.1:``port``; ``options`` replace the values of its flags (``workers="4"`` sets
-    ``--workers 4``), and must name flags the command has."""
+    """The README's code block that starts with ``python -m bluecarbon.serve`` (Granian), as an
+    argv for this Python, on 127.0.0.1:``port``; ``options`` replace the values of its flags
+    (``workers="4"`` sets ``--workers 4``), and must name flags the command has."""
     text = (ROOT / "README.md").read_text()
-    found = re.search(r"^ {4}(granian .*?)(?:\n\n|\n[^ ])", text, re.M | re.S)
-    assert found, "README.md shows no granian command"
+    found = re.search(r"^ {4}(python -m bluecarbon\.serve .*?)(?:\n\n|\n[^ ])", text, re.M | re.S)
+    assert found, "README.md shows no python -m bluecarbon.serve command"
     argv = shlex.split(found.group(1).replace("\\\n", " "))
     for flag, value in {"host": "127.0.0.1", "port": str(port), **options}.items():
         argv[argv.index(f"--{flag.replace('_', '-')}") + 1] = value
-    return [sys.executable, "-m", *argv]
+    return [sys.executable, *argv[1:]]
 
 
 def free_port() -> int:

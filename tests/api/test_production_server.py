@@ -1,7 +1,8 @@
 """The web server the README tells operators to run (Granian's WSGI interface), started with the
 README's own command line against the test database: a sealed bid in and a signed receipt out
-over one kept-alive connection, a bad request answered in the API's error format, and a
-database connection terminated under it replaced without failing a request."""
+over one kept-alive connection, a bad request answered in the API's error format, a
+database connection terminated under it replaced without failing a request, and a second
+server on the same port refused instead of sharing it."""
 
 from __future__ import annotations
 
@@ -145,4 +146,35 @@ def test_the_readme_command_answers_malformed_bodies_in_the_error_shape(server: 
         error = json.loads(r.read())
         assert set(error) == {"code", "message", "detail"}
         assert error["code"] == code
+    conn.close()
+
+
+def test_a_second_server_on_an_occupied_port_exits_instead_of_sharing_it(server: int, tmp_path):
+    # Granian alone binds with SO_REUSEPORT: the second would start, say it listens, and take
+    # a share of the first one's connections.
+    log = tmp_path / "second.log"
+    second = subprocess.Popen(
+        readme_command(server),
+        cwd=ROOT,
+        env={**worker_env("unused"), "DJANGO_SETTINGS_MODULE": "bluecarbon.settings"},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        returncode = second.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        returncode = None
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait()
+    output = log.read_text()
+    assert returncode not in (None, 0), output[-2000:]
+    assert f"127.0.0.1:{server} is already in use" in output
+    assert "Listening at" not in output
+    # The first goes on serving, alone.
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    conn.request("GET", "/api/v1/ledger/checkpoints")
+    assert conn.getresponse().status == 200
     conn.close()
