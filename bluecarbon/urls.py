@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from portal.views import sign_in_limited
+from portal.throttle import sign_in_limited
 
 # Under /api/ errors raised outside a view answer in the API's JSON error shape too.
 handler400 = "ledger.apis.errors.bad_request"

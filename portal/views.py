@@ -44,6 +44,7 @@ from ledger.signing import trusted_verifiers
 from . import charts, forms, selectors, services
 from .context import viewer
 from .models import VerificationRun
+from .throttle import sign_in_limited
 
 
 def _page_ints(request: HttpRequest, name: str) -> int | None:
@@ -287,21 +288,7 @@ def certificate(request: HttpRequest, certificate: str) -> HttpResponse:
 # ---- signing in and up ---------------------------------------------------------------------
 
 
-def _address_and_name(group: str, request: HttpRequest) -> str:
-    return f"{request.META.get('REMOTE_ADDR', '')}|{request.POST.get('username', '')}"
-
-
-def sign_in_limited(view: Any) -> Any:
-    """Password guessing is slowed per address, per address and user name, and per user name
-    (the last loose enough that nobody can lock a real user out from another address)."""
-    # One group for every sign-in form (the portal's and the admin's): guesses add up.
-    view = ratelimit(group="sign-in:name", key="post:username", rate="60/h", method="POST")(view)
-    view = ratelimit(
-        group="sign-in:address-name", key=_address_and_name, rate="10/15m", method="POST"
-    )(view)
-    return ratelimit(group="sign-in:address", key="ip", rate="30/m", method="POST")(view)
-
-
+# Failed sign-ins are limited (portal/throttle.py); the admin's form is wrapped the same way.
 sign_in = sign_in_limited(auth_views.LoginView.as_view(template_name="portal/login.html"))
 
 

@@ -1,0 +1,135 @@
+"""Sign-in throttling: failed sign-ins count, successful ones do not.
+
+Three limits slow password guessing (django-ratelimit's counters, in the default cache: Redis
+in production, shared by every web process): per address, per address and user name, and per
+user name, the last loose enough that nobody can lock a real user out from another address.
+Over a limit the answer is 429 with how long to wait (``Retry-After`` and the page's message).
+
+Each limit keeps two counters per window: attempts, and attempts that turned out not to be
+failures (a successful sign-in, or an attempt refused for the limit). An attempt is counted
+before its password is checked, so guesses sent in parallel cannot all slip under the limit
+while the first ones are still being hashed (an attempt in flight counts as a failure until it
+is known); the second counter gives successful ones back afterwards. django-ratelimit has no
+decrement, hence two increments instead of one increment and one decrement."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import ngettext
+from django_ratelimit.core import get_usage
+
+
+def _address(request: HttpRequest) -> str:
+    """The client's address as django-ratelimit's "ip" key has it: from RATELIMIT_IP_META_KEY
+    behind a proxy, and an IPv6 /64 (one subscriber's prefix) as one address."""
+    address = str(request.META.get(getattr(settings, "RATELIMIT_IP_META_KEY", "") or "REMOTE_ADDR"))
+    try:
+        network = ipaddress.ip_network(f"{address}/{64 if ':' in address else 32}", strict=False)
+    except ValueError:
+        return address
+    return str(network.network_address)
+
+
+def _name(request: HttpRequest) -> str:
+    return str(request.POST.get("username", ""))
+
+
+@dataclass(frozen=True)
+class Limit:
+    group: str
+    rate: str  # failed sign-ins per window, in django-ratelimit's notation
+    key: Callable[[HttpRequest], str]
+
+
+# One group per limit for every sign-in form (the portal's and the admin's): guesses add up.
+SIGN_IN_LIMITS = (
+    Limit("sign-in:address", "30/m", _address),
+    Limit("sign-in:address-name", "10/15m", lambda r: f"{_address(r)}|{_name(r)}"),
+    Limit("sign-in:name", "60/h", _name),
+)
+
+
+def _usage(request: HttpRequest, limit: Limit, group: str, *, count: bool) -> Any:
+    return get_usage(
+        request,
+        group=group,
+        key=lambda _group, req: limit.key(req),
+        rate=limit.rate,
+        method="POST",
+        increment=count,
+    )
+
+
+def _give_back(request: HttpRequest) -> None:
+    for limit in SIGN_IN_LIMITS:
+        _usage(request, limit, f"{limit.group}:not-failed", count=True)
+
+
+def _seconds_to_wait(request: HttpRequest) -> int:
+    """Count this attempt; 0 if it may go ahead, else the seconds until the window of every
+    limit it is over ends."""
+    wait = 0
+    for limit in SIGN_IN_LIMITS:
+        attempts = _usage(request, limit, limit.group, count=True)
+        if attempts is None:  # RATELIMIT_ENABLE off, or the cache failed and FAIL_OPEN is on
+            continue
+        if attempts["time_left"] < 0:  # the cache failed: django-ratelimit fails closed
+            wait = max(wait, 60)
+            continue
+        not_failed = _usage(request, limit, f"{limit.group}:not-failed", count=False)
+        failed_before = attempts["count"] - 1 - (not_failed["count"] if not_failed else 0)
+        if failed_before >= attempts["limit"]:
+            wait = max(wait, attempts["time_left"], 1)
+    return wait
+
+
+def wait_message(seconds: int) -> str:
+    if seconds < 60:
+        return ngettext(
+            "Too many failed sign-ins from here. Try again in %(n)d second.",
+            "Too many failed sign-ins from here. Try again in %(n)d seconds.",
+            seconds,
+        ) % {"n": seconds}
+    minutes = math.ceil(seconds / 60)
+    return ngettext(
+        "Too many failed sign-ins from here. Try again in %(n)d minute.",
+        "Too many failed sign-ins from here. Try again in %(n)d minutes.",
+        minutes,
+    ) % {"n": minutes}
+
+
+def sign_in_limited(view: Any) -> Any:
+    """``view`` (a sign-in form) behind the limits: a POST that signs someone in (the form
+    redirects) is given back; any other POST (a wrong password, an unknown or inactive user, a
+    non-staff user at the admin's form) counts."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        wait = _seconds_to_wait(request)
+        if wait:
+            _give_back(request)  # refused unheard: not a failed sign-in
+            refused = render(
+                request,
+                "portal/too_many_requests.html",
+                {"wait_message": wait_message(wait)},
+                status=429,
+            )
+            refused["Retry-After"] = str(wait)
+            return refused
+        response: HttpResponse = view(request, *args, **kwargs)
+        if response.status_code == 302 and request.user.is_authenticated:
+            _give_back(request)
+        return response
+
+    return wrapped
