@@ -14,12 +14,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import secrets
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import entry_types
+from . import egress, entry_types
 from .actors import Actor
 from .core.entry import decode_entry
 from .exceptions import InvalidInput, NotFound
@@ -81,6 +80,14 @@ def webhook_endpoint_create(
     parts = urlsplit(url if isinstance(url, str) else "")
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 500:
         raise InvalidInput("url must be an http(s) URL", detail={"url": "invalid"})
+    try:
+        egress.check(url)
+    except egress.Unresolvable:
+        pass  # reaches nothing now; every delivery resolves and checks it again
+    except egress.Refused as exc:
+        raise InvalidInput(
+            f"url must name a public address: {exc}", detail={"url": "not_public"}
+        ) from None
     types = sorted(set(event_types))
     unknown = set(types) - entry_types.all_types()
     if unknown:
@@ -263,24 +270,25 @@ def webhook_deliver(delivery_id: int) -> bool:
         separators=(",", ":"),
     ).encode()
     secret = _fernet().decrypt(bytes(endpoint.secret_encrypted)).decode()
-    request = urllib.request.Request(  # noqa: S310 (http(s) only, checked at registration)
-        endpoint.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(secret, int(time.time()), body),
-            DELIVERY_HEADER: str(delivery.pk),
-        },
-    )
-    status, error = None, ""
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+        DELIVERY_HEADER: str(delivery.pk),
+    }
+    status: int | None = None
+    error = ""
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status, error = exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        error = str(exc)[:500]
+        # Resolved and checked again now (DNS may have changed since registration), sent to
+        # the checked address, no redirect followed: ledger/egress.py.
+        status = egress.post(endpoint.url, body, headers, timeout=10)
+    except egress.Refused as exc:
+        error = f"refused, nothing sent: {exc}"[:500]
+    except (OSError, http.client.HTTPException) as exc:
+        error = (str(exc) or type(exc).__name__)[:500]
+    if status is not None and 300 <= status < 400:
+        error = f"HTTP {status}: redirects are not followed"
+    elif status is not None and not 200 <= status < 300:
+        error = f"HTTP {status}"
     ok = status is not None and 200 <= status < 300
     # Compare-and-set: a duplicate task that raced this one records nothing twice.
     updated = WebhookDelivery.objects.filter(

@@ -29,6 +29,7 @@ def worker_env(queue: str) -> dict[str, str]:
         env["DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + db["NAME"]
     env["CELERY_QUEUE"] = queue
     env["WEBHOOK_RETRY_BASE_SECONDS"] = "0.2"  # retries in tests within a second
+    env["WEBHOOK_ALLOW_LOOPBACK"] = "1"  # the tests' receivers listen on 127.0.0.1
     env["AUCTION_STALL_SECONDS"] = "2"  # the sweep re-kicks a stalled auction within seconds
     env["PYTHONUNBUFFERED"] = "1"
     return env

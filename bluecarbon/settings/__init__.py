@@ -355,6 +355,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Webhooks -------------------------------------------------------------------------------
 WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
+# Receivers must be at public addresses (ledger/egress.py). "1" also lets them be on loopback:
+# for tests and local development, whose receivers listen on 127.0.0.1. Never private,
+# link-local or other internal addresses.
+WEBHOOK_ALLOW_LOOPBACK = os.environ.get("WEBHOOK_ALLOW_LOOPBACK", "0") == "1"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)

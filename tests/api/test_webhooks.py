@@ -49,6 +49,13 @@ class Receiver:
         return self.received
 
 
+@pytest.fixture(autouse=True)
+def _loopback_receivers(settings) -> None:
+    """The receivers here listen on 127.0.0.1 (the worker process allows it too:
+    tests/worker.py); tests/api/test_webhooks_egress.py checks what is refused without it."""
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
