@@ -504,3 +504,19 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery of {self.entry_seq} to {self.endpoint_id}"
+
+
+class SignerAlarm(models.Model):
+    """The checkpoint signer refused to sign: the database did not extend what it had signed
+    (ledger/signer.py). Operational, not ledger state: shown to operators and auditors until
+    acknowledged, and written again at every refusal."""
+
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"signer alarm {self.created_at:%Y-%m-%d %H:%M}: {self.message[:60]}"

@@ -25,8 +25,6 @@ from . import locks, records
 from .actors import Actor
 from .core import merkle
 from .core.entry import encode_entry, entry_hash, format_time
-from .core.note import Checkpoint as CheckpointBody
-from .core.note import checkpoint_sign
 from .core.quantity import (
     MAX_AREA_M2,
     MAX_SHARE_BP,
@@ -1103,33 +1101,15 @@ def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
 
 
 def ledger_checkpoint_issue() -> Checkpoint | None:
-    """Extend the tree over every committed entry and sign a checkpoint of it, unless the
-    latest checkpoint already covers it. Safe to run twice, or in parallel (the tree head lock
-    serializes; the unique size makes a duplicate impossible)."""
-    from .signing import get_signer
+    """Extend the stored tree (it serves proofs) and have the signer sign a checkpoint over
+    every committed entry, unless the latest one already covers it. The signer computes what it
+    signs from its own state and the new entries only (``ledger/signer.py``); it raises
+    ``SignerRefused`` when the database does not extend what it signed. Safe to run twice, or
+    in parallel."""
+    from .signer import checkpoint_sign_new
 
     tree_extend()
-    with transaction.atomic():
-        head = locks.tree_head_lock()
-        latest = Checkpoint.objects.order_by("-size").first()
-        if head.size == 0 or (latest is not None and latest.size >= head.size):
-            return None
-        from django.conf import settings
-
-        # The key is read only now, after the head it signs is known: an entry committed after
-        # a key rotation returned can then only be signed by the new key. Read before the tree
-        # was extended (as it was), a task that started before a rotation signed the entries
-        # written after it with the retired key.
-        signer = get_signer()
-        root = tree_root(head.size)
-        note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, head.size, root), signer)
-        return Checkpoint.objects.create(
-            size=head.size,
-            root=root,
-            note=note,
-            key_name=signer.name,
-            key_hash=signer.key_hash.hex(),
-        )
+    return checkpoint_sign_new()
 
 
 # ---- access (not ledger state): API keys, webhook endpoints --------------------------------------

@@ -4,8 +4,18 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from .signer import SignerRefused
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(Exception,),
+    # A refusal is the signer's verdict on the database, not a passing fault: it is logged and
+    # recorded as an alarm, and the next run decides again.
+    dont_autoretry_for=(SignerRefused,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def ledger_checkpoint_task() -> int | None:
     """Sign a checkpoint over everything committed so far. Idempotent: a second run, or one
     racing another worker, finds the checkpoint already there and does nothing."""

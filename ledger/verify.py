@@ -39,7 +39,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import entry_types, records
+from . import entry_types, records, signer
 from .core import merkle
 from .core.entry import TRANSFER_BYTES, ZERO_HASH, EntryError, decode_canonical_entry
 from .core.note import NoteError, Verifier, checkpoint_open
@@ -48,6 +48,7 @@ from .models import (
     Account,
     Batch,
     Cancellation,
+    Checkpoint,
     EscrowHold,
     Holding,
     LedgerHead,
@@ -58,6 +59,7 @@ from .models import (
     Reversal,
     TreeHead,
 )
+from .signer import SignerState
 
 STATE_FORMAT = 2  # 2: with the auction house's state
 
@@ -79,6 +81,7 @@ class Report:
     uncovered: int = 0  # entries after the latest checkpoint
     records: int = 0
     merkle_nodes: int = 0  # stored nodes recomputed and compared
+    signer_size: int | None = None  # the tree the signer on this host last signed
     notes: list[str] = field(default_factory=list)
     worker_peak_rss_mb: list[float] = field(default_factory=list)  # parallel path only
 
@@ -225,6 +228,9 @@ def verify_ledger(
         )
     if not verifiers:
         raise VerificationError("no trusted verifier keys: cannot check checkpoint signatures")
+    # Read before the snapshot: the signer stores a checkpoint's row before its state, so
+    # whatever this state says signed is in the snapshot taken after it.
+    signer_state = _signer_state()
     outermost = not connection.in_atomic_block
     with _read_transaction(outermost):
         if connection.vendor == "postgresql" and outermost:
@@ -232,6 +238,7 @@ def verify_ledger(
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         start = _load_state(state_file) if since_checkpoint else _Start()
         report = _verify(start, verifiers, origin, progress, on_total)
+        _check_signer_state(signer_state, report)
         if state_file is not None:
             _save_state(state_file, report, start)
     return report
@@ -680,6 +687,42 @@ def _reached(
         return last_verified
     report.checkpoints += 1
     return _check_checkpoint(cp, frontier.root(), verifiers, origin)
+
+
+def _signer_state() -> SignerState | None:
+    try:
+        return signer.state_read()
+    except (OSError, ValueError, signer.SignerRefused) as exc:
+        raise VerificationError(f"the checkpoint signer's state cannot be read: {exc}") from None
+
+
+def _check_signer_state(state: SignerState | None, report: Report) -> None:
+    """Where the checkpoint signer runs on this host, its own record of the last tree it signed
+    (ledger/signer.py) is the one thing here the database cannot rewrite: the ledger must reach
+    that size and the signed checkpoint must be stored. Catches a rollback of the ledger with
+    its checkpoints, and deleted checkpoints, that the remaining ones cannot show."""
+    size = report.first_seq + report.entries
+    if state is None:
+        report.notes.append(
+            f"no checkpoint-signer state at {signer.state_path()}: the ledger's size and "
+            "latest checkpoint were not compared with what the signer signed"
+        )
+        return
+    if size < state.size:
+        raise VerificationError(
+            f"the ledger has {size} entries, but the checkpoint signer signed {state.size}: "
+            "entries were removed from the end (a rollback)"
+        )
+    if (
+        state.size
+        and not Checkpoint.objects.filter(size=state.size, root=state.edge.root()).exists()
+    ):
+        raise VerificationError(
+            f"the checkpoint signer's latest checkpoint (size {state.size}) is not stored: "
+            "checkpoints were deleted or replaced",
+            state.size - 1,
+        )
+    report.signer_size = state.size
 
 
 def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:

@@ -60,14 +60,37 @@ def _append_only_restored(django_db_setup: None, django_db_blocker) -> Iterator[
             triggers.install(connection)
 
 
+@pytest.fixture(autouse=True)
+def _signer_state(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Each test's own checkpoint-signer state (ledger/signer.py): the state outlives the
+    database, which each test starts afresh."""
+    if request.config.pluginmanager.has_plugin("django"):
+        request.getfixturevalue("settings").LEDGER_SIGNER_STATE_FILE = str(
+            tmp_path / "signer-state.json"
+        )
+
+
+_worker_signer_states: list[Path] = []  # of the session's worker processes
+
+
+def _reset_worker_signer_states() -> None:
+    from ledger.signer import state_reset
+
+    for path in _worker_signer_states:
+        state_reset(path)
+
+
 @pytest.fixture
 def committed_db(_append_only_restored: None, transactional_db: None) -> Iterator[None]:
     """Real commits (so a worker process sees the data and on_commit hooks run). The ledger's
-    append-only triggers are lifted only for the flush that empties the database afterwards."""
+    append-only triggers are lifted only for the flush that empties the database afterwards,
+    and the session worker's signer forgets the ledger it signed before (it is emptied)."""
     from ledger import triggers
 
+    _reset_worker_signer_states()
     yield
     triggers.uninstall(connection)
+    _reset_worker_signer_states()
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +102,7 @@ def celery_worker_process(django_db_setup: None, django_db_blocker) -> Iterator[
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with django_db_blocker.unblock():
         worker = Worker(ARTIFACTS)
+    _worker_signer_states.append(worker.signer_state)
     celery_app.conf.task_default_queue = worker.queue
     worker.start()
     yield worker

@@ -43,6 +43,9 @@ class Worker:
         self.log_path = log_dir / f"worker-{self.queue}.log"
         self.concurrency = concurrency
         self.env = env or {}
+        # The checkpoint signer's state (ledger/signer.py), the worker's own: tests reset it
+        # whenever they empty the database under it.
+        self.signer_state = log_dir / f"signer-state-{self.queue}.json"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -70,7 +73,11 @@ class Worker:
                 f"{self.queue}@%h",
             ],
             cwd=ROOT,
-            env={**worker_env(self.queue), **self.env},
+            env={
+                **worker_env(self.queue),
+                "LEDGER_SIGNER_STATE_FILE": str(self.signer_state),
+                **self.env,
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

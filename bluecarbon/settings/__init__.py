@@ -275,6 +275,10 @@ LEDGER_VERIFIER_KEYS_FILE = Path(
         "LEDGER_VERIFIER_KEYS_FILE", str(LEDGER_SIGNING_KEY_FILE.parent / "verifier-keys.txt")
     )
 )
+# The checkpoint signer's own record of the last tree it signed (size, right edge, last entry
+# hash, note): it signs only what extends that, computed from new entries alone, never from the
+# database's stored tree. Beside the key by default ("" = there); keep it where the key is.
+LEDGER_SIGNER_STATE_FILE = os.environ.get("LEDGER_SIGNER_STATE_FILE", "")
 # At most one checkpoint per this many seconds after writes (plus any asked for on demand).
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("LEDGER_CHECKPOINT_INTERVAL", "1.0"))
 

@@ -70,7 +70,7 @@ def test_the_incremental_run_catches_a_change_to_a_new_entry(world, keys):
     assert info.value.seq == seq + 1
 
 
-def test_the_incremental_run_refuses_a_log_that_did_not_only_grow(world, keys):
+def test_the_incremental_run_refuses_a_log_that_did_not_only_grow(world, keys, settings):
     """An insider with the real signing key rewrites an entry the last run already verified,
     re-chains, rebuilds the tree and re-signs: a full run from scratch would pass, but the
     incremental run holds the old checkpoint, and no consistency proof links the two."""
@@ -85,8 +85,13 @@ def test_the_incremental_run_refuses_a_log_that_did_not_only_grow(world, keys):
     transfer(world, b)
     services.ledger_checkpoint_issue()
     rewrite_history(world, seq, signing.get_signer())
-    verify_ledger(verifiers=trusted_verifiers())  # self-consistent from scratch
-
+    # Where the signer runs, its own state catches this already:
+    with pytest.raises(VerificationError, match="is not stored"):
+        verify_ledger(verifiers=trusted_verifiers())
+    # An auditor elsewhere has no signer state: from scratch the rewrite is self-consistent...
+    settings.LEDGER_SIGNER_STATE_FILE = str(keys / "no-signer-here.json")
+    verify_ledger(verifiers=trusted_verifiers())
+    # ...but the auditor's earlier run holds the old checkpoint, and no proof links the two.
     with pytest.raises(VerificationError, match="not consistent with the previously verified"):
         verify_ledger(verifiers=trusted_verifiers(), state_file=state, since_checkpoint=True)
 
