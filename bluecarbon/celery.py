@@ -3,6 +3,11 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+
+# "filesystem://" (the embedded default) is kombu's file-system transport with whole-message
+# writes (bluecarbon/broker.py).
+TRANSPORT_ALIASES["filesystem"] = "bluecarbon.broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bluecarbon.settings")
 
