@@ -520,3 +520,39 @@ class SignerAlarm(models.Model):
 
     def __str__(self) -> str:
         return f"signer alarm {self.created_at:%Y-%m-%d %H:%M}: {self.message[:60]}"
+
+
+class CheckpointCosignature(models.Model):
+    """A witness's C2SP tlog-cosignature of a checkpoint (``cosignature/v1``, timestamped),
+    exactly the line it returned. Published with the checkpoint; checked by verifiers against
+    the witness keys of their own policy, never against anything stored here."""
+
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, related_name="cosignatures"
+    )
+    witness = models.CharField(max_length=200)  # the policy's name for it
+    line = models.TextField()
+    timestamp = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "witness"], name="one_cosignature_each")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.witness} cosigned checkpoint {self.checkpoint_id}"
+
+
+class WitnessRefusal(models.Model):
+    """A witness refused a checkpoint of ours: a fork or a rollback it saw (its answer, kept).
+    Operational, not ledger state; shown to operators and auditors like a signer alarm."""
+
+    witness = models.CharField(max_length=200)
+    size = models.BigIntegerField()
+    status = models.PositiveSmallIntegerField()
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.witness} refused size {self.size} ({self.status})"

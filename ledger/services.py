@@ -1109,7 +1109,24 @@ def ledger_checkpoint_issue() -> Checkpoint | None:
     from .signer import checkpoint_sign_new
 
     tree_extend()
-    return checkpoint_sign_new()
+    checkpoint = checkpoint_sign_new()
+    from django.conf import settings
+
+    if checkpoint is not None and settings.LEDGER_WITNESS_POLICY_FILE:
+        transaction.on_commit(_witnesses_soon, robust=True)
+    return checkpoint
+
+
+def _witnesses_soon() -> None:
+    """After a new checkpoint: have the witnesses cosign it, in the background."""
+    from django.conf import settings
+
+    from .tasks import witness_submit_task
+
+    if settings.LEDGER_WITNESS_QUEUE:
+        witness_submit_task.apply_async(queue=settings.LEDGER_WITNESS_QUEUE)
+    else:
+        witness_submit_task.delay()
 
 
 # ---- access (not ledger state): API keys, webhook endpoints --------------------------------------

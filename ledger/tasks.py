@@ -53,3 +53,13 @@ def idempotency_records_expire_task() -> int:
     from .apis.idempotency import idempotency_records_expire
 
     return idempotency_records_expire()
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+def witness_submit_task() -> list[str]:
+    """Submit the latest checkpoint to every witness of the policy that has not cosigned it
+    (idempotent; enqueued after each checkpoint, and beat runs it as the backstop). A witness
+    that cannot be reached is tried again at the next run; a refusal is recorded."""
+    from .witnesses import checkpoint_witness
+
+    return [f"{o.witness}: {o.status}" for o in checkpoint_witness()]

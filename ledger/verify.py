@@ -36,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bluecarbon_audit.cosignature import CosignatureError
+from bluecarbon_audit.policy import Policy
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import entry_types, records, signer
+from . import entry_types, records, signer, witnesses
 from .core import merkle
 from .core.entry import TRANSFER_BYTES, ZERO_HASH, EntryError, decode_canonical_entry
 from .core.note import NoteError, Verifier, checkpoint_open
@@ -82,6 +84,9 @@ class Report:
     records: int = 0
     merkle_nodes: int = 0  # stored nodes recomputed and compared
     signer_size: int | None = None  # the tree the signer on this host last signed
+    witness_quorum: str | None = None  # the witness policy's quorum, if there is a policy
+    checkpoints_witnessed: int = 0  # checkpoints whose cosignatures meet it
+    latest_witnessed: bool | None = None
     notes: list[str] = field(default_factory=list)
     worker_peak_rss_mb: list[float] = field(default_factory=list)  # parallel path only
 
@@ -215,6 +220,8 @@ def verify_ledger(
     state_file: Path | None = None,
     since_checkpoint: bool = False,
     progress: Progress | None = None,
+    witness_policy: Policy | None = None,
+    require_witnesses: bool = False,
     on_total: Callable[[int], None] | None = None,
 ) -> Report:
     """Verify everything; raise ``VerificationError`` naming the first problem found."""
@@ -239,6 +246,7 @@ def verify_ledger(
         start = _load_state(state_file) if since_checkpoint else _Start()
         report = _verify(start, verifiers, origin, progress, on_total)
         _check_signer_state(signer_state, report)
+        _check_witnesses(witness_policy or witnesses.policy(), require_witnesses, report)
         if state_file is not None:
             _save_state(state_file, report, start)
     return report
@@ -694,6 +702,36 @@ def _signer_state() -> SignerState | None:
         return signer.state_read()
     except (OSError, ValueError, signer.SignerRefused) as exc:
         raise VerificationError(f"the checkpoint signer's state cannot be read: {exc}") from None
+
+
+def _check_witnesses(policy: Policy | None, require: bool, report: Report) -> None:
+    """Which checkpoints the witnesses' cosignatures make valid under the policy (the verifier's
+    own copy of the witness keys): every stored cosignature line by a witness of the policy
+    must verify. With ``require``, the latest checkpoint must meet the quorum."""
+    if policy is None:
+        if require:
+            raise VerificationError("witnesses are required, but no witness policy is given")
+        return
+    report.witness_quorum = policy.describe_quorum()
+    latest = None
+    for checkpoint in Checkpoint.objects.prefetch_related("cosignatures").order_by("size"):
+        try:
+            found = witnesses.witnessed(checkpoint, policy)
+        except CosignatureError as exc:
+            raise VerificationError(
+                f"checkpoint at size {checkpoint.size}: a witness's cosignature does not verify "
+                f"({exc})",
+                checkpoint.size - 1,
+            ) from None
+        assert found is not None
+        report.checkpoints_witnessed += found.quorum_met
+        latest = (checkpoint.size, found.quorum_met)
+    report.latest_witnessed = latest[1] if latest else None
+    if require and latest is not None and not latest[1]:
+        raise VerificationError(
+            f"the latest checkpoint (size {latest[0]}) is not cosigned by the witness quorum "
+            f"({report.witness_quorum})"
+        )
 
 
 def _check_signer_state(state: SignerState | None, report: Report) -> None:

@@ -279,6 +279,13 @@ LEDGER_VERIFIER_KEYS_FILE = Path(
 # hash, note): it signs only what extends that, computed from new entries alone, never from the
 # database's stored tree. Beside the key by default ("" = there); keep it where the key is.
 LEDGER_SIGNER_STATE_FILE = os.environ.get("LEDGER_SIGNER_STATE_FILE", "")
+# The witnesses this log submits its checkpoints to, and how many must cosign: a C2SP
+# tlog-policy file ("witness NAME VERIFIER-KEY URL" lines, groups, a quorum line). None: no
+# witnesses (checkpoints are signed by the log alone).
+LEDGER_WITNESS_POLICY_FILE = os.environ.get("LEDGER_WITNESS_POLICY_FILE", "")
+# The Celery queue witness submissions go to ("" = the default queue): a slow witness must not
+# hold up auctions and checkpoints, so production runs a worker of its own for it.
+LEDGER_WITNESS_QUEUE = os.environ.get("LEDGER_WITNESS_QUEUE", "")
 # At most one checkpoint per this many seconds after writes (plus any asked for on demand).
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("LEDGER_CHECKPOINT_INTERVAL", "1.0"))
 
@@ -343,6 +350,12 @@ CELERY_BEAT_SCHEDULE = {
     # between its commit and the enqueue.
     "ledger-checkpoint": {"task": "ledger.tasks.ledger_checkpoint_task", "schedule": 10.0},
     "webhooks-dispatch": {"task": "ledger.tasks.webhooks_dispatch_task", "schedule": 5.0},
+    # Checkpoints the witnesses have not cosigned yet (a witness that was down, a lost task).
+    "witness-submit": {
+        "task": "ledger.tasks.witness_submit_task",
+        "schedule": 10.0,
+        "options": {"queue": LEDGER_WITNESS_QUEUE} if LEDGER_WITNESS_QUEUE else {},
+    },
     # Opens and closes auctions whose time has come, and re-kicks stalled ones. Each auction
     # also gets an ETA task at its closing time; this is the backstop.
     "auctions-due": {"task": "auctions.tasks.auctions_due_task", "schedule": 2.0},

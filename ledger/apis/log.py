@@ -35,6 +35,8 @@ from ..core import merkle
 from ..exceptions import InvalidInput, NotFound, Unprocessable
 from ..models import Checkpoint, TreeHead
 from ..signing import trusted_verifiers
+from ..witnesses import cosigned_note, witnessed
+from ..witnesses import policy as witness_policy
 from .base import MAX_ID, ErrorSerializer, PublicApi
 
 FEED_MAX_LIMIT = 1000
@@ -288,7 +290,8 @@ class CheckpointLatestApi(TextApi):
     @extend_schema(
         operation_id="ledger_checkpoints_latest",
         summary="The latest signed checkpoint",
-        description="A C2SP tlog-checkpoint signed note, exactly as issued.",
+        description="A C2SP tlog-checkpoint signed note, exactly as issued, followed by the "
+        "cosignature lines (C2SP tlog-cosignature) of the witnesses that have cosigned it.",
         tags=["ledger"],
         responses={**_NOTE, **_errors(404)},
     )
@@ -296,7 +299,7 @@ class CheckpointLatestApi(TextApi):
         checkpoint = selectors.checkpoint_latest()
         if checkpoint is None:
             raise NotFound("no checkpoint has been issued yet")
-        return _text(checkpoint.note)
+        return _text(cosigned_note(checkpoint))
 
 
 class CheckpointDetailApi(TextApi):
@@ -312,7 +315,8 @@ class CheckpointDetailApi(TextApi):
         checkpoint = Checkpoint.objects.filter(size=number).first()
         if checkpoint is None:
             raise NotFound(f"no checkpoint of size {number}")
-        return _text(checkpoint.note, immutable=True)
+        # Not immutable: witnesses may cosign it later.
+        return _text(cosigned_note(checkpoint))
 
 
 class CheckpointListApi(PublicApi):
@@ -323,9 +327,30 @@ class CheckpointListApi(PublicApi):
         key_hash = serializers.CharField(help_text="hex key ID of the signing key")
         created_at = serializers.DateTimeField()
         note = serializers.CharField(help_text="the signed note, exactly as issued")
+        cosignatures = serializers.SerializerMethodField(
+            help_text="each witness's C2SP tlog-cosignature line, by the policy's witness name"
+        )
+        witnessed = serializers.SerializerMethodField(
+            help_text="whether the cosignatures meet this log's witness policy (null: none set)"
+        )
 
         def get_root(self, obj: Checkpoint) -> str:
             return base64.b64encode(bytes(obj.root)).decode()
+
+        def get_cosignatures(self, obj: Checkpoint) -> dict[str, str]:
+            return {c.witness: c.line for c in obj.cosignatures.all()}
+
+        def get_witnessed(self, obj: Checkpoint) -> dict[str, Any] | None:
+            policy = self.context.get("policy")
+            if policy is None:
+                return None
+            found = witnessed(obj, policy)
+            assert found is not None
+            return {
+                "quorum": policy.describe_quorum(),
+                "met": found.quorum_met,
+                "cosigners": list(found.cosigners),
+            }
 
     @extend_schema(
         operation_id="ledger_checkpoints_list",
@@ -349,12 +374,17 @@ class CheckpointListApi(PublicApi):
     def get(self, request: Request) -> Response:
         after = _int_param(request, "after", 0, 0, MAX_ID)
         limit = _int_param(request, "limit", FEED_DEFAULT_LIMIT, 1, FEED_MAX_LIMIT)
-        rows = list(Checkpoint.objects.filter(size__gt=after).order_by("size")[: limit + 1])
+        rows = list(
+            Checkpoint.objects.filter(size__gt=after)
+            .prefetch_related("cosignatures")
+            .order_by("size")[: limit + 1]
+        )
         more = len(rows) > limit
         rows = rows[:limit]
+        context = {"policy": witness_policy()}
         return Response(
             {
-                "checkpoints": self.OutputSerializer(rows, many=True).data,
+                "checkpoints": self.OutputSerializer(rows, many=True, context=context).data,
                 "next_after": rows[-1].size if more else None,
             }
         )

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bluecarbon_audit.policy import Policy, PolicyError
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -47,6 +48,17 @@ class Command(BaseCommand):
             action="store_true",
             help="trust only the --verifier-key keys, not the configured keys file",
         )
+        parser.add_argument(
+            "--witness-policy",
+            type=Path,
+            help="a C2SP tlog-policy file of the witnesses you trust (default: the log's own, "
+            "LEDGER_WITNESS_POLICY_FILE); pin it out of band",
+        )
+        parser.add_argument(
+            "--require-witnesses",
+            action="store_true",
+            help="fail unless the latest checkpoint is cosigned by the policy's quorum",
+        )
         parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -56,6 +68,14 @@ class Command(BaseCommand):
             )
         except NoteError as exc:
             raise CommandError(f"bad verifier key: {exc}") from None
+        try:
+            policy = (
+                Policy.parse(options["witness_policy"].read_text())
+                if options["witness_policy"]
+                else None
+            )
+        except (OSError, PolicyError) as exc:
+            raise CommandError(f"witness policy: {exc}") from None
         bar = tqdm(
             unit=" entries",
             disable=True if options["no_progress"] else None,  # None: only on a terminal
@@ -73,6 +93,8 @@ class Command(BaseCommand):
                 state_file=options["state_file"],
                 since_checkpoint=options["since_checkpoint"],
                 progress=progress,
+                witness_policy=policy,
+                require_witnesses=options["require_witnesses"],
                 on_total=lambda total: setattr(bar, "total", total),
             )
         except VerificationError as exc:
@@ -93,6 +115,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"latest signed checkpoint: size {report.latest_checkpoint}; "
                 f"{report.uncovered} newer entries not yet checkpointed"
+            )
+        if report.witness_quorum is not None:
+            latest = {True: "meets", False: "does NOT meet", None: "-"}[report.latest_witnessed]
+            self.stdout.write(
+                f"witnesses: {report.checkpoints_witnessed} of {report.checkpoints} checkpoints "
+                f"meet the quorum ({report.witness_quorum}); the latest {latest} it"
             )
         for note in report.notes:
             self.stdout.write(f"note: {note}")
