@@ -1,8 +1,14 @@
 """The ``bluecarbon-audit`` command.
 
+bluecarbon-audit verify SOURCE --key VKEY [--witness VKEY ... --quorum K] [--since STATE]
+bluecarbon-audit proof FILE --key VKEY [--witness VKEY ... --quorum K] [--entry FILE]
+bluecarbon-audit monitor URL --key VKEY --state FILE [--interval SECONDS] [--once]
 bluecarbon-audit witness keygen --name NAME --out FILE
 bluecarbon-audit witness verifier-key --key FILE
 bluecarbon-audit witness serve --key FILE --state FILE --log ORIGIN=VERIFIERKEY ...
+
+Exit status: 0 verified, 1 a check failed (the first failure is printed), 2 a usage problem
+(no key given, a source that cannot be opened).
 """
 
 from __future__ import annotations
@@ -27,12 +33,88 @@ from .witness import (
 )
 
 
+def _trust_flags(parser: argparse.ArgumentParser) -> None:
+    trust = parser.add_argument_group(
+        "trust (c2sp.org/tlog-policy): keys pinned out of band, never taken from the source"
+    )
+    trust.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a log verifier key, name+hash+base64 (repeat for rotated keys)",
+    )
+    trust.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a witness's cosignature/v1 verifier key (repeat for more witnesses)",
+    )
+    trust.add_argument(
+        "--quorum",
+        type=int,
+        metavar="K",
+        help="how many of the --witness keys must cosign (default: all of them)",
+    )
+    trust.add_argument(
+        "--policy", metavar="FILE", help="a tlog-policy file instead of --key/--witness/--quorum"
+    )
+    trust.add_argument("--origin", help="the log's origin line (default: the name of its key)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bluecarbon-audit", description="Independent checks of the Blue Carbon registry."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    verify = commands.add_parser(
+        "verify",
+        help="verify a whole log: a URL, a tile directory or an export bundle",
+        description="Checks every entry's canonical bytes, the hash chain, every tile, every "
+        "checkpoint's signature, root and witness cosignatures, the consistency of consecutive "
+        "checkpoints, and replays the registry and its auctions.",
+    )
+    verify.add_argument("source", help="log URL prefix, tile directory, or export bundle (.tar)")
+    _trust_flags(verify)
+    verify.add_argument(
+        "--since",
+        metavar="STATE",
+        help="continue from the state a previous run saved in STATE (and detect a rollback "
+        "or fork against it); the new state is saved there after success",
+    )
+    verify.add_argument(
+        "--no-replay", action="store_true", help="integrity only: no registry or auction replay"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.add_argument(
+        "--workers", type=int, help="scan processes (default: one per CPU for large logs)"
+    )
+
+    proof = commands.add_parser(
+        "proof",
+        help="verify a c2sp.org/tlog-proof file offline",
+        description="Verifies that the entry a proof file carries (or --entry) is in the log: "
+        "the checkpoint's signature, its witness cosignatures and the inclusion proof.",
+    )
+    proof.add_argument("file", help="the .tlog-proof file")
+    _trust_flags(proof)
+    proof.add_argument("--entry", metavar="FILE", help="the entry's exact bytes, out of band")
+    proof.add_argument("--json", action="store_true")
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="poll a log and alert on a rollback, a fork, or a checkpoint the policy rejects",
+    )
+    monitor.add_argument("url", help="the log's URL prefix (or a tile directory)")
+    _trust_flags(monitor)
+    monitor.add_argument("--state", required=True, help="the monitor's own state file")
+    monitor.add_argument("--interval", type=float, default=60.0, help="seconds between polls")
+    monitor.add_argument("--once", action="store_true", help="poll once and exit")
+    monitor.add_argument("--no-replay", action="store_true")
 
     witness = commands.add_parser("witness", help="a C2SP tlog-witness (c2sp.org/tlog-witness)")
     actions = witness.add_subparsers(dest="action", required=True)
@@ -110,6 +192,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("verify", "proof", "monitor"):
+        from . import commands
+
+        return commands.run(args)
     try:
         if args.action == "keygen":
             return _keygen(args)

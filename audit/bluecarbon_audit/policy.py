@@ -211,4 +211,3 @@ class Policy:
             lines.append(f"group {group.name} {group.threshold} {' '.join(group.members)}")
         lines.append(f"quorum {self.quorum}")
         return "\n".join(lines) + "\n"
-

@@ -1,4 +1,4 @@
-"""Test helpers: a real witness process on a free loopback port.
+"""Test helpers: a real witness process on a free loopback port, and a log in memory.
 
     witness = start_witness(tmp_path, "witness.example/w1", {origin: log_verifier_key})
     lines = witness_add_checkpoint(witness.url, 0, [], signed_checkpoint)
@@ -9,6 +9,10 @@ The process is ``python -m bluecarbon_audit witness serve --port 0`` with the ru
 interpreter, so it is the installed package that answers, over HTTP, exactly as in production.
 Its key, state and log live in ``tmpdir``; starting again with the same ``tmpdir`` and ``name``
 reuses them (a restarted witness).
+
+``MemoryLog`` builds a ledger in memory (entries made with ``entry.encode_entry``, hash-chained,
+checkpoints signed with a note key) and writes it as a tile directory with ``tiledir``, the code
+the registry's export runs: tests and benchmarks make logs to verify without any server.
 """
 
 from __future__ import annotations
@@ -22,12 +26,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from .bundle import ExportSummary, write_export
 from .cosignature import Cosigner
+from .entry import ZERO_HASH, encode_entry, entry_hash
+from .merkle import Frontier, leaf_hash, perfect_root
+from .note import Checkpoint, Signer, checkpoint_sign
+from .tiledir import ExportStats, export_tiles
+from .tiles import TILE_WIDTH
 from .witness import read_key_file, write_key_file
 
-__all__ = ["WitnessProcess", "start_witness"]
+__all__ = ["MemoryLog", "WitnessProcess", "start_witness"]
 
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
@@ -148,3 +158,108 @@ def start_witness(
         log_file=log_file,
         process=process,
     )
+
+
+class MemoryLog:
+    """A ledger in memory: append entries, sign checkpoints, write tile directories.
+
+    ``levels[l]`` holds the hashes of tile level ``l`` (RFC 9162 level 8l): leaf hashes at 0,
+    and above, the root of each full run of 256 hashes below."""
+
+    def __init__(self, origin: str = "log.example/ledger", signer: Signer | None = None) -> None:
+        self.origin = origin
+        self.signer = signer or Signer.generate(origin)
+        self.entries: list[bytes] = []
+        self.levels: list[list[bytes]] = [[]]
+        self.prev = ZERO_HASH
+
+    @property
+    def verifier_key(self) -> str:
+        return self.signer.verifier().to_string()
+
+    def append(
+        self,
+        type: str,
+        data: dict[str, Any],
+        *,
+        actor: str = "system:test",
+        time: str = "2026-11-22T23:08:02.031273Z",
+    ) -> bytes:
+        body = encode_entry(
+            seq=len(self.entries), prev=self.prev, time=time, type=type, actor=actor, data=data
+        )
+        self.append_bytes(body)
+        return body
+
+    def append_bytes(self, body: bytes) -> None:
+        """Append exactly these bytes (tests of bad entries make their own)."""
+        self.entries.append(body)
+        self.prev = entry_hash(body)
+        h, level = leaf_hash(body), 0
+        while True:
+            hashes = self.levels[level]
+            hashes.append(h)
+            if len(hashes) % TILE_WIDTH:
+                break
+            h = perfect_root(hashes[-TILE_WIDTH:])
+            level += 1
+            if len(self.levels) == level:
+                self.levels.append([])
+
+    def root(self, size: int | None = None) -> bytes:
+        size = len(self.entries) if size is None else size
+        frontier = Frontier()
+        for leaf in self.levels[0][:size]:
+            frontier.push(leaf)
+        return frontier.root()
+
+    def checkpoint(self, size: int | None = None, *extra: Signer) -> str:
+        size = len(self.entries) if size is None else size
+        note = checkpoint_sign(Checkpoint(self.origin, size, self.root(size)), self.signer)
+        for signer in extra:  # a rotated key signing too
+            note += checkpoint_sign(Checkpoint(self.origin, size, self.root(size)), signer).split(
+                "\n\n", 1
+            )[1]
+        return note
+
+    def read_hashes(self, level: int, start: int, end: int) -> bytes:
+        return b"".join(self.levels[level][start:end])
+
+    def read_entries(self, start: int, end: int) -> list[bytes]:
+        return self.entries[start:end]
+
+    def write_tiles(
+        self, root: str | os.PathLike[str], checkpoint: str | None = None, sync: bool = False
+    ) -> ExportStats:
+        """Write (or bring up to date) the tile directory ``root`` for ``checkpoint`` (default:
+        one signed now over every entry)."""
+        return export_tiles(
+            Path(root),
+            checkpoint=checkpoint or self.checkpoint(),
+            read_hashes=self.read_hashes,
+            read_entries=self.read_entries,
+            sync=sync,
+        )
+
+    def write_bundle(
+        self,
+        path: str | os.PathLike[str],
+        checkpoints: Sequence[str] = (),
+        *,
+        from_size: int = 0,
+        auctions: Sequence[dict[str, Any]] = (),
+    ) -> ExportSummary:
+        """Write an export bundle (``bundle``) of the tree of the last of ``checkpoints``
+        (default: one signed now over every entry)."""
+        notes = list(checkpoints) or [self.checkpoint()]
+        with open(path, "wb") as fh:
+            return write_export(
+                fh,
+                latest=notes[-1],
+                checkpoints=notes,
+                verifier_keys=[self.verifier_key],
+                read_hashes=self.read_hashes,
+                read_entries=self.read_entries,
+                auctions=auctions,
+                from_size=from_size,
+            )

@@ -1,0 +1,227 @@
+"""One entry bundle checked at once: what ``verify`` proves of every entry, batched.
+
+``scan_bundle`` splits a bundle (c2sp.org/tlog-tiles, ``tiles``) into its entries and proves
+for each what ``decode_canonical_entry`` and the chain check prove one entry at a time:
+
+* the bytes are exactly the RFC 8785 form of the value they parse to (every entry parsed on its
+  own with orjson, then the whole list re-encoded in one call and compared with the bundle's
+  entries joined by commas: as each entry parsed as one complete JSON value, equal joins mean
+  equal entries; values with characters beyond the BMP take the exact path, as in ``entry``);
+* a version-1 entry: exactly the seven members, ``seq``, ``prev``, ``time``, ``type``,
+  ``actor`` and ``data`` of the right types;
+* ``seq`` is its position, and ``prev`` is the SHA-256 of the entry before it (the first one's
+  claim is returned, for the caller to compare with the hash it holds);
+
+and computes the leaf hashes (RFC 9162 §2.1.1), the perfect root of a full bundle, the chain
+hash of the last entry, and each canonical ``credit.transfer``'s (batch, from, to, quantity) for
+replay. Anything the batched checks do not prove is checked again entry by entry with
+``decode_canonical_entry``, which names the first entry that fails exactly as ``verify`` (and the
+registry's ``ledger_verify``) words it.
+
+Pure and picklable in and out: ``verify`` runs it in worker processes on large logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from array import array
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+import orjson
+
+from .entry import EntryError, decode_canonical_entry
+from .merkle import perfect_root
+from .tiles import TILE_WIDTH, decode_bundle
+
+__all__ = ["BundleScan", "scan_bundle"]
+
+_MEMBERS = frozenset({"v", "seq", "prev", "time", "type", "actor", "data"})
+_TRANSFER = frozenset({"batch", "from", "quantity", "to"})
+_FAST = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_BEYOND_BMP = re.compile(rb"[\xf0-\xf4]")
+TRANSFER, OTHER = 1, 0
+
+
+class BundleScan(NamedTuple):
+    leaves: bytes  # the leaf hashes of every entry of the bundle, concatenated
+    root: bytes | None  # perfect root of the leaves (full bundles)
+    first_prev: bytes | None  # what entry ``skip`` claims as prev (None if it is the problem)
+    before_hash: bytes | None  # SHA-256 of entry ``skip - 1`` (when skip > 0)
+    last_hash: bytes  # SHA-256 of the last entry
+    kinds: bytes  # per entry: TRANSFER or OTHER (empty when replay was not asked for)
+    moves: bytes  # array("q"), 4 per entry: batch, from, to, quantity (zeros for others)
+    others: dict[int, bytes]  # the bytes of the OTHER entries, by index in the bundle
+    problem: tuple[int, str, str] | None  # (index, check, message) of the first that fails
+
+
+def split_bundle(data: bytes, kind: str, width: int) -> list[bytes]:
+    """The entries of a bundle (``tiles.decode_bundle``, faster for the uint16 form)."""
+    if kind != "entries":
+        return decode_bundle(data, width, kind)
+    out: list[bytes] = []
+    append, pos, end = out.append, 0, len(data)
+    try:
+        while pos < end:
+            n = (data[pos] << 8) | data[pos + 1]
+            pos += 2
+            append(data[pos : pos + n])
+            pos += n
+    except IndexError:
+        pos = end + 1
+    if pos != end or len(out) != width:
+        return decode_bundle(data, width, kind)  # raises, naming what is wrong
+    return out
+
+
+def scan_bundle(
+    first_seq: int, data: bytes, kind: str, width: int, skip: int = 0, replay: bool = True
+) -> BundleScan:
+    """Check entries ``skip`` .. ``width - 1`` of the bundle whose first entry is ``first_seq``
+    (entries before ``skip`` were verified before: only hashed). With ``replay``, also sort
+    them into transfers (with their moves) and others. Raises ``BundleError`` if the bundle
+    does not split into ``width`` entries."""
+    entries = split_bundle(data, kind, width)
+    sha256 = hashlib.sha256
+    hashes = [sha256(e).digest() for e in entries]
+    leaf_list = [sha256(b"\x00" + e).digest() for e in entries]
+    leaves = b"".join(leaf_list)
+    root = perfect_root(leaf_list) if width == TILE_WIDTH else None
+    checked = entries[skip:]
+    objs = _batched(first_seq + skip, checked, hashes[skip:])
+    problem = None
+    if objs is not None:
+        first_prev = bytes.fromhex(objs[0]["prev"]) if objs else None
+    else:
+        first_prev, objs, problem = _one_by_one(first_seq + skip, checked, hashes[skip:])
+    kinds, moves, others = b"", b"", {}
+    if replay:
+        kinds, moves = _kinds(objs)
+        kinds += bytes(len(checked) - len(objs))
+        moves += bytes(32 * (len(checked) - len(objs)))
+        others = {skip + i: checked[i] for i in range(len(objs)) if kinds[i] != TRANSFER}
+        kinds, moves = bytes(skip) + kinds, bytes(32 * skip) + moves
+    if problem is not None:
+        problem = (problem[0] + skip, problem[1], problem[2])
+    return BundleScan(
+        leaves=leaves,
+        root=root,
+        first_prev=first_prev,
+        before_hash=hashes[skip - 1] if skip else None,
+        last_hash=hashes[-1],
+        kinds=kinds,
+        moves=moves,
+        others=others,
+        problem=problem,
+    )
+
+
+_FIELDS = itemgetter("seq", "prev", "v", "time", "type", "actor", "data")
+_MOVE = itemgetter("batch", "from", "to", "quantity")
+_STR, _INT, _DICT = {str}, {int}, {dict}
+
+
+def _batched(seq: int, entries: list[bytes], hashes: list[bytes]) -> list[dict[str, Any]] | None:
+    """The batched proof: the parsed entries, or None when anything is not proven (then
+    ``_one_by_one`` decides and words it)."""
+    if not entries:
+        return []
+    try:
+        objs = list(map(orjson.loads, entries))
+        joined = b",".join(entries)
+        if orjson.dumps(objs, option=_FAST) != b"[" + joined + b"]":
+            return None
+        if not joined.isascii() and _BEYOND_BMP.search(joined):
+            return None
+        # Exactly the seven members (all present, and seven of them), of the right types.
+        if set(map(type, objs)) != _DICT or set(map(len, objs)) != {7}:
+            return None
+        seqs, prevs, vs, times, types, actors, datas = zip(*map(_FIELDS, objs), strict=True)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, KeyError):
+        return None
+    n = len(objs)
+    if (
+        set(map(type, seqs)) != _INT
+        or list(seqs) != list(range(seq, seq + n))
+        or any(v != 1 for v in vs)
+        or set(map(type, prevs)) != _STR
+        or set(map(len, prevs)) != {64}
+        or "".join(prevs[1:]) != b"".join(hashes[:-1]).hex()
+        or set(map(type, times)) != _STR
+        or set(map(type, types)) != _STR
+        or set(map(type, actors)) != _STR
+        or set(map(type, datas)) != _DICT
+    ):
+        return None
+    try:
+        bytes.fromhex(prevs[0])
+    except ValueError:
+        return None
+    return objs
+
+
+def _kinds(objs: list[dict[str, Any]]) -> tuple[bytes, bytes]:
+    """TRANSFER for each ``credit.transfer`` with exactly its four integer members (what the
+    registry's replay applies by ``RegistryState.transfers``), OTHER for everything else."""
+    n = len(objs)
+    if n and all(o["type"] == "credit.transfer" for o in objs):
+        datas = [o["data"] for o in objs]
+        try:
+            flat = [v for d in datas for v in _MOVE(d)]
+        except KeyError:
+            flat = []
+        if len(flat) == 4 * n and set(map(len, datas)) == {4} and set(map(type, flat)) == _INT:
+            return bytes([TRANSFER]) * n, array("q", flat).tobytes()
+    kinds = bytearray(n)
+    moves: array[int] = array("q", bytes(32 * n))
+    for i, o in enumerate(objs):
+        if o["type"] != "credit.transfer":
+            continue
+        d = o["data"]
+        if d.keys() != _TRANSFER:
+            continue
+        batch, src, dst, qty = d["batch"], d["from"], d["to"], d["quantity"]
+        if type(batch) is int and type(src) is int and type(dst) is int and type(qty) is int:
+            kinds[i] = TRANSFER
+            moves[4 * i : 4 * i + 4] = array("q", (batch, src, dst, qty))
+    return bytes(kinds), moves.tobytes()
+
+
+def _one_by_one(
+    seq: int, entries: list[bytes], hashes: list[bytes]
+) -> tuple[bytes | None, list[dict[str, Any]], tuple[int, str, str] | None]:
+    """Entry by entry, as ``verify`` words it; stops at the first entry that fails."""
+    objs: list[dict[str, Any]] = []
+    first_prev = None
+    problem = None
+    for i, body in enumerate(entries):
+        try:
+            entry = decode_canonical_entry(body)
+        except EntryError as exc:
+            problem = (i, "entry", f"bytes are not a valid entry ({exc})")
+            break
+        if entry.seq != seq + i:
+            problem = (
+                i,
+                "chain",
+                f"stored at position {seq + i} but its bytes say seq {entry.seq} "
+                "(entries reordered or swapped)",
+            )
+            break
+        if i == 0:
+            first_prev = entry.prev
+        elif entry.prev != hashes[i - 1]:
+            problem = (i, "chain", chain_message(seq + i, entry.prev.hex(), hashes[i - 1]))
+            break
+        objs.append(orjson.loads(body))
+    return first_prev, objs, problem
+
+
+def chain_message(seq: int, claimed_prev: str, prev: bytes) -> str:
+    """The words of a broken link (those of the registry's ``ledger_verify``)."""
+    blame = seq - 1 if seq else seq
+    return (
+        f"prev {claimed_prev} does not match the hash of entry {seq - 1} "
+        f"({prev.hex()}): entry {blame} was altered, or this one was"
+    )
