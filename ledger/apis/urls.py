@@ -7,12 +7,14 @@ from __future__ import annotations
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import bulk, credits, log, registry, webhooks
+from . import bulk, credits, log, registry, tiles, webhooks
 
 urlpatterns = [
     path("v1/", include(registry.urlpatterns)),
     path("v1/", include(credits.urlpatterns)),
     path("v1/", include(log.urlpatterns)),
+    path("v1/", include(tiles.urlpatterns)),
+    path("v1/ledger/tlog/", include(tiles.tlog_urlpatterns)),
     path("v1/", include(webhooks.urlpatterns)),
     path("v1/", include(bulk.urlpatterns)),
     path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,0 +1,197 @@
+"""The log in C2SP formats: static tiles (tlog-tiles) and proof files (tlog-proof).
+
+Under the prefix ``/api/v1/ledger/tlog`` (a tlog-tiles log's *prefix*; its origin line is
+``LEDGER_ORIGIN``):
+
+* ``checkpoint``: the latest checkpoint with its witness cosignatures (cached a few seconds);
+* ``tile/<L>/<N>[.p/<W>]``: hash tiles, 256 hashes of RFC 9162 level 8L each (full tiles are
+  immutable; partial ones are cached briefly, as the specification allows deleting them);
+* ``tile/entries/<N>[.p/<W>]`` and, for a bundle that holds an entry over 65,535 bytes,
+  ``tile/entries-u32/<N>[.p/<W>]`` (docs/ledger-format.md §8): entry bundles, gzip-compressed
+  when the client accepts it;
+* ``verifier-keys`` and ``witness-policy``: what to pin, published beside the log (a key first
+  seen here proves nothing: compare it with a copy obtained out of band).
+
+No key is needed and nothing is throttled: a mirror fetches every tile once, and caches and CDNs
+serve the rest. These are plain Django views (no DRF): a tile is one indexed range read.
+
+``GET /api/v1/ledger/entries/{seq}/proof`` is one entry as a tlog-proof file: the entry's exact
+bytes in the ``extra`` line, its inclusion proof in the latest checkpoint, and that checkpoint
+with its cosignatures; ``bluecarbon-audit proof`` verifies it offline.
+"""
+
+from __future__ import annotations
+
+from bluecarbon_audit.proof import TlogProof
+from bluecarbon_audit.tiles import ENTRIES, TileError, TileRef, parse_path
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path, re_path
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.gzip import gzip_page
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+
+from .. import services
+from .. import tiles as log_tiles
+from ..exceptions import NotFound, Unprocessable
+from ..signing import trusted_verifiers
+from .log import IMMUTABLE, TextApi, _errors, _path_int, _path_integer
+
+# tlog-tiles §Checkpoints: "headers SHOULD prevent caching beyond a few seconds"; partial tiles
+# are short-lived too (a log MAY delete them once the full tile exists).
+SHORT = "public, max-age=5"
+OCTETS = "application/octet-stream"
+
+
+def _not_found(message: str) -> JsonResponse:
+    error = NotFound(message)
+    return JsonResponse(error.as_dict(), status=error.status_code)
+
+
+def _octets(data: bytes, full: bool) -> HttpResponse:
+    response = HttpResponse(data, content_type=OCTETS)
+    response["Cache-Control"] = IMMUTABLE if full else SHORT
+    return response
+
+
+def _tile_ref(raw: str, kind: str | int | None = None) -> TileRef | None:
+    try:
+        ref = parse_path(raw)
+    except TileError:
+        return None
+    if kind is not None and ref.level != kind:
+        return None
+    return ref
+
+
+class TlogCheckpointApi(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        checkpoint = log_tiles.checkpoint_latest()
+        if checkpoint is None:
+            return _not_found("no checkpoint has been issued yet")
+        response = HttpResponse(
+            log_tiles.checkpoint_note(checkpoint), content_type="text/plain; charset=utf-8"
+        )
+        response["Cache-Control"] = SHORT
+        return response
+
+
+class TlogHashTileApi(View):
+    def get(self, request: HttpRequest, level: str, rest: str) -> HttpResponse:
+        ref = _tile_ref(f"tile/{level}/{rest}")
+        if ref is None or not isinstance(ref.level, int):
+            return _not_found(f"tile/{level}/{rest} is not a tile path (C2SP tlog-tiles)")
+        data = log_tiles.hash_tile(ref.level, ref.index, ref.width)
+        if data is None:
+            return _not_found(f"{ref.path} is not in the tree yet")
+        return _octets(data, ref.full)
+
+
+@method_decorator(gzip_page, name="get")
+class TlogEntryBundleApi(View):
+    kind = ENTRIES
+
+    def get(self, request: HttpRequest, rest: str) -> HttpResponse:
+        ref = _tile_ref(f"tile/{self.kind}/{rest}", self.kind)
+        if ref is None:
+            return _not_found(f"tile/{self.kind}/{rest} is not an entry bundle path")
+        found = log_tiles.bundle_bytes(ref.index, ref.width)
+        if found is None:
+            return _not_found(f"{ref.path} is not in the tree yet")
+        served, data = found
+        if served.level != ref.level:
+            # docs/ledger-format.md §8: each bundle is served in one form only.
+            return _not_found(
+                f"{ref.path} is served as {served.path}"
+                + (" (it holds an entry over 65,535 bytes)" if served.level != ENTRIES else "")
+            )
+        return _octets(data, ref.full)
+
+
+class TlogEntryBundleU32Api(TlogEntryBundleApi):
+    kind = "entries-u32"
+
+
+class TlogVerifierKeysApi(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        text = "".join(v.to_string() + "\n" for v in trusted_verifiers())
+        return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+class TlogWitnessPolicyApi(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        text = log_tiles.witness_policy_text()
+        if text is None:
+            return _not_found("this log has no witness policy")
+        return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+# ---- proof files ------------------------------------------------------------------------------
+
+
+def entry_proof(seq: int) -> TlogProof:
+    """Entry ``seq`` as a C2SP tlog-proof in the latest checkpoint (which covers it)."""
+    rows = log_tiles.entries(seq, seq + 1)
+    if not rows:
+        raise NotFound(f"no ledger entry {seq} (yet)")
+    checkpoint = log_tiles.checkpoint_latest()
+    if checkpoint is None or checkpoint.size <= seq:
+        raise Unprocessable(
+            f"no signed checkpoint covers entry {seq} yet (checkpoints follow writes within "
+            "seconds): ask again shortly",
+            detail={"seq": "not_in_checkpoint"},
+        )
+    return TlogProof(
+        index=seq,
+        proof=tuple(services.inclusion_proof(seq, checkpoint.size)),
+        checkpoint=log_tiles.checkpoint_note(checkpoint),
+        extra=rows[0],
+    )
+
+
+class LedgerEntryProofApi(TextApi):
+    @extend_schema(
+        operation_id="ledger_entries_proof",
+        summary="One entry as an offline proof file",
+        description="A C2SP tlog-proof (c2sp.org/tlog-proof@v1): the entry's exact bytes "
+        "(base64, the extra line), its RFC 9162 inclusion proof in the latest checkpoint, and "
+        "that checkpoint with the log's signature and the witnesses' cosignatures. Verify it "
+        "with `bluecarbon-audit proof FILE --key <pinned key>`.",
+        tags=["ledger"],
+        parameters=[_path_integer("seq")],
+        responses={(200, "text/plain"): OpenApiTypes.STR, **_errors(404, 422)},
+    )
+    def get(self, request: Request, seq: str) -> HttpResponse:
+        number = _path_int(seq, "ledger entry")
+        proof = entry_proof(number)
+        response = HttpResponse(proof.to_text(), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="bluecarbon-ledger-{number}.tlog-proof"'
+        )
+        # Against the latest checkpoint: a later request may get a larger tree.
+        response["Cache-Control"] = SHORT
+        return response
+
+
+_REST = r"(?P<rest>(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/[0-9]{1,3})?)"
+
+# Mounted at v1/ledger/tlog/ (checkpoint, tiles) and v1/ (the proof file).
+tlog_urlpatterns = [
+    path("checkpoint", TlogCheckpointApi.as_view(), name="tlog-checkpoint"),
+    path("verifier-keys", TlogVerifierKeysApi.as_view(), name="tlog-verifier-keys"),
+    path("witness-policy", TlogWitnessPolicyApi.as_view(), name="tlog-witness-policy"),
+    re_path(rf"^tile/entries/{_REST}$", TlogEntryBundleApi.as_view(), name="tlog-entries"),
+    re_path(
+        rf"^tile/entries-u32/{_REST}$", TlogEntryBundleU32Api.as_view(), name="tlog-entries-u32"
+    ),
+    re_path(
+        rf"^tile/(?P<level>[0-9]{{1,2}})/{_REST}$", TlogHashTileApi.as_view(), name="tlog-tile"
+    ),
+]
+urlpatterns = [
+    path(
+        "ledger/entries/<str:seq>/proof", LedgerEntryProofApi.as_view(), name="ledger-entry-proof"
+    ),
+]
