@@ -4,6 +4,7 @@ An uncompressed POSIX tar (pax) whose members all sit under ``bluecarbon-export/
 
     export.json             {"format": "bluecarbon-export/v1", "origin", "from", "size", ...}
     verifier-keys           the log's verifier keys, one per line (check them out of band)
+    witness-policy          the log's witness policy (C2SP tlog-policy), if it has one
     checkpoints/<size>      every checkpoint of size >= from, as stored (with cosignatures)
     log/checkpoint          the latest checkpoint
     log/tile/...            hash tiles and entry bundles (c2sp.org/tlog-tiles): a tile directory
@@ -52,6 +53,7 @@ FORMAT = "bluecarbon-export/v1"
 TOP = "bluecarbon-export"
 INFO = "export.json"
 KEYS = "verifier-keys"
+POLICY = "witness-policy"
 CHECKPOINTS = "checkpoints"
 LOG = "log"
 AUCTIONS = "auctions"
@@ -131,6 +133,7 @@ def write_export(
     auctions: Iterable[dict[str, Any]] = (),
     from_size: int = 0,
     extra_info: dict[str, Any] | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> ExportSummary:
     """Stream an export bundle of the tree of the ``latest`` checkpoint to ``fileobj``:
     ``checkpoints`` (every one of size >= ``from_size``, in order of size), the tiles and
@@ -150,6 +153,8 @@ def write_export(
     }
     writer.add(INFO, json.dumps(info, indent=2, sort_keys=True).encode() + b"\n")
     writer.add(KEYS, "".join(k + "\n" for k in verifier_keys).encode())
+    for name, data in (extra_files or {}).items():
+        writer.add(name, data)
     summary = ExportSummary(body.size, from_size, 0, 0, 0, 0, 0, 0)
     for note in checkpoints:
         size = Checkpoint.from_text(note[: note.rfind("\n\n") + 1]).size
