@@ -12,7 +12,11 @@ An auction has two locks:
   several transactions is a MultiXact written to the row for each new locker).
 * its **row**, locked for update by every state transition (compare-and-set).
 
-The gate comes before the row.
+The gate comes before the row. Row locks are ``FOR NO KEY UPDATE``, as in ``ledger/locks.py``:
+a bid or a deposit inserted for an auction takes ``FOR KEY SHARE`` on its row (the foreign
+key), which must not wait for a transition holding it. (Scheduling sets the auction's hold, a
+unique column, which takes the row ``FOR UPDATE`` after all; it does so under the ledger head,
+which a deposit, the one row that can point at a draft auction, is inserted under too.)
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ def auction_lock(auction_id: int, *, close_gate: bool = False) -> Auction | None
     flight and keep new ones out (closing, cancelling: transitions out of "open")."""
     if close_gate:
         _gate(auction_id, exclusive=True)
-    return Auction.objects.select_for_update(of=("self",)).filter(pk=auction_id).first()
+    return (
+        Auction.objects.select_for_update(of=("self",), no_key=True).filter(pk=auction_id).first()
+    )
 
 
 def auction_share_lock(auction_id: int) -> Auction | None:
@@ -99,8 +105,8 @@ def bidder_lock(organization_id: int) -> Organization:
 
 
 def _for_update() -> str:
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
 
 
 def bid_lock(bid_id: int) -> Bid | None:
-    return Bid.objects.select_for_update(of=("self",)).filter(pk=bid_id).first()
+    return Bid.objects.select_for_update(of=("self",), no_key=True).filter(pk=bid_id).first()

@@ -163,7 +163,7 @@ def _bidder_set(actor: Actor, org: Organization, status: str) -> Bidder:
     # The bidder's row, which its bid actions lock too: a bid in flight commits before its
     # approval changes, or sees the change.
     locks.bidder_lock(org.pk)
-    bidder = Bidder.objects.select_for_update().filter(organization=org).first()
+    bidder = Bidder.objects.select_for_update(no_key=True).filter(organization=org).first()
     if bidder is not None and bidder.status == status:
         return bidder
     entry = _append("bidder.status", actor, {"organization": org.pk, "status": status})
@@ -188,7 +188,7 @@ def deposit_record(*, actor: Actor, auction: int, bidder: int, amount: int) -> D
     org = Organization.objects.filter(pk=_id(bidder) or 0).first()
     if org is None:
         raise NotFound(f"organization {bidder} not found", detail={"bidder": "not_found"})
-    deposit = Deposit.objects.select_for_update().filter(auction=a, bidder=org).first()
+    deposit = Deposit.objects.select_for_update(no_key=True).filter(auction=a, bidder=org).first()
     total = amount + (deposit.amount if deposit else 0)
     if total > MAX_MINOR:
         raise InvalidInput("deposit is too large", code=Code.INVALID_PRICE)
@@ -983,14 +983,18 @@ def _award(actor: Actor, award: object) -> tuple[Auction, Award]:
     if peek is None:
         raise NotFound(f"award {award} not found")
     a = _auction(peek.auction_id)  # auction before award: the lock order
-    w = Award.objects.select_for_update().get(pk=peek.pk)
+    w = Award.objects.select_for_update(no_key=True).get(pk=peek.pk)
     if w.state != Award.State.PENDING:
         raise Conflict(f"award {w.pk} is already {w.state}", code=Code.AWARD_RESOLVED)
     return a, w
 
 
 def _deposit_outcome(a: Auction, w: Award, state: str) -> int:
-    deposit = Deposit.objects.select_for_update().filter(auction=a, bidder_id=w.bidder_id).first()
+    deposit = (
+        Deposit.objects.select_for_update(no_key=True)
+        .filter(auction=a, bidder_id=w.bidder_id)
+        .first()
+    )
     if deposit is None or deposit.state != Deposit.State.HELD:
         return 0
     deposit.state = state

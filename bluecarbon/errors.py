@@ -20,6 +20,7 @@ class CommonCode(Codes):
     INVALID_FIELD = "invalid_field"
     NOT_FOUND = "not_found"
     PERMISSION_DENIED = "permission_denied"
+    SERVICE_UNAVAILABLE = "service_unavailable"
 
 
 class DomainError(Exception):
@@ -71,3 +72,24 @@ class Unprocessable(DomainError):
     """Well-formed, but can never be accepted as stated (422)."""
 
     status_code = 422
+
+
+class ServiceUnavailable(DomainError):
+    """Nothing was applied, for a passing reason (the database gave up on the transaction
+    against concurrent ones): send the same request again after ``retry_after`` seconds (503,
+    with a ``Retry-After`` header)."""
+
+    status_code = 503
+    default_code = CommonCode.SERVICE_UNAVAILABLE
+    default_detail = "The registry is busy and applied nothing; send the same request again."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int = 1,
+        code: Codes | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, code=code, detail={"retry_after": retry_after, **(detail or {})})

@@ -268,19 +268,27 @@ def _transfers(actor: Actor, run: list[tuple[int, dict[str, Any]]]) -> list[dict
                     "to": d["recipient"],
                 },
             )
-        rows.append((seq, body, "credit.transfer"))
         last = entry_hash(body)
+        rows.append((seq, body, "credit.transfer", services.entry_mac(seq, last)))
         results.append({"index": index, "op": "transfer", "entry_seq": seq})
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # COPY: one round trip for the whole run (the append-only triggers guard UPDATE,
-            # DELETE and TRUNCATE; COPY only inserts).
-            with cursor.cursor.copy("COPY ledger_ledgerentry (seq, body, type) FROM STDIN") as copy:
+            # DELETE and TRUNCATE; COPY only inserts). Through the driver's own cursor, so its
+            # errors are made Django's here (a deadlock must be an OperationalError to be
+            # retried or answered 503, ledger/apis/errors.py).
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(
+                    "COPY ledger_ledgerentry (seq, body, type, mac) FROM STDIN"
+                ) as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
         else:
             cursor.executemany(
-                "INSERT INTO ledger_ledgerentry (seq, body, type) VALUES (%s, %s, %s)", rows
+                "INSERT INTO ledger_ledgerentry (seq, body, type, mac) VALUES (%s, %s, %s, %s)",
+                rows,
             )
         cursor.execute(
             "UPDATE ledger_ledgerhead SET size = %s, last_hash = %s WHERE id = 1",

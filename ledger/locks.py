@@ -6,6 +6,16 @@ escrow hold -> ledger head. (The first three are the auctions app's, in
 Every service takes what it needs in that order, so two writers never wait on each other in a
 cycle. The ledger head comes last and is held only for the append itself, which keeps the one
 serialized section of every write as short as it can be.
+
+Every lock is ``FOR NO KEY UPDATE``, never ``FOR UPDATE``. Inserting a row that points at
+another (a holding, an escrow hold or a retirement at its batch and account, a bid at its
+auction) makes PostgreSQL take ``FOR KEY SHARE`` on the row pointed at, at the insert: later
+than the order above would place it. ``FOR UPDATE`` conflicts with that lock and ``FOR NO KEY
+UPDATE`` does not, so the foreign-key lock never waits and has no place in the order (no
+service deletes these rows or changes a column a unique index covers while holding them, which
+would need ``FOR UPDATE``). With ``FOR UPDATE`` on the batch, a retirement (batch, then
+holding) and an escrow hold (holding, then its row pointing at the batch) deadlocked: 86 of 96
+mixed writes on one holding answered 500 (issue 14, tests/api/test_write_contention.py).
 """
 
 from __future__ import annotations
@@ -20,16 +30,16 @@ from .models import Batch, EscrowHold, Holding, LedgerHead, Project, TreeHead
 def project_lock(project_id: int) -> Project | None:
     # Serializes issuances per project, so two overlapping monitoring periods cannot both pass
     # the overlap check.
-    return Project.objects.select_for_update().filter(pk=project_id).first()
+    return Project.objects.select_for_update(no_key=True).filter(pk=project_id).first()
 
 
 def batch_lock(batch_id: int) -> Batch | None:
-    return Batch.objects.select_for_update().filter(pk=batch_id).first()
+    return Batch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
 
 
 def _for_update() -> str:
     # SQLite has no row locks: its immediate transactions already hold the database lock.
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
 
 
 def _holding_rows(wanted: list[tuple[int, int]]) -> list[tuple[int, int, int, int, int]]:
@@ -88,7 +98,7 @@ def holdings_save(*holdings: Holding) -> None:
 
 
 def escrow_hold_lock(hold_id: int) -> EscrowHold | None:
-    return EscrowHold.objects.select_for_update().filter(pk=hold_id).first()
+    return EscrowHold.objects.select_for_update(no_key=True).filter(pk=hold_id).first()
 
 
 def ledger_head_lock() -> tuple[int, bytes]:
@@ -107,8 +117,8 @@ def ledger_head_lock() -> tuple[int, bytes]:
 
 def tree_head_lock() -> TreeHead:
     # One checkpointer at a time extends the stored Merkle tree.
-    head = TreeHead.objects.select_for_update().filter(pk=1).first()
+    head = TreeHead.objects.select_for_update(no_key=True).filter(pk=1).first()
     if head is None:
         TreeHead.objects.bulk_create([TreeHead(pk=1)], ignore_conflicts=True)
-        head = TreeHead.objects.select_for_update().get(pk=1)
+        head = TreeHead.objects.select_for_update(no_key=True).get(pk=1)
     return head

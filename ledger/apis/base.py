@@ -1,11 +1,17 @@
-"""What every API view shares: authentication, scopes, throttling, idempotent POSTs, and the
-decimal-string fields for quantities."""
+"""What every API view shares: authentication, scopes, throttling, idempotent POSTs (run again
+when the database gives up on them against concurrent ones), and the decimal-string fields for
+quantities."""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
@@ -25,9 +31,13 @@ from .auth import (
     SessionAuthentication,
 )
 from .auth import actor_for as _actor_for
+from .errors import retryable
 from .idempotency import idempotent
 
 MAX_ID = 2**62
+ATTEMPTS = 3  # a write's transaction, run at most this many times
+
+logger = logging.getLogger(__name__)
 
 
 def page_params(request: Request) -> tuple[int, int]:
@@ -58,7 +68,28 @@ class BaseApi(APIView):
         return _actor_for(request)
 
     def idempotent(self, request: Request, handler: Any) -> Response:
-        return idempotent(request, handler)
+        return retrying(lambda: idempotent(request, handler))
+
+
+def retrying(run: Callable[[], Response]) -> Response:
+    """Run ``run``, which opens the outermost transaction (``atomic(durable=True)``), again
+    when the database rolled that transaction back as a deadlock's victim or a serialization
+    failure. The request is then as if it had not arrived: nothing of it was committed (nor its
+    Idempotency-Key's record, so the key still applies it at most once) and its on-commit
+    hooks were dropped. What the last attempt still meets answers 503 (``errors.py``)."""
+    attempt = 1
+    while True:
+        try:
+            return run()
+        except DatabaseError as exc:
+            # Inside a caller's transaction (a test's), only a savepoint rolled back: the
+            # caller's transaction is aborted and nothing can run in it again.
+            if attempt == ATTEMPTS or not retryable(exc) or connection.in_atomic_block:
+                raise
+            logger.info("attempt %d rolled back (%s); running it again", attempt, exc.__cause__)
+        # The other side of a deadlock still holds its locks for a moment; spread the retries.
+        time.sleep(random.uniform(0.005, 0.025) * attempt)
+        attempt += 1
 
 
 class PublicApi(APIView):
@@ -104,8 +135,9 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def responses(ok: dict[Any, Any], *errors: int) -> dict[Any, Any]:
-    # 401, 403 (scope) and 429 can answer any authenticated operation.
-    return {**ok, **{code: ErrorSerializer for code in sorted({401, 403, 429, *errors})}}
+    # 401, 403 (scope) and 429 can answer any authenticated operation, and 503 (with
+    # Retry-After) any that met the database's contention (errors.py).
+    return {**ok, **{code: ErrorSerializer for code in sorted({401, 403, 429, 503, *errors})}}
 
 
 class PageSerializer(serializers.Serializer):

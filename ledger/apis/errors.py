@@ -4,8 +4,11 @@ Domain errors (``DomainError``) carry their own status and stable code. DRF's va
 become ``400 invalid`` with every field's problems under ``detail``, each as
 ``{"code", "message"}``. Authentication, permission, not-found and throttling errors keep
 their status (429 also keeps ``Retry-After``); a body over the upload limit is
-``413 request_too_large``. Anything else is our bug: ``500 server_error``,
-logged with its traceback, which the client never sees.
+``413 request_too_large``. A transaction the database gave up on against concurrent ones (a
+deadlock's victim, a serialization failure, a lock wait past ``lock_timeout``, SQLite busy)
+is ``503 service_unavailable`` with ``Retry-After``: it applied nothing, and the same request
+may succeed when sent again (``base.py`` already ran it again where that can help). Anything
+else is our bug: ``500 server_error``, logged with its traceback, which the client never sees.
 
 Errors raised outside a view (a middleware, a database that went away before the view ran, a
 path no view serves) reach Django's error views instead; ``bluecarbon/urls.py`` routes those
@@ -14,12 +17,14 @@ leave the portal's pages to Django."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 from django.views import defaults
@@ -28,7 +33,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from bluecarbon.errors import ServiceUnavailable
+
 from ..exceptions import DomainError
+
+logger = logging.getLogger(__name__)
 
 SERVER_ERROR = {
     "code": "server_error",
@@ -54,9 +63,48 @@ def _too_large() -> dict[str, Any]:
     }
 
 
+# PostgreSQL's SQLSTATEs (Appendix A) for a transaction that lost against concurrent ones and
+# was rolled back whole: running it again from the start is the remedy PostgreSQL documents
+# ("Serialization Failure Handling", §13.5 of the PostgreSQL 15 manual).
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+# A lock wait past lock_timeout: the holder is slow, not in a cycle; running it again at once
+# would only wait again, so it is answered 503 without a retry here.
+_CONTENDED_SQLSTATES = RETRYABLE_SQLSTATES | {"55P03"}  # lock_not_available
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6  # primary result codes (the low byte of extended ones)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    # Django re-raises the driver's error as its own, with the driver's as the cause.
+    return getattr(exc.__cause__, "sqlstate", None)
+
+
+def retryable(exc: BaseException) -> bool:
+    """A database error that running the whole transaction again may cure."""
+    return isinstance(exc, DatabaseError) and _sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def contended(exc: BaseException) -> bool:
+    """A database error from contention with other transactions, not from this request or
+    from our code: the client should send the request again later."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    if _sqlstate(exc) in _CONTENDED_SQLSTATES:
+        return True
+    code = getattr(exc.__cause__, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if contended(exc):
+        # Logged for operators: under the lock order of ledger/locks.py even a deadlock that
+        # outlasts the retries should not happen, and lock timeouts say a writer is slow.
+        logger.warning("503 after database contention: %s", str(exc).splitlines()[0])
+        exc = ServiceUnavailable()
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status_code)
+        answer = Response(exc.as_dict(), status=exc.status_code)
+        if isinstance(exc, ServiceUnavailable):
+            answer["Retry-After"] = str(exc.retry_after)
+        return answer
     if isinstance(exc, RequestDataTooBig):  # Django's is a 400, with an HTML page
         return Response(_too_large(), status=413)
     if isinstance(exc, Http404):
