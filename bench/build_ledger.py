@@ -217,10 +217,10 @@ class _Loader:
             started = time.perf_counter()
             try:
                 with cur.copy(
-                    "COPY ledger_ledgerentry (seq, body, type) FROM STDIN (FORMAT BINARY)",
+                    "COPY ledger_ledgerentry (seq, body, type, mac) FROM STDIN (FORMAT BINARY)",
                     writer=QueuedLibpqWriter(cur),
                 ) as copy:
-                    copy.set_types(["int8", "bytea", "varchar"])
+                    copy.set_types(["int8", "bytea", "varchar", "bytea"])
                     for row in entry_rows:
                         copy.write_row(row)
                 with cur.copy(
@@ -270,6 +270,9 @@ def build(
 
     from ledger.core import merkle
     from ledger.core.entry import encode_entry, entry_hash, format_time
+    from ledger.entry_auth import entry_key
+
+    entry_mac, mac_since = entry_key().mac, entry_key().since
     from ledger.core.note import Checkpoint as CheckpointBody
     from ledger.core.note import checkpoint_sign
     from ledger.models import LedgerEntry
@@ -419,6 +422,8 @@ def build(
                     add_entry((seq, body, "credit.transfer"))
                     stats.transfers += 1
                 prev = sha256(body).digest()
+                # The entry's MAC (ledger/entry_auth.py), as every append writes it.
+                entry_rows[-1] += (entry_mac(prev) if seq >= mac_since else None,)
                 add_nodes(frontier.append(leaf_hash(body)))
                 if cp_sizes and frontier.size == cp_sizes[0]:
                     root = frontier.root()

@@ -18,3 +18,8 @@ class LedgerConfig(AppConfig):
             raise ImproperlyConfigured(
                 f"LEDGER_SIGNING_KEY_FILE {settings.LEDGER_SIGNING_KEY_FILE} does not exist"
             )
+        if settings.PRODUCTION and not settings.LEDGER_ENTRY_KEY_FILE.exists():
+            raise ImproperlyConfigured(
+                f"LEDGER_ENTRY_KEY_FILE {settings.LEDGER_ENTRY_KEY_FILE} does not exist "
+                "(create it with `manage.py ledger_entry_key`)"
+            )

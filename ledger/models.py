@@ -331,6 +331,9 @@ class LedgerEntry(models.Model):
     body = models.BinaryField()
     # Copied out of the body for filtering; the verifier checks it matches the body.
     type = models.CharField(max_length=32)
+    # HMAC of the entry's hash with the application's entry key (ledger/entry_auth.py): what
+    # a database insider without that key cannot make. Not part of the entry's bytes.
+    mac = models.BinaryField(null=True)
 
     class Meta:
         ordering = ["seq"]

@@ -32,6 +32,7 @@ from .core.quantity import (
     buffer_withheld,
     check_kg,
 )
+from .entry_auth import entry_key
 from .exceptions import (
     CommonCode,
     Conflict,
@@ -95,24 +96,26 @@ def _ledger_append(
         actor=actor.label,
         data=data,
     )
-    params: list[Any] = [size, body, type, size + 1, entry_hash(body)]
+    digest = entry_hash(body)
+    params: list[Any] = [size, body, type, entry_mac(size, digest), size + 1, digest]
     extra = also(size) if also is not None else []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One round trip for all the writes, inside the head lock's critical section.
             ctes = "".join(f", x{i} AS ({sql})" for i, (sql, _) in enumerate(extra))
             cursor.execute(
-                "WITH e AS (INSERT INTO ledger_ledgerentry (seq, body, type) "
-                f"VALUES (%s, %s, %s)){ctes} UPDATE ledger_ledgerhead SET size = %s, "
+                "WITH e AS (INSERT INTO ledger_ledgerentry (seq, body, type, mac) "
+                f"VALUES (%s, %s, %s, %s)){ctes} UPDATE ledger_ledgerhead SET size = %s, "
                 "last_hash = %s WHERE id = 1",
-                params[:3] + [v for _, values in extra for v in values] + params[3:],
+                params[:4] + [v for _, values in extra for v in values] + params[4:],
             )
         else:
             cursor.execute(
-                "INSERT INTO ledger_ledgerentry (seq, body, type) VALUES (%s, %s, %s)", params[:3]
+                "INSERT INTO ledger_ledgerentry (seq, body, type, mac) VALUES (%s, %s, %s, %s)",
+                params[:4],
             )
             cursor.execute(
-                "UPDATE ledger_ledgerhead SET size = %s, last_hash = %s WHERE id = 1", params[3:]
+                "UPDATE ledger_ledgerhead SET size = %s, last_hash = %s WHERE id = 1", params[4:]
             )
             for sql, values in extra:
                 cursor.execute(sql, values)
@@ -120,6 +123,13 @@ def _ledger_append(
     # into an error (a retrying client would apply it twice). Beat's backstop covers the miss.
     transaction.on_commit(_checkpoint_soon, robust=True)
     return LedgerEntry(seq=size, body=body, type=type)
+
+
+def entry_mac(seq: int, digest: bytes) -> bytes | None:
+    """The MAC entry ``seq`` must carry (ledger/entry_auth.py), or None before the key's
+    ``since``."""
+    key = entry_key()
+    return key.mac(digest) if seq >= key.since else None
 
 
 def ledger_append(

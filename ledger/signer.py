@@ -41,6 +41,7 @@ from .core import merkle
 from .core.entry import ZERO_HASH, EntryError, decode_canonical_entry, entry_hash
 from .core.note import Checkpoint as CheckpointBody
 from .core.note import NoteError, checkpoint_open, checkpoint_sign
+from .entry_auth import entry_key
 from .models import Checkpoint, LedgerEntry, LedgerHead, SignerAlarm, TreeHead
 
 log = logging.getLogger(__name__)
@@ -139,18 +140,18 @@ def state_reset(path: Path | None = None) -> None:
         path.unlink(missing_ok=True)
 
 
-def _entries(first: int, stop: int) -> Iterator[tuple[int, bytes]]:
-    """Rows seq in [first, stop), in order, a batch at a time."""
+def _entries(first: int, stop: int) -> Iterator[tuple[int, bytes, bytes | None]]:
+    """Rows (seq, body, mac) with seq in [first, stop), in order, a batch at a time."""
     while first < stop:
         rows = list(
             LedgerEntry.objects.filter(seq__gte=first, seq__lt=stop)
             .order_by("seq")
-            .values_list("seq", "body")[:READ_BATCH]
+            .values_list("seq", "body", "mac")[:READ_BATCH]
         )
         if not rows:
             return
-        for seq, body in rows:
-            yield seq, bytes(body)
+        for seq, body, mac in rows:
+            yield seq, bytes(body), None if mac is None else bytes(mac)
         first = rows[-1][0] + 1
 
 
@@ -160,7 +161,8 @@ def _extend(state: SignerState, stop: int) -> tuple[merkle.Frontier, bytes]:
     edge = state.edge.copy()
     last = state.last_hash
     expected = state.size
-    for seq, body in _entries(state.size, stop):
+    key = entry_key()
+    for seq, body, mac in _entries(state.size, stop):
         if seq != expected:
             raise SignerRefused(f"entry {expected} is missing (the next stored is {seq})")
         try:
@@ -172,8 +174,14 @@ def _extend(state: SignerState, stop: int) -> tuple[merkle.Frontier, bytes]:
                 f"entry {seq} does not continue the chain the signer holds (its prev is "
                 f"{entry.prev.hex()[:16]}…, the signer's last hash {last.hex()[:16]}…)"
             )
+        digest = entry_hash(body)
+        if not key.check(seq, digest, mac):
+            raise SignerRefused(
+                f"entry {seq} is not authenticated: its MAC is missing or is not the application's "
+                "(an entry written with database rights alone)"
+            )
         edge.push(merkle.leaf_hash(body))
-        last = entry_hash(body)
+        last = digest
         expected += 1
     if expected != stop:
         raise SignerRefused(f"entry {expected} is missing (the ledger head says {stop})")

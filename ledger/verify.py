@@ -46,6 +46,7 @@ from .core import merkle
 from .core.entry import TRANSFER_BYTES, ZERO_HASH, EntryError, decode_canonical_entry
 from .core.note import NoteError, Verifier, checkpoint_open
 from .core.replay import RegistryState, ReplayError
+from .entry_auth import entry_key
 from .models import (
     Account,
     Batch,
@@ -370,7 +371,7 @@ def _verify_entries(
             walk, start, report, state, frontier, streams, head, head_size, progress
         )
     rows: Generator[tuple[Any, ...], None, None] = _stream(
-        "SELECT seq, body, type FROM ledger_ledgerentry WHERE seq >= %s ORDER BY seq",
+        "SELECT seq, body, type, mac FROM ledger_ledgerentry WHERE seq >= %s ORDER BY seq",
         (start.seq,),
     )
     try:
@@ -442,14 +443,15 @@ def _walk_rows(
     origin: str,
     progress: Progress | None,
 ) -> None:
-    """Check, hash, push and replay ``rows`` (seq, body, type), continuing from ``walk``. The
+    """Check, hash, push and replay ``rows`` (seq, body, type, mac), continuing from ``walk``. The
     parallel path (``verify_parallel``) calls this for every row its workers did not prove."""
     expected, prev, next_cp = walk.expected, walk.prev, walk.next_cp
     last_verified_cp = walk.last_verified_cp
     sha256, push, match = hashlib.sha256, frontier.push, TRANSFER_BYTES.fullmatch
     prev_hex = prev.hex().encode()
     registry_types, known_types = entry_types.registry_types(), entry_types.all_types()
-    for seq, body, column_type in rows:
+    key = entry_key()
+    for seq, body, column_type, mac in rows:
         body = bytes(body)
         if seq != expected:
             if seq > expected:
@@ -476,6 +478,12 @@ def _walk_rows(
                 _type_error(seq, column_type, entry.type)
         prev = sha256(body).digest()
         prev_hex = prev.hex().encode()
+        if not key.check(seq, prev, mac):
+            raise VerificationError(
+                "not authenticated: its MAC is missing or is not the application's (an entry "
+                "written with database rights alone)",
+                seq,
+            )
         leaf = sha256(b"\x00")  # RFC 9162 leaf hash, without copying the body
         leaf.update(body)
         push(leaf.digest())

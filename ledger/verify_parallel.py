@@ -10,7 +10,7 @@ and replay.
 
 How:
 
-* The rows are read with ``COPY (SELECT seq, body, type ...) TO STDOUT (FORMAT BINARY)`` inside
+* The rows are read with ``COPY (SELECT seq, body, type, mac ...) TO STDOUT (FORMAT BINARY)`` inside
   the verifier's snapshot transaction, one segment of ``seq`` values per COPY. A COPY holds the
   connection until it ends, so the checkpoint and record rows a segment needs are read before
   it starts (bounded by the segment's size, like everything else held in memory).
@@ -46,6 +46,7 @@ from .core import merkle, scan
 from .core.entry import decode_canonical_entry
 from .core.note import Verifier
 from .core.replay import RegistryState, ReplayError
+from .entry_auth import entry_key
 
 if TYPE_CHECKING:
     from .verify import Progress, Report, _RecordStream, _Start, _Walk
@@ -146,7 +147,7 @@ def _copy(lo: int, hi: int) -> Iterator[_Messages]:
     """The row messages of entries lo <= seq < hi, in seq order, in the current transaction.
     An exception inside cancels the COPY (psycopg), so the transaction can end cleanly."""
     query = sql.SQL(
-        "COPY (SELECT seq, body, type FROM ledger_ledgerentry WHERE seq >= {} AND seq < {} "
+        "COPY (SELECT seq, body, type, mac FROM ledger_ledgerentry WHERE seq >= {} AND seq < {} "
         "ORDER BY seq) TO STDOUT (FORMAT BINARY)"
     ).format(sql.Literal(lo), sql.Literal(hi))
     connection.ensure_connection()
@@ -290,7 +291,8 @@ class _Pool:
         self._processes = [
             context.Process(
                 target=scan.serve,
-                args=(self._tasks, self._results, self._path),
+                # The entry key goes to our own child processes only (a pipe, never a file).
+                args=(self._tasks, self._results, self._path, entry_key().key),
                 name=f"ledger-verify-{i}",
                 daemon=True,  # never outlives this process
             )
@@ -473,7 +475,7 @@ class _Applier:
             if i == stop:
                 return
             seq = run.start + i
-            (_, body, _), _ = scan.parse_row(chunk, offsets[i])
+            (_, body, _, _), _ = scan.parse_row(chunk, offsets[i])
             try:
                 produced = state.apply(decode_canonical_entry(body))
             except ReplayError as exc:

@@ -13,6 +13,7 @@ docs/ledger-format.md for every entry type's ``data``.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -191,6 +192,16 @@ def is_canonical(body: bytes) -> bool:
         return rfc8785.dumps(json.loads(body)) == body
     except (ValueError, rfc8785.CanonicalizationError):  # includes UnicodeDecodeError
         return False
+
+
+ENTRY_MAC_DOMAIN = b"bluecarbon/entry-mac/v1\n"
+
+
+def entry_mac(key: bytes, digest: bytes) -> bytes:
+    """The log operator's authentication of an entry: HMAC-SHA256 under a key the application
+    holds and its database does not, of the entry's hash (``entry_hash``). Not part of the entry
+    bytes; only the operator can check it (docs/ledger-format.md)."""
+    return hmac.digest(key, ENTRY_MAC_DOMAIN + digest, "sha256")
 
 
 def entry_hash(body: bytes) -> bytes:

@@ -1,12 +1,14 @@
 """Runs of ledger rows proven at once, for the parallel verifier (``ledger/verify_parallel.py``).
 
-The parallel verifier reads the entries table as PostgreSQL ``COPY (SELECT seq, body, type ...)
-TO STDOUT (FORMAT BINARY)`` row messages and hands chunks of consecutive messages to worker
+The parallel verifier reads the entries table as PostgreSQL ``COPY (SELECT seq, body, type,
+mac ...) TO STDOUT (FORMAT BINARY)`` row messages and hands chunks of consecutive messages to worker
 processes running ``serve``. For every maximal run of rows that are canonical
 ``credit.transfer`` entries in the expected order, ``scan_chunk`` proves what the serial loop
 (``ledger.verify._walk_rows``) checks row by row:
 
-* the framing: three columns, an 8-byte ``seq``, the body, and the type ``credit.transfer``;
+* the framing: four columns, an 8-byte ``seq``, the body, the type ``credit.transfer`` and a
+  32-byte MAC;
+* the MAC is the operator's (``entry.entry_mac`` under the key given), when a key is given;
 * the ``seq`` column and the ``seq`` in the bytes are both the expected one;
 * the bytes are exactly what ``TRANSFER_BYTES`` accepts, i.e. the RFC 8785 form of a
   version-1 transfer entry;
@@ -35,7 +37,7 @@ from collections.abc import Sequence
 from itertools import chain, pairwise
 from typing import Any, NamedTuple
 
-from .entry import TRANSFER_BYTES
+from .entry import TRANSFER_BYTES, entry_mac
 from .merkle import aligned_node_ids, perfect_root
 
 # COPY BINARY: an 11-byte signature, 32-bit flags (0: no OIDs) and a 32-bit header extension
@@ -56,11 +58,12 @@ _TIME = rb'"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{
 if TRANSFER_BYTES.pattern.count(_PREV) != 1 or TRANSFER_BYTES.pattern.count(_TIME) != 1:
     raise ImportError("TRANSFER_BYTES changed: update bluecarbon_audit.scan to match it")
 _ROW = re.compile(
-    rb"\x00\x03\x00\x00\x00\x08(.{8})(.{4})("  # 3 columns; seq (8 bytes); body length, body
+    rb"\x00\x04\x00\x00\x00\x08(.{8})(.{4})("  # 4 columns; seq (8 bytes); body length, body
     + TRANSFER_BYTES.pattern.replace(_PREV, rb"(?P<prev>.{64})").replace(
         _TIME, rb'"time":"(?P<time>.{27})"'
     )
-    + rb")\x00\x00\x00\x0fcredit\.transfer",  # the type column, 15 bytes
+    + rb")\x00\x00\x00\x0fcredit\.transfer"  # the type column, 15 bytes
+    + rb"\x00\x00\x00\x20(?P<mac>.{32})",  # the MAC column, 32 bytes (not NULL)
     re.DOTALL,
 )
 _TIME_SHAPE = b"0000-00-00T00:00:00.000000Z"
@@ -91,33 +94,42 @@ def row_end(chunk: bytes, pos: int) -> int:
     return pos
 
 
-def parse_row(chunk: bytes, pos: int) -> tuple[tuple[int, bytes, str], int]:
-    """The (seq, body, type) of the row message at ``pos``, as the serial loop takes them from
-    a cursor, and where the next message starts."""
+def parse_row(chunk: bytes, pos: int) -> tuple[tuple[int, bytes, str, bytes | None], int]:
+    """The (seq, body, type, mac) of the row message at ``pos``, as the serial loop takes them
+    from a cursor, and where the next message starts."""
     (columns,) = _INT16.unpack_from(chunk, pos)
     length, seq = _SEQ_COLUMN.unpack_from(chunk, pos + 2)
-    if columns != 3 or length != 8:
-        raise ValueError("COPY row is not (seq bigint, body bytea, type varchar)")
+    if columns != 4 or length != 8:
+        raise ValueError("COPY row is not (seq bigint, body bytea, type varchar, mac bytea)")
     pos += 14
-    fields = []
-    for _ in range(2):
+    fields: list[bytes | None] = []
+    for i in range(3):
         (length,) = _INT32.unpack_from(chunk, pos)
+        if length == -1 and i == 2:  # a NULL MAC
+            fields.append(None)
+            pos += 4
+            continue
         if length < 0 or pos + 4 + length > len(chunk):
             raise ValueError("COPY row has a NULL or truncated column")
         fields.append(chunk[pos + 4 : pos + 4 + length])
         pos += 4 + length
-    return (seq, fields[0], fields[1].decode()), pos
+    body, type_, mac = fields
+    assert body is not None and type_ is not None
+    return (seq, body, type_.decode(), mac), pos
 
 
-def scan_chunk(first_seq: int, chunk: bytes, splits: Sequence[int] = ()) -> list[Run]:
+def scan_chunk(
+    first_seq: int, chunk: bytes, splits: Sequence[int] = (), mac_key: bytes | None = None
+) -> list[Run]:
     """The runs in ``chunk`` (row messages, concatenated), whose first row is expected to be
     entry ``first_seq``. ``splits`` are tree sizes (checkpoints) that must fall between pieces.
+    With ``mac_key``, a row's MAC must be ``entry_mac(mac_key, its hash)`` to be proven.
     """
     try:
-        return _scan(first_seq, chunk, splits, careful=False)
+        return _scan(first_seq, chunk, splits, careful=False, mac_key=mac_key)
     except (_Misframed, struct.error, ValueError):
         # Framed by the lengths alone, a row that fooled the pattern is just another row.
-        return _scan(first_seq, chunk, splits, careful=True)
+        return _scan(first_seq, chunk, splits, careful=True, mac_key=mac_key)
 
 
 class _Misframed(Exception):
@@ -125,7 +137,9 @@ class _Misframed(Exception):
     looks like the end of a row): frame every row by its lengths instead."""
 
 
-def _scan(first_seq: int, chunk: bytes, splits: Sequence[int], careful: bool) -> list[Run]:
+def _scan(
+    first_seq: int, chunk: bytes, splits: Sequence[int], careful: bool, mac_key: bytes | None
+) -> list[Run]:
     match = _ROW.match
     runs: list[Run] = []
     groups: list[tuple[bytes, ...]] = []
@@ -137,7 +151,7 @@ def _scan(first_seq: int, chunk: bytes, splits: Sequence[int], careful: bool) ->
             found = None
         if found is None:
             if groups:
-                runs += _prove(seq - len(groups), groups, offsets, pos, splits)
+                runs += _prove(seq - len(groups), groups, offsets, pos, splits, mac_key)
                 groups, offsets = [], array("I")
             pos = row_end(chunk, pos)
         else:
@@ -146,7 +160,7 @@ def _scan(first_seq: int, chunk: bytes, splits: Sequence[int], careful: bool) ->
             pos = found.end()
         seq += 1
     if groups:
-        runs += _prove(seq - len(groups), groups, offsets, pos, splits)
+        runs += _prove(seq - len(groups), groups, offsets, pos, splits, mac_key)
     return runs
 
 
@@ -160,11 +174,12 @@ def _prove(
     offsets: array[int],
     end: int,
     splits: Sequence[int],
+    mac_key: bytes | None,
 ) -> list[Run]:
     """Runs of the rows whose messages matched _ROW (``end``: where the last one ends)."""
     if not groups:
         return []
-    seq_columns, lengths, bodies, batches, srcs, qtys, dsts, prevs, seqs, times = zip(
+    seq_columns, lengths, bodies, batches, srcs, qtys, dsts, prevs, seqs, times, macs = zip(
         *groups, strict=True
     )
     n = len(bodies)
@@ -177,12 +192,13 @@ def _prove(
         and list(map(int, seqs)) == list(range(start, start + n))
         and b"".join(prevs[1:]) == b"".join(hashes[:-1]).hex().encode()
         and b"".join(times).translate(_DIGITS_TO_ZERO) == _TIME_SHAPE * n
+        and (mac_key is None or [entry_mac(mac_key, h) for h in hashes] == list(macs))
     )
     if not proven:
         # Leave the first row that fails out (the serial loop will judge it); prove the rest.
-        bad = next(i for i in range(n) if not _row_proven(start + i, groups[i], hashes, i))
-        return _prove(start, groups[:bad], offsets[:bad], offsets[bad], splits) + _prove(
-            start + bad + 1, groups[bad + 1 :], offsets[bad + 1 :], end, splits
+        bad = next(i for i in range(n) if not _row_proven(start + i, groups[i], hashes, i, mac_key))
+        return _prove(start, groups[:bad], offsets[:bad], offsets[bad], splits, mac_key) + _prove(
+            start + bad + 1, groups[bad + 1 :], offsets[bad + 1 :], end, splits, mac_key
         )
     # RFC 9162 §2.1.1 leaf hashes, folded into the perfect subtrees between the checkpoints.
     leaves = [sha256(b"\x00" + body).digest() for body in bodies]
@@ -196,14 +212,17 @@ def _prove(
     return [Run(start, offsets.tobytes(), end, prevs[0], hashes[-1], pieces, moves.tobytes())]
 
 
-def _row_proven(seq: int, row: tuple[bytes, ...], hashes: list[bytes], i: int) -> bool:
+def _row_proven(
+    seq: int, row: tuple[bytes, ...], hashes: list[bytes], i: int, mac_key: bytes | None
+) -> bool:
     """One row of ``_prove``'s checks (to find the first that fails)."""
-    seq_column, _, _, _, _, _, _, prev, claimed_seq, time = row
+    seq_column, _, _, _, _, _, _, prev, claimed_seq, time, mac = row
     return (
         seq_column == seq.to_bytes(8, "big", signed=True)
         and int(claimed_seq) == seq
         and (i == 0 or prev == hashes[i - 1].hex().encode())
         and time.translate(_DIGITS_TO_ZERO) == _TIME_SHAPE
+        and (mac_key is None or entry_mac(mac_key, hashes[i]) == mac)
     )
 
 
@@ -218,6 +237,7 @@ def serve(
     tasks: multiprocessing.queues.Queue[Any],
     results: multiprocessing.queues.Queue[Any],
     buffer_path: str,
+    mac_key: bytes | None = None,
 ) -> None:
     """A worker process: scan chunks until told to stop (``None``), then report its peak
     resident memory. A failure is sent back as a traceback, never swallowed.
@@ -230,7 +250,7 @@ def serve(
             try:
                 # A copy: the slot is reused once the caller has applied this chunk's runs.
                 chunk = where if isinstance(where, bytes) else m[where : where + length]
-                results.put((key, scan_chunk(first_seq, chunk, splits), None))
+                results.put((key, scan_chunk(first_seq, chunk, splits, mac_key), None))
             except Exception:
                 results.put((key, None, traceback.format_exc()))
     results.put((None, peak_rss_mb(), None))

@@ -275,6 +275,13 @@ LEDGER_VERIFIER_KEYS_FILE = Path(
         "LEDGER_VERIFIER_KEYS_FILE", str(LEDGER_SIGNING_KEY_FILE.parent / "verifier-keys.txt")
     )
 )
+# The key that authenticates each entry (HMAC; ledger/entry_auth.py), held by the application
+# and not the database. Production requires it.
+LEDGER_ENTRY_KEY_FILE = Path(
+    _required_in_production(
+        "LEDGER_ENTRY_KEY_FILE", str(LEDGER_SIGNING_KEY_FILE.parent / "entry-mac.key")
+    )
+)
 # The checkpoint signer's own record of the last tree it signed (size, right edge, last entry
 # hash, note): it signs only what extends that, computed from new entries alone, never from the
 # database's stored tree. Beside the key by default ("" = there); keep it where the key is.

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from ledger.entry_auth import create_key
 from ledger.models import LedgerEntry, Organization
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,8 @@ def test_the_command_line_refuses_with_bluecarbon_env_production(tmp_path):
     key.write_text(Signer.generate("bluecarbon.test/ledger").to_string() + "\n")
     kek = tmp_path / "auction-kek.key"
     kek.write_text("11" * 32 + "\n")
+    entry_key = tmp_path / "entry-mac.key"
+    create_key(entry_key, since=0)
     env = {
         **os.environ,
         "BLUECARBON_ENV": "production",
@@ -39,6 +42,7 @@ def test_the_command_line_refuses_with_bluecarbon_env_production(tmp_path):
         "SECRET_KEY": "x" * 50,
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
         "LEDGER_SIGNING_KEY_FILE": str(key),
+        "LEDGER_ENTRY_KEY_FILE": str(entry_key),
         "AUCTION_KEK_FILE": str(kek),
         "REDIS_CACHE_URL": "redis://127.0.0.1:6379/9",  # never contacted: refused before
     }

@@ -14,7 +14,14 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "SECRET_KEY", "LEDGER_SIGNING_KEY_FILE", "AUCTION_KEK_FILE"}
+        if k
+        not in {
+            "DATABASE_URL",
+            "SECRET_KEY",
+            "LEDGER_SIGNING_KEY_FILE",
+            "LEDGER_ENTRY_KEY_FILE",
+            "AUCTION_KEK_FILE",
+        }
     }
     base.update(BLUECARBON_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
@@ -40,12 +47,40 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path):
         SECRET_KEY="x" * 50,
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         LEDGER_SIGNING_KEY_FILE=str(tmp_path / "missing.key"),
+        LEDGER_ENTRY_KEY_FILE=str(_entry_key(tmp_path)),
         AUCTION_KEK_FILE=str(_kek(tmp_path)),
         REDIS_CACHE_URL="redis://127.0.0.1:6379/9",
     )
     assert result.returncode != 0
     assert "missing.key does not exist" in result.stderr
     assert not (tmp_path / "missing.key").exists()
+
+
+def _entry_key(tmp_path: Path) -> Path:
+    from ledger.entry_auth import create_key
+
+    path = tmp_path / "entry-mac.key"
+    if not path.exists():
+        create_key(path, since=0)
+    return path
+
+
+def test_production_refuses_to_start_without_an_entry_key(tmp_path):
+    production = dict(
+        BLUECARBON_ENV="production",
+        SECRET_KEY="x" * 50,
+        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+        LEDGER_SIGNING_KEY_FILE=str(_signing_key(tmp_path)),
+        AUCTION_KEK_FILE=str(_kek(tmp_path)),
+        REDIS_CACHE_URL="redis://127.0.0.1:6379/9",
+    )
+    result = run_check(tmp_path, **production)
+    assert result.returncode != 0
+    assert "LEDGER_ENTRY_KEY_FILE must be set" in result.stderr
+    result = run_check(tmp_path, **production, LEDGER_ENTRY_KEY_FILE=str(tmp_path / "no.key"))
+    assert result.returncode != 0
+    assert "no.key does not exist" in result.stderr
+    assert not (tmp_path / "no.key").exists()
 
 
 def _kek(tmp_path: Path) -> Path:
@@ -68,6 +103,7 @@ def test_production_refuses_to_start_without_an_auction_key_encryption_key(tmp_p
         SECRET_KEY="x" * 50,
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         LEDGER_SIGNING_KEY_FILE=str(_signing_key(tmp_path)),
+        LEDGER_ENTRY_KEY_FILE=str(_entry_key(tmp_path)),
         REDIS_CACHE_URL="redis://127.0.0.1:6379/9",  # never contacted by `check`
     )
     result = run_check(tmp_path, **production)

@@ -10,13 +10,15 @@ import rfc8785
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import F
+from django.utils import timezone
 
 from ledger import services, triggers
 from ledger.core import merkle
 from ledger.core.entry import ZERO_HASH, entry_hash
 from ledger.core.note import Checkpoint as CheckpointBody
 from ledger.core.note import Signer, checkpoint_sign
-from ledger.models import Checkpoint, Holding, LedgerEntry, MerkleNode, TreeHead
+from ledger.models import Checkpoint, Holding, LedgerEntry, LedgerHead, MerkleNode, TreeHead
 from ledger.signing import trusted_verifiers
 from ledger.verify import VerificationError, verify_ledger
 
@@ -63,6 +65,9 @@ def restore_triggers() -> None:
     """The careful attacker puts the triggers back, so only the content can give them away."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            # Deleted checkpoints leave deferred foreign-key checks (their cosignatures) that
+            # ALTER TABLE will not run past: check them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for table in triggers.APPEND_ONLY_TABLES:
                 for name in ("append_only", "no_truncate"):
                     cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_{name}")
@@ -74,9 +79,20 @@ def body(seq: int) -> bytes:
     return bytes(LedgerEntry.objects.get(seq=seq).body)
 
 
-def set_body(seq: int, new: bytes) -> None:
+def set_body(seq: int, new: bytes, *, with_entry_key: bool = True) -> None:
+    """Replace an entry's bytes. By default as an insider who also holds the application's
+    entry key (its MAC made anew), so that the other mechanisms are what is tested; with
+    ``with_entry_key=False``, as a database insider alone (the MAC left as it was)."""
+    from ledger.services import entry_mac
+
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE ledger_ledgerentry SET body = %s WHERE seq = %s", [new, seq])
+        if with_entry_key:
+            cursor.execute(
+                "UPDATE ledger_ledgerentry SET body = %s, mac = %s WHERE seq = %s",
+                [new, entry_mac(seq, entry_hash(new)), seq],
+            )
+        else:
+            cursor.execute("UPDATE ledger_ledgerentry SET body = %s WHERE seq = %s", [new, seq])
 
 
 def failure() -> VerificationError:
@@ -108,7 +124,7 @@ def test_the_append_only_triggers_refuse_update_delete_and_truncate(ledger):
     if connection.vendor == "postgresql":
         statements += [
             "TRUNCATE ledger_ledgerentry",
-            "TRUNCATE ledger_checkpoint",
+            "TRUNCATE ledger_checkpoint CASCADE",  # its cosignatures reference it
             # replica mode disables ordinary triggers, not ENABLE ALWAYS ones
             "SET LOCAL session_replication_role = replica; "
             "DELETE FROM ledger_ledgerentry WHERE seq = 0",
@@ -351,3 +367,62 @@ def test_a_shrunk_stored_tree_is_caught_by_an_incremental_run(ledger, tmp_path):
     restore_triggers()
     with pytest.raises(VerificationError, match=r"fewer than the \d+ verified before"):
         verify_ledger(verifiers=trusted_verifiers(), state_file=state, since_checkpoint=True)
+
+
+# ---- entries written with database rights alone (no application entry key) -------------------
+
+
+def forge_tail_transfer(world, quantity: int = 77) -> int:
+    """Attack 4: a transfer appended at the tail with a correct chain hash, the holdings
+    changed to match, the ledger head moved: everything but the entry's MAC, which needs the
+    application's key."""
+    from ledger.core.entry import encode_entry, format_time
+
+    bypass_triggers()
+    head = LedgerHead.objects.get(pk=1)
+    seq = head.size
+    body = encode_entry(
+        seq=seq,
+        prev=bytes(head.last_hash),
+        time=format_time(timezone.now()),
+        type="credit.transfer",
+        actor=world.dev.label,
+        data={
+            "batch": world.batch.pk,
+            "from": world.dev_account.pk,
+            "quantity": quantity,
+            "to": world.buyer_account.pk,
+        },
+    )
+    LedgerEntry.objects.create(seq=seq, body=body, type="credit.transfer")  # no MAC
+    LedgerHead.objects.filter(pk=1).update(size=seq + 1, last_hash=entry_hash(body))
+    for account, delta in ((world.dev_account, -quantity), (world.buyer_account, quantity)):
+        Holding.objects.filter(account=account, batch=world.batch).update(
+            tradable=F("tradable") + delta
+        )
+    restore_triggers()
+    return seq
+
+
+def test_a_forged_entry_at_the_tail_is_named_and_never_signed(ledger):
+    seq = forge_tail_transfer(ledger)
+    err = failure()
+    assert err.seq == seq
+    assert "not authenticated: its MAC is missing" in str(err)
+
+    from ledger.signer import SignerRefused
+
+    with pytest.raises(SignerRefused, match=f"entry {seq} is not authenticated"):
+        services.ledger_checkpoint_issue()
+    assert Checkpoint.objects.order_by("-size").first().size <= seq
+
+
+def test_a_rewritten_entry_without_the_entry_key_is_named_at_that_entry(ledger):
+    seq = transfer_seqs()[1]
+    obj = json.loads(body(seq))
+    obj["data"]["quantity"] += 1
+    bypass_triggers()
+    set_body(seq, rfc8785.dumps(obj), with_entry_key=False)
+    err = failure()
+    assert err.seq == seq
+    assert "not authenticated" in str(err)
