@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -927,7 +928,12 @@ def _save_state(path: Path, report: Report, end: _Start) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, separators=(",", ":")))
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner only
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(payload, separators=(",", ":")))
+        fh.flush()
+        os.fsync(fh.fileno())
     tmp.replace(path)
 
 

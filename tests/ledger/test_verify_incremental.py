@@ -128,3 +128,11 @@ def test_the_command_verifies_the_demo_data(db, capsys):
     out = capsys.readouterr().out
     assert f"OK: {LedgerEntry.objects.count()} entries" in out
     assert Checkpoint.objects.count() == 1
+
+
+def test_the_state_file_is_the_owners_alone(world, keys):
+    state = keys / "state.json"
+    world.issue()
+    services.ledger_checkpoint_issue()
+    verify_ledger(verifiers=trusted_verifiers(), state_file=state)
+    assert state.stat().st_mode & 0o777 == 0o600
