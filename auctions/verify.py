@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -27,7 +28,20 @@ def compare_auction_tables(
     # the key.
     auctions = {k: {f: v for f, v in a.items() if f != "id"} for k, a in state.auctions.items()}
     compare_rows("auction", auctions, rows(Auction, records.auction_state))
-    compare_rows("bid", state.bids, rows(Bid, records.bid_state))
+
+    def bid(b: Bid) -> dict[str, Any]:
+        # The row's commitment is compared with the ledger's below; its ciphertext must be what
+        # that commitment commits to (the ledger entry carries the same bytes).
+        want = state.bids.get(b.pk)
+        same = want is not None and want.get("commitment") == b.commitment
+        if same and hashlib.sha256(bytes(b.ciphertext)).hexdigest() != b.commitment:
+            raise error(
+                f"bid {b.pk}: the stored ciphertext does not hash to its commitment on the "
+                "ledger: it was changed"
+            )
+        return records.bid_state(b)
+
+    compare_rows("bid", state.bids, rows(Bid, bid))
     compare_rows("award", state.awards, rows(Award, records.award_state))
     compare_rows(
         "bidder",

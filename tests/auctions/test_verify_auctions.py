@@ -202,6 +202,17 @@ def test_a_changed_bid_row_fails_verification(market, verify_ledger):
     verify_fails(verify_ledger, "bid", "differs from the ledger", "commitment")
 
 
+def test_a_changed_bid_ciphertext_fails_verification(market, verify_ledger):
+    """Attack 6: the stored ciphertext of a bid changed (its commitment left as it was)."""
+    a = market.auction()
+    market.bid(a, market.bidders[0], [(5000, 1)])
+    bid = Bid.objects.get(auction=a)
+    changed = bytearray(bytes(bid.ciphertext))
+    changed[-1] ^= 1
+    Bid.objects.filter(pk=bid.pk).update(ciphertext=bytes(changed))
+    verify_fails(verify_ledger, f"bid {bid.pk}", "ciphertext does not hash to its commitment")
+
+
 def test_a_bid_entry_timed_after_the_close_fails(market, verify_ledger):
     m = market
     a = m.auction(closes_in=1)
