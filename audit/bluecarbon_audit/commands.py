@@ -111,12 +111,14 @@ def render_report(report: Report, seconds: float | None = None) -> str:
             f"continued   from the state of a previous run: {report.since['size']} entries"
         )
     if report.failure is None or report.entries:
-        rate = ""
-        if seconds and report.entries:
-            rate = f", {report.entries / seconds:,.0f} entries/s"
+        took = ""
+        if seconds is not None:
+            took = f" in {seconds:.1f} s"
+            if seconds >= 1 and report.entries:
+                took += f", {report.entries / seconds:,.0f} entries/s"
         lines.append(
             f"entries     {report.start:,} .. {report.size - 1:,} checked "
-            f"({report.entries:,}{rate})"
+            f"({report.entries:,}{took})"
             if report.entries
             else f"entries     {report.size:,} (none new)"
         )

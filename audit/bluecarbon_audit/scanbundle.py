@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import re
 from array import array
+from collections import defaultdict
+from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -51,7 +53,7 @@ class BundleScan(NamedTuple):
     before_hash: bytes | None  # SHA-256 of entry ``skip - 1`` (when skip > 0)
     last_hash: bytes  # SHA-256 of the last entry
     kinds: bytes  # per entry: TRANSFER or OTHER (empty when replay was not asked for)
-    moves: bytes  # array("q"), 4 per entry: batch, from, to, quantity (zeros for others)
+    moves: bytes  # array("q"), 4 per TRANSFER, in order: batch, from, to, quantity
     others: dict[int, bytes]  # the bytes of the OTHER entries, by index in the bundle
     problem: tuple[int, str, str] | None  # (index, check, message) of the first that fails
 
@@ -98,10 +100,8 @@ def scan_bundle(
     kinds, moves, others = b"", b"", {}
     if replay:
         kinds, moves = _kinds(objs)
-        kinds += bytes(len(checked) - len(objs))
-        moves += bytes(32 * (len(checked) - len(objs)))
-        others = {skip + i: checked[i] for i in range(len(objs)) if kinds[i] != TRANSFER}
-        kinds, moves = bytes(skip) + kinds, bytes(32 * skip) + moves
+        others = {skip + i: checked[i] for i, k in enumerate(kinds) if k != TRANSFER}
+        kinds = bytes(skip) + kinds + bytes(len(checked) - len(objs))
     if problem is not None:
         problem = (problem[0] + skip, problem[1], problem[2])
     return BundleScan(
@@ -118,6 +118,7 @@ def scan_bundle(
 
 
 _FIELDS = itemgetter("seq", "prev", "v", "time", "type", "actor", "data")
+_TRANSFER_KIND: defaultdict[str, int] = defaultdict(int, {"credit.transfer": TRANSFER})
 _MOVE = itemgetter("batch", "from", "to", "quantity")
 _STR, _INT, _DICT = {str}, {int}, {dict}
 
@@ -163,29 +164,32 @@ def _batched(seq: int, entries: list[bytes], hashes: list[bytes]) -> list[dict[s
 
 def _kinds(objs: list[dict[str, Any]]) -> tuple[bytes, bytes]:
     """TRANSFER for each ``credit.transfer`` with exactly its four integer members (what the
-    registry's replay applies by ``RegistryState.transfers``), OTHER for everything else."""
-    n = len(objs)
-    if n and all(o["type"] == "credit.transfer" for o in objs):
-        datas = [o["data"] for o in objs]
-        try:
-            flat = [v for d in datas for v in _MOVE(d)]
-        except KeyError:
-            flat = []
-        if len(flat) == 4 * n and set(map(len, datas)) == {4} and set(map(type, flat)) == _INT:
-            return bytes([TRANSFER]) * n, array("q", flat).tobytes()
-    kinds = bytearray(n)
-    moves: array[int] = array("q", bytes(32 * n))
+    registry's replay applies by ``RegistryState.transfers``), OTHER for everything else; and
+    the (batch, from, to, quantity) of the transfers, in order (4 per TRANSFER)."""
+    kinds = bytes(map(_TRANSFER_KIND.__getitem__, [o["type"] for o in objs]))
+    datas = [o["data"] for o, k in zip(objs, kinds, strict=True) if k]
+    try:
+        flat = list(chain.from_iterable(map(_MOVE, datas)))
+    except (KeyError, TypeError):
+        flat = []
+    if len(flat) == 4 * len(datas) and (
+        not datas or (set(map(len, datas)) == {4} and set(map(type, flat)) == _INT)
+    ):
+        return kinds, array("q", flat).tobytes()
+    # Some transfer is not of the usual shape: it goes to the general path. One by one.
+    marks = bytearray(len(objs))
+    moves: array[int] = array("q")
     for i, o in enumerate(objs):
         if o["type"] != "credit.transfer":
             continue
         d = o["data"]
-        if d.keys() != _TRANSFER:
+        if type(d) is not dict or d.keys() != _TRANSFER:
             continue
         batch, src, dst, qty = d["batch"], d["from"], d["to"], d["quantity"]
         if type(batch) is int and type(src) is int and type(dst) is int and type(qty) is int:
-            kinds[i] = TRANSFER
-            moves[4 * i : 4 * i + 4] = array("q", (batch, src, dst, qty))
-    return bytes(kinds), moves.tobytes()
+            marks[i] = TRANSFER
+            moves.extend((batch, src, dst, qty))
+    return bytes(marks), moves.tobytes()
 
 
 def _one_by_one(

@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import base64
 import collections
+import gc
 import hashlib
 import json
 import multiprocessing
 import os
+import threading
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods as mp_methods
 from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
@@ -486,6 +489,30 @@ class _Run:
             progress(0, total)
         jobs = self._jobs(start, checkpoints)
         workers = self._workers(total)
+        # Neither the scan nor the replay makes reference cycles; the cyclic collector would
+        # only rescan the replayed state over and over (see _init_worker).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._walk_bundles(jobs, workers, cps, start, total)
+        finally:
+            if collecting:
+                gc.enable()
+        self._close_levels()
+        if self.frontier.size != size:
+            raise VerifyFailure(
+                "tree", f"the walk ended at {self.frontier.size} entries, not {size}"
+            )
+
+    def _walk_bundles(
+        self,
+        jobs: Iterator[_Job],
+        workers: int,
+        cps: collections.deque[CheckpointSeen],
+        start: int,
+        total: int,
+    ) -> None:
+        progress = self.options.progress
         reader = self.source.worker_reader() if workers else None
         if reader is None:
             for done in self._read_here(jobs):
@@ -493,17 +520,15 @@ class _Run:
                 if progress:
                     progress(done.end - start, total)
         else:
-            ctx = multiprocessing.get_context("spawn")
+            # fork starts workers in milliseconds, but is only safe while this process runs no
+            # other thread (a URL source fetches ahead with threads once it has been read).
+            safe = threading.active_count() == 1 and "fork" in mp_methods()
+            ctx = multiprocessing.get_context("fork" if safe else "spawn")
             with ctx.Pool(workers, initializer=_init_worker, initargs=(reader,)) as pool:
                 for done in _in_workers(pool, workers, jobs):
                     self._bundle(done, cps)
                     if progress:
                         progress(done.end - start, total)
-        self._close_levels()
-        if self.frontier.size != size:
-            raise VerifyFailure(
-                "tree", f"the walk ended at {self.frontier.size} entries, not {size}"
-            )
 
     def _workers(self, total: int) -> int:
         wanted = self.options.workers
@@ -709,6 +734,7 @@ class _Run:
         assert scan is not None
         kinds, first_seq = scan.kinds, done.index * TILE_WIDTH
         moves: array[int] | None = None
+        ordinal = kinds.count(TRANSFER, 0, a)  # moves hold the transfers only, in order
         i = a
         while i < b:
             if kinds[i] == TRANSFER:
@@ -717,9 +743,12 @@ class _Run:
                     j += 1
                 if moves is None:
                     moves = array("q", scan.moves)
-                i += registry.transfers(moves, i, j)
+                applied = registry.transfers(moves, ordinal, ordinal + j - i)
+                ordinal += applied
+                i += applied
                 if i == j:
                     continue
+                ordinal += 1  # this one takes the general path (it may still apply)
             body = scan.others.get(i)
             self._apply(first_seq + i, body if body is not None else self._entries(done)[i])
             i += 1
@@ -881,6 +910,9 @@ _BATCH = 8  # bundles per task: amortizes the cost of a task
 def _init_worker(reader: Reader) -> None:
     global _READER
     _READER = reader
+    # A scan makes no reference cycles: reference counting frees everything, and the cyclic
+    # collector would only rescan the parsed entries of a bundle while they are alive.
+    gc.disable()
 
 
 def _work(jobs: list[_Job]) -> list[_Done]:
