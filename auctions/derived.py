@@ -1,0 +1,18 @@
+"""The auctions' tables: which ``ledger_verify`` compares with the replay (auctions/verify.py)
+and why the others are not derived (see ledger/derived.py)."""
+
+from __future__ import annotations
+
+COMPARED = {
+    "auctions.Bidder": "bidder approval (bidder.status)",
+    "auctions.Auction": "every auction's rules, state, keys and result",
+    "auctions.Bid": "every bid's commitment, status and award; its ciphertext against the "
+    "commitment",
+    "auctions.Deposit": "deposits and what became of them",
+    "auctions.Award": "awards and their settlement",
+}
+CHECKED: dict[str, str] = {}
+NOT_DERIVED = {
+    "auctions.BidReceipt": "the signed receipt handed to the bidder, who verifies it; it names "
+    "the bid's entry, which the ledger holds",
+}
