@@ -123,8 +123,8 @@ class TlogVerifierKeysApi(View):
 class TlogWitnessPolicyApi(View):
     def get(self, request: HttpRequest) -> HttpResponse:
         text = log_tiles.witness_policy_text()
-        if text is None:
-            return _not_found("this log has no witness policy")
+        if text is None:  # no policy: nothing to pin (a 404 would read as a missing page)
+            return HttpResponse(status=204)
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
