@@ -459,18 +459,20 @@ class _Run:
         self.report.consistency_proofs += 1
 
     def _node(self, level: int, index: int) -> bytes:
-        assert self.nodes is not None
-        try:
-            return self.nodes(level, index)
-        except KeyError:
-            pass
+        """A Merkle node for a consistency proof: from the saved state's right edge if it is
+        one of its nodes (verified before, and perhaps in no tile of a ``--from`` bundle),
+        else from the tiles."""
         if self.state is not None:
             ids = merkle.frontier_node_ids(self.state.size)
             if (level, index) in ids:
                 return self.state.frontier.hashes[ids.index((level, index))]
-        raise VerifyFailure(
-            "source", f"the tiles do not hold the Merkle node at level {level}, index {index}"
-        )
+        assert self.nodes is not None
+        try:
+            return self.nodes(level, index)
+        except KeyError:
+            raise VerifyFailure(
+                "source", f"the tiles do not hold the Merkle node at level {level}, index {index}"
+            ) from None
 
     def _tile_bytes(self, ref: TileRef) -> bytes:
         data = self.source.read(ref.path)

@@ -572,3 +572,24 @@ def test_the_hash_chain_links_across_bundles(tmp_path):
     log2.write_tiles(tmp_path)
     f = failure(tmp_path, log2)
     assert f.seq == 256 and f.check == "chain"
+
+
+def test_a_bundle_from_a_size_needs_no_tile_of_what_the_state_holds(capsys, tmp_path):
+    """At 70,000 entries the tree's left part is a level-2 tile (65,536 leaves); growing by 100
+    changes no tile above level 0, so a bundle from 70,000 holds none of them: the consistency
+    proof takes those nodes from the saved state's right edge."""
+    log = ledger(70_000)
+    log.write_bundle(tmp_path / "full.tar")
+    state = tmp_path / "s.json"
+    args = ["--key", log.verifier_key, "--since", str(state)]
+    assert run(capsys, str(tmp_path / "full.tar"), *args)[0] == 0
+    for _ in range(100):
+        log.append("credit.transfer", {"batch": 2, "from": 2, "quantity": 1, "to": 6})
+    log.write_bundle(tmp_path / "delta.tar", [log.checkpoint()], from_size=70_000)
+    with tarfile.open(tmp_path / "delta.tar") as tar:
+        tiles = [n for n in tar.getnames() if "/log/tile/" in n and "/entries" not in n]
+    assert [n.split("/log/")[1] for n in tiles] == ["tile/0/273.p/212"]
+    code, out = run(capsys, str(tmp_path / "delta.tar"), *args, "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["entries_checked"] == 100 and report["consistency_proofs"] == 1
