@@ -31,6 +31,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -498,12 +499,18 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # When the task in flight for a pending delivery runs (at once, or a retry's countdown),
+    # or, while a task sends it, when that send must have ended. Pending and past this by
+    # WEBHOOK_STALE_SECONDS, it has no task left (a lost message, a killed worker, a database
+    # error mid-task): beat sends it again. Tasks claim it by a compare-and-set on this field.
+    due_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["pk"]
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "entry_seq"], name="delivery_once")
         ]
+        indexes = [models.Index(fields=["status", "due_at"], name="delivery_status_due")]
 
     def __str__(self) -> str:
         return f"delivery of {self.entry_seq} to {self.endpoint_id}"

@@ -36,15 +36,20 @@ def webhooks_dispatch_task() -> int:
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def webhook_deliver_task(self: Task[Any, Any], delivery_id: int) -> bool:
     """POST one delivery; on failure retry with exponential backoff (capped at an hour)."""
-    from django.conf import settings
-
     from .webhooks import DeliveryFailed, webhook_deliver
 
     try:
         return webhook_deliver(delivery_id)
     except DeliveryFailed as exc:
-        base = settings.WEBHOOK_RETRY_BASE_SECONDS
-        raise self.retry(exc=exc, countdown=min(base * 2**self.request.retries, 3600)) from None
+        raise self.retry(exc=exc, countdown=exc.countdown) from None
+
+
+@shared_task(acks_late=True)
+def webhook_deliveries_resend_task() -> int:
+    """Enqueue again pending deliveries whose task was lost (beat; idempotent)."""
+    from .webhooks import webhook_deliveries_resend
+
+    return len(webhook_deliveries_resend())
 
 
 @shared_task(acks_late=True)

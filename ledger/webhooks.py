@@ -3,7 +3,11 @@
 Services for webhook endpoints (create, deactivate, replay), the dispatcher that turns new
 ledger entries into deliveries, and the delivery itself. Deliveries are sent by Celery tasks
 after commit, retried with exponential backoff, logged per attempt, and sent at most once
-successfully (a compare-and-set on the delivery's status).
+successfully (a compare-and-set on the delivery's status). Delivery is at least once: a
+delivery whose task was lost (a lost broker message, a killed worker, a database error
+mid-task) is found pending past its due time by beat and sent again
+(``webhook_deliveries_resend``); a task claims a delivery by a compare-and-set on ``due_at``
+before sending, so two tasks never send one delivery at the same time.
 
 Signature (Stripe-style): header ``BlueCarbon-Signature: t=<unix seconds>,v1=<hex>`` where
 ``v1`` = HMAC-SHA256(secret, "<t>.<raw body>"). Receivers recompute it and reject old ``t``.
@@ -20,6 +24,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +45,10 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "BlueCarbon-Signature"
 DELIVERY_HEADER = "BlueCarbon-Delivery"
 SCAN_BATCH = 1000
+RESEND_BATCH = 500
+# A retry's task may start this much before the due time its worker computed (clocks of
+# several hosts); a claim made earlier than that is another task's.
+CLOCK_SKEW = timedelta(seconds=1)
 
 
 def _fernet() -> Fernet:
@@ -136,7 +145,7 @@ def webhook_replay(*, actor: Actor, endpoint: int, after: int) -> WebhookEndpoin
         WebhookEndpoint.objects.filter(pk=ep.pk).update(cursor=min(after, ep.cursor))
         # Already delivered entries in the range are sent again.
         WebhookDelivery.objects.filter(endpoint=ep, entry_seq__gt=after).update(
-            status=WebhookDelivery.Status.PENDING, attempts=0
+            status=WebhookDelivery.Status.PENDING, attempts=0, due_at=timezone.now()
         )
         pending = list(
             WebhookDelivery.objects.filter(endpoint=ep, entry_seq__gt=after).values_list(
@@ -245,15 +254,54 @@ def _enqueue(ids: list[int]) -> None:
 # ---- delivery ------------------------------------------------------------------------------
 
 
+def webhook_deliveries_resend() -> list[int]:
+    """Beat: enqueue again the pending deliveries no task will send (due longer ago than
+    WEBHOOK_STALE_SECONDS). Each is claimed by a compare-and-set on its due time, so two runs
+    (or a run racing a late task) enqueue it once."""
+    now = timezone.now()
+    stale = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING,
+        due_at__lt=now - timedelta(seconds=settings.WEBHOOK_STALE_SECONDS),
+        endpoint__active=True,
+    ).order_by("due_at", "pk")
+    claimed = [
+        pk
+        for pk, due_at in stale.values_list("pk", "due_at")[:RESEND_BATCH]
+        if WebhookDelivery.objects.filter(
+            pk=pk, status=WebhookDelivery.Status.PENDING, due_at=due_at
+        ).update(due_at=now)
+    ]
+    if claimed:
+        log.warning("webhook deliveries %s had no task left: sent again", claimed)
+    _enqueue(claimed)
+    return claimed
+
+
 class DeliveryFailed(Exception):
-    """Not delivered this time; the task retries with backoff."""
+    """Not delivered this time; the task retries after ``countdown`` seconds."""
+
+    def __init__(self, message: str, countdown: float) -> None:
+        super().__init__(message)
+        self.countdown = countdown
 
 
 def webhook_deliver(delivery_id: int) -> bool:
-    """Send one delivery. True once delivered (now or before); raises DeliveryFailed to retry."""
+    """Send one delivery. True once delivered (now or before); raises DeliveryFailed to retry.
+    False without sending while another task has it (sending it, or its retry not yet due)."""
     delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
     if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
         return delivery is not None and delivery.status == WebhookDelivery.Status.DELIVERED
+    # Claim it until the send must have ended (compare-and-set): a duplicate task (beat's
+    # resend of a late one, a redelivered message) sends nothing while this one does.
+    now = timezone.now()
+    claim = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS)
+    if not WebhookDelivery.objects.filter(
+        pk=delivery.pk,
+        status=WebhookDelivery.Status.PENDING,
+        due_at=delivery.due_at,
+        due_at__lte=now + CLOCK_SKEW,
+    ).update(due_at=claim):
+        return False
     endpoint = delivery.endpoint
     entry = LedgerEntry.objects.get(seq=delivery.entry_seq)
     raw = bytes(entry.body)
@@ -280,7 +328,7 @@ def webhook_deliver(delivery_id: int) -> bool:
     try:
         # Resolved and checked again now (DNS may have changed since registration), sent to
         # the checked address, no redirect followed: ledger/egress.py.
-        status = egress.post(endpoint.url, body, headers, timeout=10)
+        status = egress.post(endpoint.url, body, headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
     except egress.Refused as exc:
         error = f"refused, nothing sent: {exc}"[:500]
     except (OSError, http.client.HTTPException) as exc:
@@ -290,9 +338,11 @@ def webhook_deliver(delivery_id: int) -> bool:
     elif status is not None and not 200 <= status < 300:
         error = f"HTTP {status}"
     ok = status is not None and 200 <= status < 300
-    # Compare-and-set: a duplicate task that raced this one records nothing twice.
+    countdown = min(settings.WEBHOOK_RETRY_BASE_SECONDS * 2**delivery.attempts, 3600.0)
+    # Compare-and-set on the claim: a task that took over after this one's claim ran out
+    # records its own attempt, not this one's too.
     updated = WebhookDelivery.objects.filter(
-        pk=delivery.pk, status=WebhookDelivery.Status.PENDING
+        pk=delivery.pk, status=WebhookDelivery.Status.PENDING, due_at=claim
     ).update(
         attempts=delivery.attempts + 1,
         last_status_code=status,
@@ -300,7 +350,7 @@ def webhook_deliver(delivery_id: int) -> bool:
         **(
             {"status": WebhookDelivery.Status.DELIVERED, "delivered_at": timezone.now()}
             if ok
-            else {}
+            else {"due_at": timezone.now() + timedelta(seconds=countdown)}
         ),
     )
     if ok or not updated:
@@ -311,4 +361,4 @@ def webhook_deliver(delivery_id: int) -> bool:
             "webhook delivery %s gave up after %s attempts", delivery.pk, delivery.attempts + 1
         )
         return False
-    raise DeliveryFailed(error or f"HTTP {status}")
+    raise DeliveryFailed(error or f"HTTP {status}", countdown)

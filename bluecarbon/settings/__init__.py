@@ -357,6 +357,8 @@ CELERY_BEAT_SCHEDULE = {
     # between its commit and the enqueue.
     "ledger-checkpoint": {"task": "ledger.tasks.ledger_checkpoint_task", "schedule": 10.0},
     "webhooks-dispatch": {"task": "ledger.tasks.webhooks_dispatch_task", "schedule": 5.0},
+    # Pending deliveries no task will send (a lost message, a killed worker, a database error).
+    "webhooks-resend": {"task": "ledger.tasks.webhook_deliveries_resend_task", "schedule": 60.0},
     # Checkpoints the witnesses have not cosigned yet (a witness that was down, a lost task).
     "witness-submit": {
         "task": "ledger.tasks.witness_submit_task",
@@ -379,6 +381,12 @@ CELERY_BEAT_SCHEDULE = {
 # --- Webhooks -------------------------------------------------------------------------------
 WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
+# One delivery's HTTP exchange, at most (per socket operation); a task claims the delivery
+# for this long while it sends.
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# A pending delivery this long past its due time has no task left: beat enqueues it again.
+# Generous, so that a long queue (its task is late, not lost) is not fed duplicates.
+WEBHOOK_STALE_SECONDS = float(os.environ.get("WEBHOOK_STALE_SECONDS", "300"))
 # Receivers must be at public addresses (ledger/egress.py). "1" also lets them be on loopback:
 # for tests and local development, whose receivers listen on 127.0.0.1. Never private,
 # link-local or other internal addresses.
