@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -263,7 +264,78 @@ def _geometry(value: object) -> dict[str, Any]:
             )
 
     walk(value["coordinates"])
+    _geometry_check(value["type"], value["coordinates"])
     return {"type": value["type"], "coordinates": value["coordinates"]}
+
+
+# RFC 7946: a geometry's type says how deep its positions are nested (§3.1.2-3.1.7).
+_GEOJSON_DEPTH = {
+    "Point": 0,
+    "MultiPoint": 1,
+    "LineString": 1,
+    "MultiLineString": 2,
+    "Polygon": 2,
+    "MultiPolygon": 3,
+}
+
+
+def _geometry_check(type_: str, coordinates: list[Any]) -> None:
+    """The shape of each geometry type, WGS 84 ranges of every position (§4: longitude, then
+    latitude), and closed polygon rings of at least four positions (§3.1.6). Run on input only:
+    entries written before these checks keep verifying (the replay does not repeat them)."""
+
+    def refuse(message: str, code: str) -> InvalidInput:
+        return InvalidInput(f"location {message}", detail={"location": code})
+
+    def position(node: Any, path: str) -> None:
+        # §3.1.1: longitude, latitude and an optional altitude (more SHOULD NOT be sent).
+        if (
+            not isinstance(node, list)
+            or not 2 <= len(node) <= 3
+            or any(isinstance(c, list) for c in node)
+        ):
+            raise refuse(f"{path} must be a position [longitude, latitude]", "invalid")
+        for name, c, bound in (("longitude", node[0], 180), ("latitude", node[1], 90)):
+            if not -bound <= Decimal(c) <= bound:
+                raise refuse(f"{path}: {name} {c} is outside -{bound}..{bound}", "out_of_range")
+
+    def walk(node: Any, depth: int, path: str) -> None:
+        if depth == 0:
+            position(node, path)
+            return
+        if not isinstance(node, list) or not node:
+            raise refuse(f"{path} must be a non-empty list", "invalid")
+        for i, item in enumerate(node):
+            walk(item, depth - 1, f"{path}[{i}]")
+
+    def line(node: list[Any], path: str) -> None:
+        if len(node) < 2:
+            raise refuse(f"{path}: a line needs at least 2 positions", "too_few_positions")
+
+    def polygon(rings: list[Any], path: str) -> None:
+        for i, ring in enumerate(rings):
+            if len(ring) < 4:
+                raise refuse(
+                    f"{path}[{i}]: a polygon ring needs at least 4 positions", "too_few_positions"
+                )
+            if [Decimal(c) for c in ring[0]] != [Decimal(c) for c in ring[-1]]:
+                raise refuse(
+                    f"{path}[{i}]: a polygon ring must end at its first position",
+                    "ring_not_closed",
+                )
+
+    walk(coordinates, _GEOJSON_DEPTH[type_], "coordinates")
+    if type_ == "LineString":
+        line(coordinates, "coordinates")
+    elif type_ == "MultiLineString":
+        for i, part in enumerate(coordinates):
+            line(part, f"coordinates[{i}]")
+    elif type_ == "Polygon":
+        polygon(coordinates, "coordinates")
+    elif type_ == "MultiPolygon":
+        for i, part in enumerate(coordinates):
+            polygon(part, f"coordinates[{i}]")
+
 
 
 def _id(value: object) -> int | None:

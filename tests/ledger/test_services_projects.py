@@ -265,7 +265,7 @@ def test_it_accepts_an_area_of_a_billion_hectares(world):
         ["-180", "90"],
         ["0.123456789012", "0"],
         [180, -90],
-        [[["1", "2"], ["3", "4"]]],
+        ["1", "2", "3"],  # with an altitude
     ],
 )
 def test_it_accepts_decimal_string_and_small_integer_coordinates(world, verify_ledger, coordinates):
@@ -319,7 +319,10 @@ def test_it_updates_every_mutable_field(world, one_new_entry, verify_ledger):
         "name": "Renamed",
         "status": "closed",
         "validation_body": "TUV",
-        "location": {"type": "Polygon", "coordinates": [[["1", "2"], ["3", "4"], ["1", "2"]]]},
+        "location": {
+            "type": "Polygon",
+            "coordinates": [[["1", "2"], ["3", "4"], ["3", "2"], ["1", "2"]]],
+        },
         "area_m2": 42,
         "storage_pathway": "sediment",
     }
