@@ -447,7 +447,8 @@ class ApiKey(models.Model):
 class IdempotencyRecord(models.Model):
     """The stored response to a POST sent with an Idempotency-Key header. Kept 48 hours."""
 
-    owner = models.CharField(max_length=64, help_text="apikey:<prefix> or user:<id>")
+    # Per organization, not per API key: a retry sent with a rotated key still replays.
+    owner = models.CharField(max_length=64, help_text="org:<organization id> or user:<id>")
     key = models.CharField(max_length=255)
     request_sha256 = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()

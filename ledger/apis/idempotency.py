@@ -4,6 +4,9 @@ apply nothing twice; the same key with another body is refused.
 The record is inserted in the same transaction as the effect. Two requests racing with one key
 serialize on its unique index: the second waits for the first to commit, then finds the record
 and replays it. Failed requests store nothing (they changed nothing), so a retry runs again.
+
+Keys are scoped per organization, as payment APIs scope them per account: a retry sent with
+another key of the same organization (rotated meanwhile) replays; it does not apply twice.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ KEEP_FOR = timedelta(hours=48)
 
 def _owner(request: Request) -> str:
     user: Any = request.user
-    return user.pk if isinstance(user, ApiKeyPrincipal) else f"user:{user.pk}"
+    if isinstance(user, ApiKeyPrincipal):
+        return f"org:{user.key.organization_id}"
+    return f"user:{user.pk}"
 
 
 def _fingerprint(request: Request) -> str:
@@ -57,6 +62,14 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
     if not 1 <= len(key) <= 255:
         raise InvalidInput(
             "Idempotency-Key must be 1 to 255 characters", detail={"Idempotency-Key": "invalid"}
+        )
+    # HTTP carries header values as bytes that servers decode as Latin-1, so a UTF-8 key
+    # arrives garbled and would not match the same key sent by another client library.
+    if not all(" " <= c <= "~" for c in key):
+        raise InvalidInput(
+            "Idempotency-Key must be printable ASCII (letters, digits, punctuation, spaces); "
+            "use a UUID or your own ASCII transaction id",
+            detail={"Idempotency-Key": "not_ascii"},
         )
     owner, fingerprint = _owner(request), _fingerprint(request)
     with transaction.atomic(durable=True):
