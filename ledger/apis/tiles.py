@@ -23,12 +23,12 @@ with its cosignatures; ``bluecarbon-audit proof`` verifies it offline.
 from __future__ import annotations
 
 from bluecarbon_audit.proof import TlogProof
-from bluecarbon_audit.tiles import ENTRIES, TileError, TileRef, parse_path
+from bluecarbon_audit.tiles import ENTRIES, TileError, parse_path
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import path, re_path
-from django.utils.decorators import method_decorator
+from django.urls import path, register_converter
+from django.utils.cache import patch_vary_headers
+from django.utils.text import compress_string
 from django.views import View
-from django.views.decorators.gzip import gzip_page
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -56,16 +56,6 @@ def _octets(data: bytes, full: bool) -> HttpResponse:
     return response
 
 
-def _tile_ref(raw: str, kind: str | int | None = None) -> TileRef | None:
-    try:
-        ref = parse_path(raw)
-    except TileError:
-        return None
-    if kind is not None and ref.level != kind:
-        return None
-    return ref
-
-
 class TlogCheckpointApi(View):
     def get(self, request: HttpRequest) -> HttpResponse:
         checkpoint = log_tiles.checkpoint_latest()
@@ -78,25 +68,20 @@ class TlogCheckpointApi(View):
         return response
 
 
-class TlogHashTileApi(View):
-    def get(self, request: HttpRequest, level: str, rest: str) -> HttpResponse:
-        ref = _tile_ref(f"tile/{level}/{rest}")
-        if ref is None or not isinstance(ref.level, int):
-            return _not_found(f"tile/{level}/{rest} is not a tile path (C2SP tlog-tiles)")
-        data = log_tiles.hash_tile(ref.level, ref.index, ref.width)
-        if data is None:
-            return _not_found(f"{ref.path} is not in the tree yet")
-        return _octets(data, ref.full)
+class TlogTileApi(View):
+    """A hash tile (``tile/<L>/<N>``) or an entry bundle (``tile/entries/<N>``,
+    ``tile/entries-u32/<N>``), partial ones with ``.p/<W>``."""
 
-
-@method_decorator(gzip_page, name="get")
-class TlogEntryBundleApi(View):
-    kind = ENTRIES
-
-    def get(self, request: HttpRequest, rest: str) -> HttpResponse:
-        ref = _tile_ref(f"tile/{self.kind}/{rest}", self.kind)
-        if ref is None:
-            return _not_found(f"tile/{self.kind}/{rest} is not an entry bundle path")
+    def get(self, request: HttpRequest, kind: str, rest: str) -> HttpResponse:
+        try:
+            ref = parse_path(f"tile/{kind}/{rest}")
+        except TileError:
+            return _not_found(f"tile/{kind}/{rest} is not a tile path (C2SP tlog-tiles)")
+        if isinstance(ref.level, int):
+            data = log_tiles.hash_tile(ref.level, ref.index, ref.width)
+            if data is None:
+                return _not_found(f"{ref.path} is not in the tree yet")
+            return _octets(data, ref.full)
         found = log_tiles.bundle_bytes(ref.index, ref.width)
         if found is None:
             return _not_found(f"{ref.path} is not in the tree yet")
@@ -107,11 +92,19 @@ class TlogEntryBundleApi(View):
                 f"{ref.path} is served as {served.path}"
                 + (" (it holds an entry over 65,535 bytes)" if served.level != ENTRIES else "")
             )
-        return _octets(data, ref.full)
+        return _gzipped(request, _octets(data, ref.full))
 
 
-class TlogEntryBundleU32Api(TlogEntryBundleApi):
-    kind = "entries-u32"
+def _gzipped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """tlog-tiles §Log entries: bundles SHOULD be compressed at the HTTP layer (hash tiles do
+    not compress, so they are not tried)."""
+    patch_vary_headers(response, ("Accept-Encoding",))
+    if "gzip" not in request.headers.get("Accept-Encoding", ""):
+        return response
+    response.content = compress_string(response.content)
+    response["Content-Encoding"] = "gzip"
+    response["Content-Length"] = str(len(response.content))
+    return response
 
 
 class TlogVerifierKeysApi(View):
@@ -122,9 +115,9 @@ class TlogVerifierKeysApi(View):
 
 class TlogWitnessPolicyApi(View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        text = log_tiles.witness_policy_text()
-        if text is None:  # no policy: nothing to pin (a 404 would read as a missing page)
-            return HttpResponse(status=204)
+        # Empty when the log has no witness policy (nothing to pin; a 404 would read as a
+        # missing page).
+        text = log_tiles.witness_policy_text() or ""
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
@@ -175,20 +168,40 @@ class LedgerEntryProofApi(TextApi):
         return response
 
 
-_REST = r"(?P<rest>(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/[0-9]{1,3})?)"
+class _TileKind:
+    """``<L>`` (0..63, refused later if it has a leading zero), ``entries`` or ``entries-u32``."""
+
+    regex = r"[0-9]{1,2}|entries|entries-u32"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class _TileIndex:
+    """``<N>[.p/<W>]``: groups of three digits, ``x``-prefixed but the last (checked exactly by
+    ``parse_path``)."""
+
+    regex = r"(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/[0-9]{1,3})?"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(_TileKind, "tilekind")
+register_converter(_TileIndex, "tileindex")
 
 # Mounted at v1/ledger/tlog/ (checkpoint, tiles) and v1/ (the proof file).
 tlog_urlpatterns = [
     path("checkpoint", TlogCheckpointApi.as_view(), name="tlog-checkpoint"),
     path("verifier-keys", TlogVerifierKeysApi.as_view(), name="tlog-verifier-keys"),
     path("witness-policy", TlogWitnessPolicyApi.as_view(), name="tlog-witness-policy"),
-    re_path(rf"^tile/entries/{_REST}$", TlogEntryBundleApi.as_view(), name="tlog-entries"),
-    re_path(
-        rf"^tile/entries-u32/{_REST}$", TlogEntryBundleU32Api.as_view(), name="tlog-entries-u32"
-    ),
-    re_path(
-        rf"^tile/(?P<level>[0-9]{{1,2}})/{_REST}$", TlogHashTileApi.as_view(), name="tlog-tile"
-    ),
+    path("tile/<tilekind:kind>/<tileindex:rest>", TlogTileApi.as_view(), name="tlog-tile"),
 ]
 urlpatterns = [
     path(

@@ -166,6 +166,12 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/ledger/proofs/inclusion"): Row(PUBLIC, SHOWN, query="?seq=0"),
     ("GET", "/api/v1/ledger/proofs/consistency"): Row(PUBLIC, SHOWN, query="?first=1&second=2"),
     ("GET", "/api/v1/ledger/verifier-keys"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/ledger/entries/{seq}/proof"): Row(PUBLIC, SHOWN),
+    # ---- the log as C2SP tlog-tiles (plain views, not in the schema: docs/api.md)
+    ("GET", "/api/v1/ledger/tlog/checkpoint"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/ledger/tlog/tile/{kind}/{rest}"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/ledger/tlog/verifier-keys"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/ledger/tlog/witness-policy"): Row(PUBLIC, SHOWN),
     # ---- webhooks (ledger/apis/webhooks.py): deliveries carry only what the key may read.
     # An operator manages another organization's endpoint by id but lists only its own.
     ("GET", "/api/v1/webhooks"): Row("read", HIDDEN, operator=HIDDEN),
@@ -200,7 +206,13 @@ MATRIX: dict[tuple[str, str], Row] = {
 }
 
 # Served, but not an operation of the schema it serves.
-NOT_IN_SCHEMA = {("GET", "/api/v1/schema/")}
+NOT_IN_SCHEMA = {
+    ("GET", "/api/v1/schema/"),
+    ("GET", "/api/v1/ledger/tlog/checkpoint"),
+    ("GET", "/api/v1/ledger/tlog/tile/{kind}/{rest}"),
+    ("GET", "/api/v1/ledger/tlog/verifier-keys"),
+    ("GET", "/api/v1/ledger/tlog/witness-policy"),
+}
 
 
 # ---- enumerating what is served --------------------------------------------------------------
@@ -286,6 +298,8 @@ class Scene:
             "{seq}": str(self.retirement.entry_seq),
             "{size}": str(self.checkpoint_size),
             "{bid}": "1",
+            "{kind}": "0",  # tlog-tiles: the level-0 tile holding the first leaf
+            "{rest}": "000.p/1",
         }
         if "{pk}" in path:
             path = path.replace("{pk}", str(ids[path.split("/")[3]]))

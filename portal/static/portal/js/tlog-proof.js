@@ -156,8 +156,9 @@ async function check() {
   // Step 3: the witnesses of the published policy, and its quorum.
   const cosigned = new Set();
   let policy = null;
-  if (policyResponse.status === 200) {
-    policy = parsePolicy(await policyResponse.text());
+  const policyText = policyResponse.ok ? await policyResponse.text() : "";
+  if (policyText.trim()) {
+    policy = parsePolicy(policyText);
     for (const [name, vkey] of Object.entries(policy.witnesses)) {
       const key = await parseKey(vkey, 4);
       const sig = key && note.signatures.find((s) => s.name === key.name && equal(s.id, key.id));
