@@ -28,6 +28,8 @@ def worker_env(queue: str) -> dict[str, str]:
         url = settings.DATABASE_URL
         env["DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + db["NAME"]
     env["CELERY_QUEUE"] = queue
+    # The application's entry key is the test process's, wherever a test puts the signing key.
+    env["LEDGER_ENTRY_KEY_FILE"] = str(settings.LEDGER_ENTRY_KEY_FILE)
     env["WEBHOOK_RETRY_BASE_SECONDS"] = "0.2"  # retries in tests within a second
     env["WEBHOOK_ALLOW_LOOPBACK"] = "1"  # the tests' receivers listen on 127.0.0.1
     env["AUCTION_STALL_SECONDS"] = "2"  # the sweep re-kicks a stalled auction within seconds

@@ -315,8 +315,10 @@ class CheckpointDetailApi(TextApi):
         checkpoint = Checkpoint.objects.filter(size=number).first()
         if checkpoint is None:
             raise NotFound(f"no checkpoint of size {number}")
-        # Not immutable: witnesses may cosign it later.
-        return _text(cosigned_note(checkpoint))
+        response = _text(cosigned_note(checkpoint), immutable=witness_policy() is None)
+        if witness_policy() is not None:  # witnesses may still add their cosignatures
+            response["Cache-Control"] = "public, max-age=60"
+        return response
 
 
 class CheckpointListApi(PublicApi):
