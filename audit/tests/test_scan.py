@@ -198,8 +198,13 @@ def test_whatever_is_done_to_the_rows_every_run_is_sound(data, kind, retire_ever
         if kind == "flip":  # in the body or the type's bytes: PostgreSQL writes the lengths
             m = bytearray(msgs[i])
             (length,) = struct.unpack_from(">i", m, 14)
+            type_at = 18 + length + 4
+            (type_length,) = struct.unpack_from(">i", m, type_at - 4)
+            mac_at = type_at + type_length + 4
             at = data.draw(
-                st.integers(18, 18 + length - 1) | st.integers(18 + length + 4, len(m) - 1),
+                st.integers(18, 18 + length - 1)
+                | st.integers(type_at, type_at + type_length - 1)
+                | st.integers(mac_at, len(m) - 1),
                 label="byte",
             )
             m[at] = data.draw(st.integers(0, 255).filter(lambda b, old=m[at]: b != old))
