@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, F, Value
 from django.utils import timezone
 
 from . import locks, records
@@ -124,6 +124,12 @@ def _ledger_append(
     # into an error (a retrying client would apply it twice). Beat's backstop covers the miss.
     transaction.on_commit(_checkpoint_soon, robust=True)
     return LedgerEntry(seq=size, body=body, type=type)
+
+
+def _big(n: int) -> Value:
+    """An integer for an ``F() +`` update, bound as bigint: with server-side binding an untyped
+    Python int goes as a 4-byte integer, and from 2^31 kg (2.1 million t) on it wrapped silently."""
+    return Value(n, output_field=BigIntegerField())
 
 
 def entry_mac(seq: int, digest: bytes) -> bytes | None:
@@ -988,7 +994,7 @@ def credit_retire(
     _check_tradable(acc, b, h.tradable, quantity)
     h.tradable -= quantity
     h.save(update_fields=["tradable"])
-    Batch.objects.filter(pk=b.pk).update(retired=F("retired") + quantity)
+    Batch.objects.filter(pk=b.pk).update(retired=F("retired") + _big(quantity))
     seq = _next_seq_locked()
     now = timezone.now()  # one instant for the certificate's year and the entry's time
     certificate = f"BCR-{now:%Y}-{seq:010d}"
@@ -1023,7 +1029,7 @@ def credit_cancel(
     _check_tradable(acc, b, h.tradable, quantity)
     h.tradable -= quantity
     h.save(update_fields=["tradable"])
-    Batch.objects.filter(pk=b.pk).update(cancelled=F("cancelled") + quantity)
+    Batch.objects.filter(pk=b.pk).update(cancelled=F("cancelled") + _big(quantity))
     seq = _next_seq_locked()
     cancellation = Cancellation.objects.create(
         entry_seq=seq,
@@ -1085,7 +1091,7 @@ def reversal_record(
             raise Conflict("the buffer pool changed; try again", code=ErrorCode.INSUFFICIENT_BUFFER)
         h.tradable -= take
         h.save(update_fields=["tradable"])
-        Batch.objects.filter(pk=batch_id).update(cancelled=F("cancelled") + take)
+        Batch.objects.filter(pk=batch_id).update(cancelled=F("cancelled") + _big(take))
         cancellation = Cancellation.objects.create(
             entry_seq=seq,
             account=buffer,

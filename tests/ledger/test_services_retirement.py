@@ -511,3 +511,28 @@ def test_the_certificate_year_is_the_year_of_the_retirement_entry(
         r = retire(world, batch, quantity=1)
 
     assert r.certificate[4:8] == new.entry.time[:4]
+
+
+def test_a_retirement_of_millions_of_tonnes_keeps_the_batch_totals_exact(world):
+    """2^31 kg and more: bound as a 4-byte integer, the batch's total wrapped silently (or
+    tripped its CHECK) on PostgreSQL before."""
+    huge = 3_000_000_000  # 3,000,000 t
+    b = world.issue(2 * huge)
+    services.credit_transfer(
+        actor=world.dev,
+        batch=b.pk,
+        sender=world.dev_account.pk,
+        recipient=world.buyer_account.pk,
+        quantity=huge,
+    )
+    services.credit_retire(
+        actor=world.buy,
+        batch=b.pk,
+        account=world.buyer_account.pk,
+        quantity=huge,
+        beneficiary="Xiangshan County",
+        purpose="offset",
+        jurisdiction="CN-ZJ",
+    )
+    b.refresh_from_db()
+    assert b.retired == huge
