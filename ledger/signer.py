@@ -251,9 +251,16 @@ def checkpoint_sign_new() -> Checkpoint | None:
                 raise SignerRefused(f"signer state is for {state.origin}, not this ledger")
             latest = Checkpoint.objects.order_by("-size").values_list("size", flat=True).first()
             if state.note and state.key and (latest is None or latest < state.size):
-                # Signed, but its row is gone (a crash before the insert, or a deletion): it
-                # goes back, whatever else the database now says, so that a verifier sees it.
+                # Signed, but its row is gone: the row is stored before the state, so it was
+                # deleted. It goes back, whatever else the database now says, so that a
+                # verifier sees it; and the deletion is an alarm.
                 _publish(state.size, state.edge.root(), state.note, state.key)
+                _alarm(
+                    SignerRefused(
+                        f"the checkpoint of size {state.size} the signer signed was missing "
+                        "from the database (deleted): stored again"
+                    )
+                )
             head = LedgerHead.objects.filter(pk=1).first()
             head_size = head.size if head else 0
             _check_database_holds(state, head_size)

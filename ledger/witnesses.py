@@ -103,7 +103,17 @@ def checkpoint_witness(checkpoint: Checkpoint | None = None) -> list[Outcome]:
         old = _last_cosigned(name)
         for _ in range(2):  # a 409 tells the size the witness holds: once more from there
             if old > checkpoint.size:
-                outcomes.append(Outcome(name, "ahead", f"it cosigned size {old} already"))
+                # The witness cosigned a larger tree than our latest checkpoint: the log was
+                # rolled back. An alarm, not a skip.
+                outcomes.append(
+                    _refused(
+                        name,
+                        checkpoint,
+                        409,
+                        f"the witness cosigned size {old}, larger than our latest checkpoint "
+                        f"({checkpoint.size}): the log was rolled back",
+                    )
+                )
                 break
             proof = consistency_proof(old, checkpoint.size) if 0 < old < checkpoint.size else []
             try:

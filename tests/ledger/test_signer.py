@@ -88,6 +88,7 @@ def test_deleted_checkpoints_are_published_again_and_caught_meanwhile(ledger):
     services.ledger_checkpoint_issue()  # the signer puts back what it signed
     back = Checkpoint.objects.get(size=signed.size)
     assert back.note == signed.note
+    assert SignerAlarm.objects.filter(message__contains="missing from the database").exists()
     verify_ledger(verifiers=trusted_verifiers())
 
 

@@ -136,3 +136,20 @@ def test_a_changed_cosignature_is_named(world, two_witnesses):
     CheckpointCosignature.objects.filter(pk=row.pk).update(line=f"{prefix} {flipped}\n")
     with pytest.raises(VerificationError, match="cosignature does not verify"):
         verify_ledger(verifiers=trusted_verifiers())
+
+
+def test_a_witness_ahead_of_the_log_is_an_alarm(world, two_witnesses):
+    """The ledger rolled back behind what the witnesses cosigned (attack 5): the next
+    submission finds them ahead, and that is recorded and logged, not skipped."""
+    b = world.issue(1_000_000)
+    services.ledger_checkpoint_issue()
+    transfer(world, b)
+    services.ledger_checkpoint_issue()
+    witnesses.checkpoint_witness()
+    latest = Checkpoint.objects.order_by("-size").first()
+    # What the rolled-back database shows: an older checkpoint is the latest one.
+    older = Checkpoint.objects.filter(size__lt=latest.size).order_by("-size").first()
+    assert older is not None
+    outcomes = witnesses.checkpoint_witness(older)
+    assert {o.status for o in outcomes} == {"refused"}
+    assert WitnessRefusal.objects.filter(size=older.size, status=409).count() == 2
