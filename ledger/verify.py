@@ -56,6 +56,7 @@ from .models import (
     EscrowHold,
     Holding,
     LedgerHead,
+    MerkleNode,
     Methodology,
     Organization,
     Project,
@@ -772,6 +773,57 @@ def _check_signer_state(state: SignerState | None, report: Report) -> None:
     report.signer_size = state.size
 
 
+_LEVEL_CHUNK = 1 << 17  # nodes of one level read in one query on PostgreSQL
+
+
+def _stored_level(level: int, count: int) -> bytes:
+    """The hashes of nodes 0..count-1 of ``level``, concatenated in index order. A missing or
+    misplaced node raises, named by its level and index."""
+    if connection.vendor == "postgresql" and count:
+        # The database concatenates (string_agg), so no Python runs per node: a million-entry
+        # tree's two million nodes are read in about a second.
+        parts = []
+        with connection.cursor() as cursor:
+            for first in range(0, count, _LEVEL_CHUNK):
+                stop = min(count, first + _LEVEL_CHUNK)
+                cursor.execute(
+                    "SELECT string_agg(hash, ''::bytea ORDER BY \"index\"), count(*), "
+                    'min("index"), max("index") FROM ledger_merklenode '
+                    'WHERE "level" = %s AND "index" >= %s AND "index" < %s',
+                    [level, first, stop],
+                )
+                joined, n, low, high = cursor.fetchone()
+                chunk = bytes(joined or b"")
+                if n != stop - first or low != first or high != stop - 1 or len(chunk) != 32 * n:
+                    _name_missing(level, first, stop)
+                parts.append(chunk)
+        return b"".join(parts)
+    seen = bytearray()
+    rows = _stream(
+        'SELECT "index", "hash" FROM ledger_merklenode WHERE "level" = %s AND "index" < %s '
+        "ORDER BY 1",
+        (level, count),
+    )
+    with contextlib.closing(rows):
+        for index, digest in rows:
+            if index != len(seen) // 32:
+                break
+            seen += bytes(digest)
+    if len(seen) != 32 * count:
+        _name_missing(level, len(seen) // 32, count)
+    return bytes(seen)
+
+
+def _name_missing(level: int, first: int, stop: int) -> None:
+    have = set(
+        MerkleNode.objects.filter(level=level, index__gte=first, index__lt=stop).values_list(
+            "index", flat=True
+        )
+    )
+    missing = next((i for i in range(first, stop) if i not in have), first)
+    raise VerificationError(f"stored Merkle node at level {level}, index {missing} is missing")
+
+
 def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
     """Every stored Merkle node, whatever the stored tree's size: each level holds exactly the
     perfect subtrees of the stored size, every node above the leaves is the hash of the two
@@ -779,45 +831,44 @@ def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
     SHA-256 collision) every stored leaf hash is the true one too. The first wrong node is named
     by level and index. The stored nodes serve every proof the API hands out."""
     size = int(mark[0])
-    level, count = 0, size
-    seen, below = bytearray(), bytearray()  # this level's hashes so far; the level below
     edge: dict[tuple[int, int], bytes] = {}  # the stored right edge (frontier nodes)
-    sha256 = hashlib.sha256
-
-    def close_level() -> None:
-        if len(seen) != 32 * count:
-            raise VerificationError(
-                f"stored Merkle node at level {level}, index {len(seen) // 32} is missing "
-                f"(a tree of {size} entries has {count} at that level)"
-            )
-        if count & 1:
-            edge[(level, count - 1)] = bytes(seen[-32:])
-
-    rows = _stream('SELECT "level", "index", "hash" FROM ledger_merklenode ORDER BY 1, 2')
-    with contextlib.closing(rows):
-        for lvl, index, digest in rows:
-            while lvl > level:
-                close_level()
-                below, seen = seen, bytearray()
-                level += 1
-                count = size >> level
-            where = f"stored Merkle node at level {level}, index {index}"
-            if index >= count:
-                raise VerificationError(f"{where} lies outside the stored tree of {size} entries")
-            if index != len(seen) // 32:
-                raise VerificationError(
-                    f"stored Merkle node at level {level}, index {len(seen) // 32} is missing"
-                )
-            digest = bytes(digest)
-            if level and digest != sha256(b"\x01" + below[64 * index : 64 * index + 64]).digest():
-                raise VerificationError(
-                    f"{where} is not the hash of the two nodes below it: it was changed"
-                )
-            seen += digest
-            report.merkle_nodes += 1
+    sha256, one = hashlib.sha256, b"\x01"
+    # Nothing beyond the stored tree: no node at an index its level does not have.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT "level", "index" FROM ledger_merklenode '
+            'WHERE "index" >= (CAST(%s AS bigint) >> CAST("level" AS integer)) LIMIT 1',
+            [size],
+        )
+        extra = cursor.fetchone()
+    if extra is not None:
+        raise VerificationError(
+            f"stored Merkle node at level {extra[0]}, index {extra[1]} lies outside the stored "
+            f"tree of {size} entries"
+        )
+    below = b""
+    level, count = 0, size
     while count:
-        close_level()
-        below, seen = seen, bytearray()
+        hashes = _stored_level(level, count)
+        if level:
+            view = memoryview(below)
+            computed = b"".join(
+                sha256(one + view[j : j + 64]).digest() for j in range(0, 64 * count, 64)
+            )
+            if computed != hashes:
+                index = next(
+                    i
+                    for i in range(count)
+                    if computed[32 * i : 32 * i + 32] != hashes[32 * i : 32 * i + 32]
+                )
+                raise VerificationError(
+                    f"stored Merkle node at level {level}, index {index} is not the hash of the "
+                    "two nodes below it: it was changed"
+                )
+        if count & 1:
+            edge[(level, count - 1)] = hashes[-32:]
+        report.merkle_nodes += count
+        below = hashes
         level += 1
         count = size >> level
     if size == 0:
