@@ -773,44 +773,41 @@ def _check_signer_state(state: SignerState | None, report: Report) -> None:
     report.signer_size = state.size
 
 
-_LEVEL_CHUNK = 1 << 17  # nodes of one level read in one query on PostgreSQL
+_COLUMN_LEVELS = 16  # the stored tree is checked in perfect subtrees of 2^16 leaves at a time
 
 
-def _stored_level(level: int, count: int) -> bytes:
-    """The hashes of nodes 0..count-1 of ``level``, concatenated in index order. A missing or
-    misplaced node raises, named by its level and index."""
-    if connection.vendor == "postgresql" and count:
-        # The database concatenates (string_agg), so no Python runs per node: a million-entry
-        # tree's two million nodes are read in about a second.
-        parts = []
+def _stored_level(level: int, first: int, stop: int) -> bytes:
+    """The hashes of nodes first..stop-1 of ``level``, concatenated in index order. A missing
+    or misplaced node raises, named by its level and index."""
+    if stop <= first:
+        return b""
+    if connection.vendor == "postgresql":
+        # The database concatenates (string_agg): no Python runs per node.
         with connection.cursor() as cursor:
-            for first in range(0, count, _LEVEL_CHUNK):
-                stop = min(count, first + _LEVEL_CHUNK)
-                cursor.execute(
-                    "SELECT string_agg(hash, ''::bytea ORDER BY \"index\"), count(*), "
-                    'min("index"), max("index") FROM ledger_merklenode '
-                    'WHERE "level" = %s AND "index" >= %s AND "index" < %s',
-                    [level, first, stop],
-                )
-                joined, n, low, high = cursor.fetchone()
-                chunk = bytes(joined or b"")
-                if n != stop - first or low != first or high != stop - 1 or len(chunk) != 32 * n:
-                    _name_missing(level, first, stop)
-                parts.append(chunk)
-        return b"".join(parts)
+            cursor.execute(
+                "SELECT string_agg(hash, ''::bytea ORDER BY \"index\"), count(*), "
+                'min("index"), max("index") FROM ledger_merklenode '
+                'WHERE "level" = %s AND "index" >= %s AND "index" < %s',
+                [level, first, stop],
+            )
+            joined, n, low, high = cursor.fetchone()
+        chunk = bytes(joined or b"")
+        if n != stop - first or low != first or high != stop - 1 or len(chunk) != 32 * n:
+            _name_missing(level, first, stop)
+        return chunk
     seen = bytearray()
     rows = _stream(
-        'SELECT "index", "hash" FROM ledger_merklenode WHERE "level" = %s AND "index" < %s '
-        "ORDER BY 1",
-        (level, count),
+        'SELECT "index", "hash" FROM ledger_merklenode WHERE "level" = %s AND "index" >= %s '
+        'AND "index" < %s ORDER BY 1',
+        (level, first, stop),
     )
     with contextlib.closing(rows):
         for index, digest in rows:
-            if index != len(seen) // 32:
+            if index != first + len(seen) // 32:
                 break
             seen += bytes(digest)
-    if len(seen) != 32 * count:
-        _name_missing(level, len(seen) // 32, count)
+    if len(seen) != 32 * (stop - first):
+        _name_missing(level, first + len(seen) // 32, stop)
     return bytes(seen)
 
 
@@ -824,6 +821,24 @@ def _name_missing(level: int, first: int, stop: int) -> None:
     raise VerificationError(f"stored Merkle node at level {level}, index {missing} is missing")
 
 
+def _check_pairs(level: int, first: int, below: bytes, hashes: bytes) -> None:
+    """Nodes first.. of ``level`` (``hashes``) are each the hash of their two children, the
+    nodes 2*first.. of the level below (``below``)."""
+    sha256, one, view = hashlib.sha256, b"\x01", memoryview(below)
+    count = len(hashes) // 32
+    computed = b"".join(sha256(one + view[j : j + 64]).digest() for j in range(0, 64 * count, 64))
+    if computed != hashes:
+        i = next(
+            k
+            for k in range(count)
+            if computed[32 * k : 32 * k + 32] != hashes[32 * k : 32 * k + 32]
+        )
+        raise VerificationError(
+            f"stored Merkle node at level {level}, index {first + i} is not the hash of the "
+            "two nodes below it: it was changed"
+        )
+
+
 def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
     """Every stored Merkle node, whatever the stored tree's size: each level holds exactly the
     perfect subtrees of the stored size, every node above the leaves is the hash of the two
@@ -832,7 +847,6 @@ def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
     by level and index. The stored nodes serve every proof the API hands out."""
     size = int(mark[0])
     edge: dict[tuple[int, int], bytes] = {}  # the stored right edge (frontier nodes)
-    sha256, one = hashlib.sha256, b"\x01"
     # Nothing beyond the stored tree: no node at an index its level does not have.
     with connection.cursor() as cursor:
         cursor.execute(
@@ -846,31 +860,34 @@ def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
             f"stored Merkle node at level {extra[0]}, index {extra[1]} lies outside the stored "
             f"tree of {size} entries"
         )
-    below = b""
-    level, count = 0, size
-    while count:
-        hashes = _stored_level(level, count)
-        if level:
-            view = memoryview(below)
-            computed = b"".join(
-                sha256(one + view[j : j + 64]).digest() for j in range(0, 64 * count, 64)
-            )
-            if computed != hashes:
-                index = next(
-                    i
-                    for i in range(count)
-                    if computed[32 * i : 32 * i + 32] != hashes[32 * i : 32 * i + 32]
-                )
-                raise VerificationError(
-                    f"stored Merkle node at level {level}, index {index} is not the hash of the "
-                    "two nodes below it: it was changed"
-                )
+    # Column by column: the nodes of one perfect subtree of 2^16 leaves (or the tree's last,
+    # partial one) level by level, so memory stays a few MB whatever the size; then the levels
+    # above, from the columns' roots up.
+    width = 1 << _COLUMN_LEVELS
+    for column in range(0, size, width):
+        below = b""
+        for level in range(_COLUMN_LEVELS + 1):
+            first, stop = column >> level, min((column + width) >> level, size >> level)
+            if stop <= first:
+                break
+            hashes = _stored_level(level, first, stop)
+            if level:
+                _check_pairs(level, first, below, hashes)
+            if (size >> level) & 1 and stop == size >> level:
+                edge[(level, stop - 1)] = hashes[-32:]
+            report.merkle_nodes += stop - first
+            below = hashes
+    level = _COLUMN_LEVELS + 1
+    below = _stored_level(_COLUMN_LEVELS, 0, size >> _COLUMN_LEVELS)
+    while size >> level:
+        count = size >> level
+        hashes = _stored_level(level, 0, count)
+        _check_pairs(level, 0, below, hashes)
         if count & 1:
             edge[(level, count - 1)] = hashes[-32:]
         report.merkle_nodes += count
         below = hashes
         level += 1
-        count = size >> level
     if size == 0:
         return
     assert mark.frontier is not None, "the walk passed the stored tree's size"

@@ -426,3 +426,20 @@ def test_a_rewritten_entry_without_the_entry_key_is_named_at_that_entry(ledger):
     err = failure()
     assert err.seq == seq
     assert "not authenticated" in str(err)
+
+
+@pytest.mark.parametrize("column_levels", [1, 2, 3])
+def test_the_stored_tree_is_checked_alike_in_columns_of_any_width(
+    ledger, monkeypatch, column_levels
+):
+    """The check reads the tree in perfect subtrees of 2^16 leaves; with narrow ones the same
+    ledger has many, a partial last one and levels above them all, and every node still counts
+    (and a changed one above the columns is still named)."""
+    from ledger import verify
+
+    monkeypatch.setattr(verify, "_COLUMN_LEVELS", column_levels)
+    report = verify_ledger(verifiers=trusted_verifiers())
+    assert report.merkle_nodes == MerkleNode.objects.count()
+    bypass_triggers()
+    set_node(3, 0, b"\x42" * 32)
+    assert "stored Merkle node at level 3, index 0 is not the hash" in str(failure())
