@@ -21,7 +21,10 @@ Invariants, and where they are enforced:
 * Retired and cancelled credits leave holdings for good: they exist only as records and batch
   totals, so no operation can move them.
 * No double counting: a project's monitoring periods never overlap (services, under a lock on
-  the project row), origin ids are unique per registry of origin (unique constraints).
+  the project row), origin ids are unique per registry of origin (unique constraints), and
+  so are their normalised keys (``origin_key``, ``origin_tx_key``: NFKC, case-folded, format
+  characters removed, registry-specific shapes such as VCS-2236 = 2236; ledger/core/origin.py),
+  so that no spelling of an id registers it twice.
 
 Quantities are integers: kgCO2e, basis points, square metres. See ``ledger/core/quantity.py``.
 """
@@ -157,7 +160,11 @@ class Project(models.Model):
     developer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="projects")
     validation_body = models.CharField(max_length=200)
     origin_registry = models.CharField(max_length=64)
-    origin_id = models.CharField(max_length=128)
+    origin_id = models.CharField(max_length=128)  # as given
+    # origin_id under origin rule ``origin_rule`` (ledger/core/origin.py); NULL with rule 0, for
+    # projects registered before the rule (``ledger_origin_duplicates`` checks those).
+    origin_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    origin_rule = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.REGISTERED)
 
     class Meta:
@@ -165,6 +172,17 @@ class Project(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["origin_registry", "origin_id"], name="project_origin_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["origin_registry", "origin_key"],
+                condition=Q(origin_key__isnull=False),
+                name="project_origin_key_unique",
+            ),
+            # Rule 0 (no key) only for rows from before keys existed; a keyed row has a rule.
+            models.CheckConstraint(
+                condition=Q(origin_rule=0, origin_key__isnull=True)
+                | Q(origin_rule__gte=1, origin_key__isnull=False),
+                name="project_origin_key_rule",
             ),
             models.CheckConstraint(condition=Q(area_m2__gt=0), name="project_area_positive"),
         ]
@@ -185,6 +203,9 @@ class Batch(models.Model):
     origin_registry = models.CharField(max_length=64, blank=True, default="")
     # NULL, not "": the uniqueness constraint applies only to batches that have an origin id.
     origin_tx_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    # origin_tx_id under origin rule ``origin_rule``, as for Project.origin_key.
+    origin_tx_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    origin_rule = models.PositiveSmallIntegerField(default=0)
     # Totals in kgCO2e. issued and buffer_withheld never change; retired and cancelled only grow.
     issued = models.BigIntegerField()
     buffer_withheld = models.BigIntegerField()
@@ -199,6 +220,17 @@ class Batch(models.Model):
                 fields=["origin_registry", "origin_tx_id"],
                 condition=Q(origin_tx_id__isnull=False),
                 name="batch_origin_tx_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["origin_registry", "origin_tx_key"],
+                condition=Q(origin_tx_key__isnull=False),
+                name="batch_origin_tx_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(origin_rule=0, origin_tx_key__isnull=True)
+                | Q(origin_rule__gte=1, origin_tx_id__isnull=True, origin_tx_key__isnull=True)
+                | Q(origin_rule__gte=1, origin_tx_id__isnull=False, origin_tx_key__isnull=False),
+                name="batch_origin_tx_key_rule",
             ),
             models.CheckConstraint(
                 condition=Q(monitoring_end__gte=F("monitoring_start")), name="batch_period_order"

@@ -56,6 +56,8 @@ def project_record(p: Project) -> dict[str, Any]:
         "validation_body": p.validation_body,
         "origin_registry": p.origin_registry,
         "origin_id": p.origin_id,
+        "origin_key": p.origin_key,
+        "origin_rule": p.origin_rule,
         "status": p.status,
     }
 
@@ -74,6 +76,8 @@ def batch_record(b: Batch) -> dict[str, Any]:
         "buffer_share_bp": b.buffer_share_bp,
         "origin_registry": b.origin_registry,
         "origin_tx_id": b.origin_tx_id,
+        "origin_tx_key": b.origin_tx_key,
+        "origin_rule": b.origin_rule,
         "issued": b.issued,
         "buffer_withheld": b.buffer_withheld,
     }

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from . import locks, records
 from .actors import Actor
-from .core import merkle
+from .core import merkle, origin
 from .core.entry import encode_entry, entry_hash, format_time
 from .core.quantity import (
     MAX_AREA_M2,
@@ -471,6 +471,63 @@ def methodology_register(
     return m
 
 
+def _origin_registry(value: str, *, default: str | None = None) -> str:
+    """The list's code for a registry of origin as typed (ledger/core/origin.py), or the handle
+    of one of this ledger's own registry organizations. ``default`` (a value stored before the
+    list existed) is kept as it is when it names neither."""
+    text = _text(value, "origin_registry", max_length=64)
+    try:
+        return origin.registry_code(text)
+    except origin.OriginError as exc:
+        org = Organization.objects.filter(handle__iexact=origin.normalise(text)).first()
+        if org is not None and org.has_role(Role.REGISTRY):
+            return org.handle
+        if default is not None:
+            return default
+        raise InvalidInput(exc.message, detail={"origin_registry": exc.code}) from None
+
+
+def _origin_key(key: Callable[[], str], field: str) -> str:
+    try:
+        found = key()
+    except origin.OriginError as exc:
+        raise InvalidInput(f"{field}: {exc.message}", detail={field: exc.code}) from None
+    if len(found) > 128:  # NFKC may lengthen an id
+        raise InvalidInput(f"{field} is too long once normalised", detail={field: "too_long"})
+    return found
+
+
+def _project_origin_clash(registry: str, key: str) -> str | None:
+    """The code of a project registered under the same origin key, if any. Projects registered
+    before origin keys have none in the table: they are compared under the rule here. That set
+    no longer grows, so no lock is needed for it; new rows are kept apart by the database's
+    unique constraint on (origin_registry, origin_key)."""
+    same = Project.objects.filter(origin_registry=registry, origin_key=key).first()
+    if same is not None:
+        return same.code
+    legacy = Project.objects.filter(origin_rule=0).values_list(
+        "code", "origin_registry", "origin_id"
+    )
+    for code, reg, oid in legacy.iterator():
+        if origin.legacy_project_key(reg, oid) == (registry, key):
+            return str(code)
+    return None
+
+
+def _batch_origin_clash(registry: str, key: str) -> str | None:
+    """As ``_project_origin_clash``, for an issuance's origin transaction id."""
+    same = Batch.objects.filter(origin_registry=registry, origin_tx_key=key).first()
+    if same is not None:
+        return same.serial
+    legacy = Batch.objects.filter(origin_rule=0, origin_tx_id__isnull=False).values_list(
+        "serial", "origin_registry", "origin_tx_id"
+    )
+    for serial, reg, tx in legacy.iterator():
+        if origin.legacy_tx_key(reg, tx or "") == (registry, key):
+            return str(serial)
+    return None
+
+
 @transaction.atomic
 def project_register(
     *,
@@ -514,32 +571,47 @@ def project_register(
             detail={"methodology": "ecosystem"},
         )
     area_m2 = _area(area_m2)
-    origin_registry = _text(origin_registry or reg.handle, "origin_registry", max_length=64)
+    origin_registry = _origin_registry(origin_registry or reg.handle)
     origin_id = _text(origin_id or code, "origin_id", max_length=128)
+    key = _origin_key(lambda: origin.origin_key(origin_registry, origin_id), "origin_id")
     if Project.objects.filter(code=code).exists():
         raise Conflict(f"project {code} exists", code=ErrorCode.DUPLICATE)
-    if Project.objects.filter(origin_registry=origin_registry, origin_id=origin_id).exists():
-        raise Conflict(
-            f"{origin_registry} project {origin_id} is already registered",
+
+    def duplicate_origin(existing: str | None) -> Conflict:
+        return Conflict(
+            f"{origin_registry} project {origin_id} is already registered"
+            + (f" (as project {existing})" if existing else ""),
             code=ErrorCode.DUPLICATE_ORIGIN,
             detail={"origin_id": "duplicate"},
         )
-    p = Project.objects.create(
-        code=code,
-        name=_text(name, "name", max_length=300),
-        ecosystem=eco,
-        storage_pathway=_choice(storage_pathway, "storage_pathway", StoragePathway.values),
-        methodology=meth,
-        jurisdiction=_jurisdiction(jurisdiction),
-        location=_geometry(location),
-        area_m2=area_m2,
-        registry=reg,
-        developer=dev,
-        validation_body=_text(validation_body, "validation_body", max_length=200),
-        origin_registry=origin_registry,
-        origin_id=origin_id,
-        status=_choice(status, "status", Project.Status.values),
-    )
+
+    fields = {
+        "code": code,
+        "name": _text(name, "name", max_length=300),
+        "ecosystem": eco,
+        "storage_pathway": _choice(storage_pathway, "storage_pathway", StoragePathway.values),
+        "methodology": meth,
+        "jurisdiction": _jurisdiction(jurisdiction),
+        "location": _geometry(location),
+        "area_m2": area_m2,
+        "registry": reg,
+        "developer": dev,
+        "validation_body": _text(validation_body, "validation_body", max_length=200),
+        "origin_registry": origin_registry,
+        "origin_id": origin_id,
+        "origin_key": key,
+        "origin_rule": origin.ORIGIN_RULE,
+        "status": _choice(status, "status", Project.Status.values),
+    }
+    if (existing := _project_origin_clash(origin_registry, key)) is not None:
+        raise duplicate_origin(existing)
+    try:
+        with transaction.atomic():  # a concurrent registration of the same code or origin key
+            p = Project.objects.create(**fields)
+    except IntegrityError:
+        if Project.objects.filter(code=code).exists():
+            raise Conflict(f"project {code} exists", code=ErrorCode.DUPLICATE) from None
+        raise duplicate_origin(None) from None
     _ledger_append(
         type="project.register", actor=actor, data={"project": records.project_record(p)}
     )
@@ -631,15 +703,20 @@ def batch_issue(
         raise InvalidInput("vintage must be a year", detail={"vintage": "invalid"})
     report = _sha256(verification_report_sha256, "verification_report_sha256")
     body = _text(verification_body, "verification_body", max_length=200)
+    tx_key: str | None = None
     if origin_tx_id is not None:
         origin_tx_id = _text(origin_tx_id, "origin_tx_id", max_length=128)
+        tx_key = _origin_key(lambda: origin.tx_key(str(origin_tx_id)), "origin_tx_id")
 
     p = locks.project_lock(pid) if (pid := _id(project)) is not None else None
     if p is None or not actor.may_act_for(p.registry_id):
         raise NotFound(f"project {project} not found", detail={"project": "not_found"})
     if p.status in (Project.Status.SUSPENDED, Project.Status.CLOSED):
         raise Conflict(f"project {p.code} is {p.status}", code=ErrorCode.PROJECT_NOT_ACTIVE)
-    origin_registry = _text(origin_registry or p.origin_registry, "origin_registry", max_length=64)
+    if origin_registry:
+        origin_registry = _origin_registry(origin_registry)
+    else:  # the project's, which may predate the list of registries
+        origin_registry = _origin_registry(p.origin_registry, default=p.origin_registry)
     if holder is None:
         holder_account = p.developer.accounts.filter(kind=Account.Kind.HOLDING).first()
         if holder_account is None:
@@ -669,13 +746,11 @@ def batch_issue(
             detail={"overlaps": overlap.serial},
         )
     if (
-        origin_tx_id is not None
-        and Batch.objects.filter(
-            origin_registry=origin_registry, origin_tx_id=origin_tx_id
-        ).exists()
+        tx_key is not None
+        and (existing := _batch_origin_clash(origin_registry, tx_key)) is not None
     ):
         raise Conflict(
-            f"{origin_registry} transaction {origin_tx_id} was already issued",
+            f"{origin_registry} transaction {origin_tx_id} was already issued (as {existing})",
             code=ErrorCode.DUPLICATE_ORIGIN,
             detail={"origin_tx_id": "duplicate"},
         )
@@ -695,6 +770,8 @@ def batch_issue(
                 buffer_share_bp=buffer_share_bp,
                 origin_registry=origin_registry,
                 origin_tx_id=origin_tx_id,
+                origin_tx_key=tx_key,
+                origin_rule=origin.ORIGIN_RULE,
                 issued=quantity,
                 buffer_withheld=withheld,
             )

@@ -19,6 +19,7 @@ from itertools import islice
 from typing import Any
 
 from .entry import Entry
+from .origin import ORIGIN_RULE, OriginError, origin_key, tx_key
 
 
 class ReplayError(ValueError):
@@ -38,6 +39,9 @@ class RegistryState:
     # (account, batch) -> [tradable, escrowed]
     holdings: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     holds: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # ("project" | "batch", origin registry, key) of every keyed origin: derived from projects
+    # and batches when first needed, so not part of the snapshot.
+    _origin_keys: set[tuple[str, str, str]] | None = field(default=None, repr=False, compare=False)
 
     # ---- applying entries -----------------------------------------------------------------
 
@@ -178,12 +182,68 @@ def _methodology_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None
     s._new(s.methodologies, d["methodology"], "methodology")
 
 
+def _origin_index(s: RegistryState) -> set[tuple[str, str, str]]:
+    if s._origin_keys is None:
+        s._origin_keys = {
+            ("project", p["origin_registry"], p["origin_key"])
+            for p in s.projects.values()
+            if p.get("origin_key") is not None
+        } | {
+            ("batch", b["origin_registry"], b["origin_tx_key"])
+            for b in s.batches.values()
+            if b.get("origin_tx_key") is not None
+        }
+    return s._origin_keys
+
+
+def _origin_check(
+    s: RegistryState, kind: str, obj: dict[str, Any], id_field: str, key_field: str
+) -> tuple[str, str, str] | None:
+    """Origin rule 1 (docs/ledger-format.md): the recorded key is the rule's key of the id as
+    given, and no other project (batch) has it at the same registry of origin. Entries from
+    before the rule (``origin_rule`` 0, written without the two members) record no key."""
+    rule, key, given = obj["origin_rule"], obj[key_field], obj[id_field]
+    if type(rule) is not int:
+        raise ReplayError(f"{kind} {obj['id']!r}: origin rule {rule!r} is not an integer")
+    if rule == 0:
+        if key is not None:
+            raise ReplayError(f"{kind} {obj['id']!r}: an origin key without an origin rule")
+        return None
+    if rule != ORIGIN_RULE:
+        raise ReplayError(f"{kind} {obj['id']!r}: unknown origin rule {rule!r}")
+    if given is None:
+        want = None
+    else:
+        try:
+            want = (origin_key if kind == "project" else _tx_key)(obj["origin_registry"], given)
+        except OriginError as exc:
+            raise ReplayError(f"{kind} {obj['id']!r}: origin id {given!r}: {exc.message}") from None
+    if key != want:
+        raise ReplayError(f"{kind} {obj['id']!r}: origin key {key!r}, rule 1 gives {want!r}")
+    if key is None:
+        return None
+    slot = (kind, obj["origin_registry"], key)
+    if slot in _origin_index(s):
+        raise ReplayError(
+            f"{kind} {obj['id']!r}: {obj['origin_registry']} {key!r} is already registered"
+        )
+    return slot
+
+
+def _tx_key(registry: str, origin_tx_id: str) -> str:
+    return tx_key(origin_tx_id)
+
+
 def _project_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
-    p = d["project"]
+    # Entries from before origin rule 1 carry neither member: the table holds rule 0, no key.
+    p = {"origin_key": None, "origin_rule": 0, **d["project"]}
     s._need(s.methodologies, p["methodology"], "methodology")
     s._need(s.organizations, p["developer"], "organization")
     s._need(s.organizations, p["registry"], "organization")
+    slot = _origin_check(s, "project", p, "origin_id", "origin_key")
     s._new(s.projects, p, "project")
+    if slot is not None:
+        _origin_index(s).add(slot)
 
 
 def _project_update(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
@@ -195,13 +255,17 @@ def _project_update(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
 
 
 def _batch_issue(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
-    b = dict(d["batch"])
+    # As for projects: no origin members means an entry from before origin rule 1.
+    b = {"origin_tx_key": None, "origin_rule": 0, **d["batch"]}
     s._need(s.projects, b["project"], "project")
     issued, withheld = s._amount(b["issued"]), b["buffer_withheld"]
     if not isinstance(withheld, int) or not 0 <= withheld <= issued:
         raise ReplayError("buffer_withheld must be between 0 and issued")
+    slot = _origin_check(s, "batch", b, "origin_tx_id", "origin_tx_key")
     b.update(retired=0, cancelled=0)
     s._new(s.batches, b, "batch")
+    if slot is not None:
+        _origin_index(s).add(slot)
     if issued - withheld:
         s._credit(d["holder"], b["id"], issued - withheld)
     if withheld:

@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from .. import services
 from ..actors import Actor
+from ..core import origin
 from ..core.quantity import (
     QuantityError,
     format_hectares,
@@ -414,14 +415,22 @@ class ProjectRegisterApi(BaseApi):
             required=False,
             allow_blank=True,
             default="",
-            help_text="for a project imported from another registry; default: this registry",
+            help_text=(
+                "for a project imported from another registry, one of "
+                + ", ".join(f"`{r.code}` ({r.name})" for r in origin.REGISTRIES)
+                + "; default: this registry"
+            ),
         )
         origin_id = serializers.CharField(
             max_length=128,
             required=False,
             allow_blank=True,
             default="",
-            help_text="its id there; default: the code",
+            help_text=(
+                "its id there (Verra: VCS-2236 or 2236; Gold Standard: GS1234); default: the "
+                "code. Compared after normalisation (NFKC, case-folded, invisible characters "
+                "removed): another spelling of a registered id is 409 duplicate_origin"
+            ),
         )
         status = serializers.ChoiceField(
             choices=Project.Status.values, default=Project.Status.REGISTERED
@@ -600,14 +609,20 @@ class BatchIssueApi(BaseApi):
             required=False,
             allow_blank=True,
             default="",
-            help_text="for credits imported from another registry; default: the project's",
+            help_text=(
+                "for credits imported from another registry (a code as for projects); "
+                "default: the project's"
+            ),
         )
         origin_tx_id = serializers.CharField(
             max_length=128,
             required=False,
             allow_null=True,
             default=None,
-            help_text="the issuance's id there; each is issued once",
+            help_text=(
+                "the issuance's id there; each is issued once, whatever its spelling (compared "
+                "after normalisation, as origin ids)"
+            ),
         )
 
     @extend_schema(

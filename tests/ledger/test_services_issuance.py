@@ -79,6 +79,8 @@ def test_it_issues_a_batch_and_withholds_the_buffer_share(world, one_new_entry, 
             "buffer_share_bp": 2000,
             "origin_registry": world.registry.handle,
             "origin_tx_id": None,
+            "origin_tx_key": None,
+            "origin_rule": 1,
             "issued": 1_000_000,
             "buffer_withheld": 200_000,
         },
@@ -337,10 +339,10 @@ def test_the_same_origin_transaction_id_from_another_origin_registry_is_fine(wor
     world.issue(year=2020, origin_registry="verra", origin_tx_id="TX-1")
 
     b = services.batch_issue(
-        actor=OPERATOR, **issue_fields(world, origin_registry="gold", origin_tx_id="TX-1")
+        actor=OPERATOR, **issue_fields(world, origin_registry="gold-standard", origin_tx_id="TX-1")
     )
 
-    assert (b.origin_registry, b.origin_tx_id) == ("gold", "TX-1")
+    assert (b.origin_registry, b.origin_tx_id) == ("gold-standard", "TX-1")
     assert Batch.objects.filter(origin_tx_id="TX-1").count() == 2
 
 

@@ -120,6 +120,9 @@ def test_it_registers_a_project_in_one_ledger_entry(world, one_new_entry, verify
         # Defaults: the registry's own handle and the project code; status "registered".
         "origin_registry": world.registry.handle,
         "origin_id": "BC-ZJ-001",
+        # The id as given and its key under origin rule 1 (case-folded).
+        "origin_key": "bc-zj-001",
+        "origin_rule": 1,
         "status": "registered",
     }
     assert records.project_record(p) == expected
