@@ -1,4 +1,4 @@
-# Origin keys (issue 14, item 3): existing rows keep rule 0 and no key; see ledger_origin_duplicates.
+# Origin keys (issue 14, item 3): existing rows keep rule 0, no key (ledger_origin_duplicates).
 
 from django.db import migrations, models
 
