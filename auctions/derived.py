@@ -5,8 +5,8 @@ from __future__ import annotations
 
 COMPARED = {
     "auctions.Bidder": "bidder approval (bidder.status)",
-    "auctions.Auction": "every auction's rules, state, keys, result hash and clearing price "
-    "(not yet the stored result document the pages read: docs/threat-model.md)",
+    "auctions.Auction": "every auction's rules, state, keys, result hash and clearing price, "
+    "and its stored result document against its clear entry",
     "auctions.Bid": "every bid's commitment, status and award; its ciphertext against the "
     "commitment",
     "auctions.Deposit": "deposits and what became of them",

@@ -7,6 +7,9 @@ import hashlib
 from collections.abc import Callable, Generator
 from typing import Any
 
+from ledger.core.entry import decode_entry
+from ledger.models import LedgerEntry
+
 from . import records
 from .core.replay import AuctionState
 from .models import Auction, Award, Bid, Bidder, Deposit
@@ -27,7 +30,34 @@ def compare_auction_tables(
     # The replay keeps each auction's id in its record (the rules name it); the table's id is
     # the key.
     auctions = {k: {f: v for f, v in a.items() if f != "id"} for k, a in state.auctions.items()}
-    compare_rows("auction", auctions, rows(Auction, records.auction_state))
+
+    def auction(a: Auction) -> dict[str, Any]:
+        # The stored result document (what the pages, the demand curve and the export read)
+        # must be the summary of the result in the auction's clear entry, whose hash the table
+        # also holds (compared with the replay below).
+        if a.result is not None or a.result_seq is not None:
+            clear = (
+                LedgerEntry.objects.filter(seq=a.result_seq, type="auction.clear")
+                .values_list("body", flat=True)
+                .first()
+                if a.result_seq is not None
+                else None
+            )
+            data = decode_entry(bytes(clear)).data if clear is not None else {}
+            result = data.get("result") or {}
+            summary = {"outcome": result.get("outcome"), "bidders": result.get("bidders")}
+            if (
+                data.get("auction") != a.pk
+                or data.get("result_sha256") != a.result_sha256
+                or summary != a.result
+            ):
+                raise error(
+                    f"auction {a.pk}: the stored result is not the one its clear entry "
+                    f"({a.result_seq}) published: it was changed"
+                )
+        return records.auction_state(a)
+
+    compare_rows("auction", auctions, rows(Auction, auction))
 
     def bid(b: Bid) -> dict[str, Any]:
         # The row's commitment is compared with the ledger's below; its ciphertext must be what

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from . import models, services
+from . import models, operations, services
 from .actors import Actor
 from .core.entry import decode_entry
 from .core.quantity import format_tonnes
@@ -211,6 +211,51 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("pk", "endpoint", "entry_seq", "status", "attempts", "last_status_code")
     list_filter = ("status",)
+
+
+# ---- operations: shown, never edited; a signer alarm can be acknowledged ----------------------
+
+
+@admin.action(
+    description="Acknowledge: the banner goes until the signer refuses again",
+    permissions=["acknowledge"],
+)
+def acknowledge_alarms(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> None:
+    done = operations.signer_alarms_acknowledge(
+        alarms=queryset.values_list("pk", flat=True), by=f"user:{request.user.pk} ({request.user})"
+    )
+    modeladmin.message_user(request, f"{done} alarm(s) acknowledged.", messages.SUCCESS)
+
+
+@admin.register(models.SignerAlarm)
+class SignerAlarmAdmin(ReadOnlyAdmin):
+    """The checkpoint signer's refusals (ledger/signer.py). The signer refuses again at every
+    run until the cause is dealt with, and each refusal is a new, unacknowledged alarm."""
+
+    list_display = ("created_at", "message", "acknowledged_at")
+    list_filter = (("acknowledged_at", admin.EmptyFieldListFilter),)
+    readonly_fields = ("created_at", "message", "acknowledged_at")
+    fields = readonly_fields
+    actions = [acknowledge_alarms]
+
+    def has_acknowledge_permission(self, request: HttpRequest) -> bool:
+        return Actor.for_user(request.user).is_operator
+
+
+@admin.register(models.WitnessRefusal)
+class WitnessRefusalAdmin(ReadOnlyAdmin):
+    """A refusal stands (banner, /healthz) until that witness cosigns a checkpoint at least as
+    large, or leaves the witness policy."""
+
+    list_display = ("created_at", "witness", "size", "status", "message")
+    list_filter = ("witness",)
+
+
+@admin.register(models.WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("queue", "worker", "beat_at")
 
 
 # API keys have an add form and a revoke action of their own.

@@ -599,3 +599,28 @@ class WitnessRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.witness} refused size {self.size} ({self.status})"
+
+
+# ---- operations: what /healthz and /metrics read (not ledger state) --------------------------
+
+
+class WorkerHeartbeat(models.Model):
+    """When a Celery worker last ran the heartbeat that beat sends to a queue
+    (``ledger.tasks.worker_heartbeat_task``): one row per queue and worker, overwritten.
+
+    A table rather than the cache: in development the default cache is each process's own
+    memory, where the web process would never see what a worker wrote, and the database is what
+    every process on every host shares already (and what ``/healthz`` reaches anyway)."""
+
+    queue = models.CharField(max_length=200)
+    worker = models.CharField(max_length=255)  # the worker's node name, e.g. celery@host
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["queue", "worker"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "worker"], name="one_heartbeat_per_worker")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker} on {self.queue} at {self.beat_at:%Y-%m-%d %H:%M:%S}"

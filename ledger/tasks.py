@@ -68,3 +68,13 @@ def witness_submit_task() -> list[str]:
     from .witnesses import checkpoint_witness
 
     return [f"{o.witness}: {o.status}" for o in checkpoint_witness()]
+
+
+@shared_task(bind=True, acks_late=True)
+def worker_heartbeat_task(self: Task[Any, Any], queue: str) -> None:
+    """Beat sends one to each queue of WORKER_QUEUES (naming the queue, since a message does not
+    reliably say which queue it came from); the worker that runs it records that it is alive
+    there. Idempotent: an upsert of one row."""
+    from .operations import worker_heartbeat_record
+
+    worker_heartbeat_record(queue=queue, worker=self.request.hostname or "unknown")

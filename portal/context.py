@@ -6,7 +6,9 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
+from ledger import operations
 from ledger.models import Membership, Role
 
 
@@ -39,5 +41,18 @@ def viewer(request: HttpRequest) -> dict[str, Any]:
     return info
 
 
+def sees_operations(request: HttpRequest) -> bool:
+    """Operators and auditors, and whoever may use the admin, see the operations banner."""
+    user = getattr(request, "user", None)
+    return viewer(request)["is_auditor"] or bool(getattr(user, "is_staff", False))
+
+
 def portal(request: HttpRequest) -> dict[str, Any]:
-    return {"viewer": viewer(request)}
+    # Lazy: only a page that shows the banner asks the database (base.html and the admin's
+    # base_site.html do), and only for those who see it.
+    return {
+        "viewer": viewer(request),
+        "operations_alerts": SimpleLazyObject(
+            lambda: operations.alerts() if sees_operations(request) else []
+        ),
+    }

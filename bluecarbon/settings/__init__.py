@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times everything after it (/metrics exports the histogram, per process).
+    "ledger.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -101,6 +103,8 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if os.environ.get("SECURE_PROXY_SSL_HEADER") == "1":
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# A load balancer's health probe and a Prometheus scrape speak plain HTTP to the node itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
 
 # Sign-in and sign-up are rate-limited (django-ratelimit) per address and per user name, in the
@@ -377,6 +381,40 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+
+# --- Operations: /healthz and /metrics (docs/operations.md) ---------------------------------
+# The queues Celery workers must serve: beat sends each a heartbeat (WORKER_HEARTBEAT_INTERVAL
+# seconds apart), /healthz fails and operators and auditors see a banner when no worker has
+# been heard from on one for HEALTH_WORKER_SILENCE_SECONDS, and /metrics reports each one's
+# depth. By default every queue this file names; WORKER_QUEUES (comma-separated) overrides.
+_named_queues = {CELERY_TASK_DEFAULT_QUEUE, LEDGER_WITNESS_QUEUE}
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _options = _entry.get("options")
+    if isinstance(_options, dict):
+        _named_queues.add(str(_options.get("queue", "")))
+WORKER_QUEUES = [q for q in os.environ.get("WORKER_QUEUES", "").split(",") if q] or sorted(
+    _named_queues - {""}
+)
+WORKER_HEARTBEAT_INTERVAL = float(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "15"))
+HEALTH_WORKER_SILENCE_SECONDS = float(os.environ.get("HEALTH_WORKER_SILENCE_SECONDS", "60"))
+for _queue in WORKER_QUEUES:
+    CELERY_BEAT_SCHEDULE[f"worker-heartbeat:{_queue}"] = {
+        "task": "ledger.tasks.worker_heartbeat_task",
+        "schedule": WORKER_HEARTBEAT_INTERVAL,
+        "args": (_queue,),
+        # One that waited longer than the silence is dropped: a backed-up queue is not made
+        # longer by heartbeats, and its age already says what a late one would.
+        "options": {"queue": _queue, "expires": HEALTH_WORKER_SILENCE_SECONDS},
+    }
+# The oldest entry no checkpoint covers may wait this long (checkpoints follow writes within
+# LEDGER_CHECKPOINT_INTERVAL, and beat's backstop runs every 10 s).
+HEALTH_CHECKPOINT_LAG_SECONDS = float(os.environ.get("HEALTH_CHECKPOINT_LAG_SECONDS", "60"))
+# With a witness policy: the oldest checkpoint after the newest one meeting the quorum may wait
+# this long (submission runs in Celery after each checkpoint and retries with backoff).
+HEALTH_WITNESS_LAG_SECONDS = float(os.environ.get("HEALTH_WITNESS_LAG_SECONDS", "120"))
+# /metrics answers loopback (without a proxy's forwarding header) and, when this is set, any
+# client sending "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Webhooks -------------------------------------------------------------------------------
 WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))

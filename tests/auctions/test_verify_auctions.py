@@ -213,6 +213,15 @@ def test_a_changed_bid_ciphertext_fails_verification(market, verify_ledger):
     verify_fails(verify_ledger, f"bid {bid.pk}", "ciphertext does not hash to its commitment")
 
 
+def test_a_changed_stored_result_document_fails_verification(market, verify_ledger):
+    """What the auction pages read, changed in the table (its hash left as the ledger has it):
+    the tamper drill's auction-result-table attack."""
+    a = _close_and_open(market)
+    _forged_clear(a, lambda d: None)  # a true clear entry, and the table row as the clear writes it
+    Auction.objects.filter(pk=a.pk).update(result={"outcome": {"clearing_price": 1}, "bidders": []})
+    verify_fails(verify_ledger, f"auction {a.pk}", "stored result is not the one")
+
+
 def test_a_bid_entry_timed_after_the_close_fails(market, verify_ledger):
     m = market
     a = m.auction(closes_in=1)
