@@ -13,8 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -34,6 +36,7 @@ from ledger.apis.base import (
     query,
     responses,
 )
+from ledger.apis.log import TextApi
 from ledger.core.quantity import (
     CURRENCY_EXPONENTS,
     QuantityError,
@@ -44,7 +47,7 @@ from ledger.core.quantity import (
 )
 from ledger.exceptions import NotFound
 
-from . import records, selectors, services
+from . import receipts, records, selectors, services
 from .core import sealing
 from .models import Auction, Bid, BidReceipt, Format, TieRule, Undersubscribed
 
@@ -171,7 +174,10 @@ class ReceiptSerializer(serializers.Serializer):
     commitment = serializers.CharField(help_text="hex SHA-256 of the ciphertext")
     entry_seq = serializers.IntegerField()
     time = serializers.CharField(help_text="the entry's time (UTC)")
-    note = serializers.SerializerMethodField(help_text="the receipt, a signed note (ledger key)")
+    note = serializers.SerializerMethodField(
+        help_text="the receipt, a C2SP signed note by the receipt key "
+        "(GET /api/v1/auctions/receipts/verifier-keys)"
+    )
 
     def get_note(self, r: BidReceipt) -> str:
         return services.receipt_note(r, r.bid.auction_id, r.bid.bidder_id)
@@ -496,7 +502,7 @@ class BidSubmitApi(BaseApi):
     def post(self, request: Request, pk: str) -> Response:
         """Submit a sealed bid (a bidder may have several: together they are its demand). The
         answer carries the receipt: the bid, its version, the ciphertext's commitment and ledger
-        sequence, signed with the ledger's key."""
+        sequence, signed with the receipt key (``GET /api/v1/auctions/receipts/verifier-keys``)."""
         auction_id = path_id(pk, "auction")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -634,7 +640,28 @@ class MyBidListApi(BaseApi):
         )
 
 
+class ReceiptVerifierKeysApi(TextApi):
+    @extend_schema(
+        operation_id="auctions_receipt_verifier_keys",
+        summary="The receipt verifier keys",
+        description="One C2SP signed-note verifier key per line (name+hash+base64 key): every "
+        "key bid receipts have been signed with, old and current. Not the ledger's checkpoint "
+        "keys (GET /api/v1/ledger/verifier-keys): receipts have a key of their own. Pin them "
+        "out of band, like the ledger's.",
+        tags=["auctions"],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        text = "".join(v.to_string() + "\n" for v in receipts.receipt_verifiers())
+        return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
 urlpatterns = [
+    path(
+        "auctions/receipts/verifier-keys",
+        ReceiptVerifierKeysApi.as_view(),
+        name="auction-receipt-verifier-keys",
+    ),
     path("auctions", AuctionsApi.as_view(), name="auctions"),
     path("auctions/<str:pk>", AuctionRetrieveApi.as_view(), name="auction"),
     path("auctions/<str:pk>/schedule", AuctionScheduleApi.as_view(), name="auction-schedule"),

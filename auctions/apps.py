@@ -33,3 +33,9 @@ class AuctionsConfig(AppConfig):
             raise ImproperlyConfigured(
                 f"AUCTION_KEK_FILE {settings.AUCTION_KEK_FILE} does not exist"
             )
+        # Nor without the key web processes sign bid receipts with (auctions/receipts.py).
+        if settings.PRODUCTION and not settings.AUCTION_RECEIPT_KEY_FILE.exists():
+            raise ImproperlyConfigured(
+                f"AUCTION_RECEIPT_KEY_FILE {settings.AUCTION_RECEIPT_KEY_FILE} does not exist "
+                "(create it with `manage.py receipt_key_rotate`)"
+            )

@@ -230,7 +230,7 @@ class Bid(models.Model):
 
 class BidReceipt(models.Model):
     """What the bidder is given for each version of a bid: the facts of its ledger entry. The
-    receipt itself is a note signed with the ledger key when it is shown (``receipt_note``):
+    receipt itself is a note signed with the receipt key when it is shown (``receipt_note``):
     Ed25519 signatures are deterministic, so the same key always gives the same receipt, and
     signing it after the commit means nothing is signed before it is durable."""
 

@@ -23,7 +23,6 @@ from django.utils import timezone
 from ledger import services as registry
 from ledger.actors import Actor
 from ledger.core.entry import entry_hash, format_time
-from ledger.core.note import sign_note
 from ledger.core.quantity import (
     CURRENCY_EXPONENTS,
     MAX_KG,
@@ -33,7 +32,7 @@ from ledger.core.quantity import (
 )
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
-from . import keys, locks, records
+from . import keys, locks, receipts, records
 from .core import clearing, sealing
 from .core import result as results
 from .exceptions import (
@@ -552,8 +551,9 @@ def _receiving_account(b: _Bidding, account: object) -> Account:
 
 
 def receipt_note(r: BidReceipt, auction_id: int, bidder_id: int) -> str:
-    """The receipt for one version of a bid: a C2SP signed note by the ledger key (docs/
-    auctions.md §3.5). Deterministic: the same facts and key always give the same bytes."""
+    """The receipt for one version of a bid: a C2SP signed note by the receipt key, not the
+    ledger's checkpoint key (``auctions/receipts.py``, docs/auctions.md §3.5). Deterministic:
+    the same facts and key always give the same bytes."""
     return receipt_note_of(
         auction=auction_id,
         bid=r.bid_id,
@@ -577,8 +577,6 @@ def receipt_note_of(
     entry_seq: int,
     time: str,
 ) -> str:
-    from ledger.signing import get_signer
-
     text = (
         f"{settings.LEDGER_ORIGIN}\n"
         "auction bid receipt v1\n"
@@ -591,7 +589,7 @@ def receipt_note_of(
         f"entry {entry_seq}\n"
         f"time {time}\n"
     )
-    return sign_note(text, get_signer())
+    return receipts.receipt_sign(text)
 
 
 def _bid_entry(

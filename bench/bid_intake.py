@@ -20,7 +20,7 @@ Phases, same clients, same server:
              throttling and a one-row read, the floor of any authenticated call;
 * intake     ``POST /api/v1/auctions/{id}/bids`` with a fresh ciphertext each time: the
              service (shared auction lock, bidder lock, insert, ledger append) and the
-             receipt signed with the ledger key, each in its own transaction.
+             receipt signed with the receipt key, each in its own transaction.
 
 Targets (issue): at least 300 bids/s with 16 clients, p99 under 200 ms.
 

@@ -1,6 +1,27 @@
 from __future__ import annotations
 
+from typing import Any
+
+from celery.signals import worker_init
 from django.apps import AppConfig
+
+
+def _checkpoint_key_present(sender: Any = None, **kwargs: Any) -> None:
+    """In production, a Celery worker that takes the default queue, where
+    ``ledger_checkpoint_task`` goes, refuses to start without the checkpoint key, rather than
+    at the first checkpoint. A worker of other queues only (the witness queue) does not sign.
+    ``SystemExit``: Celery logs and ignores any ``Exception`` a signal handler raises."""
+    from django.conf import settings
+
+    if not settings.PRODUCTION or settings.LEDGER_SIGNING_KEY_FILE.exists():
+        return
+    app = sender.app
+    if app.conf.task_default_queue not in app.amqp.queues.consume_from:
+        return
+    raise SystemExit(
+        f"LEDGER_SIGNING_KEY_FILE {settings.LEDGER_SIGNING_KEY_FILE} does not exist: this "
+        f"worker takes the queue {app.conf.task_default_queue!r}, where checkpoints are signed"
+    )
 
 
 class LedgerConfig(AppConfig):
@@ -13,11 +34,9 @@ class LedgerConfig(AppConfig):
 
         from .apis import schema  # noqa: F401  (registers the OpenAPI auth extensions)
 
-        # Production refuses to start without its signing key, rather than at the first write.
-        if settings.PRODUCTION and not settings.LEDGER_SIGNING_KEY_FILE.exists():
-            raise ImproperlyConfigured(
-                f"LEDGER_SIGNING_KEY_FILE {settings.LEDGER_SIGNING_KEY_FILE} does not exist"
-            )
+        # The checkpoint key lives only where checkpoints are signed: a web process never reads
+        # it (receipts have a key of their own), so only a worker refuses to start without it.
+        worker_init.connect(_checkpoint_key_present, weak=False, dispatch_uid=__name__)
         if settings.PRODUCTION and not settings.LEDGER_ENTRY_KEY_FILE.exists():
             raise ImproperlyConfigured(
                 f"LEDGER_ENTRY_KEY_FILE {settings.LEDGER_ENTRY_KEY_FILE} does not exist "

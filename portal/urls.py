@@ -54,4 +54,9 @@ urlpatterns = [
         name="verification-status",
     ),
     path("audit/verifier-keys.txt", views.verifier_keys, name="verifier-keys"),
+    path(
+        "audit/receipt-verifier-keys.txt",
+        views.receipt_verifier_keys,
+        name="receipt-verifier-keys",
+    ),
 ]

@@ -34,6 +34,7 @@ from django_ratelimit.decorators import ratelimit
 from auctions import selectors as auction_selectors
 from auctions import services as auction_services
 from auctions.models import Auction, BidReceipt
+from auctions.receipts import receipt_verifiers
 from ledger import services as registry
 from ledger.actors import Actor
 from ledger.core.entry import format_time
@@ -425,4 +426,12 @@ def verifier_keys(request: HttpRequest) -> HttpResponse:
     text = "".join(v.to_string() + "\n" for v in trusted_verifiers())
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="verifier-keys.txt"'
+    return response
+
+
+def receipt_verifier_keys(request: HttpRequest) -> HttpResponse:
+    """The keys bid receipts are signed with (not the ledger's checkpoint keys)."""
+    text = "".join(v.to_string() + "\n" for v in receipt_verifiers())
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="receipt-verifier-keys.txt"'
     return response

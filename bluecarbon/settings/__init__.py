@@ -3,7 +3,8 @@
 Development defaults are safe and need no server: SQLite in WAL mode with immediate
 transactions, a file-system Celery broker and a signing key generated on first use under
 ``var/``. ``BLUECARBON_ENV=production`` turns the defaults off: the process refuses to start
-without ``SECRET_KEY``, ``DATABASE_URL`` and a configured ledger signing key.
+without ``SECRET_KEY``, ``DATABASE_URL`` and its keys (a Celery worker also without the ledger's
+checkpoint signing key, which web processes never read).
 """
 
 from __future__ import annotations
@@ -266,10 +267,12 @@ CACHES = {
 # --- Ledger ---------------------------------------------------------------------------------
 # The checkpoint origin (C2SP tlog-checkpoint): a schema-less URL naming this log.
 LEDGER_ORIGIN = os.environ.get("LEDGER_ORIGIN", "bluecarbon.localhost/ledger")
-# C2SP signed-note signer key ("PRIVATE+KEY+name+hash+key"). In development it is generated on
-# first use; production refuses to start without it.
+# The checkpoint key: a C2SP signed-note signer key ("PRIVATE+KEY+name+hash+key"). Only the
+# checkpoint signer reads it (Celery workers, `manage.py ledger_checkpoint`), never a web
+# process: keep it on the hosts that run workers only. In development it is generated on first
+# use; in production a worker refuses to start without it (ledger/apps.py).
 LEDGER_SIGNING_KEY_FILE = Path(
-    _required_in_production("LEDGER_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "ledger-signing.key"))
+    os.environ.get("LEDGER_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "ledger-signing.key"))
 )
 # Every verifier key this log has signed with, one per line: old checkpoints keep verifying
 # after a rotation. Verification trusts this file (and keys given on the command line), never
@@ -318,6 +321,22 @@ LEDGER_VERIFY_WORKERS = int(os.environ.get("LEDGER_VERIFY_WORKERS", _default_ver
 AUCTION_KEK_FILE = Path(
     _required_in_production(
         "AUCTION_KEK_FILE", str(LEDGER_SIGNING_KEY_FILE.parent / "auction-kek.key")
+    )
+)
+# The receipt key: a C2SP signed-note signer key of its own (named "<LEDGER_ORIGIN>/receipts")
+# that web processes sign bid receipts with; not the checkpoint key. Generated in development;
+# production refuses to start without it.
+AUCTION_RECEIPT_KEY_FILE = Path(
+    _required_in_production(
+        "AUCTION_RECEIPT_KEY_FILE", str(VAR_DIR / "keys" / "receipt-signing.key")
+    )
+)
+# Every verifier key receipts have been signed with, one per line (old keys stay after a
+# rotation, so old receipts keep verifying); published at /api/v1/auctions/receipts/verifier-keys.
+AUCTION_RECEIPT_VERIFIER_KEYS_FILE = Path(
+    os.environ.get(
+        "AUCTION_RECEIPT_VERIFIER_KEYS_FILE",
+        str(AUCTION_RECEIPT_KEY_FILE.parent / "receipt-verifier-keys.txt"),
     )
 )
 # A bidder's standing bids in one auction (each up to 20 tiers): enough for any real demand

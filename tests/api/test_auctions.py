@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from auctions.core import sealing
-from ledger.core.note import open_note
+from ledger.core.note import NoteError, Verifier, open_note
 from ledger.models import LedgerEntry
 from ledger.signing import trusted_verifiers
 from tests.auctions.conftest import Market, run_to_settlement
@@ -144,8 +144,13 @@ def test_a_bidder_submits_amends_and_withdraws_with_signed_receipts(market, clie
     (receipt,) = bid["receipts"]
     raw = base64.b64decode(ciphertext)
     assert receipt["commitment"] == bid["commitment"] == sealing.commitment(raw).hex()
-    # The receipt is a signed note by the ledger key: it verifies with the published key.
-    note = open_note(receipt["note"], trusted_verifiers())
+    # The receipt is a signed note by the receipt key: it verifies with the published receipt
+    # keys, and not with the ledger's checkpoint keys.
+    published = bidder.get("/api/v1/auctions/receipts/verifier-keys").content.decode().split()
+    note = open_note(receipt["note"], [Verifier.from_string(k) for k in published])
+    assert [v.name for v in note.verified] == [f"{settings.LEDGER_ORIGIN}/receipts"]
+    with pytest.raises(NoteError):
+        open_note(receipt["note"], trusted_verifiers())
     assert f"commitment {receipt['commitment']}\n" in note.text
     assert f"entry {receipt['entry_seq']}\n" in note.text
     entry = LedgerEntry.objects.get(seq=receipt["entry_seq"])

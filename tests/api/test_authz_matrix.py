@@ -201,6 +201,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("PUT", "/api/v1/auctions/{pk}/bids/{bid}"): Row("bid"),
     ("DELETE", "/api/v1/auctions/{pk}/bids/{bid}"): Row("bid"),
     ("GET", "/api/v1/bids"): Row("read"),
+    ("GET", "/api/v1/auctions/receipts/verifier-keys"): Row(PUBLIC, SHOWN),
     # ---- the OpenAPI document itself
     ("GET", "/api/v1/schema/"): Row(PUBLIC, SHOWN),
 }

@@ -1,6 +1,7 @@
 """The web server the README tells operators to run (Granian's WSGI interface), started with the
 README's own command line against the test database: a sealed bid in and a signed receipt out
-over one kept-alive connection, a bad request answered in the API's error format, a
+over one kept-alive connection, without the ledger's checkpoint key (web processes never read
+it), a bad request answered in the API's error format, a
 database connection terminated under it replaced without failing a request, and a second
 server on the same port refused instead of sharing it."""
 
@@ -22,22 +23,37 @@ from django.conf import settings
 from django.db import connection
 
 from auctions.core import sealing
+from auctions.receipts import receipt_verifiers
 from ledger import services
 from ledger.core.note import open_note
-from ledger.signing import trusted_verifiers
 from tests.auctions.conftest import Market
 from tests.server import free_port, readme_command
 from tests.worker import ROOT, worker_env
+
+
+def checkpoint_key(tmp_path: Path) -> Path:
+    """Where the server is told its checkpoint key is: nowhere (development would generate one
+    there if anything asked for it)."""
+    return tmp_path / "no-checkpoint-key-here" / "ledger-signing.key"
 
 
 @pytest.fixture
 def server(committed_db: None, tmp_path: Path) -> Iterator[int]:
     port = free_port()
     log = (tmp_path / "granian.log").open("wb")
+    # Like a web host: no checkpoint key. The files whose default is beside it stay the tests'.
+    keys = {
+        "LEDGER_SIGNING_KEY_FILE": str(checkpoint_key(tmp_path)),
+        "LEDGER_VERIFIER_KEYS_FILE": str(settings.LEDGER_VERIFIER_KEYS_FILE),
+        "LEDGER_ENTRY_KEY_FILE": str(settings.LEDGER_ENTRY_KEY_FILE),
+        "AUCTION_KEK_FILE": str(settings.AUCTION_KEK_FILE),
+        "AUCTION_RECEIPT_KEY_FILE": str(settings.AUCTION_RECEIPT_KEY_FILE),
+        "AUCTION_RECEIPT_VERIFIER_KEYS_FILE": str(settings.AUCTION_RECEIPT_VERIFIER_KEYS_FILE),
+    }
     proc = subprocess.Popen(
         readme_command(port),
         cwd=ROOT,
-        env={**worker_env("unused"), "DJANGO_SETTINGS_MODULE": "bluecarbon.settings"},
+        env={**worker_env("unused"), **keys, "DJANGO_SETTINGS_MODULE": "bluecarbon.settings"},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -61,7 +77,9 @@ def server(committed_db: None, tmp_path: Path) -> Iterator[int]:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_the_readme_command_serves_sealed_bids_over_a_kept_alive_connection(server: int):
+def test_the_readme_command_serves_sealed_bids_over_a_kept_alive_connection(
+    server: int, tmp_path: Path
+):
     m = Market()
     a = m.auction(deposit_required=0)
     bidder = m.bidders[0]
@@ -84,10 +102,12 @@ def test_the_readme_command_serves_sealed_bids_over_a_kept_alive_connection(serv
         assert r.status == 201, answer
         sockets.append(conn.sock)
         (receipt,) = answer["receipts"]
-        note = open_note(receipt["note"], trusted_verifiers())
+        note = open_note(receipt["note"], receipt_verifiers())
         assert f"commitment {sealing.commitment(ciphertext).hex()}\n" in note.text
     # Both requests went over one connection: the server keeps connections alive.
     assert sockets[0] is not None and sockets[0] is sockets[1]
+    # The receipts are signed with the receipt key; nothing asked for the checkpoint key.
+    assert not checkpoint_key(tmp_path).parent.exists()
 
     conn.request("POST", f"/api/v1/auctions/{a.pk}/bids", body="{not json", headers=headers)
     r = conn.getresponse()

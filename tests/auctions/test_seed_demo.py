@@ -35,6 +35,8 @@ def test_the_command_line_refuses_with_bluecarbon_env_production(tmp_path):
     kek.write_text("11" * 32 + "\n")
     entry_key = tmp_path / "entry-mac.key"
     create_key(entry_key, since=0)
+    receipt_key = tmp_path / "receipt-signing.key"
+    receipt_key.write_text(Signer.generate("bluecarbon.test/ledger/receipts").to_string() + "\n")
     env = {
         **os.environ,
         "BLUECARBON_ENV": "production",
@@ -44,6 +46,7 @@ def test_the_command_line_refuses_with_bluecarbon_env_production(tmp_path):
         "LEDGER_SIGNING_KEY_FILE": str(key),
         "LEDGER_ENTRY_KEY_FILE": str(entry_key),
         "AUCTION_KEK_FILE": str(kek),
+        "AUCTION_RECEIPT_KEY_FILE": str(receipt_key),
         "REDIS_CACHE_URL": "redis://127.0.0.1:6379/9",  # never contacted: refused before
     }
     result = subprocess.run(

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_check(tmp_path: Path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
@@ -21,11 +21,13 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "LEDGER_SIGNING_KEY_FILE",
             "LEDGER_ENTRY_KEY_FILE",
             "AUCTION_KEK_FILE",
+            "AUCTION_RECEIPT_KEY_FILE",
+            "CELERY_BROKER_URL",
         }
     }
     base.update(BLUECARBON_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, *(command or ("manage.py", "check"))],
         cwd=ROOT,
         env=base,
         capture_output=True,
@@ -40,20 +42,63 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert "SECRET_KEY must be set" in result.stderr
 
 
-def test_production_refuses_to_start_without_a_signing_key(tmp_path):
-    result = run_check(
-        tmp_path,
+def _production(tmp_path: Path) -> dict[str, str]:
+    """Everything production needs to start a web process, and no checkpoint key."""
+    return dict(
         BLUECARBON_ENV="production",
         SECRET_KEY="x" * 50,
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
-        LEDGER_SIGNING_KEY_FILE=str(tmp_path / "missing.key"),
         LEDGER_ENTRY_KEY_FILE=str(_entry_key(tmp_path)),
         AUCTION_KEK_FILE=str(_kek(tmp_path)),
-        REDIS_CACHE_URL="redis://127.0.0.1:6379/9",
+        AUCTION_RECEIPT_KEY_FILE=str(_receipt_key(tmp_path)),
+        REDIS_CACHE_URL="redis://127.0.0.1:6379/9",  # never contacted by `check`
+    )
+
+
+def test_a_web_process_starts_in_production_without_the_checkpoint_key(tmp_path):
+    """The checkpoint key lives only where checkpoints are signed."""
+    production = _production(tmp_path)
+    result = run_check(tmp_path, **production)
+    assert result.returncode == 0, result.stderr
+    missing = tmp_path / "missing.key"
+    result = run_check(tmp_path, **production, LEDGER_SIGNING_KEY_FILE=str(missing))
+    assert result.returncode == 0, result.stderr
+    assert not missing.exists()
+
+
+def test_a_worker_refuses_to_start_in_production_without_the_checkpoint_key(tmp_path):
+    missing = tmp_path / "missing.key"
+    result = run_check(
+        tmp_path,
+        *("-m", "celery", "-A", "bluecarbon", "worker", "--without-gossip", "--without-mingle"),
+        **_production(tmp_path),
+        LEDGER_SIGNING_KEY_FILE=str(missing),
     )
     assert result.returncode != 0
-    assert "missing.key does not exist" in result.stderr
-    assert not (tmp_path / "missing.key").exists()
+    assert f"LEDGER_SIGNING_KEY_FILE {missing} does not exist" in result.stderr
+    assert "where checkpoints are signed" in result.stderr
+    assert not missing.exists()
+
+
+def _receipt_key(tmp_path: Path) -> Path:
+    from ledger.core.note import Signer
+
+    path = tmp_path / "receipt-signing.key"
+    if not path.exists():
+        path.write_text(Signer.generate("bluecarbon.test/ledger/receipts").to_string() + "\n")
+    return path
+
+
+def test_production_refuses_to_start_without_a_receipt_key(tmp_path):
+    production = _production(tmp_path)
+    del production["AUCTION_RECEIPT_KEY_FILE"]
+    result = run_check(tmp_path, **production)
+    assert result.returncode != 0
+    assert "AUCTION_RECEIPT_KEY_FILE must be set" in result.stderr
+    result = run_check(tmp_path, **production, AUCTION_RECEIPT_KEY_FILE=str(tmp_path / "no.key"))
+    assert result.returncode != 0
+    assert "no.key does not exist" in result.stderr
+    assert not (tmp_path / "no.key").exists()
 
 
 def _entry_key(tmp_path: Path) -> Path:
@@ -72,6 +117,7 @@ def test_production_refuses_to_start_without_an_entry_key(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         LEDGER_SIGNING_KEY_FILE=str(_signing_key(tmp_path)),
         AUCTION_KEK_FILE=str(_kek(tmp_path)),
+        AUCTION_RECEIPT_KEY_FILE=str(_receipt_key(tmp_path)),
         REDIS_CACHE_URL="redis://127.0.0.1:6379/9",
     )
     result = run_check(tmp_path, **production)
@@ -104,6 +150,7 @@ def test_production_refuses_to_start_without_an_auction_key_encryption_key(tmp_p
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
         LEDGER_SIGNING_KEY_FILE=str(_signing_key(tmp_path)),
         LEDGER_ENTRY_KEY_FILE=str(_entry_key(tmp_path)),
+        AUCTION_RECEIPT_KEY_FILE=str(_receipt_key(tmp_path)),
         REDIS_CACHE_URL="redis://127.0.0.1:6379/9",  # never contacted by `check`
     )
     result = run_check(tmp_path, **production)

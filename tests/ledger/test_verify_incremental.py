@@ -97,6 +97,7 @@ def test_the_incremental_run_refuses_a_log_that_did_not_only_grow(world, keys, s
 
 
 def test_since_checkpoint_needs_an_earlier_full_run(world, keys):
+    signing.get_signer()  # a key to trust (trusted_verifiers reads only the keys file)
     with pytest.raises(VerificationError, match="run a full verification first"):
         verify_ledger(
             verifiers=trusted_verifiers(), state_file=keys / "none.json", since_checkpoint=True

@@ -17,10 +17,10 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from auctions.models import Auction, Bid
+from auctions.receipts import receipt_verifiers
 from ledger import services as registry
 from ledger.core.note import open_note
 from ledger.models import LedgerEntry, Membership, Role
-from ledger.signing import trusted_verifiers
 from tests import factories
 from tests.auctions.conftest import TONNE, Market
 from tests.browser import chromium, page_problems
@@ -127,7 +127,7 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     with page.expect_download() as download:
         page.locator("#receipt-download").click()
     note = Path(download.value.path()).read_text()
-    opened = open_note(note, trusted_verifiers())  # signed by the ledger's key
+    opened = open_note(note, receipt_verifiers())  # signed by the receipt key
     assert "auction bid receipt v1\n" in opened.text
     assert f"commitment {commitment}\n" in opened.text
 

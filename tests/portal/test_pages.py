@@ -11,12 +11,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from auctions.receipts import receipt_verifiers
 from ledger.actors import Actor
 from ledger.core.entry import decode_entry
 from ledger.core.note import open_note
 from ledger.exceptions import PermissionDenied
 from ledger.models import LedgerEntry, Membership, Retirement, Role
-from ledger.signing import trusted_verifiers
 from portal import selectors as portal_selectors
 from portal import services as portal_services
 from portal.models import SignupRequest, VerificationRun
@@ -225,7 +225,7 @@ def test_a_bidder_sees_its_bids_downloads_a_receipt_and_withdraws(market, bidder
     html = r.content.decode()
     assert 'id="bid-form"' in html and "Sealing a bid needs JavaScript" in html
     note = bidder.get(f"/auctions/{a.pk}/bids/{receipt.bid_id}/receipt-v1.txt").content.decode()
-    opened = open_note(note, trusted_verifiers())
+    opened = open_note(note, receipt_verifiers())
     assert f"commitment {receipt.commitment}\n" in opened.text
     other = user_for(m.bidders[1], "other")
     assert other.get(f"/auctions/{a.pk}/bids/{receipt.bid_id}/receipt-v1.txt").status_code == 404
