@@ -343,7 +343,6 @@ def _geometry_check(type_: str, coordinates: list[Any]) -> None:
             polygon(part, f"coordinates[{i}]")
 
 
-
 def _id(value: object) -> int | None:
     """An object id from outside, or None if it cannot be one (then: not found)."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
