@@ -331,6 +331,21 @@ def signer_initialise(path: Path, note: str | None, *, development: bool = False
             ) from None
         size, root = body.size, body.root
         key = (opened.verified[0].name, opened.verified[0].key_hash.hex())
+        from .witnesses import policy
+
+        witness_policy = policy()
+        # Where witnesses run, the checkpoint to start from is one they vouched for, not one
+        # the database (or whoever writes it) offers.
+        if (
+            witness_policy is not None
+            and not development
+            and not witness_policy.witnessed(note).quorum_met
+        ):
+            raise SignerRefused(
+                "the checkpoint is not cosigned by the witness quorum "
+                f"({witness_policy.describe_quorum()}): give the cosigned note, e.g. the "
+                "witnesses' latest or GET /api/v1/ledger/checkpoints/latest"
+            )
     empty = SignerState(settings.LEDGER_ORIGIN, 0, merkle.Frontier(), ZERO_HASH, None)
     edge, last = _extend(empty, size)
     if size and edge.root() != root:

@@ -443,7 +443,7 @@ def entry_detail(seq: int) -> dict[str, Any] | None:
 
 
 def checkpoints(*, before: int | None = None) -> list[Checkpoint]:
-    qs = Checkpoint.objects.order_by("-size")
+    qs = Checkpoint.objects.prefetch_related("cosignatures").order_by("-size")
     if before is not None:
         qs = qs.filter(size__lt=before)
     return list(qs[:PAGE])

@@ -365,11 +365,22 @@ def entry(request: HttpRequest, seq: int) -> HttpResponse:
 
 @auditor_required
 def checkpoints(request: HttpRequest) -> HttpResponse:
+    from ledger import witnesses
+
+    policy = witnesses.policy()
+    page = selectors.checkpoints(before=_page_ints(request, "before"))
     return render(
         request,
         "portal/checkpoints.html",
         {
-            "checkpoints": selectors.checkpoints(before=_page_ints(request, "before")),
+            "checkpoints": page,
+            # Each checkpoint with its cosignatures, and whether they meet the log's witness
+            # policy (checked here with the policy's keys).
+            "rows": [
+                (c, witnesses.cosigned_note(c), witnesses.witnessed(c, policy) if policy else None)
+                for c in page
+            ],
+            "quorum": policy.describe_quorum() if policy else None,
             "keys": [v.to_string() for v in trusted_verifiers()],
         },
     )

@@ -153,3 +153,44 @@ def test_a_witness_ahead_of_the_log_is_an_alarm(world, two_witnesses):
     outcomes = witnesses.checkpoint_witness(older)
     assert {o.status for o in outcomes} == {"refused"}
     assert WitnessRefusal.objects.filter(size=older.size, status=409).count() == 2
+
+
+def test_the_auditors_checkpoint_page_says_who_cosigned_and_whether_that_meets_the_policy(
+    world, two_witnesses
+):
+    from ledger.models import Role
+    from tests import factories
+    from tests.portal.test_pages import user_for
+
+    world.issue(1_000_000)
+    services.ledger_checkpoint_issue()
+    two_witnesses[1].stop()
+    witnesses.checkpoint_witness()
+    auditor = user_for(factories.organization(Role.AUDITOR), "auditor")
+    page = auditor.get("/audit/checkpoints/").content.decode()
+    assert "2 of (w1, w2)" in page
+    assert "quorum NOT met" in page and ": w1" in page
+    assert "— witness.example/w1 " in page  # the note is shown with its cosignature lines
+
+
+def test_a_lost_signer_state_starts_again_only_from_a_checkpoint_the_witnesses_cosigned(
+    world, two_witnesses, settings, tmp_path
+):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from ledger import signer
+
+    world.issue(1_000_000)
+    checkpoint = services.ledger_checkpoint_issue()
+    witnesses.checkpoint_witness()
+    signer.state_reset()
+    settings.PRODUCTION = True
+    bare = tmp_path / "bare.txt"
+    bare.write_text(checkpoint.note)  # signed by the log, but with no cosignature
+    with pytest.raises(CommandError, match="not cosigned by the witness quorum"):
+        call_command("ledger_signer_init", "--checkpoint", str(bare))
+    cosigned = tmp_path / "cosigned.txt"
+    cosigned.write_text(witnesses.cosigned_note(checkpoint))
+    call_command("ledger_signer_init", "--checkpoint", str(cosigned))
+    assert signer.state_read().size == checkpoint.size
