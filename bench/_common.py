@@ -6,6 +6,7 @@ Nothing here is timed; every script measures its own baseline in the same run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -76,6 +77,9 @@ def create_database(url: str, name: str) -> str:
 
     with _admin_connect(url) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    # A new database: what a signer signed over an earlier one of that name does not apply.
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(signer_state_path(name))
     return with_database(url, name)
 
 
@@ -88,9 +92,20 @@ def drop_database(url: str, name: str) -> None:
         )
 
 
+def signer_state_path(name: str) -> str:
+    """The checkpoint signer's state for the benchmark database ``name``: one per database,
+    since the signer refuses a database that does not extend what it signed (a state kept in
+    the shared var/ directory from an earlier benchmark's database would be refused)."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"bluecarbon-bench-signer-{name}.json")
+
+
 def django_setup(db_url: str) -> None:
     """Point settings at ``db_url`` (before they load) and set Django up."""
     os.environ["DATABASE_URL"] = db_url
+    # Children (workers, the verifier's process) inherit it.
+    os.environ["LEDGER_SIGNER_STATE_FILE"] = signer_state_path(database_name(db_url))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bluecarbon.settings")
     import django
 

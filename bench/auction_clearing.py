@@ -133,6 +133,7 @@ def _load_book(auction_id: int, book: list[tuple]) -> None:
     from auctions.models import Bid
     from ledger import locks
     from ledger.core.entry import encode_entry, entry_hash, format_time
+    from ledger.services import entry_mac
 
     with transaction.atomic():
         rows = Bid.objects.bulk_create(
@@ -175,10 +176,10 @@ def _load_book(auction_id: int, book: list[tuple]) -> None:
             prev, size = entry_hash(body), size + 1
         with connection.cursor() as cursor:
             with cursor.connection.cursor().copy(
-                "COPY ledger_ledgerentry (seq, body, type) FROM STDIN"
+                "COPY ledger_ledgerentry (seq, body, type, mac) FROM STDIN"
             ) as copy:
-                for seq, body in bodies:
-                    copy.write_row((seq, body, "bid.submit"))
+                for seq, body in bodies:  # each with its MAC, as every append writes it
+                    copy.write_row((seq, body, "bid.submit", entry_mac(seq, entry_hash(body))))
             cursor.execute(
                 "UPDATE ledger_ledgerhead SET size = %s, last_hash = %s WHERE id = 1",
                 [size, prev],
