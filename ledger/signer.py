@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bluecarbon_audit.tiledir import write_atomic
 from django.conf import settings
 from django.db import transaction
 
@@ -113,14 +114,9 @@ def _read(path: Path) -> SignerState | None:
 
 
 def _write(path: Path, state: SignerState) -> None:
-    """Atomically: a crash leaves the old state or the new one, never half of one."""
-    tmp = path.with_name(f"{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state.to_json(), fh, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Atomically (a crash leaves the old state or the new one, never half of one), owner-only
+    (mkstemp's mode 0600), and durably: the rename itself is synced too."""
+    write_atomic(path, json.dumps(state.to_json(), separators=(",", ":")).encode())
     dirfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dirfd)

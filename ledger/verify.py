@@ -31,7 +31,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 from bluecarbon_audit.cosignature import CosignatureError
 from bluecarbon_audit.policy import Policy
+from bluecarbon_audit.tiledir import write_atomic
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -994,15 +994,8 @@ def _save_state(path: Path, report: Report, end: _Start) -> None:
         "state": end.state.to_json(),
         **{name: app.to_json() for name, app in end.apps.items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner only
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(payload, separators=(",", ":")))
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    # Owner-only (mkstemp's mode 0600), synced, renamed into place.
+    write_atomic(path, json.dumps(payload, separators=(",", ":")).encode())
 
 
 def _load_state(path: Path | None) -> _Start:

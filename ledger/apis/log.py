@@ -315,8 +315,9 @@ class CheckpointDetailApi(TextApi):
         checkpoint = Checkpoint.objects.filter(size=number).first()
         if checkpoint is None:
             raise NotFound(f"no checkpoint of size {number}")
-        response = _text(cosigned_note(checkpoint), immutable=witness_policy() is None)
-        if witness_policy() is not None:  # witnesses may still add their cosignatures
+        witnessed_later = witness_policy() is not None  # witnesses may still cosign it
+        response = _text(cosigned_note(checkpoint), immutable=not witnessed_later)
+        if witnessed_later:
             response["Cache-Control"] = "public, max-age=60"
         return response
 
