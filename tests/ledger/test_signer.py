@@ -174,3 +174,14 @@ def test_a_healthy_signer_raises_no_alarm(ledger):
     more(ledger)
     services.ledger_checkpoint_issue()
     assert not SignerAlarm.objects.exists()
+
+
+def test_an_insider_who_deletes_the_alarm_gets_it_back_at_the_next_run(ledger):
+    """The alarm rows are in the database an insider writes; the refusal is not: deleting the
+    alarm changes nothing, the next signing run refuses and records it again."""
+    bypass_triggers()
+    MerkleNode.objects.filter(level=3, index=0).update(hash=b"\x07" * 32)
+    more(ledger)
+    refused("stored Merkle tree's root at size")
+    SignerAlarm.objects.all().delete()
+    refused("stored Merkle tree's root at size")
