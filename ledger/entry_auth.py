@@ -18,6 +18,7 @@ who keep earlier checkpoints are what catch that (docs/threat-model.md).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -27,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from bluecarbon_audit.entry import entry_mac
+from bluecarbon_audit.entry import EntryMacs
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -41,8 +42,12 @@ class EntryKey:
     key: bytes
     since: int  # entries from this seq on carry a MAC
 
+    @functools.cached_property
+    def _macs(self) -> EntryMacs:
+        return EntryMacs(self.key)
+
     def mac(self, entry_hash: bytes) -> bytes:
-        return entry_mac(self.key, entry_hash)
+        return self._macs(entry_hash)
 
     def check(self, seq: int, entry_hash: bytes, mac: bytes | memoryview | None) -> bool:
         """Whether entry ``seq``'s MAC is the one this key makes (before ``since``: no MAC)."""

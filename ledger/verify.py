@@ -34,7 +34,7 @@ import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluecarbon_audit.cosignature import CosignatureError
 from bluecarbon_audit.policy import Policy
@@ -42,12 +42,12 @@ from bluecarbon_audit.tiledir import write_atomic
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import entry_types, records, signer, witnesses
+from . import entry_types, records, signer, verify_nodes, witnesses
 from .core import merkle
 from .core.entry import TRANSFER_BYTES, ZERO_HASH, EntryError, decode_canonical_entry
 from .core.note import NoteError, Verifier, checkpoint_open
 from .core.replay import RegistryState, ReplayError
-from .entry_auth import entry_key
+from .entry_auth import EntryKey, entry_key
 from .models import (
     Account,
     Batch,
@@ -65,6 +65,9 @@ from .models import (
     TreeHead,
 )
 from .signer import SignerState
+
+if TYPE_CHECKING:
+    from . import verify_parallel
 
 STATE_FORMAT = 2  # 2: with the auction house's state
 
@@ -86,6 +89,7 @@ class Report:
     uncovered: int = 0  # entries after the latest checkpoint
     records: int = 0
     merkle_nodes: int = 0  # stored nodes recomputed and compared
+    merkle_nodes_by_workers: bool = False  # compared by the parallel path's workers
     signer_size: int | None = None  # the tree the signer on this host last signed
     witness_quorum: str | None = None  # the witness policy's quorum, if there is a policy
     checkpoints_witnessed: int = 0  # checkpoints whose cosignatures meet it
@@ -367,6 +371,7 @@ def _verify_entries(
             verifiers,
             origin,
             progress,
+            tree_size=int(start.tree_mark[0]) if start.tree_mark is not None else 0,
         )
         report.worker_peak_rss_mb = rss
         return _finish_rows(
@@ -431,6 +436,11 @@ class _Walk:
     next_cp: tuple[Any, ...] | None
     last_verified_cp: tuple[int, bytes] | None
     apps: dict[str, entry_types.ReplayExtension]
+    nodes: verify_parallel.NodeProof | None = None  # the parallel path's workers' node check
+    # Read once per verification: the parallel path calls _walk_rows for every few rows.
+    key: EntryKey = field(default_factory=entry_key)
+    registry_types: frozenset[str] = field(default_factory=entry_types.registry_types)
+    known_types: frozenset[str] = field(default_factory=entry_types.all_types)
 
 
 def _walk_rows(
@@ -451,8 +461,7 @@ def _walk_rows(
     last_verified_cp = walk.last_verified_cp
     sha256, push, match = hashlib.sha256, frontier.push, TRANSFER_BYTES.fullmatch
     prev_hex = prev.hex().encode()
-    registry_types, known_types = entry_types.registry_types(), entry_types.all_types()
-    key = entry_key()
+    registry_types, known_types, key = walk.registry_types, walk.known_types, walk.key
     for seq, body, column_type, mac in rows:
         body = bytes(body)
         if seq != expected:
@@ -563,7 +572,7 @@ def _finish_rows(
     if problems:
         raise VerificationError("supply invariant broken: " + "; ".join(problems[:5]))
     assert start.tree_mark is not None
-    _check_stored_nodes(start.tree_mark, report)
+    _check_stored_nodes(start.tree_mark, report, walk.nodes)
 
     report.latest_checkpoint = last_verified_cp[0] if last_verified_cp else None
     report.uncovered = expected - (report.latest_checkpoint or 0)
@@ -792,8 +801,13 @@ def _stored_level(level: int, first: int, stop: int) -> bytes:
             )
             joined, n, low, high = cursor.fetchone()
         chunk = bytes(joined or b"")
-        if n != stop - first or low != first or high != stop - 1 or len(chunk) != 32 * n:
+        if n != stop - first or low != first or high != stop - 1:
             _name_missing(level, first, stop)
+        if len(chunk) != 32 * n:
+            with connection.cursor() as cursor:
+                _raise_node_finding(
+                    ("misshapen", level, verify_nodes.misshapen(cursor, level, first, stop))
+                )
         return chunk
     seen = bytearray()
     rows = _stream(
@@ -805,6 +819,8 @@ def _stored_level(level: int, first: int, stop: int) -> bytes:
         for index, digest in rows:
             if index != first + len(seen) // 32:
                 break
+            if len(digest) != 32:
+                _raise_node_finding(("misshapen", level, index))
             seen += bytes(digest)
     if len(seen) != 32 * (stop - first):
         _name_missing(level, first + len(seen) // 32, stop)
@@ -839,7 +855,9 @@ def _check_pairs(level: int, first: int, below: bytes, hashes: bytes) -> None:
         )
 
 
-def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
+def _check_stored_nodes(
+    mark: _StoredTreeMark, report: Report, proof: verify_parallel.NodeProof | None = None
+) -> None:
     """Every stored Merkle node, whatever the stored tree's size: each level holds exactly the
     perfect subtrees of the stored size, every node above the leaves is the hash of the two
     below it (RFC 9162 §2.1.1), and the stored right edge is the true one, so (but for a
@@ -860,6 +878,17 @@ def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
             f"stored Merkle node at level {extra[0]}, index {extra[1]} lies outside the stored "
             f"tree of {size} entries"
         )
+    if proof is not None and proof.covers(size):
+        # The workers compared the nodes under their chunks with the tree of the rows' bytes
+        # (ledger/verify_nodes.py); what no chunk held whole is checked here.
+        with connection.cursor() as cursor:
+            finding = proof.node or verify_nodes.check_between(cursor, proof.chunks, size)
+        finding = finding or proof.leaf
+        if finding is not None:
+            _raise_node_finding(finding)
+        report.merkle_nodes += 2 * size - size.bit_count()  # every node of the stored tree
+        report.merkle_nodes_by_workers = True
+        return
     # Column by column: the nodes of one perfect subtree of 2^16 leaves (or the tree's last,
     # partial one) level by level, so memory stays a few MB whatever the size; then the levels
     # above, from the columns' roots up.
@@ -914,6 +943,26 @@ def _check_stored_nodes(mark: _StoredTreeMark, report: Report) -> None:
                     seq,
                 )
     raise VerificationError(f"stored Merkle tree's root is wrong under leaves {first}..{stop - 1}")
+
+
+def _raise_node_finding(finding: verify_nodes.Finding) -> None:
+    kind, level, index = finding
+    if kind == "missing":
+        raise VerificationError(f"stored Merkle node at level {level}, index {index} is missing")
+    if kind == "misshapen":
+        raise VerificationError(
+            f"stored Merkle node at level {level}, index {index} is not a 32-byte hash"
+        )
+    if kind == "changed":
+        raise VerificationError(
+            f"stored Merkle node at level {level}, index {index} is not the hash of the two "
+            "nodes below it: it was changed"
+        )
+    raise VerificationError(
+        f"stored Merkle leaf (level 0, index {index}) is not the hash of entry {index}: it and "
+        "the nodes above it were rewritten",
+        index,
+    )
 
 
 def _compare_rows(

@@ -25,6 +25,7 @@ How:
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import mmap
 import multiprocessing
@@ -42,6 +43,7 @@ from django.conf import settings
 from django.db import connection
 from psycopg import sql
 
+from . import verify_nodes
 from .core import merkle, scan
 from .core.entry import decode_canonical_entry
 from .core.note import Verifier
@@ -79,17 +81,24 @@ def walk_parallel(
     verifiers: list[Verifier],
     origin: str,
     progress: Progress | None,
+    tree_size: int,
 ) -> list[float]:
     """``_walk_rows`` over every row from ``walk.expected`` on; returns the workers' peak
-    resident memory (MB)."""
+    resident memory (MB). The workers also check the stored Merkle nodes (of the stored tree of
+    ``tree_size`` leaves) under the rows they scan: what they found is left in ``walk.nodes``."""
     ahead = _Checkpoints(checkpoints, walk.next_cp)
     apply = _Applier(walk, report, state, frontier, ahead, streams, verifiers, origin, progress)
     in_flight = QUEUED_PER_WORKER * workers
     # One slot more than chunks in flight: the one being filled is never being read.
-    pool = _Pool(workers, slots=in_flight + 1)
+    open_nodes = _node_check(tree_size)
+    pool = _Pool(workers, slots=in_flight + 1, open_nodes=open_nodes)
+    nodes = NodeProof(walk.expected)
+    if open_nodes is not None:
+        walk.nodes = nodes
     finished = False
     try:
-        pending: deque[tuple[int, int, int | bytes, int]] = deque()  # task, first seq, chunk
+        # task, first seq, chunk (offset or bytes, size), rows
+        pending: deque[tuple[int, int, int | bytes, int, int]] = deque()
         first = walk.expected  # the seq the next chunk's first row must have
         lo = walk.expected
         # Chunk k goes to slot k % (in_flight + 1): chunk k - in_flight - 1 is applied by then.
@@ -107,14 +116,14 @@ def walk_parallel(
                     where: int | bytes = pool.offset(slot) if isinstance(length, int) else length
                     size = length if isinstance(length, int) else len(length)
                     task = pool.submit(first, where, size, ahead.splits(first, first + count))
-                    pending.append((task, first, where, size))
+                    pending.append((task, first, where, size, count))
                     first += count
                     slot = next(slots)
                     while len(pending) >= in_flight:
-                        apply.chunk(*_chunk_of(pool, pending.popleft()))
+                        apply.chunk(*_chunk_of(pool, pending.popleft(), nodes))
             lo = hi
         while pending:
-            apply.chunk(*_chunk_of(pool, pending.popleft()))
+            apply.chunk(*_chunk_of(pool, pending.popleft(), nodes))
         finished = True
     finally:
         rss = pool.close(finished)
@@ -122,12 +131,58 @@ def walk_parallel(
 
 
 def _chunk_of(
-    pool: _Pool, item: tuple[int, int, int | bytes, int]
+    pool: _Pool, item: tuple[int, int, int | bytes, int, int], nodes: NodeProof
 ) -> tuple[int, bytes, list[scan.Run]]:
-    task, first_seq, where, size = item
-    runs = pool.result(task)
+    task, first_seq, where, size, count = item
+    runs, finding = pool.result(task)
     chunk = where if isinstance(where, bytes) else pool.read(where, size)
+    nodes.add(first_seq, first_seq + count, finding)
     return first_seq, chunk, runs
+
+
+class NodeProof:
+    """What the workers found about the stored Merkle nodes under the chunks they scanned: the
+    chunks (first row, stop), whether each was checked, and the first finding of each kind."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.chunks: list[tuple[int, int]] = []
+        self.complete = True  # every chunk's nodes were checked
+        self.node: verify_nodes.Finding | None = None  # a node missing or changed
+        self.leaf: verify_nodes.Finding | None = None  # a leaf not the hash of its entry
+
+    def add(self, first_seq: int, stop: int, finding: Any) -> None:
+        self.chunks.append((first_seq, stop))
+        if finding == "unchecked":
+            self.complete = False
+        elif finding is not None:
+            if finding[0] == "leaf":
+                self.leaf = self.leaf or finding
+            else:
+                self.node = self.node or finding
+
+    def covers(self, size: int) -> bool:
+        """Whether the workers checked the nodes under every leaf of a tree of ``size``."""
+        return (
+            self.complete
+            and self.first == 0
+            and (not size or bool(self.chunks))
+            and (not self.chunks or self.chunks[-1][1] >= size)
+        )
+
+
+def _node_check(tree_size: int) -> verify_nodes.Opener | None:
+    """The workers' node check: a connection each, in this transaction's snapshot. None inside
+    a savepoint (a caller's transaction around the verifier's): a snapshot cannot be exported
+    from there, and what that transaction wrote is not for other connections to see; the
+    verifying process then checks the nodes itself, after the walk."""
+    if connection.savepoint_ids:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_export_snapshot()")
+        (snapshot,) = cursor.fetchone()
+    info = connection.connection.info
+    return functools.partial(verify_nodes.open_check, info.dsn, info.password, snapshot, tree_size)
 
 
 def _first_seq_from(lo: int) -> int | None:
@@ -273,7 +328,7 @@ class _Checkpoints:
 class _Pool:
     """Worker processes running ``scan.serve``, fed through one task queue."""
 
-    def __init__(self, workers: int, slots: int) -> None:
+    def __init__(self, workers: int, slots: int, open_nodes: verify_nodes.Opener | None) -> None:
         # The chunks' shared buffer: a file both sides map, in memory where /dev/shm exists.
         # mkstemp creates it exclusively, mode 0600, so no other user can read or swap it.
         shm = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
@@ -292,7 +347,7 @@ class _Pool:
             context.Process(
                 target=scan.serve,
                 # The entry key goes to our own child processes only (a pipe, never a file).
-                args=(self._tasks, self._results, self._path, entry_key().key),
+                args=(self._tasks, self._results, self._path, entry_key().key, open_nodes),
                 name=f"ledger-verify-{i}",
                 daemon=True,  # never outlives this process
             )
@@ -301,7 +356,7 @@ class _Pool:
         for process in self._processes:
             process.start()
         self._keys = itertools.count()
-        self._done: dict[int, list[scan.Run]] = {}
+        self._done: dict[int, tuple[list[scan.Run], Any]] = {}
 
     def slot(self, i: int) -> memoryview:
         return self._view[SLOT_BYTES * i : SLOT_BYTES * (i + 1)]
@@ -317,15 +372,16 @@ class _Pool:
         self._tasks.put((key, first_seq, where, size, splits))
         return key
 
-    def result(self, key: int) -> list[scan.Run]:
+    def result(self, key: int) -> tuple[list[scan.Run], Any]:
+        """The chunk's runs and what the worker found about its stored nodes."""
         while key not in self._done:
-            done, runs, error = self._get()
+            done, runs, error, finding = self._get()
             if error is not None:
                 raise RuntimeError(f"a verification worker failed:\n{error}")
-            self._done[done] = runs
+            self._done[done] = (runs, finding)
         return self._done.pop(key)
 
-    def _get(self) -> tuple[Any, Any, str | None]:
+    def _get(self) -> tuple[Any, Any, str | None, Any]:
         while True:
             try:
                 return self._results.get(timeout=1.0)
@@ -341,7 +397,7 @@ class _Pool:
                 for _ in self._processes:
                     self._tasks.put(None)
                 while len(rss) < len(self._processes):
-                    key, value, _ = self._get()
+                    key, value, _, _ = self._get()
                     if key is None:
                         rss.append(value)
         finally:

@@ -26,6 +26,7 @@ Pure: no Django, so worker processes start fast and auditors can reuse it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import multiprocessing.queues
@@ -33,11 +34,11 @@ import re
 import struct
 import traceback
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain, pairwise
 from typing import Any, NamedTuple
 
-from .entry import TRANSFER_BYTES, entry_mac
+from .entry import TRANSFER_BYTES, EntryMacs
 from .merkle import aligned_node_ids, perfect_root
 
 # COPY BINARY: an 11-byte signature, 32-bit flags (0: no OIDs) and a 32-bit header extension
@@ -125,11 +126,50 @@ def scan_chunk(
     entry ``first_seq``. ``splits`` are tree sizes (checkpoints) that must fall between pieces.
     With ``mac_key``, a row's MAC must be ``entry_mac(mac_key, its hash)`` to be proven.
     """
+    return scan_chunk_leaves(first_seq, chunk, splits, mac_key)[0]
+
+
+def scan_chunk_leaves(
+    first_seq: int, chunk: bytes, splits: Sequence[int] = (), mac_key: bytes | None = None
+) -> tuple[list[Run], list[bytes] | None]:
+    """``scan_chunk``, and the RFC 9162 leaf hash of every row of the chunk, transfer or not,
+    in order (None if a row's framing is broken: the serial loop reports that row)."""
+    macs = _macs(mac_key) if mac_key is not None else None
     try:
-        return _scan(first_seq, chunk, splits, careful=False, mac_key=mac_key)
+        return _scan(first_seq, chunk, splits, careful=False, macs=macs)
     except (_Misframed, struct.error, ValueError):
         # Framed by the lengths alone, a row that fooled the pattern is just another row.
-        return _scan(first_seq, chunk, splits, careful=True, mac_key=mac_key)
+        try:
+            return _scan(first_seq, chunk, splits, careful=True, macs=macs)
+        except (struct.error, ValueError):
+            return _scan(first_seq, chunk, splits, careful=True, macs=macs, leaves=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _macs(key: bytes) -> EntryMacs:
+    return EntryMacs(key)
+
+
+def range_levels(first: int, leaves: Sequence[bytes], size: int) -> list[tuple[int, int, bytes]]:
+    """Every node of the RFC 9162 tree of ``size`` leaves whose leaves all lie among
+    ``leaves`` (the leaf hashes of entries ``first``, ``first`` + 1, ...): per level from 0 up,
+    (level, index of its first such node, their hashes concatenated in index order). The
+    parallel verifier compares them with the stored nodes."""
+    lo, hi = first, min(first + len(leaves), size)
+    if hi <= lo:
+        return []
+    level_hashes = list(leaves[: hi - lo])
+    out = [(0, lo, b"".join(level_hashes))]
+    sha256, level = hashlib.sha256, 0
+    while True:
+        up_lo, up_hi = (lo + 1) >> 1, hi >> 1
+        if up_hi <= up_lo:
+            return out
+        skip = 2 * up_lo - lo  # 1 when the level's first node is a right child
+        pairs = iter(level_hashes[skip : skip + 2 * (up_hi - up_lo)])
+        level_hashes = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=True)]
+        level, lo, hi = level + 1, up_lo, up_hi
+        out.append((level, lo, b"".join(level_hashes)))
 
 
 class _Misframed(Exception):
@@ -138,12 +178,18 @@ class _Misframed(Exception):
 
 
 def _scan(
-    first_seq: int, chunk: bytes, splits: Sequence[int], careful: bool, mac_key: bytes | None
-) -> list[Run]:
+    first_seq: int,
+    chunk: bytes,
+    splits: Sequence[int],
+    careful: bool,
+    macs: EntryMacs | None,
+    leaves: bool = True,
+) -> tuple[list[Run], list[bytes] | None]:
     match = _ROW.match
-    runs: list[Run] = []
+    runs: list[tuple[int, list[tuple[bytes, ...]], array[int], int]] = []
     groups: list[tuple[bytes, ...]] = []
     offsets = array("I")
+    bodies: list[bytes | None] = []  # None: a row framed by its lengths alone
     pos, seq, end = 0, first_seq, len(chunk)
     while pos < end:
         found = match(chunk, pos)
@@ -151,17 +197,33 @@ def _scan(
             found = None
         if found is None:
             if groups:
-                runs += _prove(seq - len(groups), groups, offsets, pos, splits, mac_key)
+                runs.append((seq - len(groups), groups, offsets, pos))
                 groups, offsets = [], array("I")
-            pos = row_end(chunk, pos)
+            if leaves:
+                (_, body, _, _), pos = parse_row(chunk, pos)
+                bodies.append(body)
+            else:
+                pos = row_end(chunk, pos)
+                bodies.append(None)
         else:
-            groups.append(found.groups())
+            row = found.groups()
+            groups.append(row)
+            bodies.append(row[2])
             offsets.append(pos)
             pos = found.end()
         seq += 1
     if groups:
-        runs += _prove(seq - len(groups), groups, offsets, pos, splits, mac_key)
-    return runs
+        runs.append((seq - len(groups), groups, offsets, pos))
+    # RFC 9162 §2.1.1 leaf hashes of every row: the runs' subtrees and the stored nodes' check.
+    sha256 = hashlib.sha256
+    hashes = [b"" if body is None else sha256(b"\x00" + body).digest() for body in bodies]
+    proven: list[Run] = []
+    for start, run_groups, run_offsets, run_end in runs:
+        i = start - first_seq
+        proven += _prove(
+            start, run_groups, run_offsets, run_end, splits, macs, hashes[i : i + len(run_groups)]
+        )
+    return proven, (hashes if leaves else None)
 
 
 def _body_length(found: re.Match[bytes]) -> int:
@@ -174,12 +236,14 @@ def _prove(
     offsets: array[int],
     end: int,
     splits: Sequence[int],
-    mac_key: bytes | None,
+    macs: EntryMacs | None,
+    leaves: list[bytes],
 ) -> list[Run]:
-    """Runs of the rows whose messages matched _ROW (``end``: where the last one ends)."""
+    """Runs of the rows whose messages matched _ROW (``end``: where the last one ends), whose
+    leaf hashes are ``leaves``."""
     if not groups:
         return []
-    seq_columns, lengths, bodies, batches, srcs, qtys, dsts, prevs, seqs, times, macs = zip(
+    seq_columns, lengths, bodies, batches, srcs, qtys, dsts, prevs, seqs, times, mac_column = zip(
         *groups, strict=True
     )
     n = len(bodies)
@@ -192,16 +256,23 @@ def _prove(
         and list(map(int, seqs)) == list(range(start, start + n))
         and b"".join(prevs[1:]) == b"".join(hashes[:-1]).hex().encode()
         and b"".join(times).translate(_DIGITS_TO_ZERO) == _TIME_SHAPE * n
-        and (mac_key is None or [entry_mac(mac_key, h) for h in hashes] == list(macs))
+        and (macs is None or macs.many(hashes) == list(mac_column))
     )
     if not proven:
         # Leave the first row that fails out (the serial loop will judge it); prove the rest.
-        bad = next(i for i in range(n) if not _row_proven(start + i, groups[i], hashes, i, mac_key))
-        return _prove(start, groups[:bad], offsets[:bad], offsets[bad], splits, mac_key) + _prove(
-            start + bad + 1, groups[bad + 1 :], offsets[bad + 1 :], end, splits, mac_key
+        bad = next(i for i in range(n) if not _row_proven(start + i, groups[i], hashes, i, macs))
+        return _prove(
+            start, groups[:bad], offsets[:bad], offsets[bad], splits, macs, leaves[:bad]
+        ) + _prove(
+            start + bad + 1,
+            groups[bad + 1 :],
+            offsets[bad + 1 :],
+            end,
+            splits,
+            macs,
+            leaves[bad + 1 :],
         )
-    # RFC 9162 §2.1.1 leaf hashes, folded into the perfect subtrees between the checkpoints.
-    leaves = [sha256(b"\x00" + body).digest() for body in bodies]
+    # The leaves folded into the perfect subtrees between the checkpoints.
     cuts = [start, *sorted(s for s in splits if start < s < start + n), start + n]
     pieces = []
     for a, b in pairwise(cuts):
@@ -213,7 +284,7 @@ def _prove(
 
 
 def _row_proven(
-    seq: int, row: tuple[bytes, ...], hashes: list[bytes], i: int, mac_key: bytes | None
+    seq: int, row: tuple[bytes, ...], hashes: list[bytes], i: int, macs: EntryMacs | None
 ) -> bool:
     """One row of ``_prove``'s checks (to find the first that fails)."""
     seq_column, _, _, _, _, _, _, prev, claimed_seq, time, mac = row
@@ -222,7 +293,7 @@ def _row_proven(
         and int(claimed_seq) == seq
         and (i == 0 or prev == hashes[i - 1].hex().encode())
         and time.translate(_DIGITS_TO_ZERO) == _TIME_SHAPE
-        and (mac_key is None or entry_mac(mac_key, hashes[i]) == mac)
+        and (macs is None or macs(hashes[i]) == mac)
     )
 
 
@@ -233,27 +304,41 @@ def _row_proven(
 Task = tuple[int, int, "int | bytes", int, list[int]]
 
 
+# What a worker says about the stored Merkle nodes under a chunk's rows (``serve``'s
+# ``open_nodes``): None when they are all the tree's own, else a finding the caller reports.
+NodeCheck = Callable[[int, list[bytes]], Any]
+
+
 def serve(
     tasks: multiprocessing.queues.Queue[Any],
     results: multiprocessing.queues.Queue[Any],
     buffer_path: str,
     mac_key: bytes | None = None,
+    open_nodes: Callable[[], NodeCheck] | None = None,
 ) -> None:
     """A worker process: scan chunks until told to stop (``None``), then report its peak
-    resident memory. A failure is sent back as a traceback, never swallowed.
+    resident memory. A failure is sent back as a traceback, never swallowed. With
+    ``open_nodes`` (called once, in the worker), each chunk's leaf hashes also go to the
+    check it returns, and its finding comes back with the runs ("unchecked" when the chunk's
+    rows could not all be framed).
 
     Chunks arrive in a file both processes map (a few slots of a few MB): passing them through
     the queue would copy every byte four more times, which costs as much as scanning them."""
+    check = open_nodes() if open_nodes is not None else None
     with open(buffer_path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as m:
         while (task := tasks.get()) is not None:
             key, first_seq, where, length, splits = task
             try:
                 # A copy: the slot is reused once the caller has applied this chunk's runs.
                 chunk = where if isinstance(where, bytes) else m[where : where + length]
-                results.put((key, scan_chunk(first_seq, chunk, splits, mac_key), None))
+                runs, leaves = scan_chunk_leaves(first_seq, chunk, splits, mac_key)
+                finding = None
+                if check is not None:
+                    finding = "unchecked" if leaves is None else check(first_seq, leaves)
+                results.put((key, runs, None, finding))
             except Exception:
-                results.put((key, None, traceback.format_exc()))
-    results.put((None, peak_rss_mb(), None))
+                results.put((key, None, traceback.format_exc(), None))
+    results.put((None, peak_rss_mb(), None, None))
 
 
 def peak_rss_mb() -> float:

@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from bluecarbon_audit.entry import (
     EntryError,
+    EntryMacs,
     canonical_json,
     decode_canonical_entry,
     decode_entry,
     encode_entry,
     entry_hash,
+    entry_mac,
     is_canonical,
 )
 
@@ -116,3 +118,13 @@ def test_the_fast_encoder_gives_the_rfc8785_bytes_or_the_same_refusal(value):
             canonical_json(value)
         return
     assert canonical_json(value) == want
+
+
+@given(st.binary(min_size=0, max_size=100), st.lists(st.binary(min_size=32, max_size=32)))
+def test_entry_macs_are_hmac_sha256_as_entry_mac_makes_them(
+    key: bytes, digests: list[bytes]
+) -> None:
+    macs = EntryMacs(key)
+    want = [entry_mac(key, d) for d in digests]
+    assert macs.many(digests) == want
+    assert [macs(d) for d in digests] == want

@@ -237,3 +237,43 @@ def test_a_row_whose_mac_is_not_the_operators_is_left_to_the_serial_loop():
     assert covered(scan.scan_chunk(0, chunk, [], mac_key=MAC_KEY)) == {0, 1, 2, 4, 5}
     # Without a key (someone who cannot check MACs), the MAC is not the scan's concern.
     assert covered(scan.scan_chunk(0, chunk, [])) == {0, 1, 2, 3, 4, 5}
+
+
+# ---- the leaves of every row, and the nodes a chunk holds whole -----------------------------
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=40), st.data())
+def test_range_levels_are_the_trees_own_nodes(bodies: list[bytes], data: st.DataObject) -> None:
+    """Every node range_levels gives is the node of the RFC 9162 tree at that level and index,
+    and it gives every node whose leaves all lie in the range (and in the tree)."""
+    leaves = [merkle.leaf_hash(b) for b in bodies]
+    size = data.draw(st.integers(1, len(leaves)), label="tree size")
+    first = data.draw(st.integers(0, size - 1), label="first")
+    stop = data.draw(st.integers(first + 1, len(leaves)), label="stop")
+    got = {
+        (level, lo + k): h[32 * k : 32 * k + 32]
+        for level, lo, h in scan.range_levels(first, leaves[first:stop], size)
+        for k in range(len(h) // 32)
+    }
+    want = {}
+    level = 0
+    while size >> level:
+        for index in range(size >> level):
+            a, b = index << level, (index + 1) << level
+            if first <= a and b <= min(stop, size):
+                want[(level, index)] = merkle.perfect_root(leaves[a:b])
+        level += 1
+    assert got == want
+
+
+def test_every_rows_leaf_comes_back_transfer_or_not() -> None:
+    rows = [message(seq, body, kind) for seq, body, kind in ledger(7, retire_every=3)]
+    _, leaves = scan.scan_chunk_leaves(0, b"".join(rows), (), MAC_KEY)
+    assert leaves == [merkle.leaf_hash(body) for _, body, _ in ledger(7, retire_every=3)]
+    # A row without a body (NULL): no leaves (the serial loop reports that row).
+    null_body = (
+        struct.pack(">hiq", 4, 8, 2) + struct.pack(">i", -1) + struct.pack(">i", 2) + b"xx"
+    ) + struct.pack(">i", -1)
+    runs, leaves = scan.scan_chunk_leaves(0, b"".join(rows[:2]) + null_body, (), MAC_KEY)
+    assert leaves is None
+    assert [(r.start, len(r.offsets) // 4) for r in runs] == [(0, 2)]
