@@ -33,11 +33,12 @@ from psycopg import sql
 # One row per (level, first index) range asked for: its hashes in index order, how many, and
 # the lowest and highest index found (a missing node shows in the count or the ends).
 _LEVELS = (
-    "SELECT r.l, r.lo, r.hi, string_agg(n.hash, ''::bytea ORDER BY n.\"index\"), count(*), "
-    'min(n."index"), max(n."index") '
-    "FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS r(l, lo, hi) "
-    'JOIN ledger_merklenode n ON n."level" = r.l AND n."index" >= r.lo AND n."index" < r.hi '
-    "GROUP BY r.l, r.lo, r.hi"
+    # LATERAL: one index range scan per range (a join plans a scan of the whole table).
+    'SELECT r.l, r.lo, r.hi, a.* FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) '
+    "AS r(l, lo, hi) CROSS JOIN LATERAL ("
+    "SELECT string_agg(n.hash, ''::bytea ORDER BY n.\"index\"), count(*), min(n.\"index\"), "
+    'max(n."index") FROM ledger_merklenode n '
+    'WHERE n."level" = r.l AND n."index" >= r.lo AND n."index" < r.hi) AS a'
 )
 _INDICES = (
     'SELECT "index" FROM ledger_merklenode WHERE "level" = %s AND "index" >= %s AND "index" < %s '
@@ -64,7 +65,7 @@ def fetch(cursor: Any, ranges: Sequence[Range]) -> dict[Range, bytes]:
     out = {}
     for level, lo, hi in ranges:
         row = found.get((level, lo, hi))
-        if row is None or row[1] != hi - lo or row[2] != lo or row[3] != hi - 1:
+        if row is None or row[0] is None or row[1] != hi - lo or row[2] != lo or row[3] != hi - 1:
             cursor.execute(_INDICES, [level, lo, hi])
             have = {int(i) for (i,) in cursor.fetchall()}
             raise _Missing(level, next((i for i in range(lo, hi) if i not in have), lo))
@@ -119,6 +120,7 @@ def open_check(dsn: str, password: str | None, snapshot: str, size: int) -> scan
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
     conn.execute("SET LOCAL work_mem = '32MB'")  # each level's sort stays in memory
+    conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")  # small reads, many of them
     cursor = conn.cursor()
 
     def check(first: int, leaves: list[bytes]) -> Finding | None:
