@@ -34,9 +34,9 @@ from psycopg import sql
 # the lowest and highest index found (a missing node shows in the count or the ends).
 _LEVELS = (
     # LATERAL: one index range scan per range (a join plans a scan of the whole table).
-    'SELECT r.l, r.lo, r.hi, a.* FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) '
+    "SELECT r.l, r.lo, r.hi, a.* FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) "
     "AS r(l, lo, hi) CROSS JOIN LATERAL ("
-    "SELECT string_agg(n.hash, ''::bytea ORDER BY n.\"index\"), count(*), min(n.\"index\"), "
+    'SELECT string_agg(n.hash, \'\'::bytea ORDER BY n."index"), count(*), min(n."index"), '
     'max(n."index") FROM ledger_merklenode n '
     'WHERE n."level" = r.l AND n."index" >= r.lo AND n."index" < r.hi) AS a'
 )
@@ -123,8 +123,8 @@ def open_check(dsn: str, password: str | None, snapshot: str, size: int) -> scan
     conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")  # small reads, many of them
     cursor = conn.cursor()
 
-    def check(first: int, leaves: list[bytes]) -> Finding | None:
-        computed = scan.range_levels(first, leaves, size)
+    def check(levels: scan.Levels) -> Finding | None:
+        computed = scan.trim_levels(levels, size)
         if not computed:
             return None
         ranges = [(level, lo, lo + len(h) // 32) for level, lo, h in computed]

@@ -131,9 +131,10 @@ def scan_chunk(
 
 def scan_chunk_leaves(
     first_seq: int, chunk: bytes, splits: Sequence[int] = (), mac_key: bytes | None = None
-) -> tuple[list[Run], list[bytes] | None]:
-    """``scan_chunk``, and the RFC 9162 leaf hash of every row of the chunk, transfer or not,
-    in order (None if a row's framing is broken: the serial loop reports that row)."""
+) -> tuple[list[Run], Levels | None]:
+    """``scan_chunk``, and every node of the RFC 9162 tree that lies wholly under the chunk's
+    rows, transfers or not (``range_levels``; None if a row's framing is broken: the serial
+    loop reports that row)."""
     macs = _macs(mac_key) if mac_key is not None else None
     try:
         return _scan(first_seq, chunk, splits, careful=False, macs=macs)
@@ -150,7 +151,11 @@ def _macs(key: bytes) -> EntryMacs:
     return EntryMacs(key)
 
 
-def range_levels(first: int, leaves: Sequence[bytes], size: int) -> list[tuple[int, int, bytes]]:
+# Per level from 0 up: (level, index of the first node, the nodes' hashes concatenated).
+Levels = list[tuple[int, int, bytes]]
+
+
+def range_levels(first: int, leaves: Sequence[bytes], size: int) -> Levels:
     """Every node of the RFC 9162 tree of ``size`` leaves whose leaves all lie among
     ``leaves`` (the leaf hashes of entries ``first``, ``first`` + 1, ...): per level from 0 up,
     (level, index of its first such node, their hashes concatenated in index order). The
@@ -172,6 +177,17 @@ def range_levels(first: int, leaves: Sequence[bytes], size: int) -> list[tuple[i
         out.append((level, lo, b"".join(level_hashes)))
 
 
+def trim_levels(levels: Levels, size: int) -> Levels:
+    """Of ``levels``, the nodes that are in the tree of ``size`` leaves too."""
+    out = []
+    for level, lo, hashes in levels:
+        keep = min(len(hashes) // 32, (size >> level) - lo)
+        if keep <= 0:
+            break
+        out.append((level, lo, hashes[: 32 * keep]))
+    return out
+
+
 class _Misframed(Exception):
     """A body's length column disagrees with what the pattern matched (the bytes contain what
     looks like the end of a row): frame every row by its lengths instead."""
@@ -184,7 +200,7 @@ def _scan(
     careful: bool,
     macs: EntryMacs | None,
     leaves: bool = True,
-) -> tuple[list[Run], list[bytes] | None]:
+) -> tuple[list[Run], Levels | None]:
     match = _ROW.match
     runs: list[tuple[int, list[tuple[bytes, ...]], array[int], int]] = []
     groups: list[tuple[bytes, ...]] = []
@@ -217,13 +233,14 @@ def _scan(
     # RFC 9162 §2.1.1 leaf hashes of every row: the runs' subtrees and the stored nodes' check.
     sha256 = hashlib.sha256
     hashes = [b"" if body is None else sha256(b"\x00" + body).digest() for body in bodies]
+    # Every node under the chunk's rows: the runs' subtrees are among them.
+    levels = range_levels(first_seq, hashes, first_seq + len(hashes)) if leaves else None
     proven: list[Run] = []
     for start, run_groups, run_offsets, run_end in runs:
         i = start - first_seq
-        proven += _prove(
-            start, run_groups, run_offsets, run_end, splits, macs, hashes[i : i + len(run_groups)]
-        )
-    return proven, (hashes if leaves else None)
+        run_leaves = hashes[i : i + len(run_groups)]
+        proven += _prove(start, run_groups, run_offsets, run_end, splits, macs, run_leaves, levels)
+    return proven, levels
 
 
 def _body_length(found: re.Match[bytes]) -> int:
@@ -238,9 +255,10 @@ def _prove(
     splits: Sequence[int],
     macs: EntryMacs | None,
     leaves: list[bytes],
+    levels: Levels | None = None,
 ) -> list[Run]:
     """Runs of the rows whose messages matched _ROW (``end``: where the last one ends), whose
-    leaf hashes are ``leaves``."""
+    leaf hashes are ``leaves``; their subtrees' roots are taken from ``levels`` if given."""
     if not groups:
         return []
     seq_columns, lengths, bodies, batches, srcs, qtys, dsts, prevs, seqs, times, mac_column = zip(
@@ -262,7 +280,7 @@ def _prove(
         # Leave the first row that fails out (the serial loop will judge it); prove the rest.
         bad = next(i for i in range(n) if not _row_proven(start + i, groups[i], hashes, i, macs))
         return _prove(
-            start, groups[:bad], offsets[:bad], offsets[bad], splits, macs, leaves[:bad]
+            start, groups[:bad], offsets[:bad], offsets[bad], splits, macs, leaves[:bad], levels
         ) + _prove(
             start + bad + 1,
             groups[bad + 1 :],
@@ -271,14 +289,19 @@ def _prove(
             splits,
             macs,
             leaves[bad + 1 :],
+            levels,
         )
     # The leaves folded into the perfect subtrees between the checkpoints.
     cuts = [start, *sorted(s for s in splits if start < s < start + n), start + n]
-    pieces = []
+    pieces: list[tuple[int, bytes]] = []
     for a, b in pairwise(cuts):
         for level, index in aligned_node_ids(a, b):
-            first = (index << level) - start
-            pieces.append((level, perfect_root(leaves[first : first + (1 << level)])))
+            if levels is not None:  # computed already, for every subtree under the chunk
+                _, lo, joined = levels[level]
+                pieces.append((level, joined[32 * (index - lo) : 32 * (index - lo + 1)]))
+            else:
+                first = (index << level) - start
+                pieces.append((level, perfect_root(leaves[first : first + (1 << level)])))
     moves = array("q", map(int, chain.from_iterable(zip(batches, srcs, dsts, qtys, strict=True))))
     return [Run(start, offsets.tobytes(), end, prevs[0], hashes[-1], pieces, moves.tobytes())]
 
@@ -306,7 +329,7 @@ Task = tuple[int, int, "int | bytes", int, list[int]]
 
 # What a worker says about the stored Merkle nodes under a chunk's rows (``serve``'s
 # ``open_nodes``): None when they are all the tree's own, else a finding the caller reports.
-NodeCheck = Callable[[int, list[bytes]], Any]
+NodeCheck = Callable[[Levels], Any]
 
 
 def serve(
@@ -331,10 +354,10 @@ def serve(
             try:
                 # A copy: the slot is reused once the caller has applied this chunk's runs.
                 chunk = where if isinstance(where, bytes) else m[where : where + length]
-                runs, leaves = scan_chunk_leaves(first_seq, chunk, splits, mac_key)
+                runs, levels = scan_chunk_leaves(first_seq, chunk, splits, mac_key)
                 finding = None
                 if check is not None:
-                    finding = "unchecked" if leaves is None else check(first_seq, leaves)
+                    finding = "unchecked" if levels is None else check(levels)
                 results.put((key, runs, None, finding))
             except Exception:
                 results.put((key, None, traceback.format_exc(), None))

@@ -266,14 +266,17 @@ def test_range_levels_are_the_trees_own_nodes(bodies: list[bytes], data: st.Data
     assert got == want
 
 
-def test_every_rows_leaf_comes_back_transfer_or_not() -> None:
-    rows = [message(seq, body, kind) for seq, body, kind in ledger(7, retire_every=3)]
-    _, leaves = scan.scan_chunk_leaves(0, b"".join(rows), (), MAC_KEY)
-    assert leaves == [merkle.leaf_hash(body) for _, body, _ in ledger(7, retire_every=3)]
-    # A row without a body (NULL): no leaves (the serial loop reports that row).
+def test_every_node_under_the_chunk_comes_back_transfer_or_not() -> None:
+    entries = ledger(7, retire_every=3)
+    rows = [message(seq, body, kind) for seq, body, kind in entries]
+    _, levels = scan.scan_chunk_leaves(0, b"".join(rows), (), MAC_KEY)
+    leaves = [merkle.leaf_hash(body) for _, body, _ in entries]
+    assert levels == scan.range_levels(0, leaves, 7)
+    assert scan.trim_levels(levels, 5) == scan.range_levels(0, leaves, 5)
+    # A row without a body (NULL): no levels (the serial loop reports that row).
     null_body = (
         struct.pack(">hiq", 4, 8, 2) + struct.pack(">i", -1) + struct.pack(">i", 2) + b"xx"
     ) + struct.pack(">i", -1)
-    runs, leaves = scan.scan_chunk_leaves(0, b"".join(rows[:2]) + null_body, (), MAC_KEY)
-    assert leaves is None
+    runs, levels = scan.scan_chunk_leaves(0, b"".join(rows[:2]) + null_body, (), MAC_KEY)
+    assert levels is None
     assert [(r.start, len(r.offsets) // 4) for r in runs] == [(0, 2)]
