@@ -3,8 +3,9 @@
 * ``SignupRequest``: someone asked for a bidder account; an operator approves it, and only then
   do the organization, its account and its bidder approval go on the ledger (by services).
 * ``VerificationRun``: an auditor's "verify now", run by a Celery worker; its report is kept so
-  the history of verifications can be shown. Progress while it runs is in the ``progress``
-  cache (the verifier reads in one snapshot transaction and cannot write as it goes).
+  the history of verifications can be shown, each signed (``reports``). Progress while it runs
+  is in the ``progress`` cache (the verifier reads in one snapshot transaction and cannot
+  write as it goes).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class VerificationRun(models.Model):
     checkpoints = models.IntegerField(default=0)
     message = models.TextField(blank=True, default="")
     failed_seq = models.BigIntegerField(null=True, blank=True)
+    # The latest signed checkpoint the run verified (what the report vouches for), and the
+    # report: a C2SP signed note by the verification report key (portal/reports.py).
+    checkpoint_size = models.BigIntegerField(null=True, blank=True)
+    checkpoint_root = models.BinaryField(null=True, blank=True)
+    report = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-pk"]

@@ -180,6 +180,7 @@ def verification_run(*, run: int) -> VerificationRun | None:
         publish()
 
     fields: dict[str, Any] = {"finished_at": None}
+    report = None
     try:
         report = verify_ledger(verifiers=trusted_verifiers(), progress=progress, on_total=on_total)
     except VerificationError as exc:
@@ -197,5 +198,42 @@ def verification_run(*, run: int) -> VerificationRun | None:
         state["done"] = state["total"] = report.entries
         publish()
     fields["finished_at"] = timezone.now()
+    fields.update(_signed_report(run, fields, report))
     VerificationRun.objects.filter(pk=run).update(**fields)
     return VerificationRun.objects.get(pk=run)
+
+
+def _signed_report(run: int, fields: dict[str, Any], report: Any) -> dict[str, Any]:
+    """The run's signed report (portal/reports.py), and the checkpoint it vouches for."""
+    from ledger.models import Checkpoint
+
+    from .reports import report_sign, report_text
+
+    checkpoint = None
+    if report is not None and report.latest_checkpoint is not None:
+        root = Checkpoint.objects.filter(size=report.latest_checkpoint).values_list(
+            "root", flat=True
+        )
+        checkpoint = (report.latest_checkpoint, bytes(root[0]))
+    started = VerificationRun.objects.values_list("started_at", flat=True).get(pk=run)
+    assert started is not None  # set when the run was claimed
+    text = report_text(
+        run=run,
+        started=started,
+        finished=fields["finished_at"],
+        verified=fields["status"] == VerificationRun.Status.OK,
+        entries=report.entries if report is not None else 0,
+        checkpoint=checkpoint,
+        failure=fields.get("message", ""),
+        failed_seq=fields.get("failed_seq"),
+    )
+    try:
+        signed = report_sign(text)
+    except Exception:  # a run without a report still ends, and says so
+        log.exception("verification run %s: the report could not be signed", run)
+        signed = ""
+    return {
+        "checkpoint_size": checkpoint[0] if checkpoint else None,
+        "checkpoint_root": checkpoint[1] if checkpoint else None,
+        "report": signed,
+    }

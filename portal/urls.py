@@ -53,7 +53,18 @@ urlpatterns = [
         views.verification_status,
         name="verification-status",
     ),
+    path(
+        "audit/verification/<id:pk>/report.txt",
+        views.verification_report,
+        name="verification-report",
+    ),
+    path("audit/export.tar", views.export_download, name="export"),
     path("audit/verifier-keys.txt", views.verifier_keys, name="verifier-keys"),
+    path(
+        "audit/report-verifier-keys.txt",
+        views.report_verifier_keys,
+        name="report-verifier-keys",
+    ),
     path(
         "audit/receipt-verifier-keys.txt",
         views.receipt_verifier_keys,

@@ -24,6 +24,7 @@ from django.http import (
     HttpResponseForbidden,
     JsonResponse,
     QueryDict,
+    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -388,8 +389,56 @@ def checkpoints(request: HttpRequest) -> HttpResponse:
 
 @auditor_required
 def verification(request: HttpRequest) -> HttpResponse:
+    from ledger import tiles
+
     runs = list(VerificationRun.objects.select_related("requested_by")[:30])
-    return render(request, "portal/verification.html", {"runs": runs})
+    reported = VerificationRun.objects.exclude(report="").filter(finished_at__isnull=False)
+    return render(
+        request,
+        "portal/verification.html",
+        {
+            "runs": runs,
+            "latest_report": reported.order_by("-finished_at", "-pk").first(),
+            "checkpoint": tiles.checkpoint_latest(),
+        },
+    )
+
+
+@auditor_required
+def verification_report(request: HttpRequest, pk: int) -> HttpResponse:
+    """A finished run's signed report (a C2SP signed note; portal/reports.py)."""
+    run = VerificationRun.objects.filter(pk=pk).exclude(report="").first()
+    if run is None:
+        raise Http404
+    response = HttpResponse(run.report, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="verification-report-{pk}.txt"'
+    return response
+
+
+@auditor_required
+def export_download(request: HttpRequest) -> StreamingHttpResponse:
+    """The export bundle (``manage.py ledger_export``'s archive), streamed as it is read, in one
+    snapshot; memory stays flat at any ledger size. ``bluecarbon-audit verify`` checks it."""
+    from auctions.export import export_stream
+    from ledger import tiles
+
+    if tiles.checkpoint_latest() is None:
+        raise Http404
+    response = StreamingHttpResponse(export_stream(), content_type="application/x-tar")
+    name = f"bluecarbon-export-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.tar"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def report_verifier_keys(request: HttpRequest) -> HttpResponse:
+    """The keys verification reports are signed with (not the ledger's checkpoint keys)."""
+    from .reports import report_verifiers
+
+    text = "".join(v.to_string() + "\n" for v in report_verifiers())
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="report-verifier-keys.txt"'
+    return response
 
 
 @auditor_required

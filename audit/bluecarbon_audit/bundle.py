@@ -27,7 +27,7 @@ import json
 import re
 import tarfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "MANIFEST",
     "TOP",
     "BundleWriter",
+    "ExportStream",
     "ExportSummary",
     "parse_manifest",
     "write_export",
@@ -122,56 +123,92 @@ class ExportSummary:
     auctions: int
 
 
-def write_export(
-    fileobj: IO[bytes],
-    *,
-    latest: str,
-    checkpoints: Iterable[str],
-    verifier_keys: Sequence[str],
-    read_hashes: ReadHashes,
-    read_entries: ReadEntries,
-    auctions: Iterable[dict[str, Any]] = (),
-    from_size: int = 0,
-    extra_info: dict[str, Any] | None = None,
-    extra_files: dict[str, bytes] | None = None,
-) -> ExportSummary:
-    """Stream an export bundle of the tree of the ``latest`` checkpoint to ``fileobj``:
+def write_export(fileobj: IO[bytes], **kwargs: Any) -> ExportSummary:
+    """Stream an export bundle to ``fileobj`` (``ExportStream``'s arguments)."""
+    stream = ExportStream(**kwargs)
+    for chunk in stream:
+        fileobj.write(chunk)
+    return stream.summary
+
+
+class ExportStream:
+    """An export bundle of the tree of the ``latest`` checkpoint, as the bytes of a tar, a piece
+    at a time (iterate it once; a web response can stream it, memory flat at any size):
     ``checkpoints`` (every one of size >= ``from_size``, in order of size), the tiles and
     bundles the tree has that the tree of ``from_size`` lacks, the auction files, and the
-    manifest. The log's contents come through the two callables, a few tiles at a time."""
-    body = Checkpoint.from_text(latest[: latest.rfind("\n\n") + 1])
-    if not 0 <= from_size <= body.size:
-        raise ValueError(f"--from {from_size} is not between 0 and the tree size {body.size}")
-    writer = BundleWriter(fileobj)
-    info = {
-        "format": FORMAT,
-        "origin": body.origin,
-        "from": from_size,
-        "size": body.size,
-        "root": body.to_text().split("\n")[2],
-        **(extra_info or {}),
-    }
-    writer.add(INFO, json.dumps(info, indent=2, sort_keys=True).encode() + b"\n")
-    writer.add(KEYS, "".join(k + "\n" for k in verifier_keys).encode())
-    for name, data in (extra_files or {}).items():
-        writer.add(name, data)
-    summary = ExportSummary(body.size, from_size, 0, 0, 0, 0, 0, 0)
-    for note in checkpoints:
-        size = Checkpoint.from_text(note[: note.rfind("\n\n") + 1]).size
-        if size < from_size or size > body.size:
-            continue
-        writer.add(f"{CHECKPOINTS}/{size}", note.encode())
-        summary.checkpoints += 1
-    writer.add(f"{LOG}/checkpoint", latest.encode())
-    for ref, data in tile_files(from_size, body.size, read_hashes, read_entries):
-        writer.add(f"{LOG}/{ref.path}", data)
-        if isinstance(ref.level, int):
-            summary.tiles += 1
-        else:
-            summary.bundles += 1
-    for auction in auctions:
-        writer.add(f"{AUCTIONS}/{auction['auction']}.json", json.dumps(auction).encode())
-        summary.auctions += 1
-    writer.close()
-    summary.files, summary.bytes = writer.files, writer.bytes
-    return summary
+    manifest. The log's contents come through the two callables, a few tiles at a time.
+    ``summary`` is complete once the last piece is out."""
+
+    PIECE = 1 << 16  # bytes gathered before a piece is handed out
+
+    def __init__(
+        self,
+        *,
+        latest: str,
+        checkpoints: Iterable[str],
+        verifier_keys: Sequence[str],
+        read_hashes: ReadHashes,
+        read_entries: ReadEntries,
+        auctions: Iterable[dict[str, Any]] = (),
+        from_size: int = 0,
+        extra_info: dict[str, Any] | None = None,
+        extra_files: dict[str, bytes] | None = None,
+    ) -> None:
+        self._body = Checkpoint.from_text(latest[: latest.rfind("\n\n") + 1])
+        if not 0 <= from_size <= self._body.size:
+            raise ValueError(
+                f"--from {from_size} is not between 0 and the tree size {self._body.size}"
+            )
+        self._latest, self._checkpoints, self._keys = latest, checkpoints, verifier_keys
+        self._read_hashes, self._read_entries, self._auctions = read_hashes, read_entries, auctions
+        self._from, self._info, self._files = from_size, extra_info or {}, extra_files or {}
+        self.summary = ExportSummary(self._body.size, from_size, 0, 0, 0, 0, 0, 0)
+
+    def __iter__(self) -> Iterator[bytes]:
+        body, summary, from_size = self._body, self.summary, self._from
+        buffer = io.BytesIO()
+        writer = BundleWriter(buffer)
+
+        def take() -> bytes:
+            data = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            return data
+
+        info = {
+            "format": FORMAT,
+            "origin": body.origin,
+            "from": from_size,
+            "size": body.size,
+            "root": body.to_text().split("\n")[2],
+            **self._info,
+        }
+        writer.add(INFO, json.dumps(info, indent=2, sort_keys=True).encode() + b"\n")
+        writer.add(KEYS, "".join(k + "\n" for k in self._keys).encode())
+        for name, data in self._files.items():
+            writer.add(name, data)
+        for note in self._checkpoints:
+            size = Checkpoint.from_text(note[: note.rfind("\n\n") + 1]).size
+            if size < from_size or size > body.size:
+                continue
+            writer.add(f"{CHECKPOINTS}/{size}", note.encode())
+            summary.checkpoints += 1
+            if buffer.tell() >= self.PIECE:
+                yield take()
+        writer.add(f"{LOG}/checkpoint", self._latest.encode())
+        for ref, data in tile_files(from_size, body.size, self._read_hashes, self._read_entries):
+            writer.add(f"{LOG}/{ref.path}", data)
+            if isinstance(ref.level, int):
+                summary.tiles += 1
+            else:
+                summary.bundles += 1
+            if buffer.tell() >= self.PIECE:
+                yield take()
+        for auction in self._auctions:
+            writer.add(f"{AUCTIONS}/{auction['auction']}.json", json.dumps(auction).encode())
+            summary.auctions += 1
+            if buffer.tell() >= self.PIECE:
+                yield take()
+        writer.close()
+        summary.files, summary.bytes = writer.files, writer.bytes
+        yield take()

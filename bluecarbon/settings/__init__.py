@@ -339,6 +339,24 @@ AUCTION_RECEIPT_VERIFIER_KEYS_FILE = Path(
         str(AUCTION_RECEIPT_KEY_FILE.parent / "receipt-verifier-keys.txt"),
     )
 )
+# The verification report key: a C2SP signed-note signer key of its own (named
+# "<LEDGER_ORIGIN>/verification-reports") that the workers running the auditor pages'
+# verifications sign each run's report with (portal/reports.py); neither the checkpoint key nor
+# the receipt key. Generated in development; in production the workers that run verifications
+# need it (a run without it ends without a signed report, and logs why), the web does not.
+VERIFICATION_REPORT_KEY_FILE = Path(
+    os.environ.get(
+        "VERIFICATION_REPORT_KEY_FILE", str(VAR_DIR / "keys" / "verification-report.key")
+    )
+)
+# Every verifier key reports have been signed with; published at
+# /audit/report-verifier-keys.txt.
+VERIFICATION_REPORT_VERIFIER_KEYS_FILE = Path(
+    os.environ.get(
+        "VERIFICATION_REPORT_VERIFIER_KEYS_FILE",
+        str(VERIFICATION_REPORT_KEY_FILE.parent / "verification-report-verifier-keys.txt"),
+    )
+)
 # A bidder's standing bids in one auction (each up to 20 tiers): enough for any real demand
 # schedule, and a bound on what one bidder can make the close and the clearing do.
 AUCTION_MAX_BIDS_PER_BIDDER = int(os.environ.get("AUCTION_MAX_BIDS_PER_BIDDER", "50"))

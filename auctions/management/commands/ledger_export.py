@@ -1,41 +1,17 @@
-"""``manage.py ledger_export FILE``: one archive an auditor takes away.
-
-In the auctions app, which builds on the registry (as ``seed_demo``): the archive holds the
-ledger and the auctions' revealed keys, and ``ledger`` imports nothing of ``auctions``."""
+"""``manage.py ledger_export FILE``: one archive an auditor takes away (``auctions/export.py``)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from bluecarbon_audit import bundle
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
-from django.utils import timezone
 
-from auctions.models import Auction
-from ledger import tiles
-from ledger.signing import trusted_verifiers
-
-
-def _auctions() -> Iterator[dict[str, Any]]:
-    """Each auction whose key was revealed: the key and the published result (the whole result,
-    every bid included, is the ledger's own auction.clear entry at ``result_seq``)."""
-    for auction in (
-        Auction.objects.filter(private_key__isnull=False).order_by("pk").iterator(chunk_size=100)
-    ):
-        yield {
-            "auction": auction.pk,
-            "state": auction.state,
-            "private_key": auction.private_key_b64,
-            "result_seq": auction.result_seq,
-            "result_sha256": auction.result_sha256,
-            "result": auction.result,
-        }
+from auctions.export import NothingToExport, export_stream
 
 
 class Command(BaseCommand):
@@ -83,30 +59,10 @@ class Command(BaseCommand):
         )
 
     def _export(self, fh: IO[bytes], from_size: int) -> bundle.ExportSummary:
-        # One snapshot: the checkpoints, tiles and auctions are of the same moment.
-        outermost = not connection.in_atomic_block
-        with transaction.atomic():
-            if connection.vendor == "postgresql" and outermost:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            latest = tiles.checkpoint_latest()
-            if latest is None:
-                raise CommandError("no checkpoint has been issued yet: nothing to export")
-            if not 0 <= from_size <= latest.size:
-                raise CommandError(f"--from must be between 0 and {latest.size}")
-            extra_files = {}
-            policy = tiles.witness_policy_text()
-            if policy is not None:
-                extra_files[bundle.POLICY] = policy.encode()
-            return bundle.write_export(
-                fh,
-                latest=tiles.checkpoint_note(latest),
-                checkpoints=(tiles.checkpoint_note(c) for c in tiles.checkpoints(from_size)),
-                verifier_keys=[v.to_string() for v in trusted_verifiers()],
-                read_hashes=tiles.hashes,
-                read_entries=tiles.entries,
-                auctions=_auctions(),
-                from_size=from_size,
-                extra_info={"exported_at": timezone.now().isoformat()},
-                extra_files=extra_files,
-            )
+        summary: list[bundle.ExportSummary] = []
+        try:
+            for piece in export_stream(from_size, summary):
+                fh.write(piece)
+        except (NothingToExport, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        return summary[0]
