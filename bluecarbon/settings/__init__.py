@@ -357,6 +357,8 @@ VERIFICATION_REPORT_VERIFIER_KEYS_FILE = Path(
         str(VERIFICATION_REPORT_KEY_FILE.parent / "verification-report-verifier-keys.txt"),
     )
 )
+# Bytes of full tiles each web process keeps to answer again without Django (0: off).
+LEDGER_TILE_CACHE_BYTES = int(os.environ.get("LEDGER_TILE_CACHE_BYTES", str(32 << 20)))
 # A bidder's standing bids in one auction (each up to 20 tiers): enough for any real demand
 # schedule, and a bound on what one bidder can make the close and the clearing do.
 AUCTION_MAX_BIDS_PER_BIDDER = int(os.environ.get("AUCTION_MAX_BIDS_PER_BIDDER", "50"))
