@@ -84,6 +84,18 @@ class Cluster:
 
 
 @dataclass
+class History:
+    """What the primary went through, to compare the restores with."""
+
+    base: Path  # the base backup
+    target: Head  # the ledger at the restore point
+    target_segment: str  # the WAL segment holding the restore point
+    signed_before: int  # the last checkpoint before the target
+    signed_after: int  # the checkpoint after it (the signer's state says this)
+    final: Head  # the ledger when the primary was lost
+
+
+@dataclass
 class Drill:
     root: Path
     bindir: Path
@@ -387,6 +399,20 @@ def find_bindir(given: str | None) -> Path:
 
 
 def run_drill(drill: Drill) -> None:
+    history = primary_history(drill)
+    if drill.break_ == "wal":
+        (drill.archive / history.target_segment).unlink()
+        drill.say(
+            f"BREAK      removed {history.target_segment} (holds the restore point) "
+            "from the archive"
+        )
+    restore_to_target(drill, history)
+    restore_to_end(drill, history)
+
+
+def primary_history(drill: Drill) -> History:
+    """A primary with WAL archiving, a base backup of it, activity before and after a named
+    restore point; then the primary is stopped, as if lost."""
     say = drill.say
     version = drill.run([drill.pg("postgres"), "--version"]).stdout.strip()
     who = (
@@ -487,12 +513,15 @@ def run_drill(drill: Drill) -> None:
     )
     drill.stop(primary)
     say("primary    stopped: what follows uses only the base backup and the WAL archive")
+    return History(base, target, target_segment, signed_before, signed_after, final)
 
-    if drill.break_ == "wal":
-        (drill.archive / target_segment).unlink()
-        say(f"BREAK      removed {target_segment} (holds the restore point) from the archive")
 
-    # -- restore 1: to the target -----------------------------------------------------------
+def restore_to_target(drill: Drill, history: History) -> None:
+    """The base backup and the archive up to the restore point: the ledger must end exactly
+    there, the rollback alarm must fire, and after the operator's procedure it verifies."""
+    say = drill.say
+    base, target, final = history.base, history.target, history.final
+    signed_before, signed_after = history.signed_before, history.signed_after
     restored, took = drill.restore(
         "restore-target",
         base,
@@ -571,9 +600,9 @@ def run_drill(drill: Drill) -> None:
     say(f"signer     signs again: checkpoint at {resigned}, a prefix of the {final.size} it signed")
 
     # What a worker started before that procedure would have done: the signer, with the state
-    # that signed 527, refuses, and first stores the checkpoint it signed again (it cannot tell
-    # a restore from an insider deleting checkpoints). The checkpoint table is append-only:
-    # this restored database now fails verification for good, and the restore must be redone.
+    # that signed the longer ledger, refuses, and first stores again the checkpoint it signed
+    # (it cannot tell a restore from an insider deleting checkpoints). The checkpoint table is
+    # append-only: this restored database now fails verification for good; restore again.
     refused = drill.manage(restored, "ledger_checkpoint", check=False)
     alarm = (refused.stdout + refused.stderr).strip().splitlines()[-1]
     if refused.returncode == 0 or "rollback" not in alarm:
@@ -588,8 +617,13 @@ def run_drill(drill: Drill) -> None:
     say(f"           and now ledger_verify: exit {spoiled.returncode}: {output} (restore again)")
     drill.stop(restored)
 
-    # -- restore 2: the latest point ---------------------------------------------------------
-    restored, took = drill.restore("restore-latest", base, {})
+
+def restore_to_end(drill: Drill, history: History) -> None:
+    """The base backup and all the archive: the whole ledger, verified against the signer's
+    state as it was (the restore an operator makes after losing the server)."""
+    say = drill.say
+    final, signed_after = history.final, history.signed_after
+    restored, took = drill.restore("restore-latest", history.base, {})
     got = drill.head(restored)
     latest = int(drill.sql(restored, "SELECT coalesce(max(size), 0) FROM ledger_checkpoint"))
     say(
