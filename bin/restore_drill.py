@@ -143,6 +143,10 @@ class Drill:
             argv = _as_user(self.os_user, argv)
         if self.verbose:
             print(f"    $ {shlex.join(argv)}", file=sys.stderr, flush=True)
+        if env is None:
+            # The caller's PGHOST, PGPORT, PGSERVICE, PGOPTIONS... would point the PostgreSQL
+            # tools elsewhere, or change the sessions: only the drill's own flags count.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         done = subprocess.run(  # noqa: S603 (our own argv, no shell)
             argv,
             cwd=self.root if as_postgres else REPO,
