@@ -181,14 +181,28 @@ def rss_high_water_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def isolate_queues(queue: str) -> None:
+    """This run's Celery queues, every kind of work's (bluecarbon/queues.py) under ``queue``,
+    set in the environment before Django is set up, for this process and the worker it starts:
+    nothing else on the broker reads them."""
+    from bluecarbon import queues
+
+    os.environ.update(queues.isolated(queue))
+
+
 def start_worker(dsn: str, queue: str, log_path: str):
     """A Celery worker process (its default concurrency) on ``CELERY_BROKER_URL``, consuming
-    ``queue``, against database ``dsn``. Stop it with ``stop_processes``."""
+    every kind of work's queue under ``queue`` (``isolate_queues``), against database ``dsn``.
+    Stop it with ``stop_processes``."""
     import subprocess
 
-    env = dict(os.environ, DATABASE_URL=dsn, CELERY_QUEUE=queue, PYTHONUNBUFFERED="1")
+    from bluecarbon import queues
+
+    names = queues.isolated(queue)
+    env = dict(os.environ, DATABASE_URL=dsn, PYTHONUNBUFFERED="1", **names)
     log = open(log_path, "ab")  # noqa: SIM115 (the worker's lifetime)
-    argv = f"-m celery -A bluecarbon worker -Q {queue} --loglevel WARNING --without-gossip"
+    argv = f"-m celery -A bluecarbon worker -Q {','.join(names.values())} --loglevel WARNING"
+    argv += " --without-gossip"
     argv += f" --without-mingle --without-heartbeat -n {queue}@%h"
     return subprocess.Popen(
         [sys.executable, *argv.split()],

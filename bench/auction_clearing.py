@@ -234,7 +234,7 @@ def main() -> None:
     os.environ.setdefault("DEBUG", "0")
     os.environ["AUCTION_MAX_BIDS_PER_BIDDER"] = str(max(50, per_bidder))
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    os.environ["CELERY_QUEUE"] = queue
+    common.isolate_queues(queue)
     name = f"bench_bluecarbon_{os.getpid()}"
     dsn = common.create_database(server, name)
     worker = None

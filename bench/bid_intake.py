@@ -212,7 +212,7 @@ def main() -> None:
     os.environ.setdefault("DEBUG", "0")
     os.environ["API_RATE"] = "1000000/min"  # the throttle is not what is measured
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    os.environ["CELERY_QUEUE"] = queue
+    common.isolate_queues(queue)
     name = f"bench_bluecarbon_{os.getpid()}"
     dsn = common.create_database(server, name)
     procs: list[subprocess.Popen] = []

@@ -7,20 +7,23 @@ from django.apps import AppConfig
 
 
 def _checkpoint_key_present(sender: Any = None, **kwargs: Any) -> None:
-    """In production, a Celery worker that takes the default queue, where
-    ``ledger_checkpoint_task`` goes, refuses to start without the checkpoint key, rather than
-    at the first checkpoint. A worker of other queues only (the witness queue) does not sign.
-    ``SystemExit``: Celery logs and ignores any ``Exception`` a signal handler raises."""
+    """In production, a Celery worker that takes the checkpoint queue
+    (``LEDGER_CHECKPOINT_QUEUE``, where ``ledger_checkpoint_task`` goes) refuses to start
+    without the checkpoint key, rather than at the first checkpoint. A worker of other queues
+    only (auctions, witnesses, webhooks) does not sign. ``SystemExit``: Celery logs and ignores
+    any ``Exception`` a signal handler raises."""
     from django.conf import settings
+
+    from bluecarbon.queues import queue_for
 
     if not settings.PRODUCTION or settings.LEDGER_SIGNING_KEY_FILE.exists():
         return
-    app = sender.app
-    if app.conf.task_default_queue not in app.amqp.queues.consume_from:
+    queue = queue_for("checkpoints")
+    if queue not in sender.app.amqp.queues.consume_from:
         return
     raise SystemExit(
         f"LEDGER_SIGNING_KEY_FILE {settings.LEDGER_SIGNING_KEY_FILE} does not exist: this "
-        f"worker takes the queue {app.conf.task_default_queue!r}, where checkpoints are signed"
+        f"worker takes the queue {queue!r}, where checkpoints are signed"
     )
 
 

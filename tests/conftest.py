@@ -95,18 +95,18 @@ def committed_db(_append_only_restored: None, transactional_db: None) -> Iterato
 
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup: None, django_db_blocker) -> Iterator[Worker]:
-    """One real worker process for the session, on its own queue."""
-    from bluecarbon.celery import app as celery_app
-    from tests.worker import Worker
+    """One real worker process for the session, consuming every kind of work on queues of its
+    own (bluecarbon/queues.py), as bin/demo's workers do."""
+    from tests.worker import Worker, routed
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with django_db_blocker.unblock():
         worker = Worker(ARTIFACTS)
     _worker_signer_states.append(worker.signer_state)
-    celery_app.conf.task_default_queue = worker.queue
-    worker.start()
-    yield worker
-    worker.stop()
+    with routed(worker.names):
+        worker.start()
+        yield worker
+        worker.stop()
 
 
 @pytest.fixture

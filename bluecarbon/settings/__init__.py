@@ -14,6 +14,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
+
+from bluecarbon import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("BLUECARBON_VAR_DIR", BASE_DIR / "var"))
@@ -297,9 +300,6 @@ LEDGER_SIGNER_STATE_FILE = os.environ.get("LEDGER_SIGNER_STATE_FILE", "")
 # tlog-policy file ("witness NAME VERIFIER-KEY URL" lines, groups, a quorum line). None: no
 # witnesses (checkpoints are signed by the log alone).
 LEDGER_WITNESS_POLICY_FILE = os.environ.get("LEDGER_WITNESS_POLICY_FILE", "")
-# The Celery queue witness submissions go to ("" = the default queue): a slow witness must not
-# hold up auctions and checkpoints, so production runs a worker of its own for it.
-LEDGER_WITNESS_QUEUE = os.environ.get("LEDGER_WITNESS_QUEUE", "")
 # At most one checkpoint per this many seconds after writes (plus any asked for on demand).
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("LEDGER_CHECKPOINT_INTERVAL", "1.0"))
 
@@ -394,7 +394,21 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "bluecarbon")
+# One queue per kind of work (bluecarbon/queues.py; docs/operations.md), so that a backlog of
+# one kind (webhooks to slow receivers, a slow witness) never holds up another (an auction's
+# close, checkpoint signing). "" sends a kind to the default queue. A worker started without
+# -Q consumes every queue (CELERY_TASK_QUEUES): one process can still do everything.
+_QUEUES = queues.from_environment(os.environ)
+CELERY_TASK_DEFAULT_QUEUE = _QUEUES["default"]
+AUCTION_QUEUE = _QUEUES["auctions"]
+# Only the workers on the one host holding the checkpoint key and the signer's state may take it.
+LEDGER_CHECKPOINT_QUEUE = _QUEUES["checkpoints"]
+LEDGER_WITNESS_QUEUE = _QUEUES["witnesses"]
+WEBHOOK_QUEUE = _QUEUES["webhooks"]
+CELERY_TASK_ROUTES = ("bluecarbon.queues.route",)
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in sorted(set(_QUEUES.values()) - {""})
+]
 CELERY_BEAT_SCHEDULE = {
     # A backstop: writes enqueue a checkpoint on commit; this covers a process that died
     # between its commit and the enqueue.
@@ -403,11 +417,7 @@ CELERY_BEAT_SCHEDULE = {
     # Pending deliveries no task will send (a lost message, a killed worker, a database error).
     "webhooks-resend": {"task": "ledger.tasks.webhook_deliveries_resend_task", "schedule": 60.0},
     # Checkpoints the witnesses have not cosigned yet (a witness that was down, a lost task).
-    "witness-submit": {
-        "task": "ledger.tasks.witness_submit_task",
-        "schedule": 10.0,
-        "options": {"queue": LEDGER_WITNESS_QUEUE} if LEDGER_WITNESS_QUEUE else {},
-    },
+    "witness-submit": {"task": "ledger.tasks.witness_submit_task", "schedule": 10.0},
     # Opens and closes auctions whose time has come, and re-kicks stalled ones. Each auction
     # also gets an ETA task at its closing time; this is the backstop.
     "auctions-due": {"task": "auctions.tasks.auctions_due_task", "schedule": 2.0},
@@ -426,7 +436,7 @@ CELERY_BEAT_SCHEDULE = {
 # seconds apart), /healthz fails and operators and auditors see a banner when no worker has
 # been heard from on one for HEALTH_WORKER_SILENCE_SECONDS, and /metrics reports each one's
 # depth. By default every queue this file names; WORKER_QUEUES (comma-separated) overrides.
-_named_queues = {CELERY_TASK_DEFAULT_QUEUE, LEDGER_WITNESS_QUEUE}
+_named_queues = set(_QUEUES.values())
 for _entry in CELERY_BEAT_SCHEDULE.values():
     _options = _entry.get("options")
     if isinstance(_options, dict):

@@ -97,16 +97,13 @@ def test_a_running_worker_signs_with_the_new_key_after_a_rotation(own_keys_worke
 
 @pytest.fixture
 def no_worker_queue(committed_db):
-    """What this test's writes enqueue goes to a queue no worker reads: the only checkpointer
+    """What this test's writes enqueue goes to queues no worker reads: the only checkpointer
     is the one the test runs."""
-    from bluecarbon.celery import app as celery_app
+    from bluecarbon import queues
+    from tests.worker import routed
 
-    queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = f"nobody-{time.monotonic_ns()}"
-    try:
+    with routed(queues.isolated(f"nobody-{time.monotonic_ns()}")):
         yield
-    finally:
-        celery_app.conf.task_default_queue = queue
 
 
 def test_a_checkpoint_that_waited_through_a_rotation_is_signed_with_the_new_key(
