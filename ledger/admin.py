@@ -202,8 +202,18 @@ class MerkleNodeAdmin(ReadOnlyAdmin):
 
 @admin.register(models.WebhookEndpoint)
 class WebhookEndpointAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "organization", "url", "active", "cursor")
-    fields = ("organization", "url", "event_types", "active", "cursor", "created_at")
+    list_display = ("pk", "organization", "url", "active", "cursor", "consecutive_failures")
+    fields = (
+        "organization",
+        "url",
+        "event_types",
+        "active",
+        "cursor",
+        "created_at",
+        "consecutive_failures",
+        "circuit_open_until",
+        "lease_until",
+    )
     readonly_fields = fields
 
 

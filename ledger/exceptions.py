@@ -43,3 +43,4 @@ class ErrorCode(Codes):
     MANAGED_HOLD = "managed_escrow_hold"
     IDEMPOTENCY_MISMATCH = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_key_in_progress"
+    WEBHOOK_ENDPOINT_LIMIT = "webhook_endpoint_limit"

@@ -24,7 +24,16 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from .models import Batch, EscrowHold, Holding, LedgerHead, Project, TreeHead
+from .models import Batch, EscrowHold, Holding, LedgerHead, Organization, Project, TreeHead
+
+
+def organization_lock(organization_id: int) -> None:
+    # Serializes an organization's webhook registrations, so two cannot both find room under
+    # the cap on its endpoints. Taken alone (no other lock in that transaction), so it has no
+    # place to keep in the order (the auctions app takes it as the bidder's row).
+    Organization.objects.select_for_update(no_key=True).filter(pk=organization_id).values_list(
+        "pk"
+    ).first()
 
 
 def project_lock(project_id: int) -> Project | None:

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from . import operations
+from . import operations, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -345,3 +345,13 @@ def _ledger(out: Exposition, now: dt.datetime) -> None:
     for b in beats:
         for worker, age in sorted(b.workers.items()):
             out.sample("bluecarbon_worker_heartbeat_age_seconds", age, queue=b.queue, worker=worker)
+
+    pending, circuits = webhooks.webhooks_backlog(now)
+    out.gauge(
+        "bluecarbon_webhook_deliveries_pending",
+        "Webhook deliveries to active endpoints not yet delivered (nor given up)",
+        pending,
+    )
+    out.gauge("bluecarbon_webhook_endpoints", "Active webhook endpoints by their circuit's state")
+    for state, count in circuits.items():
+        out.sample("bluecarbon_webhook_endpoints", count, circuit=state)

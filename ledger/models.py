@@ -508,6 +508,15 @@ class WebhookEndpoint(models.Model):
     # Deliveries cover ledger entries after this sequence number; move it back to replay.
     cursor = models.BigIntegerField(default=-1)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The circuit breaker (ledger/webhooks.py): failed attempts in a row, and, once they reach
+    # WEBHOOK_CIRCUIT_FAILURES, when one delivery may probe it again (open before, half-open
+    # after). Null: closed.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    circuit_open_until = models.DateTimeField(null=True, blank=True)
+    # The sender lease: the one sender task allowed to send this endpoint's deliveries holds
+    # this token until ``lease_until`` (claimed and renewed by compare-and-set).
+    lease_token = models.CharField(max_length=32, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]
@@ -532,10 +541,10 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # When the task in flight for a pending delivery runs (at once, or a retry's countdown),
-    # or, while a task sends it, when that send must have ended. Pending and past this by
-    # WEBHOOK_STALE_SECONDS, it has no task left (a lost message, a killed worker, a database
-    # error mid-task): beat sends it again. Tasks claim it by a compare-and-set on this field.
+    # When a pending delivery may be sent (at once, or after a failed attempt's backoff), or,
+    # while a sender sends it, when that send must have ended: a sender claims it by a
+    # compare-and-set on this field, so a delivery is never sent twice at the same time, and
+    # one whose sender died is due again once the claim has run out.
     due_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -543,7 +552,14 @@ class WebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "entry_seq"], name="delivery_once")
         ]
-        indexes = [models.Index(fields=["status", "due_at"], name="delivery_status_due")]
+        indexes = [
+            # An endpoint's pending deliveries in ledger order (the sender's batch), and the
+            # earliest one due (the scheduler). Not partial indexes on the pending ones: the
+            # status is a bound parameter, which neither database matches to a partial index's
+            # condition in a prepared statement.
+            models.Index(fields=["endpoint", "status", "entry_seq"], name="delivery_send_order"),
+            models.Index(fields=["endpoint", "status", "due_at"], name="delivery_next_due"),
+        ]
 
     def __str__(self) -> str:
         return f"delivery of {self.entry_seq} to {self.endpoint_id}"

@@ -27,29 +27,31 @@ def ledger_checkpoint_task() -> int | None:
 
 @shared_task(acks_late=True)
 def webhooks_dispatch_task() -> int:
-    """Turn new ledger entries into webhook deliveries (idempotent; beat runs it too)."""
-    from .webhooks import webhooks_dispatch
+    """Turn new ledger entries into webhook deliveries, then give each endpoint with
+    deliveries due a sender (idempotent; kicked after writes, and beat runs it too). On the
+    webhooks queue, like the senders."""
+    from .webhooks import webhooks_dispatch, webhooks_schedule
 
-    return len(webhooks_dispatch())
-
-
-@shared_task(bind=True, acks_late=True, max_retries=None)
-def webhook_deliver_task(self: Task[Any, Any], delivery_id: int) -> bool:
-    """POST one delivery; on failure retry with exponential backoff (capped at an hour)."""
-    from .webhooks import DeliveryFailed, webhook_deliver
-
-    try:
-        return webhook_deliver(delivery_id)
-    except DeliveryFailed as exc:
-        raise self.retry(exc=exc, countdown=exc.countdown) from None
+    created = webhooks_dispatch()
+    webhooks_schedule()
+    return len(created)
 
 
 @shared_task(acks_late=True)
-def webhook_deliveries_resend_task() -> int:
-    """Enqueue again pending deliveries whose task was lost (beat; idempotent)."""
-    from .webhooks import webhook_deliveries_resend
+def webhook_endpoint_send_task(endpoint_id: int, token: str) -> int:
+    """One endpoint's sender, holding its lease ``token``: a bounded batch of its due
+    deliveries, in ledger order; then the endpoint is scheduled again (ledger/webhooks.py).
+    Delivered twice or late, it finds its lease taken over and sends nothing."""
+    from .webhooks import webhook_endpoint_send
 
-    return len(webhook_deliveries_resend())
+    return webhook_endpoint_send(endpoint=endpoint_id, token=token)
+
+
+@shared_task(acks_late=True)
+def webhook_deliver_task(delivery_id: int) -> None:
+    """The previous release's task, one per delivery: messages of it may still be queued after
+    an upgrade. The delivery is pending in the database and the scheduler sends it, so each
+    such message is only acknowledged."""
 
 
 @shared_task(acks_late=True)

@@ -1,13 +1,42 @@
 """Webhooks: every ledger entry relevant to an organization, POSTed to its endpoints, signed.
 
-Services for webhook endpoints (create, deactivate, replay), the dispatcher that turns new
-ledger entries into deliveries, and the delivery itself. Deliveries are sent by Celery tasks
-after commit, retried with exponential backoff, logged per attempt, and sent at most once
-successfully (a compare-and-set on the delivery's status). Delivery is at least once: a
-delivery whose task was lost (a lost broker message, a killed worker, a database error
-mid-task) is found pending past its due time by beat and sent again
-(``webhook_deliveries_resend``); a task claims a delivery by a compare-and-set on ``due_at``
-before sending, so two tasks never send one delivery at the same time.
+Services for webhook endpoints (create, within a cap per organization; deactivate; replay),
+the dispatcher that turns new ledger entries into deliveries, the scheduler that gives each
+endpoint with deliveries due one sender, and the sender.
+
+One Celery task per delivery, on the queue the auctions and checkpoints used, let 165
+endpoints queue 40,500 tasks ahead of an auction's close (issue 14). Now:
+
+* ``webhooks_dispatch`` (kicked after writes; beat every 5 s) writes one pending delivery per
+  relevant entry and endpoint, and enqueues nothing per delivery.
+* ``webhooks_schedule`` (after each dispatch, and after each sender's turn) takes each active
+  endpoint that has a delivery due, whose circuit lets one through and that no sender holds,
+  claims its **lease** (a compare-and-set on ``lease_until``, as healthchecks claims work) and
+  enqueues one ``webhook_endpoint_send_task`` for it, on the webhooks queue
+  (``WEBHOOK_QUEUE``). So that queue holds at most about one task per endpoint with work,
+  whatever the backlog of deliveries.
+* ``webhook_endpoint_send`` (the task) sends that endpoint's due deliveries in ledger order,
+  one HTTP request each, at most ``WEBHOOK_BATCH_SIZE`` of them for at most
+  ``WEBHOOK_BATCH_SECONDS``, stopping at the first failure; then it lets the lease go and the
+  endpoint is scheduled again, behind the other endpoints' senders. A slow receiver delays
+  only its own deliveries.
+
+A lease and not a row lock (``SELECT ... FOR UPDATE SKIP LOCKED``): a row lock lives as long
+as its transaction, and a transaction must not stay open across HTTP requests to someone
+else's server (on SQLite it would hold the whole database's write lock). The lease is renewed
+after every delivery and runs out ``WEBHOOK_LEASE_SECONDS`` after the sender's last sign of
+life; a sender lost with its worker or its message is then replaced by the next schedule.
+Each delivery is also claimed on its own (a compare-and-set on ``due_at``) while it is sent,
+so two senders never send one delivery at the same time, even after a lease ran out under a
+slow send. Delivery is at least once: a delivery stays pending until a 2xx answer is recorded.
+
+**Circuit breaker.** Each attempt's outcome is counted per endpoint: after
+``WEBHOOK_CIRCUIT_FAILURES`` failed attempts in a row the circuit opens and nothing is sent to
+the endpoint for ``WEBHOOK_CIRCUIT_COOLDOWN_SECONDS``; then it is half-open and one delivery
+probes it: a success closes it (and the backlog is sent), a failure opens it for another
+cool-down. Deliveries wait, pending, while it is open (their attempts are not used up), and a
+replay closes it. Each delivery's own retries keep their exponential backoff and limit
+(``WEBHOOK_RETRY_BASE_SECONDS``, ``WEBHOOK_MAX_ATTEMPTS``).
 
 Signature (Stripe-style): header ``BlueCarbon-Signature: t=<unix seconds>,v1=<hex>`` where
 ``v1`` = HMAC-SHA256(secret, "<t>.<raw body>"). Receivers recompute it and reject old ``t``.
@@ -24,7 +53,9 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,22 +64,26 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
-from . import egress, entry_types
+from . import egress, entry_types, locks
 from .actors import Actor
 from .core.entry import decode_entry
-from .exceptions import InvalidInput, NotFound
+from .exceptions import Conflict, ErrorCode, InvalidInput, NotFound
 from .models import Account, LedgerEntry, Project, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "BlueCarbon-Signature"
 DELIVERY_HEADER = "BlueCarbon-Delivery"
 SCAN_BATCH = 1000
-RESEND_BATCH = 500
-# A retry's task may start this much before the due time its worker computed (clocks of
-# several hosts); a claim made earlier than that is another task's.
+# A sender is enqueued for what is due within this long (a retry's backoff, a circuit's
+# cool-down), with that countdown; what is due later is left to beat's next schedule.
+SCHEDULE_AHEAD = timedelta(seconds=30)
+# A delivery's sender may start this much before its due time (clocks of several hosts); a
+# claim made earlier than that is another sender's.
 CLOCK_SKEW = timedelta(seconds=1)
+PENDING = WebhookDelivery.Status.PENDING
 
 
 def _fernet() -> Fernet:
@@ -75,6 +110,72 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance: int = 
     return hmac.compare_digest(sign(secret, timestamp, body), header)
 
 
+# ---- the circuit ---------------------------------------------------------------------------
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"  # deliveries are sent
+    OPEN = "open"  # nothing is sent until ``open_until``
+    HALF_OPEN = "half_open"  # the cool-down is over: the next delivery probes the endpoint
+
+
+CIRCUIT_STATES = [s.value for s in CircuitState]  # the API's choices (and schema enum)
+
+
+@dataclass(frozen=True)
+class Circuit:
+    state: CircuitState
+    consecutive_failures: int
+    open_until: datetime | None
+
+
+def endpoint_circuit(endpoint: WebhookEndpoint, now: datetime | None = None) -> Circuit:
+    until = endpoint.circuit_open_until
+    if until is None:
+        state = CircuitState.CLOSED
+    elif (now or timezone.now()) < until:
+        state = CircuitState.OPEN
+    else:
+        state = CircuitState.HALF_OPEN
+    return Circuit(state, endpoint.consecutive_failures, until)
+
+
+def webhooks_backlog(now: datetime) -> tuple[int, dict[str, int]]:
+    """For /metrics: deliveries to active endpoints still pending, and active endpoints by the
+    state of their circuit. The backlog is in the database, not in a queue's depth."""
+    pending = WebhookDelivery.objects.filter(status=PENDING, endpoint__active=True).count()
+    states = dict.fromkeys(CIRCUIT_STATES, 0)
+    for endpoint in WebhookEndpoint.objects.filter(active=True).only(
+        "consecutive_failures", "circuit_open_until"
+    ):
+        states[endpoint_circuit(endpoint, now).state] += 1
+    return pending, states
+
+
+def _circuit_record(endpoint_id: int, *, ok: bool) -> None:
+    """Count an attempt's outcome. One statement each, so concurrent outcomes (a sender whose
+    lease ran out, and its successor) are all counted."""
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id)
+    if ok:
+        endpoint.filter(Q(consecutive_failures__gt=0) | Q(circuit_open_until__isnull=False)).update(
+            consecutive_failures=0, circuit_open_until=None
+        )
+        return
+    cooldown = timedelta(seconds=settings.WEBHOOK_CIRCUIT_COOLDOWN_SECONDS)
+    # SET expressions read the row as it was: this failure is the threshold's when the count
+    # before it was one less. A failed probe (half-open) opens the circuit again.
+    endpoint.update(
+        consecutive_failures=F("consecutive_failures") + 1,
+        circuit_open_until=Case(
+            When(
+                consecutive_failures__gte=settings.WEBHOOK_CIRCUIT_FAILURES - 1,
+                then=Value(timezone.now() + cooldown),
+            ),
+            default=F("circuit_open_until"),
+        ),
+    )
+
+
 # ---- endpoint services ---------------------------------------------------------------------
 
 
@@ -83,7 +184,8 @@ def webhook_endpoint_create(
     *, actor: Actor, url: str, event_types: Iterable[str] = ()
 ) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint for the actor's organization; returns it with its signing secret,
-    which is shown this once (stored encrypted, never returned again)."""
+    which is shown this once (stored encrypted, never returned again). An organization has at
+    most ``WEBHOOK_MAX_ENDPOINTS`` active endpoints."""
     if actor.organization_id is None:
         raise NotFound("you act for no organization")
     parts = urlsplit(url if isinstance(url, str) else "")
@@ -103,6 +205,19 @@ def webhook_endpoint_create(
         raise InvalidInput(
             f"unknown event types: {', '.join(sorted(unknown))}",
             detail={"event_types": "invalid_choice"},
+        )
+    # Two registrations at once must not both find room under the cap.
+    locks.organization_lock(actor.organization_id)
+    limit = settings.WEBHOOK_MAX_ENDPOINTS
+    active = WebhookEndpoint.objects.filter(
+        organization_id=actor.organization_id, active=True
+    ).count()
+    if active >= limit:
+        raise Conflict(
+            f"your organization has {active} active webhook endpoints, the most it may have: "
+            "deactivate one (DELETE /webhooks/{id}) before registering another",
+            code=ErrorCode.WEBHOOK_ENDPOINT_LIMIT,
+            detail={"limit": limit, "active": active},
         )
     secret = "whsec_" + secrets.token_urlsafe(32)
     head = LedgerEntry.objects.order_by("-seq").values_list("seq", flat=True).first()
@@ -135,29 +250,27 @@ def webhook_endpoint_deactivate(*, actor: Actor, endpoint: int) -> WebhookEndpoi
 
 
 def webhook_replay(*, actor: Actor, endpoint: int, after: int) -> WebhookEndpoint:
-    """Deliver again every relevant entry after ``after`` (the feed cursor)."""
+    """Deliver again every relevant entry after ``after`` (the feed cursor). Closes the
+    endpoint's circuit: a replay says the receiver is ready."""
     ep = _own(actor, endpoint)
     if not isinstance(after, int) or after < -1:
         raise InvalidInput(
             "after must be an entry sequence number or -1", detail={"after": "invalid"}
         )
     with transaction.atomic():
-        WebhookEndpoint.objects.filter(pk=ep.pk).update(cursor=min(after, ep.cursor))
+        WebhookEndpoint.objects.filter(pk=ep.pk).update(
+            cursor=min(after, ep.cursor), consecutive_failures=0, circuit_open_until=None
+        )
         # Already delivered entries in the range are sent again.
         WebhookDelivery.objects.filter(endpoint=ep, entry_seq__gt=after).update(
-            status=WebhookDelivery.Status.PENDING, attempts=0, due_at=timezone.now()
+            status=PENDING, attempts=0, due_at=timezone.now()
         )
-        pending = list(
-            WebhookDelivery.objects.filter(endpoint=ep, entry_seq__gt=after).values_list(
-                "pk", flat=True
-            )
-        )
-        transaction.on_commit(lambda: _enqueue(pending))
+        transaction.on_commit(_dispatch_soon, robust=True)
     ep.refresh_from_db()
     return ep
 
 
-# ---- dispatch ------------------------------------------------------------------------------
+# ---- dispatch: entries into deliveries -----------------------------------------------------
 
 
 def _touches(data: dict[str, Any]) -> tuple[set[int], set[int], set[int]]:
@@ -188,8 +301,9 @@ def _touches(data: dict[str, Any]) -> tuple[set[int], set[int], set[int]]:
 
 
 def webhooks_dispatch() -> list[int]:
-    """Create deliveries for entries past each active endpoint's cursor. Safe to run twice or
-    concurrently: endpoints are claimed under row locks and deliveries are unique."""
+    """Create deliveries for entries past each active endpoint's cursor (pending, due now; the
+    scheduler sends them). Safe to run twice or concurrently: endpoints are claimed under row
+    locks and deliveries are unique."""
     created: list[int] = []
     with transaction.atomic():
         endpoints = list(
@@ -240,68 +354,145 @@ def webhooks_dispatch() -> list[int]:
                         status=WebhookDelivery.Status.PENDING,
                     ).values_list("pk", flat=True)
                 )
-        transaction.on_commit(lambda: _enqueue(created))
     return created
 
 
-def _enqueue(ids: list[int]) -> None:
-    from .tasks import webhook_deliver_task
+def _dispatch_soon() -> None:
+    from .tasks import webhooks_dispatch_task
 
-    for pk in ids:
-        webhook_deliver_task.delay(pk)
-
-
-# ---- delivery ------------------------------------------------------------------------------
+    webhooks_dispatch_task.delay()
 
 
-def webhook_deliveries_resend() -> list[int]:
-    """Beat: enqueue again the pending deliveries no task will send (due longer ago than
-    WEBHOOK_STALE_SECONDS). Each is claimed by a compare-and-set on its due time, so two runs
-    (or a run racing a late task) enqueue it once."""
+# ---- scheduling: one sender per endpoint ---------------------------------------------------
+
+
+def _lease_free(now: datetime) -> Q:
+    return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def webhooks_schedule(*, endpoints: Iterable[int] | None = None) -> list[int]:
+    """Give each active endpoint with a delivery due (within ``SCHEDULE_AHEAD``, its circuit
+    allowing) that no sender holds a sender: claim its lease and enqueue
+    ``webhook_endpoint_send_task`` after commit, with a countdown to when it is due. Returns
+    the endpoints claimed. Safe to run twice or concurrently: a lease is claimed once."""
     now = timezone.now()
-    stale = WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.PENDING,
-        due_at__lt=now - timedelta(seconds=settings.WEBHOOK_STALE_SECONDS),
-        endpoint__active=True,
-    ).order_by("due_at", "pk")
-    claimed = [
-        pk
-        for pk, due_at in stale.values_list("pk", "due_at")[:RESEND_BATCH]
-        if WebhookDelivery.objects.filter(
-            pk=pk, status=WebhookDelivery.Status.PENDING, due_at=due_at
-        ).update(due_at=now)
-    ]
-    if claimed:
-        log.warning("webhook deliveries %s had no task left: sent again", claimed)
-    _enqueue(claimed)
-    return claimed
+    lease = timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    first_due = (
+        WebhookDelivery.objects.filter(endpoint=OuterRef("pk"), status=PENDING)
+        .order_by("due_at")
+        .values("due_at")[:1]
+    )
+    rows = (
+        WebhookEndpoint.objects.filter(_lease_free(now), active=True)
+        .annotate(first_due=Subquery(first_due))
+        .filter(first_due__isnull=False)
+        .order_by("pk")
+    )
+    if endpoints is not None:
+        rows = rows.filter(pk__in=list(endpoints))
+    claimed: list[tuple[int, str, float]] = []
+    for pk, due, open_until in rows.values_list("pk", "first_due", "circuit_open_until"):
+        start = max(due, open_until) if open_until else due
+        if start > now + SCHEDULE_AHEAD:
+            continue
+        token = secrets.token_hex(16)
+        if WebhookEndpoint.objects.filter(_lease_free(now), pk=pk, active=True).update(
+            lease_token=token, lease_until=max(start, now) + lease
+        ):
+            claimed.append((pk, token, max(0.0, (start - now).total_seconds())))
+    # Robust: a claimed lease whose task was not enqueued runs out, and beat claims it again.
+    transaction.on_commit(lambda: _enqueue(claimed), robust=True)
+    return [pk for pk, _, _ in claimed]
 
 
-class DeliveryFailed(Exception):
-    """Not delivered this time; the task retries after ``countdown`` seconds."""
+def _enqueue(claimed: list[tuple[int, str, float]]) -> None:
+    from .tasks import webhook_endpoint_send_task
 
-    def __init__(self, message: str, countdown: float) -> None:
-        super().__init__(message)
-        self.countdown = countdown
+    for pk, token, countdown in claimed:
+        if countdown > 0:
+            webhook_endpoint_send_task.apply_async((pk, token), countdown=countdown)
+        else:
+            webhook_endpoint_send_task.delay(pk, token)
 
 
-def webhook_deliver(delivery_id: int) -> bool:
-    """Send one delivery. True once delivered (now or before); raises DeliveryFailed to retry.
-    False without sending while another task has it (sending it, or its retry not yet due)."""
+def _lease_renew(endpoint_id: int, token: str) -> bool:
+    """Still ours (nobody claimed it after it ran out): hold it for another lease period."""
+    until = timezone.now() + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    return bool(
+        WebhookEndpoint.objects.filter(pk=endpoint_id, lease_token=token).update(lease_until=until)
+    )
+
+
+def _lease_release(endpoint_id: int, token: str) -> None:
+    WebhookEndpoint.objects.filter(pk=endpoint_id, lease_token=token).update(
+        lease_token="", lease_until=None
+    )
+
+
+# ---- sending -------------------------------------------------------------------------------
+
+
+class Sent(StrEnum):
+    DELIVERED = "delivered"  # sent now and acknowledged (2xx)
+    # Sent (or refused before sending) now and not acknowledged: due again after its backoff,
+    # or given up (status failed) after the last allowed attempt.
+    FAILED = "failed"
+    # Nothing sent: not pending (delivered, given up, gone), not due yet, or another sender
+    # has it claimed.
+    NOT_SENT = "not_sent"
+
+
+def webhook_endpoint_send(*, endpoint: int, token: str) -> int:
+    """A sender's turn at one endpoint, holding its lease ``token``: send its due deliveries
+    in ledger order, at most WEBHOOK_BATCH_SIZE for at most WEBHOOK_BATCH_SECONDS (one, if
+    the circuit is half-open), stopping at the first failure; then let the lease go and
+    schedule the endpoint again. Returns how many were delivered. A sender whose lease was
+    taken over (it ran out while this task waited or stalled) sends nothing more."""
+    if not _lease_renew(endpoint, token):
+        return 0
+    delivered = 0
+    try:
+        ep = WebhookEndpoint.objects.filter(pk=endpoint, active=True).first()
+        if ep is None:
+            return 0
+        now = timezone.now()
+        circuit = endpoint_circuit(ep, now)
+        if circuit.state == CircuitState.OPEN:
+            return 0
+        size = 1 if circuit.state == CircuitState.HALF_OPEN else settings.WEBHOOK_BATCH_SIZE
+        batch = list(
+            WebhookDelivery.objects.filter(endpoint=ep, status=PENDING, due_at__lte=now)
+            .order_by("entry_seq")
+            .values_list("pk", flat=True)[:size]
+        )
+        ends = time.monotonic() + settings.WEBHOOK_BATCH_SECONDS
+        for pk in batch:
+            outcome = webhook_deliver(pk)
+            if outcome == Sent.FAILED:
+                break
+            delivered += outcome == Sent.DELIVERED
+            if time.monotonic() > ends or not _lease_renew(endpoint, token):
+                break
+    finally:
+        _lease_release(endpoint, token)
+        # Its next turn, behind the senders already queued: endpoints take turns.
+        webhooks_schedule(endpoints=[endpoint])
+    return delivered
+
+
+def webhook_deliver(delivery_id: int) -> Sent:
+    """Send one delivery now, if it is pending and due and nobody else is sending it."""
     delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
-    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
-        return delivery is not None and delivery.status == WebhookDelivery.Status.DELIVERED
-    # Claim it until the send must have ended (compare-and-set): a duplicate task (beat's
-    # resend of a late one, a redelivered message) sends nothing while this one does.
+    if delivery is None or delivery.status != PENDING:
+        return Sent.NOT_SENT
+    # Claim it until the send must have ended (compare-and-set): a second sender (one whose
+    # lease ran out and its successor) sends nothing while this one does.
     now = timezone.now()
     claim = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS)
     if not WebhookDelivery.objects.filter(
-        pk=delivery.pk,
-        status=WebhookDelivery.Status.PENDING,
-        due_at=delivery.due_at,
-        due_at__lte=now + CLOCK_SKEW,
+        pk=delivery.pk, status=PENDING, due_at=delivery.due_at, due_at__lte=now + CLOCK_SKEW
     ).update(due_at=claim):
-        return False
+        return Sent.NOT_SENT
     endpoint = delivery.endpoint
     entry = LedgerEntry.objects.get(seq=delivery.entry_seq)
     raw = bytes(entry.body)
@@ -338,27 +529,24 @@ def webhook_deliver(delivery_id: int) -> bool:
     elif status is not None and not 200 <= status < 300:
         error = f"HTTP {status}"
     ok = status is not None and 200 <= status < 300
-    countdown = min(settings.WEBHOOK_RETRY_BASE_SECONDS * 2**delivery.attempts, 3600.0)
-    # Compare-and-set on the claim: a task that took over after this one's claim ran out
+    attempts = delivery.attempts + 1
+    backoff = min(settings.WEBHOOK_RETRY_BASE_SECONDS * 2**delivery.attempts, 3600.0)
+    gave_up = not ok and attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    if ok:
+        outcome: dict[str, Any] = {
+            "status": WebhookDelivery.Status.DELIVERED,
+            "delivered_at": timezone.now(),
+        }
+    elif gave_up:
+        outcome = {"status": WebhookDelivery.Status.FAILED}
+    else:
+        outcome = {"due_at": timezone.now() + timedelta(seconds=backoff)}
+    # Compare-and-set on the claim: a sender that took over after this one's claim ran out
     # records its own attempt, not this one's too.
-    updated = WebhookDelivery.objects.filter(
-        pk=delivery.pk, status=WebhookDelivery.Status.PENDING, due_at=claim
-    ).update(
-        attempts=delivery.attempts + 1,
-        last_status_code=status,
-        last_error=error,
-        **(
-            {"status": WebhookDelivery.Status.DELIVERED, "delivered_at": timezone.now()}
-            if ok
-            else {"due_at": timezone.now() + timedelta(seconds=countdown)}
-        ),
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=PENDING, due_at=claim).update(
+        attempts=attempts, last_status_code=status, last_error=error, **outcome
     )
-    if ok or not updated:
-        return ok
-    if delivery.attempts + 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.FAILED)
-        log.warning(
-            "webhook delivery %s gave up after %s attempts", delivery.pk, delivery.attempts + 1
-        )
-        return False
-    raise DeliveryFailed(error or f"HTTP {status}", countdown)
+    _circuit_record(endpoint.pk, ok=ok)
+    if gave_up:
+        log.warning("webhook delivery %s gave up after %s attempts", delivery.pk, attempts)
+    return Sent.DELIVERED if ok else Sent.FAILED

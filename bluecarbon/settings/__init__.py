@@ -243,6 +243,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"CircuitStateEnum": "ledger.webhooks.CIRCUIT_STATES"},
 }
 
 # Production shares its caches (rate limits, verification progress) between its processes.
@@ -413,9 +414,9 @@ CELERY_BEAT_SCHEDULE = {
     # A backstop: writes enqueue a checkpoint on commit; this covers a process that died
     # between its commit and the enqueue.
     "ledger-checkpoint": {"task": "ledger.tasks.ledger_checkpoint_task", "schedule": 10.0},
+    # New entries into deliveries, and each endpoint with deliveries due (retries, a circuit's
+    # cool-down over, a sender lost with its lease) to a sender. Writes also kick it.
     "webhooks-dispatch": {"task": "ledger.tasks.webhooks_dispatch_task", "schedule": 5.0},
-    # Pending deliveries no task will send (a lost message, a killed worker, a database error).
-    "webhooks-resend": {"task": "ledger.tasks.webhook_deliveries_resend_task", "schedule": 60.0},
     # Checkpoints the witnesses have not cosigned yet (a witness that was down, a lost task).
     "witness-submit": {"task": "ledger.tasks.witness_submit_task", "schedule": 10.0},
     # Opens and closes auctions whose time has come, and re-kicks stalled ones. Each auction
@@ -468,12 +469,24 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # --- Webhooks -------------------------------------------------------------------------------
 WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
-# One delivery's HTTP exchange, at most (per socket operation); a task claims the delivery
+# One delivery's HTTP exchange, at most (per socket operation); a sender claims the delivery
 # for this long while it sends.
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
-# A pending delivery this long past its due time has no task left: beat enqueues it again.
-# Generous, so that a long queue (its task is late, not lost) is not fed duplicates.
-WEBHOOK_STALE_SECONDS = float(os.environ.get("WEBHOOK_STALE_SECONDS", "300"))
+# Active endpoints one organization may have: each costs the webhook workers a share of their
+# time, and one key with the read scope must not be able to take all of it.
+WEBHOOK_MAX_ENDPOINTS = int(os.environ.get("WEBHOOK_MAX_ENDPOINTS", "10"))
+# An endpoint whose deliveries failed this many times in a row has its circuit opened: nothing
+# is sent to it for WEBHOOK_CIRCUIT_COOLDOWN_SECONDS, then one delivery probes it (ledger/
+# webhooks.py). Its deliveries wait, pending.
+WEBHOOK_CIRCUIT_FAILURES = int(os.environ.get("WEBHOOK_CIRCUIT_FAILURES", "5"))
+WEBHOOK_CIRCUIT_COOLDOWN_SECONDS = float(os.environ.get("WEBHOOK_CIRCUIT_COOLDOWN_SECONDS", "60"))
+# One sender task sends at most this many of an endpoint's deliveries, for at most this long
+# (plus the one in flight), then makes way for the other endpoints' senders.
+WEBHOOK_BATCH_SIZE = int(os.environ.get("WEBHOOK_BATCH_SIZE", "100"))
+WEBHOOK_BATCH_SECONDS = float(os.environ.get("WEBHOOK_BATCH_SECONDS", "5"))
+# An endpoint's sender holds its lease this long past its last sign of life; a sender lost
+# with its worker (killed, its message lost) is replaced once the lease has run out.
+WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
 # Receivers must be at public addresses (ledger/egress.py). "1" also lets them be on loopback:
 # for tests and local development, whose receivers listen on 127.0.0.1. Never private,
 # link-local or other internal addresses.

@@ -3,9 +3,11 @@ delivery log, and replay from a feed cursor."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +15,22 @@ from rest_framework.response import Response
 from .. import entry_types, webhooks
 from ..models import WebhookDelivery, WebhookEndpoint
 from .base import BaseApi
+from .base import responses as _responses
+
+
+class CircuitOutputSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=webhooks.CIRCUIT_STATES,
+        help_text="closed: deliveries are sent; open: nothing is sent until open_until (the "
+        "deliveries wait, pending); half_open: the cool-down is over and the next delivery "
+        "probes the endpoint (success closes the circuit, failure opens it again)",
+    )
+    consecutive_failures = serializers.IntegerField(
+        min_value=0, help_text="failed attempts in a row; the circuit opens at the limit"
+    )
+    open_until = serializers.DateTimeField(
+        allow_null=True, help_text="open until then, half-open after; null when closed"
+    )
 
 
 class EndpointOutputSerializer(serializers.Serializer):
@@ -22,6 +40,11 @@ class EndpointOutputSerializer(serializers.Serializer):
     active = serializers.BooleanField()
     cursor = serializers.IntegerField()
     created_at = serializers.DateTimeField()
+    circuit = serializers.SerializerMethodField()
+
+    @extend_schema_field(CircuitOutputSerializer)
+    def get_circuit(self, endpoint: WebhookEndpoint) -> dict[str, Any]:
+        return dict(CircuitOutputSerializer(webhooks.endpoint_circuit(endpoint)).data)
 
 
 class WebhooksApi(BaseApi):
@@ -42,9 +65,13 @@ class WebhooksApi(BaseApi):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: CreatedSerializer},
+        responses=_responses({201: CreatedSerializer}, 400, 404, 409),
         operation_id="webhooks_create",
         tags=["webhooks"],
+        description="Register an endpoint. An organization has at most WEBHOOK_MAX_ENDPOINTS "
+        "active endpoints (10 by default): one more is 409 webhook_endpoint_limit, with "
+        "detail.limit and detail.active; deactivate one (DELETE) first. A URL that is not "
+        "http(s), or names a non-public address, is 400 invalid_field (detail.url).",
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)

@@ -1,6 +1,7 @@
 """Deliveries are sent at least once: what a lost broker message, a killed worker or a database
-error leaves pending, beat sends again (ledger/webhooks.py ``webhook_deliveries_resend``); and a
-delivery is never sent by two tasks at the same time."""
+error leaves pending is sent by the next sender once the lost one's lease on the endpoint has
+run out (ledger/webhooks.py ``webhooks_schedule``, which beat runs); an endpoint has one sender
+at a time, and a delivery is never sent by two senders at the same time."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
+from bluecarbon import queues
 from ledger import services, webhooks
-from ledger.models import WebhookDelivery
+from ledger.models import WebhookDelivery, WebhookEndpoint
 from tests.api.test_webhooks import key_client, register
 from tests.conftest import ARTIFACTS
 from tests.factories import World
-from tests.worker import Worker, own_worker
+from tests.worker import Worker, own_worker, routed
 
 
 class HoldingReceiver:
@@ -93,55 +95,74 @@ def until(condition: Callable[[], bool], timeout: float, what: str, each: Callab
         time.sleep(0.2)
 
 
-@pytest.mark.django_db
-def test_beat_sends_again_a_delivery_whose_message_was_lost(monkeypatch, settings):
-    assert django_settings.CELERY_BEAT_SCHEDULE["webhooks-resend"]["task"] == (
-        "ledger.tasks.webhook_deliveries_resend_task"
-    )
-    a_transfer_with_a_hook("http://127.0.0.1:9/hook")
-    lost: list[int] = []
-    monkeypatch.setattr(webhooks, "_enqueue", lost.extend)
-    (pk,) = webhooks.webhooks_dispatch()
-    lost.clear()  # the broker lost it
+def lease_of(endpoint_id: int) -> tuple[str, dt.datetime | None]:
+    return WebhookEndpoint.objects.values_list("lease_token", "lease_until").get(pk=endpoint_id)
 
-    assert webhooks.webhook_deliveries_resend() == []  # not stale yet: its task may be queued
-    WebhookDelivery.objects.filter(pk=pk).update(
-        due_at=timezone.now() - dt.timedelta(seconds=settings.WEBHOOK_STALE_SECONDS + 1)
-    )
-    assert webhooks.webhook_deliveries_resend() == [pk]
-    assert lost == [pk]
-    assert webhooks.webhook_deliveries_resend() == []  # claimed: the next run leaves it
-    assert lost == [pk]
+
+@pytest.fixture
+def no_worker(committed_db: None) -> Iterator[None]:
+    """Real commits, and what they enqueue (the dispatch kicked after a write) goes to queues
+    no worker reads: only the test schedules and sends."""
+    with routed(queues.isolated(f"nobody-{time.monotonic_ns()}")):
+        yield
 
 
 @pytest.mark.django_db
-def test_beat_leaves_a_retry_that_is_not_due_and_what_is_not_pending(monkeypatch, settings):
-    a_transfer_with_a_hook("http://127.0.0.1:9/hook")
-    monkeypatch.setattr(webhooks, "_enqueue", lambda ids: None)
+def test_a_sender_lost_with_its_message_is_replaced_once_its_lease_runs_out():
+    assert django_settings.CELERY_BEAT_SCHEDULE["webhooks-dispatch"]["task"] == (
+        "ledger.tasks.webhooks_dispatch_task"
+    )
+    hook = a_transfer_with_a_hook("http://127.0.0.1:9/hook")
     (pk,) = webhooks.webhooks_dispatch()
-    settings.WEBHOOK_STALE_SECONDS = 0
-    WebhookDelivery.objects.filter(pk=pk).update(due_at=timezone.now() + dt.timedelta(hours=1))
-    assert webhooks.webhook_deliveries_resend() == []
+    # Claimed, and its task enqueued after commit: the broker lost it.
+    assert webhooks.webhooks_schedule() == [hook["id"]]
+    lost, _ = lease_of(hook["id"])
+    assert lost
+    assert webhooks.webhooks_schedule() == []  # the lease still runs: its task may be queued
+
+    WebhookEndpoint.objects.filter(pk=hook["id"]).update(
+        lease_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert webhooks.webhooks_schedule() == [hook["id"]]
+    token, until = lease_of(hook["id"])
+    assert token != lost and until > timezone.now()
+    assert webhooks.webhooks_schedule() == []  # claimed again: the next run leaves it
+    # The lost task turning up after all sends nothing: its lease is someone else's.
+    assert webhooks.webhook_endpoint_send(endpoint=hook["id"], token=lost) == 0
+    d = WebhookDelivery.objects.get(pk=pk)
+    assert (d.status, d.attempts) == ("pending", 0)
+    assert lease_of(hook["id"])[0] == token
+
+
+@pytest.mark.django_db
+def test_the_schedule_leaves_what_is_not_due_soon_what_is_not_pending_and_what_is_inactive():
+    hook = a_transfer_with_a_hook("http://127.0.0.1:9/hook")
+    (pk,) = webhooks.webhooks_dispatch()
+    later = timezone.now() + webhooks.SCHEDULE_AHEAD + dt.timedelta(minutes=1)
+    WebhookDelivery.objects.filter(pk=pk).update(due_at=later)
+    assert webhooks.webhooks_schedule() == []  # beat comes back for it
     WebhookDelivery.objects.filter(pk=pk).update(
         due_at=timezone.now() - dt.timedelta(hours=1), status=WebhookDelivery.Status.FAILED
     )
-    assert webhooks.webhook_deliveries_resend() == []
+    assert webhooks.webhooks_schedule() == []
+    WebhookDelivery.objects.filter(pk=pk).update(status=WebhookDelivery.Status.PENDING)
+    WebhookEndpoint.objects.filter(pk=hook["id"]).update(active=False)
+    assert webhooks.webhooks_schedule() == []
+    WebhookEndpoint.objects.filter(pk=hook["id"]).update(active=True)
+    assert webhooks.webhooks_schedule() == [hook["id"]]
 
 
-def test_concurrent_beat_runs_enqueue_a_stale_delivery_once(committed_db, monkeypatch, settings):
-    a_transfer_with_a_hook("http://127.0.0.1:9/hook")
-    enqueued: list[int] = []
+def test_concurrent_schedules_give_an_endpoint_one_sender(no_worker, monkeypatch):
+    hook = a_transfer_with_a_hook("http://127.0.0.1:9/hook")
+    webhooks.webhooks_dispatch()
+    enqueued: list[tuple[int, str, float]] = []
     monkeypatch.setattr(webhooks, "_enqueue", enqueued.extend)
-    pks = webhooks.webhooks_dispatch()
-    enqueued.clear()
-    settings.WEBHOOK_STALE_SECONDS = 5
-    WebhookDelivery.objects.update(due_at=timezone.now() - dt.timedelta(seconds=6))
     start = threading.Barrier(6)
 
     def run() -> None:
         start.wait()
         try:
-            webhooks.webhook_deliveries_resend()
+            webhooks.webhooks_schedule()
         finally:
             connection.close()
 
@@ -150,17 +171,14 @@ def test_concurrent_beat_runs_enqueue_a_stale_delivery_once(committed_db, monkey
         t.start()
     for t in threads:
         t.join()
-    assert sorted(enqueued) == sorted(pks)
+    ((endpoint, token, countdown),) = enqueued
+    assert (endpoint, token, countdown) == (hook["id"], lease_of(hook["id"])[0], 0.0)
 
 
-def test_two_tasks_for_one_delivery_never_send_it_at_the_same_time(committed_db, receiver):
+def test_two_senders_never_send_one_delivery_at_the_same_time(no_worker, receiver):
     a_transfer_with_a_hook(receiver.url)
-    pks: list[int] = []
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(webhooks, "_enqueue", pks.extend)
-        webhooks.webhooks_dispatch()
-    (pk,) = pks
-    results: list[bool] = []
+    (pk,) = webhooks.webhooks_dispatch()
+    results: list[webhooks.Sent] = []
 
     def first() -> None:
         try:
@@ -171,35 +189,38 @@ def test_two_tasks_for_one_delivery_never_send_it_at_the_same_time(committed_db,
     sending = threading.Thread(target=first)
     sending.start()
     assert receiver.arrived.wait(10)
-    # A second task for it (beat's resend of a late one, a redelivered message): nothing sent.
-    assert webhooks.webhook_deliver(pk) is False
+    # A second sender (one whose lease ran out, and its successor): nothing sent.
+    assert webhooks.webhook_deliver(pk) == webhooks.Sent.NOT_SENT
     receiver.release.set()
     sending.join(20)
-    assert results == [True]
+    assert results == [webhooks.Sent.DELIVERED]
     assert receiver.requests == [str(pk)]
     d = WebhookDelivery.objects.get(pk=pk)
     assert (d.status, d.attempts) == ("delivered", 1)
-    assert webhooks.webhook_deliver(pk) is True  # delivered: a late duplicate sends nothing
+    # Delivered: a late sender sends nothing.
+    assert webhooks.webhook_deliver(pk) == webhooks.Sent.NOT_SENT
     assert receiver.requests == [str(pk)]
 
 
 @pytest.fixture
 def hook_worker(celery_worker_process: Worker, committed_db: None) -> Iterator[Worker]:
-    """A worker of its own whose claim on a delivery it sends lasts 3 s."""
-    with own_worker(ARTIFACTS, {"WEBHOOK_TIMEOUT_SECONDS": "3"}) as worker:
+    """A worker of its own whose claim on a delivery it sends, and its lease on the endpoint,
+    last 3 s."""
+    env = {"WEBHOOK_TIMEOUT_SECONDS": "3", "WEBHOOK_LEASE_SECONDS": "3"}
+    with own_worker(ARTIFACTS, env) as worker:
         yield worker
 
 
 def sent_and_delivered(receiver: HoldingReceiver, hook: dict, settings, *, sends: int) -> None:
-    """Run beat's resend (every 0.2 s here) until the delivery is recorded as delivered."""
-    settings.WEBHOOK_STALE_SECONDS = 0.5
+    """Run beat's schedule (every 0.2 s here) until the delivery is recorded as delivered."""
+    settings.WEBHOOK_LEASE_SECONDS = 3
     until(
         lambda: WebhookDelivery.objects.filter(
             endpoint_id=hook["id"], status=WebhookDelivery.Status.DELIVERED
         ).exists(),
         timeout=60,
         what="the delivery sent again and recorded",
-        each=webhooks.webhook_deliveries_resend,
+        each=webhooks.webhooks_schedule,
     )
     (d,) = WebhookDelivery.objects.filter(endpoint_id=hook["id"])
     assert d.attempts == 1
@@ -210,6 +231,7 @@ def sent_and_delivered(receiver: HoldingReceiver, hook: dict, settings, *, sends
 def test_a_delivery_whose_worker_was_killed_mid_send_is_sent_again(hook_worker, receiver, settings):
     hook = a_transfer_with_a_hook(receiver.url)
     webhooks.webhooks_dispatch()
+    webhooks.webhooks_schedule()
     assert receiver.arrived.wait(30), hook_worker.log()[-3000:]
     hook_worker.kill()
     receiver.release.set()  # the request died with the worker
@@ -227,6 +249,7 @@ def test_a_delivery_whose_database_connection_was_terminated_is_sent_again(
 ):
     hook = a_transfer_with_a_hook(receiver.url)
     webhooks.webhooks_dispatch()
+    webhooks.webhooks_schedule()
     assert receiver.arrived.wait(30), hook_worker.log()[-3000:]
     # The worker is waiting for the receiver, its connection open: cut it from the server side.
     with connection.cursor() as cursor:
