@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import redirect
 
+from bluecarbon.rows import adopt
 from ledger.actors import Actor
 from ledger.admin import ReadOnlyAdmin
 from ledger.core.quantity import QuantityError, format_money, format_tonnes, parse_money
@@ -111,8 +112,7 @@ class BidderAdmin(admin.ModelAdmin):
         except DomainError as exc:
             self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
             raise _Refused from exc
-        obj.__dict__.update({f.attname: getattr(made, f.attname) for f in Bidder._meta.fields})
-        obj._state.adding = False
+        adopt(obj, made)
 
 
 # ---- deposits ------------------------------------------------------------------------------
@@ -172,8 +172,7 @@ class DepositAdmin(admin.ModelAdmin):
         except DomainError as exc:
             self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
             raise _Refused from exc
-        obj.__dict__.update({f.attname: getattr(made, f.attname) for f in Deposit._meta.fields})
-        obj._state.adding = False
+        adopt(obj, made)
 
     add_view = _refusal_redirects(admin.ModelAdmin.add_view)
 

@@ -25,6 +25,7 @@ import datetime as dt
 
 from django.db import connection
 
+from bluecarbon.rows import loaded
 from ledger.models import Organization
 
 from .models import Auction, Bid
@@ -74,7 +75,8 @@ def auction_share_lock(auction_id: int) -> Auction | None:
     if connection.vendor != "postgresql":
         # SQLite's backend hands raw SQL datetimes back as text or naive values.
         opens_at, closes_at = (_aware(v) for v in (opens_at, closes_at))
-    a = Auction(
+    return loaded(
+        Auction,
         pk=pk,
         state=state,
         opens_at=opens_at,
@@ -83,8 +85,6 @@ def auction_share_lock(auction_id: int) -> Auction | None:
         deposit_required=deposit,
         currency=currency,
     )
-    a._state.adding = False
-    return a
 
 
 def _aware(value: object) -> dt.datetime:

@@ -210,7 +210,7 @@ class Bid(models.Model):
     commitment = models.CharField(max_length=64, help_text="SHA-256 of the ciphertext, hex")
     entry_seq = models.BigIntegerField(help_text="The entry of the latest version")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SEALED)
-    reason = models.CharField(max_length=32, blank=True, default="")
+    reason = models.CharField(max_length=32, blank=True, default="", db_default="")
     # After close: the opened tiers as sealed (worker's working copy until the result is
     # published; the auction.clear entry is the record) and the lots awarded.
     opened = models.JSONField(null=True, blank=True)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from bluecarbon.rows import RawInsert, column, loaded
 from ledger import services as registry
 from ledger.actors import Actor
 from ledger.core.entry import entry_hash, format_time
@@ -618,12 +619,8 @@ def _bid_entry(
 
     def rows(seq: int) -> list[tuple[str, list[Any]]]:
         return [
-            ("UPDATE auctions_bid SET entry_seq = %s WHERE id = %s", [seq, bid.pk]),
-            (
-                "INSERT INTO auctions_bidreceipt (bid_id, version, action, commitment, "
-                "entry_seq, time) VALUES (%s, %s, %s, %s, %s, %s)",
-                [bid.pk, bid.version, action, commitment, seq, time],
-            ),
+            (_BID_ENTRY_SEQ, [seq, bid.pk]),
+            (_RECEIPT_INSERT.sql(), [bid.pk, bid.version, action, commitment, seq, time]),
         ]
 
     entry = registry.ledger_append(type=f"bid.{action}", actor=actor, data=data, at=now, also=rows)
@@ -673,10 +670,7 @@ def _bid_submit(
     # an error (which would abort the caller's transaction), so the refusal changes nothing.
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO auctions_bid (auction_id, bidder_id, account_id, version, ciphertext, "
-            "commitment, entry_seq, status, reason) VALUES (%s, %s, %s, 1, %s, %s, -1, %s, '') "
-            "ON CONFLICT (auction_id, commitment) DO NOTHING RETURNING id",
-            [a.pk, org.pk, acc.pk, raw, commitment, Bid.Status.SEALED],
+            _BID_INSERT.sql(), [a.pk, org.pk, acc.pk, raw, commitment, Bid.Status.SEALED]
         )
         row = cursor.fetchone()
     if row is None:
@@ -684,7 +678,8 @@ def _bid_submit(
             "this ciphertext was already submitted in this auction",
             code=Code.DUPLICATE_CIPHERTEXT,
         )
-    bid = Bid(
+    bid = loaded(
+        Bid,
         pk=row[0],
         auction=a,
         bidder=org,
@@ -695,8 +690,26 @@ def _bid_submit(
         entry_seq=-1,
         status=Bid.Status.SEALED,
     )
-    bid._state.adding = False
     return _bid_entry("submit", actor, bid, raw, now)
+
+
+# The intake's statements, from the models (bluecarbon/rows.py). ON CONFLICT: a duplicate
+# ciphertext is refused by the unique index without an error (see _bid_submit). ``reason`` and
+# the opening's columns are left to their database defaults.
+_BID_INSERT = RawInsert(
+    Bid,
+    ["auction", "bidder", "account", "version", "ciphertext", "commitment", "entry_seq", "status"],
+    literals={"version": "1", "entry_seq": "-1"},
+    suffix=f"ON CONFLICT ({column(Bid, 'auction')}, {column(Bid, 'commitment')}) DO NOTHING "
+    f"RETURNING {column(Bid, 'pk')}",
+)
+_RECEIPT_INSERT = RawInsert(
+    BidReceipt, ["bid", "version", "action", "commitment", "entry_seq", "time"]
+)
+_BID_ENTRY_SEQ = (
+    f"UPDATE {Bid._meta.db_table} SET {column(Bid, 'entry_seq')} = %s "
+    f"WHERE {column(Bid, 'pk')} = %s"
+)
 
 
 def _own_bid(a: Auction, org: Organization, bid: object) -> Bid:

@@ -18,6 +18,8 @@ from django.template import engines
 from django.urls import reverse
 from django.utils import timezone
 
+from bluecarbon.rows import adopt
+
 from . import services
 from .exceptions import DomainError
 from .models import ApiKey, Organization
@@ -123,8 +125,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         except DomainError as exc:  # unreachable: the form checks what the service checks
             raise ValueError(exc.message) from exc
         # The admin goes on with ``obj`` (its history entry, the response): make it the key.
-        obj.__dict__.update({f.attname: getattr(key, f.attname) for f in ApiKey._meta.fields})
-        obj._state.adding = False
+        adopt(obj, key)
         obj._shown_once = secret  # type: ignore[attr-defined]
 
     def response_add(

@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from bluecarbon.rows import RawInsert, loaded
+
 from .models import Batch, EscrowHold, Holding, LedgerHead, Organization, Project, TreeHead
 
 
@@ -75,19 +77,24 @@ def holdings_lock(
     if create and len(rows) < len(wanted):
         missing = sorted(set(wanted) - {(a, b) for _, a, b, _, _ in rows})
         with connection.cursor() as cursor:
-            # ON CONFLICT DO NOTHING: two transfers into a new holding must not race on its
-            # creation; the loser waits for the winner's row and then locks it.
             cursor.execute(
-                "INSERT INTO ledger_holding (account_id, batch_id, tradable, escrowed) VALUES "
-                + ", ".join(["(%s, %s, 0, 0)"] * len(missing))
-                + " ON CONFLICT DO NOTHING",
-                [v for pair in missing for v in pair],
+                _HOLDING_INSERT.sql(rows=len(missing)), [v for pair in missing for v in pair]
             )
         rows = _holding_rows(wanted)
     return {
-        (a, b): Holding(id=i, account_id=a, batch_id=b, tradable=t, escrowed=e)
+        (a, b): loaded(Holding, pk=i, account_id=a, batch_id=b, tradable=t, escrowed=e)
         for i, a, b, t, e in rows
     }
+
+
+# ON CONFLICT DO NOTHING: two transfers into a new holding must not race on its creation; the
+# loser waits for the winner's row and then locks it.
+_HOLDING_INSERT = RawInsert(
+    Holding,
+    ["account", "batch", "tradable", "escrowed"],
+    literals={"tradable": "0", "escrowed": "0"},
+    suffix="ON CONFLICT DO NOTHING",
+)
 
 
 def holdings_save(*holdings: Holding) -> None:

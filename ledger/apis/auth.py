@@ -15,6 +15,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
+from bluecarbon.rows import loaded
+
 from ..actors import Actor
 from ..models import ApiKey, Organization, Role
 
@@ -85,8 +87,9 @@ def _key_by_prefix(prefix: str) -> ApiKey | None:
     if row is None:
         return None
     kid, name, digest, scopes, expires, revoked, used, oid, handle, oname, roles = row
-    org = Organization(pk=oid, handle=handle, name=oname, roles=_json(roles))
-    key = ApiKey(
+    org = loaded(Organization, pk=oid, handle=handle, name=oname, roles=_json(roles))
+    key = loaded(
+        ApiKey,
         pk=kid,
         organization=org,
         name=name,
@@ -97,7 +100,6 @@ def _key_by_prefix(prefix: str) -> ApiKey | None:
         revoked_at=_moment(revoked),
         last_used_at=_moment(used),
     )
-    key._state.adding = False
     return key
 
 
