@@ -386,8 +386,14 @@ class _Pool:
             try:
                 return self._results.get(timeout=1.0)
             except queue.Empty:
-                if not all(p.is_alive() for p in self._processes):
-                    raise RuntimeError("a verification worker exited unexpectedly") from None
+                dead = [p for p in self._processes if not p.is_alive()]
+                if dead:
+                    # A negative exit code is the signal that ended it (-9: killed, e.g. by
+                    # the kernel's out-of-memory killer).
+                    codes = ", ".join(f"{p.name}: exit code {p.exitcode}" for p in dead)
+                    raise RuntimeError(
+                        f"a verification worker exited unexpectedly ({codes})"
+                    ) from None
 
     def close(self, finished: bool) -> list[float]:
         """Stop the workers; after a clean finish, return their peak resident memory."""
