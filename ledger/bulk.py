@@ -2,11 +2,12 @@
 
 Each operation is validated by the same input serializer as its single endpoint and applied by
 the same service, in order, in one transaction: the result is exactly what the single calls
-would have produced, or, if any operation is refused, nothing at all."""
+would have produced, or, if any operation is refused, nothing at all. A run of consecutive
+transfers goes to the service's set-based form, ``credit_transfer_many``, in one call."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from rest_framework import serializers
@@ -172,127 +173,14 @@ def _at(exc: DomainError, index: int, kind: str) -> DomainError:
 
 
 def _transfers(actor: Actor, run: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """A run of transfers with the same checks, effects and entries as ``credit_transfer``
-    called once per operation, in a handful of statements: every account and batch read at
-    once, every holding locked at once (in id order), balances checked in order in memory,
-    holdings written in one UPDATE, entries appended under one head lock."""
-    from django.db import connection
-    from django.utils import timezone
-
-    from . import locks
-    from .core.entry import TRANSFER_BYTES, encode_entry, entry_hash, format_time
-    from .exceptions import ErrorCode, NotFound, Unprocessable
-    from .models import Account, Batch
-
-    account_ids = {d[k] for _, d in run for k in ("sender", "recipient")}
-    batch_ids = {d["batch"] for _, d in run}
-    accounts = {
-        a: (k, o)
-        for a, k, o in Account.objects.filter(pk__in=account_ids).values_list(
-            "pk", "kind", "organization_id"
-        )
-    }
-    batches = set(Batch.objects.filter(pk__in=batch_ids).values_list("pk", flat=True))
-    for index, d in run:
-        try:
-            if d["sender"] == d["recipient"]:
-                raise Unprocessable(
-                    "sender and recipient are the same account", code=ErrorCode.TRANSFER_TO_SELF
-                )
-            src, dst = accounts.get(d["sender"]), accounts.get(d["recipient"])
-            if src is None or not actor.may_act_for(src[1]):
-                raise NotFound(f"sender {d['sender']} not found", detail={"sender": "not_found"})
-            if dst is None:
-                raise NotFound(
-                    f"recipient {d['recipient']} not found", detail={"recipient": "not_found"}
-                )
-            if src[0] == Account.Kind.BUFFER:
-                raise Unprocessable(
-                    "buffer-pool credits only leave the pool through a reversal",
-                    code=ErrorCode.BUFFER_ACCOUNT,
-                )
-            if dst[0] == Account.Kind.BUFFER:
-                raise Unprocessable(
-                    "credits cannot be transferred into a buffer pool",
-                    code=ErrorCode.BUFFER_ACCOUNT,
-                )
-            if d["batch"] not in batches:
-                raise NotFound(f"batch {d['batch']} not found", detail={"batch": "not_found"})
-        except DomainError as exc:
-            raise _at(exc, index, "transfer") from None
-    pairs = sorted({(d[k], d["batch"]) for _, d in run for k in ("sender", "recipient")})
-    held = locks.holdings_lock(pairs, create=False)
-    balance = {pair: h.tradable for pair, h in held.items()}
-    for index, d in run:
-        out: tuple[int, int] = (d["sender"], d["batch"])
-        into: tuple[int, int] = (d["recipient"], d["batch"])
-        if balance.get(out, 0) < d["quantity"]:
-            try:
-                services._check_tradable(
-                    Account.objects.get(pk=out[0]),
-                    Batch.objects.get(pk=out[1]),
-                    balance.get(out, 0),
-                    d["quantity"],
-                )
-            except DomainError as exc:
-                raise _at(exc, index, "transfer") from None
-        balance[out] -= d["quantity"]
-        balance[into] = balance.get(into, 0) + d["quantity"]
-    if len(held) < len(pairs):
-        held = locks.holdings_lock(pairs)
-    for pair, h in held.items():
-        h.tradable = balance.get(pair, 0)
-    locks.holdings_save(*held.values())
-
-    size, last = locks.ledger_head_lock()
-    now = format_time(timezone.now())
-    rows, results = [], []
-    for offset, (index, d) in enumerate(run):
-        seq = size + offset
-        body = (
-            f'{{"actor":"{actor.label}","data":{{"batch":{d["batch"]},"from":{d["sender"]},'
-            f'"quantity":{d["quantity"]},"to":{d["recipient"]}}},"prev":"{last.hex()}",'
-            f'"seq":{seq},"time":"{now}","type":"credit.transfer","v":1}}'
-        ).encode()
-        if TRANSFER_BYTES.fullmatch(body) is None:  # an actor or number outside the template
-            body = encode_entry(
-                seq=seq,
-                prev=last,
-                time=now,
-                type="credit.transfer",
-                actor=actor.label,
-                data={
-                    "batch": d["batch"],
-                    "from": d["sender"],
-                    "quantity": d["quantity"],
-                    "to": d["recipient"],
-                },
-            )
-        last = entry_hash(body)
-        rows.append((seq, body, "credit.transfer", services.entry_mac(seq, last)))
-        results.append({"index": index, "op": "transfer", "entry_seq": seq})
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY: one round trip for the whole run (the append-only triggers guard UPDATE,
-            # DELETE and TRUNCATE; COPY only inserts). Through the driver's own cursor, so its
-            # errors are made Django's here (a deadlock must be an OperationalError to be
-            # retried or answered 503, ledger/apis/errors.py).
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(
-                    "COPY ledger_ledgerentry (seq, body, type, mac) FROM STDIN"
-                ) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            cursor.executemany(
-                "INSERT INTO ledger_ledgerentry (seq, body, type, mac) VALUES (%s, %s, %s, %s)",
-                rows,
-            )
-        cursor.execute(
-            "UPDATE ledger_ledgerhead SET size = %s, last_hash = %s WHERE id = 1",
-            [size + len(rows), last],
-        )
-    transaction.on_commit(services._checkpoint_soon, robust=True)
-    return results
+    """A run of consecutive transfers, by the set-based form of ``credit_transfer``."""
+    try:
+        transfers = cast(list[services.Transfer], [d for _, d in run])  # _transfer_fields
+        seqs = services.credit_transfer_many(actor=actor, transfers=transfers)
+    except DomainError as exc:
+        position = exc.detail.pop("index")
+        raise _at(exc, run[position][0], "transfer") from None
+    return [
+        {"index": index, "op": "transfer", "entry_seq": seq}
+        for (index, _), seq in zip(run, seqs, strict=True)
+    ]
