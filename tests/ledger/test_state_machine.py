@@ -1,13 +1,19 @@
-"""Random sequences of registry operations. After every step the ledger, replayed from
-sequence 0, must reproduce the live tables exactly and the supply invariants must hold; a
-refused operation must leave the ledger as it was."""
+"""Random sequences of registry operations, through every path that writes: the single
+services, bulk runs (``bulk_apply``: transfers set-based, the rest one by one) and auctions
+from creation through bids, close, clearing and settlement to payment or default. After every
+step the ledger, replayed from sequence 0, must reproduce the live tables exactly (registry and
+auctions) and the supply invariants must hold; a refused operation must leave the ledger as it
+was."""
 
 from __future__ import annotations
 
 import datetime as dt
+from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -20,21 +26,56 @@ from hypothesis.stateful import (
     rule,
 )
 
+from auctions import services as auctions
+from auctions.core import sealing
+from auctions.models import Auction, Award
 from ledger import services, signer
+from ledger.apis.auth import ALL_SCOPES
+from ledger.bulk import bulk_apply
 from ledger.exceptions import DomainError
-from ledger.models import Account, Batch, EscrowHold, Holding, LedgerEntry
+from ledger.models import Account, Batch, EscrowHold, Holding, LedgerEntry, Role
 from ledger.signing import trusted_verifiers
 from ledger.verify import verify_ledger
 from tests import factories
 
 amounts = st.one_of(st.integers(1, 3_000), st.integers(1, 2_000_000))
+# Issuances: sometimes large enough to sell in lots and move in bulk.
+issued = st.one_of(amounts, st.integers(100_000, 2_000_000))
 # Mostly the developer's account, which receives every issuance, so moves usually succeed.
 senders = st.sampled_from([0, 0, 0, 1, 2, 3])
+# A bulk request's operations: mostly transfers (runs of them take the set-based path), between
+# holding accounts, from one that holds some of the batch, each of a share (in %) of what its
+# sender held when the request was made (one refused operation refuses the whole request).
+bulk_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["transfer"] * 8 + ["retire", "cancel", "issue"]),
+        st.integers(0, 2),  # the sender: which of the accounts holding some
+        st.integers(1, 2),  # the recipient: the next account but one or two (not the sender)
+        st.integers(1, 40),
+    ),
+    min_size=2,
+    max_size=10,
+)
+
+
+# A sealed bid: up to three price tiers (30.00 CNY/t is the reserve) of one to five lots.
+sealed_tiers = st.lists(
+    st.tuples(st.integers(25, 60), st.integers(1, 5)),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda t: t[0],
+)
+
+
+def tonnes(kg: int) -> str:
+    return f"{kg // 1000}.{kg % 1000:03d}"
 
 
 class RegistryMachine(RuleBasedStateMachine):
     batches = Bundle("batches")
     holds = Bundle("holds")
+    auctions = Bundle("auctions")
+    awards = Bundle("awards")
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,8 +85,15 @@ class RegistryMachine(RuleBasedStateMachine):
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
         self.years: dict[int, int] = {}
+        # The clock every service reads: real time plus what the machine skipped to close an
+        # auction (auctions close at their closing time; nobody waits for it here).
+        self.skipped = dt.timedelta()
+        real_now = timezone.now
+        self._clock = mock.patch.object(timezone, "now", lambda: real_now() + self.skipped)
+        self._clock.start()
 
     def teardown(self) -> None:
+        self._clock.stop()
         transaction.set_rollback(True)
         self._atomic.__exit__(None, None, None)
 
@@ -60,6 +108,12 @@ class RegistryMachine(RuleBasedStateMachine):
             factories.account(self.w.buyer, "Second").pk,
             self.w.buffer.pk,
         ]
+        self.bidders = []
+        for _ in range(2):
+            org = factories.organization(Role.BIDDER)
+            factories.account(org)
+            auctions.bidder_approve(actor=factories.OPERATOR, organization=org.pk)
+            self.bidders.append(org)
 
     def _attempt(self, fn, **kwargs):
         before = LedgerEntry.objects.count()
@@ -72,11 +126,15 @@ class RegistryMachine(RuleBasedStateMachine):
         assert LedgerEntry.objects.count() > before
         return result
 
-    @rule(target=batches, second=st.booleans(), qty=amounts, share=st.integers(0, 10_000))
+    def _year(self, project_id: int) -> int:
+        year = self.years.get(project_id, 2000)
+        self.years[project_id] = year + 1
+        return year
+
+    @rule(target=batches, second=st.booleans(), qty=issued, share=st.integers(0, 10_000))
     def issue(self, second: bool, qty: int, share: int):
         project = self.second if second else self.w.project
-        year = self.years.get(project.pk, 2000)
-        self.years[project.pk] = year + 1
+        year = self._year(project.pk)
         b = self._attempt(
             services.batch_issue,
             actor=factories.OPERATOR,
@@ -164,6 +222,177 @@ class RegistryMachine(RuleBasedStateMachine):
             quantity=qty,
             evidence_sha256=factories.sha("storm"),
             description="Typhoon damage",
+        )
+
+    @rule(target=batches, batch=batches, ops=bulk_ops)
+    def bulk(self, batch: int, ops: list[tuple[str, int, int, int]]):
+        held = dict(Holding.objects.filter(batch_id=batch).values_list("account_id", "tradable"))
+        holders = [i for i in range(3) if held.get(self.accounts[i], 0)] or [0]
+        operations = []
+        for kind, pick, step, share in ops:
+            src = holders[pick % len(holders)]
+            qty = max(1, held.get(self.accounts[src], 0) * share // 100)
+            if kind == "transfer":
+                operations.append(
+                    {
+                        "op": "transfer",
+                        "batch": batch,
+                        "sender": self.accounts[src],
+                        "recipient": self.accounts[(src + step) % 3],
+                        "quantity": tonnes(qty),
+                    }
+                )
+            elif kind == "issue":
+                year = self._year(self.w.project.pk)
+                operations.append(
+                    {
+                        "op": "issue",
+                        "project": self.w.project.pk,
+                        "monitoring_start": f"{year}-01-01",
+                        "monitoring_end": f"{year}-12-31",
+                        "verification_body": "DNV",
+                        "verification_report_sha256": factories.sha(str(year)),
+                        "quantity": tonnes(share * 1000),
+                        "buffer_share": "20",
+                        "holder": self.w.dev_account.pk,
+                    }
+                )
+            else:
+                operations.append(
+                    {
+                        "op": kind,
+                        "batch": batch,
+                        "account": self.accounts[src],
+                        "quantity": tonnes(qty),
+                        **(
+                            {"beneficiary": "Ningbo", "purpose": "offset", "jurisdiction": "CN-ZJ"}
+                            if kind == "retire"
+                            else {"reason": "exported"}
+                        ),
+                    }
+                )
+        results = self._attempt(
+            bulk_apply, actor=factories.OPERATOR, scopes=ALL_SCOPES, operations=operations
+        )
+        return multiple(*(r["batch"] for r in results or [] if r["op"] == "issue"))
+
+    # ---- auctions: the seller is the developer, the lot comes from its account ----------------
+
+    @rule(
+        target=auctions,
+        batch=batches,
+        format=st.sampled_from(["uniform", "pay_as_bid", "first_price", "second_price"]),
+        lots=st.integers(1, 4),
+        lot_kg=st.sampled_from([10, 1_000]),
+        deposit=st.booleans(),
+        undersubscribed=st.sampled_from(["settle", "cancel"]),
+        bids=st.lists(st.tuples(st.integers(0, 1), sealed_tiers), max_size=3),
+    )
+    def auction(
+        self,
+        batch: int,
+        format: str,
+        lots: int,
+        lot_kg: int,
+        deposit: bool,
+        undersubscribed: str,
+        bids: list[tuple[int, list[tuple[int, int]]]],
+    ):
+        if format in ("first_price", "second_price"):
+            lot_kg, lots = lot_kg * lots, 1
+        now = timezone.now()
+        a = self._attempt(
+            auctions.auction_create,
+            actor=self.w.dev,
+            account=self.w.dev_account.pk,
+            batch=batch,
+            title="Xihu Port seaweed sink",
+            format=format,
+            quantity=lots * lot_kg,
+            lot_kg=lot_kg,
+            currency="CNY",
+            tick=100,
+            reserve=3000,
+            cap_bp=None,
+            deposit_required=100_000 if deposit else 0,
+            bid_guarantee=False,
+            tie_rule="random_order",
+            undersubscribed=undersubscribed,
+            opens_at=now - dt.timedelta(seconds=1),
+            closes_at=now + dt.timedelta(hours=1),
+        )
+        if a is None:
+            return multiple()
+        if self._attempt(auctions.auction_schedule, actor=self.w.dev, auction=a.pk) is None:
+            return multiple()  # the seller holds too little: a draft, which goes no further
+        for bidder, bid_tiers in bids:  # the first bids (the bid rule adds more later)
+            if deposit:
+                self.deposit(a.pk, bidder)
+            self.bid(a.pk, bidder, bid_tiers)
+        return a.pk
+
+    @rule(auction=auctions, bidder=st.integers(0, 1))
+    def deposit(self, auction: int, bidder: int) -> None:
+        self._attempt(
+            auctions.deposit_record,
+            actor=factories.OPERATOR,
+            auction=auction,
+            bidder=self.bidders[bidder].pk,
+            amount=100_000,
+        )
+
+    @rule(auction=auctions, bidder=st.integers(0, 1), tiers=sealed_tiers)
+    def bid(self, auction: int, bidder: int, tiers: list[tuple[int, int]]) -> None:
+        a = Auction.objects.get(pk=auction)
+        org = self.bidders[bidder]
+        single = a.format in ("first_price", "second_price")  # one lot: a tier of one
+        ciphertext = sealing.seal(
+            public_key=bytes(a.public_key),
+            origin=django_settings.LEDGER_ORIGIN,
+            auction=a.pk,
+            bidder=org.pk,
+            tiers=[
+                {"price": p * 100, "lots": 1 if single else n}
+                for p, n in sorted(tiers, reverse=True)
+            ],
+        )
+        self._attempt(
+            auctions.bid_submit,
+            actor=factories.actor_for(org),
+            auction=auction,
+            ciphertext=ciphertext,
+        )
+
+    @rule(auction=auctions, operator=st.booleans())
+    def auction_cancel(self, auction: int, operator: bool) -> None:
+        self._attempt(
+            auctions.auction_cancel,
+            actor=factories.OPERATOR if operator else self.w.dev,
+            auction=auction,
+            reason="withdrawn",
+        )
+
+    @rule(target=awards, auction=auctions)
+    def auction_run(self, auction: int):
+        """The worker's steps: at the closing time, close, open the bids, clear and settle."""
+        a = Auction.objects.get(pk=auction)
+        if a.state != Auction.State.OPEN:
+            return multiple()
+        self.skipped += max(a.closes_at - timezone.now(), dt.timedelta()) + dt.timedelta(
+            milliseconds=1
+        )
+        assert auctions.auction_close(auction=auction)
+        auctions.auction_bids_open(auction=auction, first=0, last=2**62)
+        assert auctions.auction_clear(auction=auction)
+        auctions.auction_settle(auction=auction)  # not if the clearing cancelled it
+        return multiple(*Award.objects.filter(auction_id=auction).values_list("pk", flat=True))
+
+    @rule(award=awards, paid=st.booleans())
+    def award_resolve(self, award: int, paid: bool) -> None:
+        self._attempt(
+            auctions.award_confirm_payment if paid else auctions.award_default,
+            actor=factories.OPERATOR,
+            award=award,
         )
 
     @precondition(lambda self: hasattr(self, "w"))
