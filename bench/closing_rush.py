@@ -183,7 +183,7 @@ def _bidder(port: int, path: str, work, until: float, start_at: float, out: mp.Q
         secret, body = work[i]
         i += 1
         headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-        t = time.perf_counter()
+        sent, t = time.time(), time.perf_counter()
         try:
             conn.request("POST", path, body=body, headers=headers)
             r = conn.getresponse()
@@ -192,7 +192,7 @@ def _bidder(port: int, path: str, work, until: float, start_at: float, out: mp.Q
         except OSError:
             status = 0
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        samples.append((time.time(), time.perf_counter() - t, status))
+        samples.append((sent, time.perf_counter() - t, status))
     out.put(("bid", samples))
 
 
@@ -204,7 +204,7 @@ def _browser(port: int, paths: list[str], until: float, start_at: float, out: mp
     while time.time() < until:
         path = paths[i % len(paths)]
         i += 1
-        t = time.perf_counter()
+        sent, t = time.time(), time.perf_counter()
         try:
             conn.request("GET", path)
             r = conn.getresponse()
@@ -213,7 +213,7 @@ def _browser(port: int, paths: list[str], until: float, start_at: float, out: mp
         except OSError:
             status = 0
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        samples.append((time.time(), time.perf_counter() - t, status))
+        samples.append((sent, time.perf_counter() - t, status))
     out.put(("browse", samples))
 
 
@@ -285,6 +285,8 @@ def main() -> None:
         port = web.free_port()
         logdir = tempfile.mkdtemp(prefix="closing-rush-")
 
+        sessions: dict[str, int] = {}
+
         def start(argv: list[str], label: str) -> None:
             log = open(f"{logdir}/{label}.log", "wb")  # noqa: SIM115 (the process's lifetime)
             procs.append(
@@ -297,6 +299,7 @@ def main() -> None:
                     start_new_session=True,
                 )
             )
+            sessions[label] = procs[-1].pid
 
         start(web.readme_command(port), "web")
         from bluecarbon import queues
@@ -364,10 +367,14 @@ def main() -> None:
         ]
         for p in clients:
             p.start()
+        while time.time() < start_at:
+            time.sleep(0.01)
+        cpu_before = common.cpu_seconds_by_session(sessions, {"database": "postgres"})
         results: dict[str, list] = {"bid": [], "browse": []}
         for _ in clients:
             kind, samples = out.get(timeout=until - time.time() + 120)
             results[kind] += samples
+        cpu_after = common.cpu_seconds_by_session(sessions, {"database": "postgres"})
         for p in clients:
             p.join()
         # The close: its entry's time against the closing time.
@@ -392,7 +399,8 @@ def main() -> None:
             cursor.execute("SELECT status, count(*) FROM ledger_webhookdelivery GROUP BY 1")
             deliveries = dict(cursor.fetchall())
         connection.close()
-        # Bids before the close are the ones the targets speak of; after it, 409 is the answer.
+        # Bids sent before the close are the ones the targets speak of; after it, 409 is the
+        # answer (one sent just before may be accepted: the ledger orders it before the close).
         before = [s for s in results["bid"] if s[0] <= close_ts]
         after = [s for s in results["bid"] if s[0] > close_ts]
         rush_seconds = close_ts - start_at
@@ -427,6 +435,11 @@ def main() -> None:
         print(
             f"webhook deliveries: {deliveries} (received by the slow receiver: "
             f"{_SlowReceiver.received})"
+        )
+        spent = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
+        print(
+            f"CPU seconds during the {until - start_at:.0f} s of load ({os.cpu_count()} cores): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1]))
         )
         five = sum(1 for s in results["bid"] + results["browse"] if s[2] >= 500 or s[2] == 0)
         bid_p99 = _stats(before, rush_seconds)["p99"]
