@@ -13,8 +13,9 @@ The rush, all at once, until the close and ``--after`` seconds past it:
 
 * bidders  one process per client, one keep-alive connection, ``POST /api/v1/auctions/{id}/bids``
            back to back (a bid answered 409 after the close is the close working, not an error);
-* browsers ``--browsers`` processes walking the portal and the public API: the home page, the
-           auction list and the auction's page, the registry, the ledger feed, the checkpoint;
+* browsers ``--browsers`` people walking the portal and the public API (``--think`` seconds on
+           each page): the home page, the auction list and the auction's page, the registry,
+           the ledger feed, the checkpoint;
 * webhooks each bid's entry is a delivery to its bidder's endpoint, answered slowly.
 
 Reported: requests, rate, p50/p95/p99 and answers by status class for each kind, the close's
@@ -25,7 +26,7 @@ status stays 0; a failed setup or an auction that never closes exits 1.
 
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
     export CELERY_BROKER_URL=redis://127.0.0.1:6379/0
-    .venv/bin/python bench/closing_rush.py [--bidders 32] [--browsers 8] [--rush 60] [--quick]
+    .venv/bin/python bench/closing_rush.py [--bidders 32] [--browsers 16] [--think 1] [--rush 60] [--quick]
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ def _bidder(port: int, path: str, work, until: float, start_at: float, out: mp.Q
     out.put(("bid", samples))
 
 
-def _browser(port: int, paths: list[str], until: float, start_at: float, out: mp.Queue) -> None:
+def _browser(
+    port: int, paths: list[str], until: float, start_at: float, think: float, out: mp.Queue
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while time.time() < start_at:
         time.sleep(0.005)
@@ -214,6 +217,7 @@ def _browser(port: int, paths: list[str], until: float, start_at: float, out: mp
             status = 0
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         samples.append((sent, time.perf_counter() - t, status))
+        time.sleep(think)  # a person reads the page before the next click
     out.put(("browse", samples))
 
 
@@ -241,14 +245,17 @@ def _stats(samples: list[tuple[float, float, int]], seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bidders", type=int, default=32)
-    parser.add_argument("--browsers", type=int, default=8)
+    parser.add_argument("--browsers", type=int, default=16)
     parser.add_argument("--rush", type=float, default=60, help="seconds of rush before the close")
     parser.add_argument("--after", type=float, default=5, help="seconds of load after the close")
     parser.add_argument("--receiver-delay", type=float, default=1.0)
-    parser.add_argument("--quick", action="store_true", help="CI: 16 bidders, 4 browsers, 20 s")
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="seconds a browser waits between pages"
+    )
+    parser.add_argument("--quick", action="store_true", help="CI: 16 bidders, 8 browsers, 20 s")
     args = parser.parse_args()
     if args.quick:
-        args.bidders, args.browsers, args.rush = 16, 4, 20.0
+        args.bidders, args.browsers, args.rush = 16, 8, 20.0
     server = common.server_url()
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker.startswith(("redis://", "amqp://")):
@@ -362,7 +369,10 @@ def main() -> None:
             )
             for work in plan
         ] + [
-            ctx.Process(target=_browser, args=(port, paths[i:] + paths[:i], until, start_at, out))
+            ctx.Process(
+                target=_browser,
+                args=(port, paths[i:] + paths[:i], until, start_at, args.think, out),
+            )
             for i in range(args.browsers)
         ]
         for p in clients:
