@@ -152,19 +152,21 @@ def webhooks_backlog(now: datetime) -> tuple[int, dict[str, int]]:
     return pending, states
 
 
-def _circuit_record(endpoint_id: int, *, ok: bool) -> None:
-    """Count an attempt's outcome. One statement each, so concurrent outcomes (a sender whose
-    lease ran out, and its successor) are all counted."""
-    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id)
+def _circuit_record(endpoint: WebhookEndpoint, *, ok: bool) -> None:
+    """Count an attempt's outcome (``endpoint`` as read before the attempt). One statement
+    each, so concurrent outcomes (a sender whose lease ran out, and its successor) are all
+    counted."""
+    row = WebhookEndpoint.objects.filter(pk=endpoint.pk)
     if ok:
-        endpoint.filter(Q(consecutive_failures__gt=0) | Q(circuit_open_until__isnull=False)).update(
-            consecutive_failures=0, circuit_open_until=None
-        )
+        # No write for a healthy endpoint's every delivery. A failure another sender recorded
+        # meanwhile is reset by the next success.
+        if endpoint.consecutive_failures or endpoint.circuit_open_until is not None:
+            row.update(consecutive_failures=0, circuit_open_until=None)
         return
     cooldown = timedelta(seconds=settings.WEBHOOK_CIRCUIT_COOLDOWN_SECONDS)
     # SET expressions read the row as it was: this failure is the threshold's when the count
     # before it was one less. A failed probe (half-open) opens the circuit again.
-    endpoint.update(
+    row.update(
         consecutive_failures=F("consecutive_failures") + 1,
         circuit_open_until=Case(
             When(
@@ -546,7 +548,7 @@ def webhook_deliver(delivery_id: int) -> Sent:
     WebhookDelivery.objects.filter(pk=delivery.pk, status=PENDING, due_at=claim).update(
         attempts=attempts, last_status_code=status, last_error=error, **outcome
     )
-    _circuit_record(endpoint.pk, ok=ok)
+    _circuit_record(endpoint, ok=ok)
     if gave_up:
         log.warning("webhook delivery %s gave up after %s attempts", delivery.pk, attempts)
     return Sent.DELIVERED if ok else Sent.FAILED
