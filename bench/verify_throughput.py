@@ -37,7 +37,7 @@ import time
 
 import _common as common
 
-ITERSIZE = 5000  # ledger.verify._stream's chunk
+ITERSIZE = 5000  # ledger.verify_walk.stream_rows' chunk
 
 
 def _proc_status_mb(field: str) -> float:

@@ -199,3 +199,34 @@ def check_between(cursor: Any, chunks: Sequence[tuple[int, int]], size: int) -> 
 
 
 Opener = Callable[[], scan.NodeCheck]
+
+
+class NodeProof:
+    """What the workers found about the stored Merkle nodes under the chunks they scanned: the
+    chunks (first row, stop), whether each was checked, and the first finding of each kind."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.chunks: list[tuple[int, int]] = []
+        self.complete = True  # every chunk's nodes were checked
+        self.node: Finding | None = None  # a node missing or changed
+        self.leaf: Finding | None = None  # a leaf not the hash of its entry
+
+    def add(self, first_seq: int, stop: int, finding: Any) -> None:
+        self.chunks.append((first_seq, stop))
+        if finding == "unchecked":
+            self.complete = False
+        elif finding is not None:
+            if finding[0] == "leaf":
+                self.leaf = self.leaf or finding
+            else:
+                self.node = self.node or finding
+
+    def covers(self, size: int) -> bool:
+        """Whether the workers checked the nodes under every leaf of a tree of ``size``."""
+        return (
+            self.complete
+            and self.first == 0
+            and (not size or bool(self.chunks))
+            and (not self.chunks or self.chunks[-1][1] >= size)
+        )

@@ -1,4 +1,4 @@
-"""The verifier's parallel path on PostgreSQL: ``verify._walk_rows``'s checks, with the per-row
+"""The verifier's parallel path on PostgreSQL: ``verify.walk_rows``'s checks, with the per-row
 hashing and parsing of transfer entries done by worker processes.
 
 Why: one CPython process spends almost all of a verification in per-row work (three SHA-256
@@ -18,7 +18,7 @@ How:
   proven transfers is applied in bulk: its first ``prev`` checked against the hash held here,
   its perfect subtrees pushed onto the frontier, each checkpoint checked where it falls, its
   transfers replayed. Every other row, and a run whose link to the row before does not hold,
-  goes through ``_walk_rows`` itself, so any failure is reported at the same entry with the same
+  goes through ``walk_rows`` itself, so any failure is reported at the same entry with the same
   message as on the serial path.
 """
 
@@ -36,7 +36,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterator
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from django.conf import settings
@@ -49,9 +49,15 @@ from .core.entry import decode_canonical_entry
 from .core.note import Verifier
 from .core.replay import RegistryState, ReplayError
 from .entry_auth import entry_key
-
-if TYPE_CHECKING:
-    from .verify import Progress, Report, _RecordStream, _Start, _Walk
+from .verify_walk import (
+    Progress,
+    RecordStream,
+    Report,
+    VerificationError,
+    Walk,
+    reached,
+    walk_rows,
+)
 
 SEGMENT = 1 << 17  # seq values per COPY: bounds the record and checkpoint rows read ahead
 CHUNK = 1 << 13  # rows per worker task
@@ -61,29 +67,30 @@ MIN_ENTRIES = 50_000  # below this, starting the workers (~0.1 s) costs more tha
 _SHM = "/dev/shm"  # noqa: S108 (a directory for tempfile.mkstemp, see _Pool)
 
 
-def workers_for(entries: int, frontier: merkle.Frontier, start: _Start) -> int:
-    """How many workers to verify ``entries`` rows with: 0 means the serial path."""
+def workers_for(entries: int, frontier: merkle.Frontier, start_seq: int) -> int:
+    """How many workers to verify ``entries`` rows from ``start_seq`` with: 0 means the serial
+    path."""
     workers = int(getattr(settings, "LEDGER_VERIFY_WORKERS", 0))
     if connection.vendor != "postgresql" or workers < 1 or entries < MIN_ENTRIES:
         return 0
     # Runs are placed in the tree by their seq: that needs the tree to be as long as the chain.
-    return workers if frontier.size == start.seq else 0
+    return workers if frontier.size == start_seq else 0
 
 
 def walk_parallel(
     workers: int,
-    walk: _Walk,
+    walk: Walk,
     report: Report,
     state: RegistryState,
     frontier: merkle.Frontier,
     checkpoints: Iterator[tuple[Any, ...]],
-    streams: dict[str, _RecordStream],
+    streams: dict[str, RecordStream],
     verifiers: list[Verifier],
     origin: str,
     progress: Progress | None,
     tree_size: int,
 ) -> list[float]:
-    """``_walk_rows`` over every row from ``walk.expected`` on; returns the workers' peak
+    """``walk_rows`` over every row from ``walk.expected`` on; returns the workers' peak
     resident memory (MB). The workers also check the stored Merkle nodes (of the stored tree of
     ``tree_size`` leaves) under the rows they scan: what they found is left in ``walk.nodes``."""
     ahead = _Checkpoints(checkpoints, walk.next_cp)
@@ -92,7 +99,7 @@ def walk_parallel(
     # One slot more than chunks in flight: the one being filled is never being read.
     open_nodes = _node_check(tree_size)
     pool = _Pool(workers, slots=in_flight + 1, open_nodes=open_nodes)
-    nodes = NodeProof(walk.expected)
+    nodes = verify_nodes.NodeProof(walk.expected)
     if open_nodes is not None:
         walk.nodes = nodes
     finished = False
@@ -131,44 +138,13 @@ def walk_parallel(
 
 
 def _chunk_of(
-    pool: _Pool, item: tuple[int, int, int | bytes, int, int], nodes: NodeProof
+    pool: _Pool, item: tuple[int, int, int | bytes, int, int], nodes: verify_nodes.NodeProof
 ) -> tuple[int, bytes, list[scan.Run]]:
     task, first_seq, where, size, count = item
     runs, finding = pool.result(task)
     chunk = where if isinstance(where, bytes) else pool.read(where, size)
     nodes.add(first_seq, first_seq + count, finding)
     return first_seq, chunk, runs
-
-
-class NodeProof:
-    """What the workers found about the stored Merkle nodes under the chunks they scanned: the
-    chunks (first row, stop), whether each was checked, and the first finding of each kind."""
-
-    def __init__(self, first: int) -> None:
-        self.first = first
-        self.chunks: list[tuple[int, int]] = []
-        self.complete = True  # every chunk's nodes were checked
-        self.node: verify_nodes.Finding | None = None  # a node missing or changed
-        self.leaf: verify_nodes.Finding | None = None  # a leaf not the hash of its entry
-
-    def add(self, first_seq: int, stop: int, finding: Any) -> None:
-        self.chunks.append((first_seq, stop))
-        if finding == "unchecked":
-            self.complete = False
-        elif finding is not None:
-            if finding[0] == "leaf":
-                self.leaf = self.leaf or finding
-            else:
-                self.node = self.node or finding
-
-    def covers(self, size: int) -> bool:
-        """Whether the workers checked the nodes under every leaf of a tree of ``size``."""
-        return (
-            self.complete
-            and self.first == 0
-            and (not size or bool(self.chunks))
-            and (not self.chunks or self.chunks[-1][1] >= size)
-        )
 
 
 def _node_check(tree_size: int) -> verify_nodes.Opener | None:
@@ -286,7 +262,7 @@ class _Messages:
 
 class _Checkpoints:
     """The checkpoint rows, read ahead one segment at a time (``prefetch``), as the iterator
-    ``_walk_rows`` takes them from; also the sizes each chunk's runs must be split at."""
+    ``walk_rows`` takes them from; also the sizes each chunk's runs must be split at."""
 
     def __init__(self, rows: Iterator[tuple[Any, ...]], lookahead: tuple[Any, ...] | None):
         self._rows = rows
@@ -424,16 +400,16 @@ class _Pool:
 
 
 class _Applier:
-    """Applies one chunk's runs, and ``_walk_rows`` to every row between them."""
+    """Applies one chunk's runs, and ``walk_rows`` to every row between them."""
 
     def __init__(
         self,
-        walk: _Walk,
+        walk: Walk,
         report: Report,
         state: RegistryState,
         frontier: merkle.Frontier,
         checkpoints: _Checkpoints,
-        streams: dict[str, _RecordStream],
+        streams: dict[str, RecordStream],
         verifiers: list[Verifier],
         origin: str,
         progress: Progress | None,
@@ -463,13 +439,11 @@ class _Applier:
             self.serial(chunk, pos, len(chunk))
 
     def serial(self, chunk: bytes, pos: int, end: int) -> None:
-        from .verify import _walk_rows
-
         rows = []
         while pos < end:
             row, pos = scan.parse_row(chunk, pos)
             rows.append(row)
-        _walk_rows(
+        walk_rows(
             iter(rows),
             self.walk,
             self.report,
@@ -483,10 +457,8 @@ class _Applier:
         )
 
     def run(self, chunk: bytes, run: scan.Run, offsets: array[int]) -> None:
-        """What ``_walk_rows`` does for each of the run's rows once its checks have passed:
+        """What ``walk_rows`` does for each of the run's rows once its checks have passed:
         push the leaf, check a checkpoint of that size, replay the transfer."""
-        from .verify import _reached
-
         walk, frontier, start, count = self.walk, self.frontier, run.start, len(offsets)
         moves = array("q")
         moves.frombytes(run.moves)
@@ -498,13 +470,13 @@ class _Applier:
             frontier.push_subtree(level, root)
             if cp is None or cp[0] != frontier.size:
                 continue
-            # Integrity before meaning, as in _walk_rows: the checkpoint is checked after the
+            # Integrity before meaning, as in walk_rows: the checkpoint is checked after the
             # rows before its last one are replayed, and before that one is.
             last = frontier.size - 1 - start
             self.replay(chunk, run, offsets, moves, replayed, last)
             replayed = last
             while walk.next_cp is not None and walk.next_cp[0] == frontier.size:
-                walk.last_verified_cp = _reached(
+                walk.last_verified_cp = reached(
                     walk.next_cp,
                     frontier,
                     walk.last_verified_cp,
@@ -528,9 +500,7 @@ class _Applier:
         stop: int,
     ) -> None:
         """Replay the run's rows i..stop-1: in bulk while they are plain transfers between
-        existing holdings, each other one as ``_walk_rows`` replays it."""
-        from .verify import VerificationError
-
+        existing holdings, each other one as ``walk_rows`` replays it."""
         state = self.state
         while i < stop:
             i += state.transfers(moves, i, stop)

@@ -4,7 +4,7 @@ The parallel verifier reads the entries table as PostgreSQL ``COPY (SELECT seq, 
 mac ...) TO STDOUT (FORMAT BINARY)`` row messages and hands chunks of consecutive messages to worker
 processes running ``serve``. For every maximal run of rows that are canonical
 ``credit.transfer`` entries in the expected order, ``scan_chunk`` proves what the serial loop
-(``ledger.verify._walk_rows``) checks row by row:
+(``ledger.verify_walk.walk_rows``) checks row by row:
 
 * the framing: four columns, an 8-byte ``seq``, the body, the type ``credit.transfer`` and a
   32-byte MAC;
