@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import services
+from . import jobs, services
 from .models import Auction
 
 log = logging.getLogger(__name__)
@@ -26,15 +26,8 @@ def _touch(auction_id: int) -> None:
     Auction.objects.filter(pk=auction_id).update(kicked_at=timezone.now())
 
 
-def _enqueue(task: object, *args: object) -> None:
-    # After commit, and robust: the step is done; a lost message is the sweep's to find.
-    transaction.on_commit(lambda: task.delay(*args), robust=True)  # type: ignore[attr-defined]
-
-
 def advance(auction_id: int) -> str:
     """Enqueue the step that is due for this auction; returns what it did."""
-    from . import tasks
-
     a = Auction.objects.filter(pk=auction_id).first()
     if a is None:
         return "missing"
@@ -45,32 +38,30 @@ def advance(auction_id: int) -> str:
             a.refresh_from_db()
         _touch(a.pk)
         if a.state == State.OPEN and a.closes_at <= now:
-            _enqueue(tasks.auction_close_task, a.pk)
+            jobs.after_commit(jobs.CLOSE, a.pk)
             return "close"
         if a.state == State.CLOSING:
             _kick_opening(a.pk)
             return "open-bids"
         if a.state == State.CLEARED:
-            _enqueue(tasks.auction_settle_task, a.pk)
+            jobs.after_commit(jobs.SETTLE, a.pk)
             return "settle"
         if a.state in (State.SETTLED, State.CANCELLED, State.FAILED) and a.notified_at is None:
-            _enqueue(tasks.auction_notify_task, a.pk)
+            jobs.after_commit(jobs.NOTIFY, a.pk)
             return "notify"
     return "nothing"
 
 
 def _kick_opening(auction_id: int) -> None:
     """Enqueue opening tasks for the bids not opened yet, in chunks; or clearing if none is."""
-    from . import tasks
-
     ids = services.unopened_bid_ids(auction_id)
     if not ids:
-        _enqueue(tasks.auction_clear_task, auction_id)
+        jobs.after_commit(jobs.CLEAR, auction_id)
         return
     size = settings.AUCTION_OPEN_CHUNK
     for i in range(0, len(ids), size):
         chunk = ids[i : i + size]
-        _enqueue(tasks.auction_open_bids_task, auction_id, chunk[0], chunk[-1])
+        jobs.after_commit(jobs.OPEN_BIDS, auction_id, chunk[0], chunk[-1])
 
 
 def close(auction_id: int) -> bool:
@@ -83,32 +74,25 @@ def close(auction_id: int) -> bool:
 
 
 def open_bids(auction_id: int, first: int, last: int) -> int:
-    from . import tasks
-
     opened = services.auction_bids_open(auction=auction_id, first=first, last=last)
     with transaction.atomic():
         _touch(auction_id)
         # The chunk that finds nothing left to open starts the clearing (two may: the
         # clearing's compare-and-set lets one through).
         if not services.unopened_bid_ids(auction_id):
-            _enqueue(tasks.auction_clear_task, auction_id)
+            jobs.after_commit(jobs.CLEAR, auction_id)
     return opened
 
 
 def clear(auction_id: int) -> bool:
-    from . import tasks
-
     try:
         with transaction.atomic():
             cleared = services.auction_clear(auction=auction_id)
             _touch(auction_id)
             if cleared:
                 state = Auction.objects.get(pk=auction_id).state
-                _enqueue(
-                    tasks.auction_settle_task
-                    if state == State.CLEARED
-                    else tasks.auction_notify_task,
-                    auction_id,
+                jobs.after_commit(
+                    jobs.SETTLE if state == State.CLEARED else jobs.NOTIFY, auction_id
                 )
     except services.NotReady:
         with transaction.atomic():
@@ -118,13 +102,11 @@ def clear(auction_id: int) -> bool:
 
 
 def settle(auction_id: int) -> bool:
-    from . import tasks
-
     with transaction.atomic():
         settled = services.auction_settle(auction=auction_id)
         _touch(auction_id)
         if settled:
-            _enqueue(tasks.auction_notify_task, auction_id)
+            jobs.after_commit(jobs.NOTIFY, auction_id)
     return settled
 
 

@@ -33,7 +33,7 @@ from ledger.core.quantity import (
 )
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
-from . import keys, locks, receipts, records
+from . import jobs, keys, locks, receipts, records
 from .core import clearing, sealing
 from .core import result as results
 from .exceptions import (
@@ -362,14 +362,12 @@ def auction_schedule(*, actor: Actor, auction: int) -> Auction:
 
 
 def _enqueue_timers(auction_id: int) -> None:
-    from .tasks import auction_advance_task
-
     a = Auction.objects.filter(pk=auction_id).first()
     if a is None:
         return
     if a.state == State.SCHEDULED:
-        auction_advance_task.apply_async((auction_id,), eta=a.opens_at)
-    auction_advance_task.apply_async((auction_id,), eta=a.closes_at)
+        jobs.send(jobs.ADVANCE, auction_id, eta=a.opens_at)
+    jobs.send(jobs.ADVANCE, auction_id, eta=a.closes_at)
 
 
 def _open(a: Auction) -> None:

@@ -30,7 +30,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, F, Value
 from django.db.models.expressions import CombinedExpression
 
-from . import services, signer, triggers
+from . import selectors, services, signer, triggers
 from .core import merkle
 from .core.entry import ZERO_HASH, canonical_json, encode_entry, entry_hash, format_time
 from .core.note import Checkpoint as CheckpointBody
@@ -162,7 +162,7 @@ def resign_checkpoints(after: int, key: Signer) -> None:
     (its cosignatures, which no longer fit, removed)."""
     CheckpointCosignature.objects.filter(checkpoint__size__gt=after).delete()
     for cp in Checkpoint.objects.filter(size__gt=after):
-        root = services.tree_root(cp.size)
+        root = selectors.tree_root(cp.size)
         note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, cp.size, root), key)
         Checkpoint.objects.filter(pk=cp.pk).update(
             root=root, note=note, key_name=key.name, key_hash=key.key_hash.hex()
@@ -173,7 +173,7 @@ def publish(key: Signer) -> Checkpoint:
     """A checkpoint over the whole ledger signed with ``key``, stored as the signer stores one."""
     size = LedgerHead.objects.get(pk=1).size
     services.tree_extend()
-    root = services.tree_root(size)
+    root = selectors.tree_root(size)
     note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, size, root), key)
     return Checkpoint.objects.create(
         size=size, root=root, note=note, key_name=key.name, key_hash=key.key_hash.hex()

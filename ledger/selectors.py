@@ -1,11 +1,13 @@
-"""Reads. Views and commands call these; nothing here writes."""
+"""Reads. Views, commands, services and the signer call these; nothing here writes. Among them
+the stored Merkle tree's roots and proofs, which the API serves."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .core import origin
-from .models import Batch, Checkpoint, LedgerHead, Project
+from .core import merkle, origin
+from .models import Batch, Checkpoint, LedgerHead, MerkleNode, Project
 
 
 def ledger_size() -> int:
@@ -64,3 +66,48 @@ def origin_near_duplicates() -> list[NearDuplicate]:
         for (kind, reg, key), claims in groups.items()
         if len(claims) > 1
     ]
+
+
+# ---- the stored Merkle tree ------------------------------------------------------------------
+
+
+def node_getter(ids: Iterable[tuple[int, int]]) -> merkle.NodeGetter:
+    wanted = list(set(ids))
+    found: dict[tuple[int, int], bytes] = {}
+    # Fetch per level: a handful of queries, each an index range scan.
+    by_level: dict[int, list[int]] = {}
+    for level, index in wanted:
+        by_level.setdefault(level, []).append(index)
+    for level, indexes in by_level.items():
+        for n in MerkleNode.objects.filter(level=level, index__in=indexes).values_list(
+            "index", "hash"
+        ):
+            found[(level, n[0])] = bytes(n[1])
+
+    def get(level: int, index: int) -> bytes:
+        try:
+            return found[(level, index)]
+        except KeyError:
+            raise LookupError(f"merkle node ({level}, {index}) is not stored") from None
+
+    return get
+
+
+def tree_root(size: int) -> bytes:
+    """The RFC 9162 root of the first ``size`` entries, from stored nodes."""
+    return merkle.Frontier.from_nodes(size, node_getter(merkle.frontier_node_ids(size))).root()
+
+
+def inclusion_proof(index: int, size: int) -> list[bytes]:
+    return merkle.inclusion_proof(index, size, node_getter(merkle.inclusion_node_ids(index, size)))
+
+
+def inclusion_proof_leaf(index: int) -> bytes:
+    """The stored leaf hash of entry ``index`` (level 0 of the stored tree)."""
+    return node_getter([(0, index)])(0, index)
+
+
+def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
+    return merkle.consistency_proof(
+        old_size, new_size, node_getter(merkle.consistency_node_ids(old_size, new_size))
+    )

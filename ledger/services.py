@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, F, Value
 from django.utils import timezone
 
-from . import locks, records
+from . import jobs, locks, records, selectors
 from .actors import Actor
 from .core import merkle, origin
 from .core.entry import TRANSFER_BYTES, encode_entry, entry_hash, format_time
@@ -242,8 +242,6 @@ def _checkpoint_soon() -> None:
     task that starts after it, and a burst of writes costs one checkpoint."""
     from django.conf import settings
 
-    from .tasks import ledger_checkpoint_task, webhooks_dispatch_task
-
     global _checkpoint_last_enqueued
     interval = settings.LEDGER_CHECKPOINT_INTERVAL
     with _checkpoint_guard:
@@ -251,8 +249,8 @@ def _checkpoint_soon() -> None:
         if now - _checkpoint_last_enqueued < interval:
             return
         _checkpoint_last_enqueued = now
-    ledger_checkpoint_task.apply_async(countdown=interval)
-    webhooks_dispatch_task.apply_async(countdown=interval)
+    jobs.send(jobs.CHECKPOINT, countdown=interval)
+    jobs.send(jobs.WEBHOOKS_DISPATCH, countdown=interval)
 
 
 # ---- validation helpers ----------------------------------------------------------------------
@@ -1375,34 +1373,12 @@ def reversal_record(
 # ---- Merkle tree and checkpoints ------------------------------------------------------------
 
 
-def _node_getter(ids: Iterable[tuple[int, int]]) -> merkle.NodeGetter:
-    wanted = list(set(ids))
-    found: dict[tuple[int, int], bytes] = {}
-    # Fetch per level: a handful of queries, each an index range scan.
-    by_level: dict[int, list[int]] = {}
-    for level, index in wanted:
-        by_level.setdefault(level, []).append(index)
-    for level, indexes in by_level.items():
-        for n in MerkleNode.objects.filter(level=level, index__in=indexes).values_list(
-            "index", "hash"
-        ):
-            found[(level, n[0])] = bytes(n[1])
-
-    def get(level: int, index: int) -> bytes:
-        try:
-            return found[(level, index)]
-        except KeyError:
-            raise LookupError(f"merkle node ({level}, {index}) is not stored") from None
-
-    return get
-
-
 def tree_extend(*, batch_size: int = 5000) -> int:
     """Hash new entries into the stored Merkle tree. Returns the new tree size."""
     with transaction.atomic():
         head = locks.tree_head_lock()
         frontier = merkle.Frontier.from_nodes(
-            head.size, _node_getter(merkle.frontier_node_ids(head.size))
+            head.size, selectors.node_getter(merkle.frontier_node_ids(head.size))
         )
         while True:
             rows = list(
@@ -1422,26 +1398,6 @@ def tree_extend(*, batch_size: int = 5000) -> int:
             head.size = frontier.size
             head.save(update_fields=["size"])
         return frontier.size
-
-
-def tree_root(size: int) -> bytes:
-    """The RFC 9162 root of the first ``size`` entries, from stored nodes."""
-    return merkle.Frontier.from_nodes(size, _node_getter(merkle.frontier_node_ids(size))).root()
-
-
-def inclusion_proof(index: int, size: int) -> list[bytes]:
-    return merkle.inclusion_proof(index, size, _node_getter(merkle.inclusion_node_ids(index, size)))
-
-
-def inclusion_proof_leaf(index: int) -> bytes:
-    """The stored leaf hash of entry ``index`` (level 0 of the stored tree)."""
-    return _node_getter([(0, index)])(0, index)
-
-
-def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
-    return merkle.consistency_proof(
-        old_size, new_size, _node_getter(merkle.consistency_node_ids(old_size, new_size))
-    )
 
 
 def ledger_checkpoint_issue() -> Checkpoint | None:
@@ -1465,12 +1421,7 @@ def _witnesses_soon() -> None:
     """After a new checkpoint: have the witnesses cosign it, in the background."""
     from django.conf import settings
 
-    from .tasks import witness_submit_task
-
-    if settings.LEDGER_WITNESS_QUEUE:
-        witness_submit_task.apply_async(queue=settings.LEDGER_WITNESS_QUEUE)
-    else:
-        witness_submit_task.delay()
+    jobs.send(jobs.WITNESS_SUBMIT, queue=settings.LEDGER_WITNESS_QUEUE or None)
 
 
 # ---- access (not ledger state): API keys, webhook endpoints --------------------------------------

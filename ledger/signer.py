@@ -38,6 +38,7 @@ from bluecarbon_audit.tiledir import write_atomic
 from django.conf import settings
 from django.db import transaction
 
+from . import selectors
 from .core import merkle
 from .core.entry import ZERO_HASH, EntryError, decode_canonical_entry, entry_hash
 from .core.note import Checkpoint as CheckpointBody
@@ -201,10 +202,8 @@ def _check_database_holds(state: SignerState, head_size: int) -> None:
             )
     tree = TreeHead.objects.filter(pk=1).first()
     if tree is not None and state.size and tree.size >= state.size:
-        from .services import tree_root
-
         try:
-            stored = tree_root(state.size)
+            stored = selectors.tree_root(state.size)
         except LookupError:
             stored = None
         if stored != state.edge.root():

@@ -40,7 +40,7 @@ from bluecarbon_audit.tiledir import write_atomic
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import entry_types, records, signer, verify_nodes, verify_parallel, witnesses
+from . import entry_types, records, selectors, signer, verify_nodes, verify_parallel, witnesses
 from .core import merkle
 from .core.entry import ZERO_HASH
 from .core.note import NoteError, Verifier, checkpoint_open
@@ -367,14 +367,12 @@ def _finish_rows(
 def _check_consistency(
     trusted: tuple[int, bytes], cp: tuple[Any, ...], verifiers: list[Verifier], origin: str
 ) -> None:
-    from .services import consistency_proof
-
     size, root, note = cp[0], bytes(cp[1]), cp[2]
     try:
         body, _ = checkpoint_open(note, verifiers, origin=origin)
         if body.root != root or body.size != size:
             raise VerificationError(f"checkpoint at size {size}: note and columns disagree")
-        proof = consistency_proof(trusted[0], size)
+        proof = selectors.consistency_proof(trusted[0], size)
         merkle.verify_consistency(trusted[0], size, trusted[1], root, proof)
     except (NoteError, merkle.ProofError, LookupError) as exc:
         raise VerificationError(

@@ -67,7 +67,7 @@ from django.db import transaction
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
-from . import egress, entry_types, locks
+from . import egress, entry_types, jobs, locks
 from .actors import Actor
 from .core.entry import decode_entry
 from .exceptions import Conflict, ErrorCode, InvalidInput, NotFound
@@ -360,9 +360,7 @@ def webhooks_dispatch() -> list[int]:
 
 
 def _dispatch_soon() -> None:
-    from .tasks import webhooks_dispatch_task
-
-    webhooks_dispatch_task.delay()
+    jobs.send(jobs.WEBHOOKS_DISPATCH)
 
 
 # ---- scheduling: one sender per endpoint ---------------------------------------------------
@@ -408,13 +406,10 @@ def webhooks_schedule(*, endpoints: Iterable[int] | None = None) -> list[int]:
 
 
 def _enqueue(claimed: list[tuple[int, str, float]]) -> None:
-    from .tasks import webhook_endpoint_send_task
-
     for pk, token, countdown in claimed:
-        if countdown > 0:
-            webhook_endpoint_send_task.apply_async((pk, token), countdown=countdown)
-        else:
-            webhook_endpoint_send_task.delay(pk, token)
+        jobs.send(
+            jobs.WEBHOOK_ENDPOINT_SEND, pk, token, countdown=countdown if countdown > 0 else None
+        )
 
 
 def _lease_renew(endpoint_id: int, token: str) -> bool:

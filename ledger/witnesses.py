@@ -28,6 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from . import selectors
 from .models import Checkpoint, CheckpointCosignature, WitnessRefusal
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,6 @@ def _last_cosigned(witness: str) -> int:
 def checkpoint_witness(checkpoint: Checkpoint | None = None) -> list[Outcome]:
     """Submit ``checkpoint`` (default: the latest) to every witness of the policy that has not
     cosigned it. Safe to repeat: a witness that cosigned it already is skipped."""
-    from .services import consistency_proof
-
     p = policy()
     if p is None:
         return []
@@ -115,7 +114,11 @@ def checkpoint_witness(checkpoint: Checkpoint | None = None) -> list[Outcome]:
                     )
                 )
                 break
-            proof = consistency_proof(old, checkpoint.size) if 0 < old < checkpoint.size else []
+            proof = (
+                selectors.consistency_proof(old, checkpoint.size)
+                if 0 < old < checkpoint.size
+                else []
+            )
             try:
                 lines = witness_add_checkpoint(url, old, proof, checkpoint.note)
             except WitnessConflictError as exc:

@@ -16,7 +16,7 @@ from auctions.core import result as results
 from auctions.core import sealing
 from auctions.models import Auction, Award, Bid, BidReceipt, Deposit, stored
 from ledger import entry_types as ledger_entry_types
-from ledger import services as registry
+from ledger import selectors as ledger_selectors
 from ledger.core import merkle
 from ledger.core.entry import decode_entry, entry_hash
 from ledger.models import (
@@ -414,7 +414,7 @@ def entry_detail(seq: int) -> dict[str, Any] | None:
     proof = None
     if checkpoint is not None:
         try:
-            hashes = registry.inclusion_proof(seq, checkpoint.size)
+            hashes = ledger_selectors.inclusion_proof(seq, checkpoint.size)
         except LookupError:
             hashes = None
         if hashes is not None:

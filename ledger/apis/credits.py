@@ -515,7 +515,7 @@ def retirement_certificate(certificate: str) -> dict[str, Any]:
     }
     checkpoint = selectors.checkpoint_latest()
     if checkpoint is not None and checkpoint.size > retirement.entry_seq:
-        proof = services.inclusion_proof(retirement.entry_seq, checkpoint.size)
+        proof = selectors.inclusion_proof(retirement.entry_seq, checkpoint.size)
         out["inclusion_proof"] = {
             "leaf_index": retirement.entry_seq,
             "tree_size": checkpoint.size,

@@ -30,7 +30,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import entry_types, selectors, services
+from .. import entry_types, selectors
 from ..core import merkle
 from ..exceptions import InvalidInput, NotFound, Unprocessable
 from ..models import Checkpoint, TreeHead
@@ -468,9 +468,9 @@ class InclusionProofApi(PublicApi):
             {
                 "seq": seq,
                 "tree_size": size,
-                "leaf_hash": _b64(services.inclusion_proof_leaf(seq)),
-                "proof": [_b64(h) for h in services.inclusion_proof(seq, size)],
-                "root": _b64(services.tree_root(size)),
+                "leaf_hash": _b64(selectors.inclusion_proof_leaf(seq)),
+                "proof": [_b64(h) for h in selectors.inclusion_proof(seq, size)],
+                "root": _b64(selectors.tree_root(size)),
             },
             # Against "the latest checkpoint" the answer changes as the log grows.
             immutable=explicit,
@@ -499,7 +499,7 @@ class ConsistencyProofApi(PublicApi):
             )
         _covered(second, "second")
         try:
-            proof = services.consistency_proof(first, second)
+            proof = selectors.consistency_proof(first, second)
         except ValueError as exc:  # sizes RFC 9162 defines no proof for
             raise InvalidInput(str(exc), detail={"first": "out_of_range"}) from None
         return _json(
@@ -507,8 +507,8 @@ class ConsistencyProofApi(PublicApi):
                 "first": first,
                 "second": second,
                 "proof": [_b64(h) for h in proof],
-                "first_root": _b64(services.tree_root(first)),
-                "second_root": _b64(services.tree_root(second)),
+                "first_root": _b64(selectors.tree_root(first)),
+                "second_root": _b64(selectors.tree_root(second)),
             },
             immutable=True,
         )

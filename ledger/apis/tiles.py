@@ -33,7 +33,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
-from .. import services
+from .. import selectors
 from .. import tiles as log_tiles
 from ..exceptions import NotFound, Unprocessable
 from ..signing import trusted_verifiers
@@ -138,7 +138,7 @@ def entry_proof(seq: int) -> TlogProof:
         )
     return TlogProof(
         index=seq,
-        proof=tuple(services.inclusion_proof(seq, checkpoint.size)),
+        proof=tuple(selectors.inclusion_proof(seq, checkpoint.size)),
         checkpoint=log_tiles.checkpoint_note(checkpoint),
         extra=rows[0],
     )

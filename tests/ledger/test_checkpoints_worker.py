@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import services, signing
+from ledger import selectors, services, signing
 from ledger.core.note import checkpoint_open
 from ledger.models import Checkpoint, LedgerEntry
 from ledger.signing import trusted_verifiers
@@ -48,7 +48,7 @@ def test_a_worker_signs_a_checkpoint_covering_every_write_soon_after_it(worker):
     checkpoint = Checkpoint.objects.get(size=size)
     body, _ = checkpoint_open(checkpoint.note, trusted_verifiers(), origin=None)
     assert body.size == size
-    assert body.root == services.tree_root(size)
+    assert body.root == selectors.tree_root(size)
 
 
 @pytest.fixture
