@@ -1,16 +1,16 @@
-"""Soak: ``bin/demo`` as a user starts it (the web server, a Celery worker with beat and the
-demo's witness, on SQLite and the embedded file-system broker), under paced demo activity for
-``--minutes`` (default 30): API transfers every 0.5 s, sealed bids submitted, amended and
-withdrawn in the open Putian auction, short auctions of its own that the worker must close,
-clear and settle, retirements whose certificates must get their inclusion proof, portal pages
-in both languages for visitors, a bidder and the auditor, the auditor's "verify now", the
-public ledger feed, and ``/healthz`` and ``/metrics``.
+"""Soak: ``bin/demo`` as a user starts it (the web server, its Celery workers, one with beat,
+and the demo's witness, on SQLite and the embedded file-system broker), under paced demo
+activity for ``--minutes`` (default 30): API transfers every 0.5 s, sealed bids submitted,
+amended and withdrawn in the open Putian auction, short auctions of its own that the workers
+must close, clear and settle, retirements whose certificates must get their inclusion proof,
+portal pages in both languages for visitors, a bidder and the auditor, the auditor's "verify
+now", the public ledger feed, and ``/healthz`` and ``/metrics``.
 
 Not a benchmark: it measures robustness over time, not load, and exits 1 (after its summary)
 when anything broke:
 
-* a Celery worker process (the worker, its pool processes, its beat) exited, or ``bin/demo``
-  announced restarting one, or the worker logged an unrecoverable error;
+* a Celery worker process (a worker, its pool processes, beat) exited, or ``bin/demo``
+  announced restarting one, or a worker logged an unrecoverable error;
 * the web server, the witness or ``bin/demo`` itself went away;
 * any 5xx, or any answer other than the one the request expects, or no answer;
 * a verification run stayed queued longer than ``--queued-bound`` (or ran past
@@ -463,7 +463,7 @@ class Soak:
             if answer is not None:
                 org.standing.append(answer.json()["id"])
                 self.counts["bids submitted"] += 1
-        elif org.turn % 2:
+        elif self.counts["bids amended"] <= self.counts["bids withdrawn"]:
             body = self.sealed(auction, org, price, lots)
             if org.client.call("bid", "PUT", f"{path}/{org.standing[0]}", body=body):
                 org.standing.append(org.standing.pop(0))
