@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from bluecarbon.rows import RawInsert, column, loaded
 from ledger import services as registry
+from ledger import validation
 from ledger.actors import Actor
 from ledger.core.entry import entry_hash, format_time
 from ledger.core.quantity import (
@@ -65,17 +66,6 @@ log = logging.getLogger(__name__)
 State = Auction.State
 
 
-def _id(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
-        return value
-    return None
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise PermissionDenied(message)
-
-
 def _int(value: object, field: str, *, low: int = 0, high: int = MAX_MINOR) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidInput(
@@ -84,16 +74,6 @@ def _int(value: object, field: str, *, low: int = 0, high: int = MAX_MINOR) -> i
             detail={field: "out_of_range"},
         )
     return value
-
-
-def _choice(value: object, field: str, choices: list[str]) -> str:
-    if value not in choices:
-        raise InvalidInput(
-            f"{field} must be one of {', '.join(choices)}",
-            code=Code.INVALID_RULES,
-            detail={field: "invalid_choice"},
-        )
-    return str(value)
 
 
 def _aware(value: object, field: str) -> dt.datetime:
@@ -110,7 +90,7 @@ def _aware(value: object, field: str) -> dt.datetime:
 def _auction(auction_id: object, *, close_gate: bool = False) -> Auction:
     """The auction, its row locked for a transition; ``close_gate`` also shuts its bid gate
     (``locks.py``): for transitions out of "open" and out of the states deposits are taken in."""
-    key = _id(auction_id)
+    key = validation.object_id(auction_id)
     a = locks.auction_lock(key, close_gate=close_gate) if key else None
     if a is None:
         raise NotFound(f"auction {auction_id} not found", detail={"auction": "not_found"})
@@ -141,8 +121,8 @@ def _after_commit(fn: Callable[[], None]) -> None:
 @transaction.atomic
 def bidder_approve(*, actor: Actor, organization: int) -> Bidder:
     """Admit an organization to bid (operators only; it must have the bidder role)."""
-    _require(actor.is_operator, "only operators approve bidders")
-    org = Organization.objects.filter(pk=_id(organization) or 0).first()
+    validation.require(actor.is_operator, "only operators approve bidders")
+    org = Organization.objects.filter(pk=validation.object_id(organization) or 0).first()
     if org is None:
         raise NotFound(f"organization {organization} not found")
     if not org.has_role(Role.BIDDER):
@@ -152,8 +132,8 @@ def bidder_approve(*, actor: Actor, organization: int) -> Bidder:
 
 @transaction.atomic
 def bidder_suspend(*, actor: Actor, organization: int) -> Bidder:
-    _require(actor.is_operator, "only operators suspend bidders")
-    org = Organization.objects.filter(pk=_id(organization) or 0).first()
+    validation.require(actor.is_operator, "only operators suspend bidders")
+    org = Organization.objects.filter(pk=validation.object_id(organization) or 0).first()
     if org is None:
         raise NotFound(f"organization {organization} not found")
     return _bidder_set(actor, org, Bidder.Status.SUSPENDED)
@@ -178,14 +158,14 @@ def _bidder_set(actor: Actor, org: Organization, status: str) -> Bidder:
 @transaction.atomic
 def deposit_record(*, actor: Actor, auction: int, bidder: int, amount: int) -> Deposit:
     """Record a bidder's deposit (or a top-up) for one auction, before it closes."""
-    _require(actor.is_operator, "only operators record deposits")
+    validation.require(actor.is_operator, "only operators record deposits")
     amount = _int(amount, "amount", low=1)
-    a = locks.auction_share_lock(_id(auction) or 0)
+    a = locks.auction_share_lock(validation.object_id(auction) or 0)
     if a is None:
         raise NotFound(f"auction {auction} not found")
     if a.state not in (State.DRAFT, State.SCHEDULED, State.OPEN):
         raise _wrong_state(a, "draft", "scheduled", "open")
-    org = Organization.objects.filter(pk=_id(bidder) or 0).first()
+    org = Organization.objects.filter(pk=validation.object_id(bidder) or 0).first()
     if org is None:
         raise NotFound(f"organization {bidder} not found", detail={"bidder": "not_found"})
     deposit = Deposit.objects.select_for_update(no_key=True).filter(auction=a, bidder=org).first()
@@ -234,7 +214,7 @@ def auction_create(
         raise InvalidInput(
             "title is required (at most 200 characters)", detail={"title": "invalid"}
         )
-    fmt = _choice(format, "format", Format.values)
+    fmt = validation.choice(format, "format", Format.values, code=Code.INVALID_RULES)
     quantity = _int(quantity, "quantity", low=1, high=MAX_KG)
     lot_kg = _int(lot_kg, "lot_kg", low=1, high=MAX_KG)
     if quantity % lot_kg:
@@ -279,19 +259,23 @@ def auction_create(
             tick=_int(tick, "tick", low=1),
             reserve=_int(reserve, "reserve"),
             cap_bp=cap_bp,
-            tie_rule=_choice(tie_rule, "tie_rule", TieRule.values),
-            undersubscribed=_choice(undersubscribed, "undersubscribed", Undersubscribed.values),
+            tie_rule=validation.choice(
+                tie_rule, "tie_rule", TieRule.values, code=Code.INVALID_RULES
+            ),
+            undersubscribed=validation.choice(
+                undersubscribed, "undersubscribed", Undersubscribed.values, code=Code.INVALID_RULES
+            ),
             bid_guarantee=bid_guarantee,
         )
     except clearing.RulesError as exc:
         raise InvalidInput(str(exc), code=Code.INVALID_RULES, detail={"rules": exc.code}) from None
 
-    acc = Account.objects.filter(pk=_id(account) or 0).first()
+    acc = Account.objects.filter(pk=validation.object_id(account) or 0).first()
     if acc is None or not actor.may_act_for(acc.organization_id):
         raise NotFound(f"account {account} not found", detail={"account": "not_found"})
     if acc.kind != Account.Kind.HOLDING:
         raise Unprocessable("auctions sell from a holding account", code=Code.INVALID_RULES)
-    b = Batch.objects.filter(pk=_id(batch) or 0).first()
+    b = Batch.objects.filter(pk=validation.object_id(batch) or 0).first()
     if b is None:
         raise NotFound(f"batch {batch} not found", detail={"batch": "not_found"})
     # Not created yet: the entry must name the id, so take it from the row and then append.
@@ -400,7 +384,7 @@ def auction_cancel(*, actor: Actor, auction: int, reason: str) -> Auction:
     if a.state not in (State.DRAFT, State.SCHEDULED, State.OPEN):
         raise _wrong_state(a, "draft", "scheduled", "open")
     if a.state == State.OPEN:
-        _require(actor.is_operator, "only an operator cancels an auction that is open")
+        validation.require(actor.is_operator, "only an operator cancels an auction that is open")
     _end(a, actor, State.CANCELLED, "auction.cancel", reason.strip()[:200])
     return a
 
@@ -475,7 +459,7 @@ def _open_for_bids(actor: Actor, auction: object) -> _Bidding:
     while it waited."""
     if actor.organization_id is None:
         raise PermissionDenied("bids are made by a bidder organization")
-    a = locks.auction_share_lock(_id(auction) or 0)
+    a = locks.auction_share_lock(validation.object_id(auction) or 0)
     if a is None:
         raise NotFound(f"auction {auction} not found", detail={"auction": "not_found"})
     # The instant that decides: taken under the gate that closing must wait for.
@@ -537,7 +521,7 @@ def _receiving_account(b: _Bidding, account: object) -> Account:
     with connection.cursor() as cursor:  # raw: on the bid's path
         cursor.execute(
             "SELECT id, kind FROM ledger_account WHERE id = %s AND organization_id = %s",
-            [_id(account) or 0, org.pk],
+            [validation.object_id(account) or 0, org.pk],
         )
         row = cursor.fetchone()
     if row is None:
@@ -711,7 +695,7 @@ _BID_ENTRY_SEQ = (
 
 
 def _own_bid(a: Auction, org: Organization, bid: object) -> Bid:
-    found = locks.bid_lock(_id(bid) or 0)
+    found = locks.bid_lock(validation.object_id(bid) or 0)
     # Another bidder's bid is reported exactly like a missing one.
     if found is None or found.auction_id != a.pk or found.bidder_id != org.pk:
         raise NotFound(f"bid {bid} not found in auction {a.pk}", code=Code.NO_BID)
@@ -987,8 +971,8 @@ def auction_fail(*, auction: int, reason: str) -> bool:
 
 
 def _award(actor: Actor, award: object) -> tuple[Auction, Award]:
-    _require(actor.is_operator, "only operators confirm payments and declare defaults")
-    peek = Award.objects.filter(pk=_id(award) or 0).first()
+    validation.require(actor.is_operator, "only operators confirm payments and declare defaults")
+    peek = Award.objects.filter(pk=validation.object_id(award) or 0).first()
     if peek is None:
         raise NotFound(f"award {award} not found")
     a = _auction(peek.auction_id)  # auction before award: the lock order

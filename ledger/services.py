@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, F, Value
 from django.utils import timezone
 
-from . import jobs, locks, records, selectors
+from . import jobs, locks, records, selectors, validation
 from .actors import Actor
 from .core import merkle, origin
 from .core.entry import TRANSFER_BYTES, encode_entry, entry_hash, format_time
@@ -267,28 +267,6 @@ def _kg(value: object, field: str = "quantity") -> int:
         ) from None
 
 
-def _text(value: object, field: str, *, max_length: int, required: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", detail={field: "not_text"})
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(f"{field} is required", detail={field: "required"})
-    if len(value) > max_length:
-        raise InvalidInput(
-            f"{field} is longer than {max_length} characters", detail={field: "too_long"}
-        )
-    return value
-
-
-def _choice(value: object, field: str, choices: Iterable[str]) -> str:
-    options = list(choices)
-    if value not in options:
-        raise InvalidInput(
-            f"{field} must be one of {', '.join(options)}", detail={field: "invalid_choice"}
-        )
-    return str(value)
-
-
 def _jurisdiction(value: object, field: str = "jurisdiction") -> str:
     if not isinstance(value, str) or not _JURISDICTION.match(value):
         raise InvalidInput(
@@ -410,15 +388,8 @@ def _geometry_check(type_: str, coordinates: list[Any]) -> None:
             polygon(part, f"coordinates[{i}]")
 
 
-def _id(value: object) -> int | None:
-    """An object id from outside, or None if it cannot be one (then: not found)."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
-        return value
-    return None
-
-
 def _get(model: Any, value: object) -> Any:
-    key = _id(value)
+    key = validation.object_id(value)
     return model.objects.filter(pk=key).first() if key is not None else None
 
 
@@ -446,11 +417,6 @@ def _area(value: object) -> int:
     return value
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise PermissionDenied(message)
-
-
 # ---- organizations and accounts --------------------------------------------------------------
 
 
@@ -458,18 +424,18 @@ def _require(condition: bool, message: str) -> None:
 def organization_register(
     *, actor: Actor, handle: str, name: str, roles: Iterable[str]
 ) -> Organization:
-    _require(actor.is_operator, "only operators register organizations")
-    handle = _text(handle, "handle", max_length=64)
+    validation.require(actor.is_operator, "only operators register organizations")
+    handle = validation.text(handle, "handle", max_length=64)
     if not _CODE.match(handle) or handle != handle.lower():
         raise InvalidInput(
             "handle must be lowercase letters, digits, '-', '_' or '.'",
             detail={"handle": "invalid"},
         )
-    role_list = sorted({_choice(r, "roles", Role.values) for r in roles})
+    role_list = sorted({validation.choice(r, "roles", Role.values) for r in roles})
     if Organization.objects.filter(handle=handle).exists():
         raise Conflict(f"organization {handle} exists", code=ErrorCode.DUPLICATE)
     org = Organization.objects.create(
-        handle=handle, name=_text(name, "name", max_length=200), roles=role_list
+        handle=handle, name=validation.text(name, "name", max_length=200), roles=role_list
     )
     _ledger_append(
         type="org.register",
@@ -493,15 +459,15 @@ def account_open(
     org = _get(Organization, organization)
     if org is None or not actor.may_act_for(org.pk):
         raise NotFound(f"organization {organization} not found")
-    kind = _choice(kind, "kind", Account.Kind.values)
+    kind = validation.choice(kind, "kind", Account.Kind.values)
     if kind == Account.Kind.BUFFER:
-        _require(actor.is_operator, "only operators open buffer pools")
+        validation.require(actor.is_operator, "only operators open buffer pools")
         if not org.has_role(Role.REGISTRY):
             raise Unprocessable("only registries hold a buffer pool", code=ErrorCode.BUFFER_ACCOUNT)
         if Account.objects.filter(organization=org, kind=kind).exists():
             raise Conflict("this registry already has a buffer pool", code=ErrorCode.DUPLICATE)
     account = Account.objects.create(
-        organization=org, kind=kind, name=_text(name, "name", max_length=200)
+        organization=org, kind=kind, name=validation.text(name, "name", max_length=200)
     )
     _ledger_append(
         type="account.open",
@@ -518,15 +484,15 @@ def account_open(
 def methodology_register(
     *, actor: Actor, code: str, name: str, standard: str, ecosystems: Iterable[str]
 ) -> Methodology:
-    _require(actor.is_operator, "only operators register methodologies")
-    code = _text(code, "code", max_length=64)
+    validation.require(actor.is_operator, "only operators register methodologies")
+    code = validation.text(code, "code", max_length=64)
     if Methodology.objects.filter(code=code).exists():
         raise Conflict(f"methodology {code} exists", code=ErrorCode.DUPLICATE)
-    eco = sorted({_choice(e, "ecosystems", Ecosystem.values) for e in ecosystems})
+    eco = sorted({validation.choice(e, "ecosystems", Ecosystem.values) for e in ecosystems})
     m = Methodology.objects.create(
         code=code,
-        name=_text(name, "name", max_length=300),
-        standard=_text(standard, "standard", max_length=100),
+        name=validation.text(name, "name", max_length=300),
+        standard=validation.text(standard, "standard", max_length=100),
         ecosystems=eco,
     )
     _ledger_append(
@@ -541,7 +507,7 @@ def _origin_registry(value: str, *, default: str | None = None) -> str:
     """The list's code for a registry of origin as typed (ledger/core/origin.py), or the handle
     of one of this ledger's own registry organizations. ``default`` (a value stored before the
     list existed) is kept as it is when it names neither."""
-    text = _text(value, "origin_registry", max_length=64)
+    text = validation.text(value, "origin_registry", max_length=64)
     try:
         return origin.registry_code(text)
     except origin.OriginError as exc:
@@ -624,12 +590,12 @@ def project_register(
     meth = _get(Methodology, methodology)
     if meth is None:
         raise NotFound(f"methodology {methodology} not found", detail={"methodology": "not_found"})
-    code = _text(code, "code", max_length=64)
+    code = validation.text(code, "code", max_length=64)
     if not _CODE.match(code):
         raise InvalidInput(
             "code may hold letters, digits, '.', '_' and '-'", detail={"code": "invalid"}
         )
-    eco = _choice(ecosystem, "ecosystem", Ecosystem.values)
+    eco = validation.choice(ecosystem, "ecosystem", Ecosystem.values)
     if meth.ecosystems and eco not in meth.ecosystems:
         raise Unprocessable(
             f"methodology {meth.code} does not cover {eco}",
@@ -638,7 +604,7 @@ def project_register(
         )
     area_m2 = _area(area_m2)
     origin_registry = _origin_registry(origin_registry or reg.handle)
-    origin_id = _text(origin_id or code, "origin_id", max_length=128)
+    origin_id = validation.text(origin_id or code, "origin_id", max_length=128)
     key = _origin_key(lambda: origin.origin_key(origin_registry, origin_id), "origin_id")
     if Project.objects.filter(code=code).exists():
         raise Conflict(f"project {code} exists", code=ErrorCode.DUPLICATE)
@@ -653,21 +619,23 @@ def project_register(
 
     fields = {
         "code": code,
-        "name": _text(name, "name", max_length=300),
+        "name": validation.text(name, "name", max_length=300),
         "ecosystem": eco,
-        "storage_pathway": _choice(storage_pathway, "storage_pathway", StoragePathway.values),
+        "storage_pathway": validation.choice(
+            storage_pathway, "storage_pathway", StoragePathway.values
+        ),
         "methodology": meth,
         "jurisdiction": _jurisdiction(jurisdiction),
         "location": _geometry(location),
         "area_m2": area_m2,
         "registry": reg,
         "developer": dev,
-        "validation_body": _text(validation_body, "validation_body", max_length=200),
+        "validation_body": validation.text(validation_body, "validation_body", max_length=200),
         "origin_registry": origin_registry,
         "origin_id": origin_id,
         "origin_key": key,
         "origin_rule": origin.ORIGIN_RULE,
-        "status": _choice(status, "status", Project.Status.values),
+        "status": validation.choice(status, "status", Project.Status.values),
     }
     if (existing := _project_origin_clash(origin_registry, key)) is not None:
         raise duplicate_origin(existing)
@@ -689,7 +657,7 @@ _PROJECT_MUTABLE = {"name", "status", "validation_body", "location", "area_m2", 
 
 @transaction.atomic
 def project_update(*, actor: Actor, project: int, **changes: Any) -> Project:
-    p = locks.project_lock(pid) if (pid := _id(project)) is not None else None
+    p = locks.project_lock(pid) if (pid := validation.object_id(project)) is not None else None
     if p is None or not actor.may_act_for(p.registry_id):
         raise NotFound(f"project {project} not found")
     unknown = set(changes) - _PROJECT_MUTABLE
@@ -700,13 +668,13 @@ def project_update(*, actor: Actor, project: int, **changes: Any) -> Project:
     clean: dict[str, Any] = {}
     for key, value in changes.items():
         if key == "name":
-            clean[key] = _text(value, "name", max_length=300)
+            clean[key] = validation.text(value, "name", max_length=300)
         elif key == "validation_body":
-            clean[key] = _text(value, "validation_body", max_length=200)
+            clean[key] = validation.text(value, "validation_body", max_length=200)
         elif key == "status":
-            clean[key] = _choice(value, "status", Project.Status.values)
+            clean[key] = validation.choice(value, "status", Project.Status.values)
         elif key == "storage_pathway":
-            clean[key] = _choice(value, "storage_pathway", StoragePathway.values)
+            clean[key] = validation.choice(value, "storage_pathway", StoragePathway.values)
         elif key == "location":
             clean[key] = _geometry(value)
         elif key == "area_m2":
@@ -768,13 +736,13 @@ def batch_issue(
     if not isinstance(vintage, int) or not 1990 <= vintage <= 2200:
         raise InvalidInput("vintage must be a year", detail={"vintage": "invalid"})
     report = _sha256(verification_report_sha256, "verification_report_sha256")
-    body = _text(verification_body, "verification_body", max_length=200)
+    body = validation.text(verification_body, "verification_body", max_length=200)
     tx_key: str | None = None
     if origin_tx_id is not None:
-        origin_tx_id = _text(origin_tx_id, "origin_tx_id", max_length=128)
+        origin_tx_id = validation.text(origin_tx_id, "origin_tx_id", max_length=128)
         tx_key = _origin_key(lambda: origin.tx_key(str(origin_tx_id)), "origin_tx_id")
 
-    p = locks.project_lock(pid) if (pid := _id(project)) is not None else None
+    p = locks.project_lock(pid) if (pid := validation.object_id(project)) is not None else None
     if p is None or not actor.may_act_for(p.registry_id):
         raise NotFound(f"project {project} not found", detail={"project": "not_found"})
     if p.status in (Project.Status.SUSPENDED, Project.Status.CLOSED):
@@ -870,7 +838,7 @@ def batch_issue(
 
 def _batch(batch_id: object, *, lock: bool = True) -> Batch:
     """The batch, locked when the caller changes its totals (retire, cancel)."""
-    key = _id(batch_id)
+    key = validation.object_id(batch_id)
     if key is None:
         b = None
     elif lock:
@@ -990,7 +958,14 @@ def _credit_transfers(actor: Actor, transfers: list[Transfer]) -> list[EntryRow]
         except DomainError as exc:
             refusal = _TransferRefused(index, exc)
             break
-        checked.append((quantity, _id(t["sender"]), _id(t["recipient"]), _id(t["batch"])))
+        checked.append(
+            (
+                quantity,
+                validation.object_id(t["sender"]),
+                validation.object_id(t["recipient"]),
+                validation.object_id(t["batch"]),
+            )
+        )
 
     moves: list[tuple[int, int, int, int]] = []  # (quantity, sender, recipient, batch)
     accounts, batches = _transfer_parties(
@@ -1124,7 +1099,7 @@ def escrow_hold(
     managed: bool = False,
 ) -> EscrowHold:
     quantity = _kg(quantity)
-    reference = _text(reference, "reference", max_length=200)
+    reference = validation.text(reference, "reference", max_length=200)
     _check_managed(reference, managed)
     acc = _sender(actor, account, "account")
     b = _batch(batch, lock=False)  # escrow does not change the batch's totals
@@ -1156,7 +1131,7 @@ def _escrow_take(
     """Lock a hold and its holdings (and the recipient's, in the same ordered call) and take
     ``quantity`` out of escrow."""
     quantity = _kg(quantity)
-    key = _id(hold_id)
+    key = validation.object_id(hold_id)
     peek = (
         EscrowHold.objects.filter(pk=key).select_related("account").first()
         if key is not None
@@ -1203,7 +1178,7 @@ def escrow_deliver(
     *, actor: Actor, hold: int, recipient: int, quantity: int, managed: bool = False
 ) -> LedgerEntry:
     """Deliver escrowed credits to another account (auction settlement)."""
-    _require(actor.is_operator, "only the operator delivers escrowed credits")
+    validation.require(actor.is_operator, "only the operator delivers escrowed credits")
     dst = _account(recipient, None, "recipient")
     if dst.kind == Account.Kind.BUFFER:
         raise Unprocessable(
@@ -1237,10 +1212,10 @@ def credit_retire(
 ) -> Retirement:
     quantity = _kg(quantity)
     fields = {
-        "beneficiary": _text(beneficiary, "beneficiary", max_length=300),
-        "purpose": _text(purpose, "purpose", max_length=300),
+        "beneficiary": validation.text(beneficiary, "beneficiary", max_length=300),
+        "purpose": validation.text(purpose, "purpose", max_length=300),
         "jurisdiction": _jurisdiction(jurisdiction),
-        "reason": _text(reason, "reason", max_length=2000, required=False),
+        "reason": validation.text(reason, "reason", max_length=2000, required=False),
     }
     acc = _sender(actor, account, "account")
     b = _batch(batch)
@@ -1275,8 +1250,8 @@ def credit_cancel(
             code=ErrorCode.REASON_REQUIRED,
             detail={"reason": "required"},
         )
-    reason = _text(reason, "reason", max_length=2000)
-    destination = _text(destination, "destination", max_length=200, required=False)
+    reason = validation.text(reason, "reason", max_length=2000)
+    destination = validation.text(destination, "destination", max_length=200, required=False)
     acc = _sender(actor, account, "account")
     b = _batch(batch)
     h = locks.holdings_lock([(acc.pk, b.pk)])[(acc.pk, b.pk)]
@@ -1309,8 +1284,8 @@ def reversal_record(
     first from this project's batches, then from the others, oldest batch first."""
     quantity = _kg(quantity)
     evidence = _sha256(evidence_sha256, "evidence_sha256")
-    description = _text(description, "description", max_length=5000)
-    p = locks.project_lock(pid) if (pid := _id(project)) is not None else None
+    description = validation.text(description, "description", max_length=5000)
+    p = locks.project_lock(pid) if (pid := validation.object_id(project)) is not None else None
     if p is None or not actor.may_act_for(p.registry_id):
         raise NotFound(f"project {project} not found")
     buffer = Account.objects.filter(organization_id=p.registry_id, kind=Account.Kind.BUFFER).first()
@@ -1442,14 +1417,14 @@ def apikey_create(
     org = _get(Organization, organization)
     if org is None:
         raise NotFound(f"organization {organization} not found")
-    scope_list = sorted({_choice(s, "scopes", ApiKey.Scope.values) for s in scopes})
+    scope_list = sorted({validation.choice(s, "scopes", ApiKey.Scope.values) for s in scopes})
     if not scope_list:
         raise InvalidInput("a key needs at least one scope", detail={"scopes": "required"})
     prefix = secrets.token_hex(4)
     secret = f"bck_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
         organization=org,
-        name=_text(name, "name", max_length=200),
+        name=validation.text(name, "name", max_length=200),
         prefix=prefix,
         secret_sha256=_secret_sha256(secret),
         scopes=scope_list,
