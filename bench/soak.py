@@ -263,7 +263,8 @@ class Demo:
         self.workers_seen |= workers
         text = self.worker_log()
         for line in text[self.log_offset :].splitlines():
-            if WORKER_DEATHS.search(line):
+            # Log records and bin/demo's own lines, not the lines of a traceback under them.
+            if line.startswith(("[", "bin/demo:")) and WORKER_DEATHS.search(line):
                 self.deaths.append(line)
                 stats.fail(f"worker log: {line.strip()[:300]}")
         self.log_offset = len(text)
