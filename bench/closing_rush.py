@@ -26,7 +26,8 @@ status stays 0; a failed setup or an auction that never closes exits 1.
 
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
     export CELERY_BROKER_URL=redis://127.0.0.1:6379/0
-    .venv/bin/python bench/closing_rush.py [--bidders 32] [--browsers 16] [--think 1] [--rush 60] [--quick]
+    .venv/bin/python bench/closing_rush.py [--bidders 32] [--browsers 16] [--think 1]
+        [--rush 60] [--quick]
 """
 
 from __future__ import annotations

@@ -1383,8 +1383,10 @@ def ledger_checkpoint_issue() -> Checkpoint | None:
     in parallel."""
     from .signer import checkpoint_sign_new
 
-    tree_extend()
-    checkpoint = checkpoint_sign_new()
+    # Up to the size the stored tree reached: entries committed meanwhile wait for the next
+    # checkpoint, which the tree will cover too (else its proofs could not be served).
+    size = tree_extend()
+    checkpoint = checkpoint_sign_new(up_to=size)
     from django.conf import settings
 
     if checkpoint is not None and settings.LEDGER_WITNESS_POLICY_FILE:

@@ -234,8 +234,10 @@ def _alarm(exc: SignerRefused) -> None:
         SignerAlarm.objects.create(message=str(exc)[:2000])
 
 
-def checkpoint_sign_new() -> Checkpoint | None:
-    """Sign a checkpoint over every committed entry, if there are new ones. Idempotent."""
+def checkpoint_sign_new(up_to: int | None = None) -> Checkpoint | None:
+    """Sign a checkpoint over every committed entry (the first ``up_to`` of them, if given: the
+    size the stored tree reached, so that the tree serves every proof of the checkpoint), if
+    there are new ones. Idempotent."""
     from .signing import get_signer
 
     path = state_path()
@@ -259,9 +261,10 @@ def checkpoint_sign_new() -> Checkpoint | None:
             head = LedgerHead.objects.filter(pk=1).first()
             head_size = head.size if head else 0
             _check_database_holds(state, head_size)
-            if head_size == state.size:
+            size = head_size if up_to is None else min(head_size, up_to)
+            if size <= state.size:
                 return None
-            edge, last = _extend(state, head_size)
+            edge, last = _extend(state, size)
         except SignerRefused as exc:
             _alarm(exc)
             raise
@@ -269,12 +272,12 @@ def checkpoint_sign_new() -> Checkpoint | None:
         # The key is read now, after the tree it signs is fixed: an entry committed after a
         # rotation can only be signed by the new key.
         signer = get_signer()
-        note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, head_size, root), signer)
+        note = checkpoint_sign(CheckpointBody(settings.LEDGER_ORIGIN, size, root), signer)
         key = (signer.name, signer.key_hash.hex())
         # The row first, then the state: what the state says signed is always stored (a
         # verifier compares them), and a crash between the two only repeats this signature.
-        checkpoint = _publish(head_size, root, note, key)
-        _write(path, SignerState(settings.LEDGER_ORIGIN, head_size, edge, last, note, key))
+        checkpoint = _publish(size, root, note, key)
+        _write(path, SignerState(settings.LEDGER_ORIGIN, size, edge, last, note, key))
         return checkpoint
 
 

@@ -185,3 +185,25 @@ def test_an_insider_who_deletes_the_alarm_gets_it_back_at_the_next_run(ledger):
     refused("stored Merkle tree's root at size")
     SignerAlarm.objects.all().delete()
     refused("stored Merkle tree's root at size")
+
+
+def test_a_checkpoint_never_outruns_the_stored_tree_that_serves_its_proofs(world):
+    """Entries committed between the tree's extension and the signature wait for the next
+    checkpoint: a checkpoint larger than the stored tree made every proof at its size a
+    LookupError (the certificate page answered 500 until the next checkpoint)."""
+    from ledger.signer import checkpoint_sign_new
+
+    b = world.issue(1_000_000)
+    size = services.tree_extend()
+    services.credit_transfer(
+        actor=world.dev,
+        batch=b.pk,
+        sender=world.dev_account.pk,
+        recipient=world.buyer_account.pk,
+        quantity=5,
+    )
+    checkpoint = checkpoint_sign_new(up_to=size)
+    assert checkpoint is not None and checkpoint.size == size < selectors.ledger_size()
+    selectors.inclusion_proof(size - 1, checkpoint.size)  # served from the stored tree
+    later = services.ledger_checkpoint_issue()
+    assert later is not None and later.size == selectors.ledger_size()
