@@ -65,7 +65,7 @@ from .models import (
 )
 
 _JURISDICTION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
-_COORDINATE = re.compile(r"^-?[0-9]{1,3}(\.[0-9]{1,12})?$")
+_COORDINATE = re.compile(r"^-?[0-9]{1,3}(\.[0-9]{1,12})?\Z")  # \Z: no trailing newline
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _GEOJSON_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
@@ -284,6 +284,8 @@ def _sha256(value: object, field: str) -> str:
 def _geometry(value: object) -> dict[str, Any]:
     ok = (
         isinstance(value, dict)
+        # A str first: {"type": {}} is not hashable, and the set lookup would raise.
+        and isinstance(value.get("type"), str)
         and value.get("type") in _GEOJSON_TYPES
         and isinstance(value.get("coordinates"), list)
     )
