@@ -27,18 +27,16 @@ __all__ = [
 
 
 class AuctionErrorCode(Codes):
-    INVALID_RULES = "invalid_rules"
-    INVALID_PRICE = "invalid_price"
-    INVALID_TIME = "invalid_time"
-    WRONG_STATE = "auction_wrong_state"
-    NOT_OPEN = "auction_not_open"
-    CLOSED = "auction_closed"
-    NOT_APPROVED = "bidder_not_approved"
-    DEPOSIT_MISSING = "deposit_insufficient"
-    TOO_MANY_BIDS = "too_many_bids"
-    NO_BID = "bid_not_found"
-    BID_WITHDRAWN = "bid_withdrawn"
-    MALFORMED_CIPHERTEXT = "malformed_ciphertext"
-    DUPLICATE_CIPHERTEXT = "duplicate_ciphertext"
-    OWN_AUCTION = "own_auction"
-    AWARD_RESOLVED = "award_resolved"
+    INVALID_RULES = "invalid_rules", 400
+    INVALID_TIME = "invalid_time", 400, 409
+    WRONG_STATE = "auction_wrong_state", 409
+    NOT_OPEN = "auction_not_open", 409
+    CLOSED = "auction_closed", 409
+    NOT_APPROVED = "bidder_not_approved", 403, 422
+    DEPOSIT_MISSING = "deposit_insufficient", 409
+    TOO_MANY_BIDS = "too_many_bids", 409
+    BID_WITHDRAWN = "bid_withdrawn", 409
+    MALFORMED_CIPHERTEXT = "malformed_ciphertext", 400
+    DUPLICATE_CIPHERTEXT = "duplicate_ciphertext", 409
+    OWN_AUCTION = "own_auction", 422
+    AWARD_RESOLVED = "award_resolved", 409

@@ -32,6 +32,7 @@ from ledger.core.quantity import (
     format_money,
     format_tonnes,
 )
+from ledger.exceptions import ErrorCode
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
 from . import jobs, keys, locks, receipts, records
@@ -171,7 +172,12 @@ def deposit_record(*, actor: Actor, auction: int, bidder: int, amount: int) -> D
     deposit = Deposit.objects.select_for_update(no_key=True).filter(auction=a, bidder=org).first()
     total = amount + (deposit.amount if deposit else 0)
     if total > MAX_MINOR:
-        raise InvalidInput("deposit is too large", code=Code.INVALID_PRICE)
+        # Out of range like any other amount (_int): one condition, one code.
+        raise InvalidInput(
+            f"the deposit would total {total}, more than {MAX_MINOR}",
+            code=Code.INVALID_RULES,
+            detail={"amount": "out_of_range"},
+        )
     entry = _append(
         "deposit.record",
         actor,
@@ -274,7 +280,7 @@ def auction_create(
     if acc is None or not actor.may_act_for(acc.organization_id):
         raise NotFound(f"account {account} not found", detail={"account": "not_found"})
     if acc.kind != Account.Kind.HOLDING:
-        raise Unprocessable("auctions sell from a holding account", code=Code.INVALID_RULES)
+        raise Unprocessable("auctions sell from a holding account", code=ErrorCode.BUFFER_ACCOUNT)
     b = Batch.objects.filter(pk=validation.object_id(batch) or 0).first()
     if b is None:
         raise NotFound(f"batch {batch} not found", detail={"batch": "not_found"})
@@ -698,7 +704,7 @@ def _own_bid(a: Auction, org: Organization, bid: object) -> Bid:
     found = locks.bid_lock(validation.object_id(bid) or 0)
     # Another bidder's bid is reported exactly like a missing one.
     if found is None or found.auction_id != a.pk or found.bidder_id != org.pk:
-        raise NotFound(f"bid {bid} not found in auction {a.pk}", code=Code.NO_BID)
+        raise NotFound(f"bid {bid} not found in auction {a.pk}", detail={"bid": "not_found"})
     if found.status != Bid.Status.SEALED:
         raise Conflict(f"bid {found.pk} is {found.status}", code=Code.BID_WITHDRAWN)
     return found

@@ -3,8 +3,11 @@ code from a typed enum, shaped like DRF's ``APIException``, so one handler turns
 into ``{"code", "message", "detail"}``.
 
 Each app declares its own codes as a subclass of ``Codes`` (``ledger.exceptions.ErrorCode``,
-``auctions.exceptions.AuctionErrorCode``); the codes every app shares are ``CommonCode``. This
-module imports nothing of the apps: it is the layer below them."""
+``auctions.exceptions.AuctionErrorCode``, and the API's own, ``ledger.apis.errors.ApiCode``);
+the codes every app shares are ``CommonCode``. One condition has one code, and each code states
+the HTTP statuses it is answered with: the OpenAPI schema lists, for each status, the codes it
+may carry (``ledger/apis/schema.py``), and docs/api.md the same (a test holds them together).
+This module imports nothing of the apps: it is the layer below them."""
 
 from __future__ import annotations
 
@@ -13,14 +16,35 @@ from typing import Any
 
 
 class Codes(StrEnum):
-    """Base of every app's error-code enum (an enum without members can be subclassed)."""
+    """Base of every app's error-code enum (an enum without members can be subclassed). A
+    member is its code and the statuses it is answered with: ``NOT_FOUND = "not_found", 404``."""
+
+    statuses: tuple[int, ...]
+
+    def __new__(cls, value: str, *statuses: int) -> Codes:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.statuses = statuses
+        return member
+
+    @classmethod
+    def every(cls) -> list[Codes]:
+        """Every member of every app's enum (each app's exceptions module is imported by its
+        services, so by the time the URLs are loaded)."""
+        found: list[Codes] = []
+        pending = list(cls.__subclasses__())
+        while pending:
+            enum = pending.pop(0)
+            found.extend(enum)
+            pending.extend(enum.__subclasses__())
+        return found
 
 
 class CommonCode(Codes):
-    INVALID_FIELD = "invalid_field"
-    NOT_FOUND = "not_found"
-    PERMISSION_DENIED = "permission_denied"
-    SERVICE_UNAVAILABLE = "service_unavailable"
+    INVALID_FIELD = "invalid_field", 400, 422
+    NOT_FOUND = "not_found", 404
+    PERMISSION_DENIED = "permission_denied", 403
+    SERVICE_UNAVAILABLE = "service_unavailable", 503
 
 
 class DomainError(Exception):

@@ -27,20 +27,19 @@ __all__ = [
 
 
 class ErrorCode(Codes):
-    INVALID_QUANTITY = "invalid_quantity"
-    INVALID_SHARE = "invalid_share"
-    INVALID_PERIOD = "invalid_period"
-    REASON_REQUIRED = "reason_required"
-    TRANSFER_TO_SELF = "transfer_to_self"
-    BUFFER_ACCOUNT = "buffer_account"
-    INSUFFICIENT_BALANCE = "insufficient_balance"
-    CREDITS_RETIRED = "credits_retired"
-    OVERLAPPING_PERIOD = "overlapping_period"
-    DUPLICATE_ORIGIN = "duplicate_origin"
-    DUPLICATE = "duplicate"
-    PROJECT_NOT_ACTIVE = "project_not_active"
-    INSUFFICIENT_BUFFER = "insufficient_buffer"
-    MANAGED_HOLD = "managed_escrow_hold"
-    IDEMPOTENCY_MISMATCH = "idempotency_key_reused"
-    IDEMPOTENCY_IN_PROGRESS = "idempotency_key_in_progress"
-    WEBHOOK_ENDPOINT_LIMIT = "webhook_endpoint_limit"
+    INVALID_QUANTITY = "invalid_quantity", 400
+    INVALID_SHARE = "invalid_share", 400
+    INVALID_PERIOD = "invalid_period", 400
+    TRANSFER_TO_SELF = "transfer_to_self", 422
+    BUFFER_ACCOUNT = "buffer_account", 422
+    INSUFFICIENT_BALANCE = "insufficient_balance", 409
+    CREDITS_RETIRED = "credits_retired", 409
+    OVERLAPPING_PERIOD = "overlapping_period", 409
+    DUPLICATE_ORIGIN = "duplicate_origin", 409
+    DUPLICATE = "duplicate", 409
+    PROJECT_NOT_ACTIVE = "project_not_active", 409
+    INSUFFICIENT_BUFFER = "insufficient_buffer", 409
+    MANAGED_HOLD = "managed_escrow_hold", 409
+    IDEMPOTENCY_MISMATCH = "idempotency_key_reused", 422
+    IDEMPOTENCY_IN_PROGRESS = "idempotency_key_in_progress", 409
+    WEBHOOK_ENDPOINT_LIMIT = "webhook_endpoint_limit", 409

@@ -1249,7 +1249,6 @@ def credit_cancel(
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput(
             "a cancellation needs a reason (e.g. exported to another registry)",
-            code=ErrorCode.REASON_REQUIRED,
             detail={"reason": "required"},
         )
     reason = validation.text(reason, "reason", max_length=2000)

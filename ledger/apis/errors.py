@@ -33,14 +33,32 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from bluecarbon.errors import ServiceUnavailable
+from bluecarbon.errors import Codes, CommonCode, ServiceUnavailable
 
 from ..exceptions import DomainError
 
 logger = logging.getLogger(__name__)
 
+
+class ApiCode(Codes):
+    """The codes of errors raised before or around an operation: DRF's (whose codes these
+    are), the handlers' below, and a serializer's refusal."""
+
+    INVALID = "invalid", 400  # a serializer refused the input; each field's problems in detail
+    PARSE_ERROR = "parse_error", 400
+    BAD_REQUEST = "bad_request", 400
+    NOT_AUTHENTICATED = "not_authenticated", 401
+    AUTHENTICATION_FAILED = "authentication_failed", 401
+    METHOD_NOT_ALLOWED = "method_not_allowed", 405
+    NOT_ACCEPTABLE = "not_acceptable", 406
+    REQUEST_TOO_LARGE = "request_too_large", 413
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415
+    THROTTLED = "throttled", 429
+    SERVER_ERROR = "server_error", 500
+
+
 SERVER_ERROR = {
-    "code": "server_error",
+    "code": str(ApiCode.SERVER_ERROR),
     "message": "The server failed to answer this request; it has been logged. Retry later.",
     "detail": {},
 }
@@ -57,7 +75,7 @@ def _details(detail: Any) -> Any:
 def _too_large() -> dict[str, Any]:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return {
-        "code": "request_too_large",
+        "code": str(ApiCode.REQUEST_TOO_LARGE),
         "message": f"The request body is larger than {limit} bytes.",
         "detail": {"limit_bytes": limit},
     }
@@ -116,7 +134,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return _server_error(exc, context)
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
-            "code": "invalid",
+            "code": str(ApiCode.INVALID),
             "message": "The request is not valid; see detail.",
             "detail": _details(exc.detail),
         }
@@ -160,7 +178,8 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         return JsonResponse(_too_large(), status=413)
     return JsonResponse(
-        {"code": "bad_request", "message": "The request is malformed.", "detail": {}}, status=400
+        {"code": str(ApiCode.BAD_REQUEST), "message": "The request is malformed.", "detail": {}},
+        status=400,
     )
 
 
@@ -168,7 +187,12 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     if not _is_api(request):
         return defaults.permission_denied(request, exception)
     return JsonResponse(
-        {"code": "permission_denied", "message": "You may not do this.", "detail": {}}, status=403
+        {
+            "code": str(CommonCode.PERMISSION_DENIED),
+            "message": "You may not do this.",
+            "detail": {},
+        },
+        status=403,
     )
 
 
@@ -176,7 +200,11 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not _is_api(request):
         return defaults.page_not_found(request, exception)
     return JsonResponse(
-        {"code": "not_found", "message": f"No API operation at {request.path}.", "detail": {}},
+        {
+            "code": str(CommonCode.NOT_FOUND),
+            "message": f"No API operation at {request.path}.",
+            "detail": {},
+        },
         status=404,
     )
 

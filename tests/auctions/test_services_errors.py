@@ -75,7 +75,7 @@ def test_another_organizations_holding_or_a_buffer_pool_cannot_be_auctioned(mark
     with refused(NotFound, CommonCode.NOT_FOUND):
         services.auction_create(actor=factories.actor_for(stranger), **market.rules())
     buffer = Account.objects.get(organization=market.world.registry, kind="buffer")
-    with refused(Unprocessable, Code.INVALID_RULES):  # even for an operator
+    with refused(Unprocessable, ErrorCode.BUFFER_ACCOUNT):  # even for an operator
         services.auction_create(actor=OPERATOR, **market.rules(account=buffer.pk))
 
 
@@ -132,9 +132,9 @@ def test_bids_are_amended_or_withdrawn_by_their_bidder_while_they_stand(market, 
     second = m.bid(a, b1, [(4900, 3)]).bid  # several bids: one demand schedule
     assert first.pk != second.pk
     sealed = m.seal(a, b1, [(5000, 2)])
-    with refused(NotFound, Code.NO_BID):  # someone else's bid is as good as missing
+    with refused(NotFound, CommonCode.NOT_FOUND):  # someone else's bid is as good as missing
         services.bid_amend(actor=m.actor(b2), auction=a.pk, bid=first.pk, ciphertext=sealed)
-    with refused(NotFound, Code.NO_BID):
+    with refused(NotFound, CommonCode.NOT_FOUND):
         services.bid_withdraw(actor=m.actor(b1), auction=a.pk, bid=10**9)
     services.bid_amend(actor=m.actor(b1), auction=a.pk, bid=first.pk, ciphertext=sealed)
     with refused(Conflict, Code.DUPLICATE_CIPHERTEXT):  # the same bytes twice are one bid

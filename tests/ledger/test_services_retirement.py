@@ -244,7 +244,7 @@ def test_it_cancels_credits_in_one_ledger_entry(world, batch, one_new_entry, ver
 
 @pytest.mark.parametrize("reason", ["", "   ", None, 42], ids=repr)
 def test_it_refuses_a_cancellation_without_a_reason(world, batch, refused, reason):
-    with refused(InvalidInput, ErrorCode.REASON_REQUIRED) as err:
+    with refused(InvalidInput, CommonCode.INVALID_FIELD) as err:
         cancel(world, batch, reason=reason)
     assert err.value.detail == {"reason": "required"}
 
