@@ -26,13 +26,16 @@ from ledger.apis.base import (
     ID_PARAM,
     MAX_ID,
     BaseApi,
+    Body,
     PageSerializer,
     PublicApi,
     TonnesField,
+    decimal_regex,
     on_one_path,
     page_of,
     page_rows,
     path_id,
+    pattern,
     query,
     responses,
 )
@@ -53,12 +56,24 @@ from .models import Auction, Bid, BidReceipt, Format, TieRule, Undersubscribed
 
 State = Auction.State
 
+_MONEY = decimal_regex(2, 13, zero=True)  # below MAX_MINOR (10^15 minor units)
+_MONEY_ABOVE_ZERO = decimal_regex(2, 13, zero=False)
+_PERCENT_ABOVE_ZERO = r"100(\.0{1,2})?|[1-9][0-9]?(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9])"
+
 
 def _money(auction: Auction, minor: int | None) -> str | None:
     return None if minor is None else format_money(minor, auction.currency)
 
 
-@extend_schema_field({"type": "string", "example": "106.00", "nullable": True})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^(0|[1-9][0-9]*)(\.[0-9]{2})?$",
+        "example": "106.00",
+        "nullable": True,
+        "description": "in the auction's currency, with its decimals (JPY none, the others 2)",
+    }
+)
 class MoneyField(serializers.Field):
     """Minor units -> a decimal string in the auction's currency."""
 
@@ -220,7 +235,6 @@ class AuctionListApi(PublicApi):
     @extend_schema(
         operation_id="auctions_list",
         tags=["auctions"],
-        auth=[],
         parameters=[FilterSerializer],
         responses=responses({200: page_of("AuctionPage", AuctionOutputSerializer)}, 400),
     )
@@ -242,7 +256,7 @@ def _filters(params: dict[str, Any]) -> dict[str, Any]:
 class AuctionCreateApi(BaseApi):
     required_scope = "auction"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Body):
         title = serializers.CharField(max_length=200)
         account = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
@@ -250,12 +264,17 @@ class AuctionCreateApi(BaseApi):
         quantity = TonnesField()
         lot_size = TonnesField(help_text="tonnes per lot; single-lot formats: the quantity")
         currency = serializers.ChoiceField(choices=sorted(CURRENCY_EXPONENTS))
-        price_tick = serializers.CharField(help_text="per tonne, e.g. 1.00")
-        reserve_price = serializers.CharField(help_text="per tonne, e.g. 30.00")
-        bidder_cap = serializers.CharField(
-            required=False, allow_null=True, help_text="percent of the offering, e.g. 25"
+        # Money in the currency's minor units, at most its decimals (JPY none, the others 2):
+        # the pattern allows 2, and parse_money refuses what the currency does not have.
+        price_tick = pattern(_MONEY_ABOVE_ZERO, help_text="per tonne, more than 0, e.g. 1.00")
+        reserve_price = pattern(_MONEY, help_text="per tonne, e.g. 30.00")
+        bidder_cap = pattern(
+            _PERCENT_ABOVE_ZERO,
+            required=False,
+            allow_null=True,
+            help_text="percent of the offering, more than 0 and at most 100, e.g. 25",
         )
-        deposit_required = serializers.CharField(default="0", help_text="e.g. 30000.00")
+        deposit_required = pattern(_MONEY, default="0", help_text="e.g. 30000.00")
         bid_guarantee = serializers.BooleanField(default=False)
         tie_rule = serializers.ChoiceField(choices=TieRule.values)
         undersubscribed = serializers.ChoiceField(choices=Undersubscribed.values)
@@ -311,7 +330,6 @@ class AuctionRetrieveApi(PublicApi):
     @extend_schema(
         operation_id="auctions_retrieve",
         tags=["auctions"],
-        auth=[],
         parameters=ID_PARAM,
         responses=responses({200: AuctionOutputSerializer}, 404),
     )
@@ -353,7 +371,7 @@ class AuctionScheduleApi(BaseApi):
 class AuctionCancelApi(BaseApi):
     required_scope = "auction"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Body):
         reason = serializers.CharField(max_length=200)
 
     @extend_schema(
@@ -383,7 +401,6 @@ class AuctionResultApi(PublicApi):
     @extend_schema(
         operation_id="auctions_result",
         tags=["auctions"],
-        auth=[],
         parameters=ID_PARAM,
         responses=responses(
             {
@@ -423,7 +440,6 @@ class AuctionBookApi(PublicApi):
     @extend_schema(
         operation_id="auctions_book",
         tags=["auctions"],
-        auth=[],
         parameters=[ID_PARAM[0], PageSerializer],
         responses=responses({200: page_of("BookPage", BookItemSerializer)}, 400, 404),
     )
@@ -441,10 +457,28 @@ class AuctionBookApi(PublicApi):
 # ---- bids --------------------------------------------------------------------------------
 
 
-class _BidInput(serializers.Serializer):
-    ciphertext = serializers.CharField(
-        max_length=4 * sealing.MAX_CIPHERTEXT, help_text="base64 of enc || ciphertext"
-    )
+# Standard base64 (OpenAPI's format "byte") of 49 to 4,096 bytes (sealing.check_ciphertext),
+# which the service checks (400 malformed_ciphertext). The schema's maxLength, 5,460 characters,
+# is the longest whole number of base64 groups not over 4,096 bytes (4,095); no sealed bid
+# comes near it (at most 3,888 bytes: 48 of HPKE and a plaintext padded to 256-byte buckets).
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "byte",
+        "minLength": 68,
+        "maxLength": 5460,
+        "description": "standard base64 of enc || ciphertext (49 to 4,096 bytes)",
+    }
+)
+class CiphertextField(serializers.CharField):
+    """Taken as sent; the service decodes and checks it (its code: malformed_ciphertext)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=4 * sealing.MAX_CIPHERTEXT, trim_whitespace=False, **kwargs)
+
+
+class _BidInput(Body):
+    ciphertext = CiphertextField()
     account = serializers.IntegerField(
         min_value=1, max_value=MAX_ID, required=False, help_text="where awards are delivered"
     )

@@ -139,25 +139,24 @@ def _lock_everything(plan: list[Any]) -> None:
 
 
 def _transfer_fields(index: int, fields: dict[str, Any]) -> dict[str, Any]:
-    """What ``TransferCreateApi.InputSerializer`` accepts, checked directly."""
-    from .core.quantity import QuantityError, parse_tonnes
+    """What ``TransferCreateApi.InputSerializer`` accepts, checked directly: ids are JSON
+    integers from 1 to 2**62, the quantity a ``TonnesField`` string."""
+    from .apis.base import MAX_ID, TonnesField
 
     errors: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
     for name in ("batch", "sender", "recipient"):
         value = fields.get(name)
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
         if value is None:
             errors[name] = ["This field is required."]
-        elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2**62:
+        elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ID:
             errors[name] = ["A valid integer is required."]
         else:
             out[name] = value
     try:
-        out["quantity"] = parse_tonnes(fields.get("quantity"))
-    except QuantityError as exc:
-        errors["quantity"] = [exc.message]
+        out["quantity"] = TonnesField().to_internal_value(fields.get("quantity"))
+    except serializers.ValidationError as exc:
+        errors["quantity"] = [str(e) for e in exc.detail]
     if errors:
         raise InvalidInput(
             f"operation {index} (transfer) is not valid", detail={"index": index, "errors": errors}

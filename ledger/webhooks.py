@@ -234,8 +234,10 @@ def webhook_endpoint_create(
 
 
 def _own(actor: Actor, endpoint_id: object) -> WebhookEndpoint:
+    """One of the actor's endpoints. A deactivated one (``DELETE``) is gone for its owner as
+    if it had never been: it, its delivery log and its replay are 404, like another's."""
     endpoint = (
-        WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+        WebhookEndpoint.objects.filter(pk=endpoint_id, active=True).first()
         if isinstance(endpoint_id, int) and 0 < endpoint_id < 2**62
         else None
     )

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.validators import RegexValidator
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
+from rest_framework.fields import empty
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -56,13 +60,31 @@ def page_params(request: Request) -> tuple[int, int]:
     return after, limit
 
 
+class _NoFormatParameter:
+    URL_FORMAT_OVERRIDE = None  # the one setting DefaultContentNegotiation reads
+
+
+class AcceptNegotiation(DefaultContentNegotiation):
+    """The representation is chosen by ``Accept`` alone. DRF would also read ``?format=`` and
+    answer 404 to a value no renderer has: any operation would then answer 404 to a query
+    parameter its schema does not have, and the auctions' ``format`` filter could not be used.
+    (The schema view keeps DRF's negotiation: ``/api/v1/schema/?format=json``.)"""
+
+    settings = _NoFormatParameter()  # type: ignore[assignment]
+
+
 class BaseApi(APIView):
-    """An authenticated operation. Set ``required_scope`` (or ``required_scopes`` by method)."""
+    """An authenticated operation. Set ``required_scope`` (or ``required_scopes`` by method).
+
+    A POST runs once per ``Idempotency-Key`` (``self.idempotent``); an operation that does not
+    take the header sets ``takes_idempotency_key = False`` (the schema then omits it)."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [ApiKeyRateThrottle]
+    content_negotiation_class = AcceptNegotiation
     required_scope: str | None = "read"
+    takes_idempotency_key = True
 
     def actor(self, request: Request) -> Actor:
         return _actor_for(request)
@@ -101,33 +123,189 @@ class PublicApi(APIView):
     permission_classes = [HasScope]
     required_scope: str | None = PUBLIC
     throttle_classes = [AnonRateThrottle, ApiKeyRateThrottle]
+    content_negotiation_class = AcceptNegotiation
 
 
-@extend_schema_field({"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,3})?$", "example": "2340.1"})
-class TonnesField(serializers.Field):
-    """A decimal string of tonnes with at most three decimals <-> integer kgCO2e."""
+def decimal_regex(places: int, digits: int, *, zero: bool) -> str:
+    """A non-negative decimal string as the API writes one: at most ``digits`` digits before
+    the point and no leading zeros, at most ``places`` after it; zero only if ``zero``.
+    (Unanchored; the same regex in Python and ECMA.)"""
+    frac = f"(\\.[0-9]{{1,{places}}})?" if places else ""
+    alternatives = [f"[1-9][0-9]{{0,{digits - 1}}}{frac}"]
+    if zero:
+        alternatives.append(f"0{frac}")
+    elif places:
+        # Below one: a non-zero digit among the decimals (0.5, 0.05, 0.005).
+        small = [
+            "0" * i + "[1-9]" + (f"[0-9]{{0,{places - 1 - i}}}" if i < places - 1 else "")
+            for i in range(places)
+        ]
+        alternatives.append(f"0\\.({'|'.join(small)})")
+    return f"({'|'.join(alternatives)})"
 
-    default_error_messages = {"invalid": 'A decimal string of tonnes, e.g. "2340.1".'}
 
-    def __init__(self, *, allow_zero: bool = False, **kwargs: Any) -> None:
-        self.allow_zero = allow_zero
-        super().__init__(**kwargs)
+class Described:
+    """A field that states its own OpenAPI schema (``schema.DescribedFieldScheme``), which may
+    differ between what a request may send and what an answer holds."""
+
+    def openapi(self, direction: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class DecimalStringField(Described, serializers.Field):
+    """A decimal string at the edge, an integer of base units inside (kg, m², basis points).
+    Exactly the strings ``regex`` matches are taken, and the schema states that pattern
+    (``schema.DecimalStringScheme``): no sign, spaces, leading zeros or JSON numbers, which the
+    parsers below would take. Answers are written with all ``places`` decimals."""
+
+    what = "amount"
+    example = "1"
+    places = 0
+    regex = ""  # the input pattern
+    output_regex = ""  # what answers hold
+
+    def parse(self, text: str) -> int:
+        raise NotImplementedError
+
+    def format(self, value: int) -> str:
+        raise NotImplementedError
 
     def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, str):
+            raise serializers.ValidationError(
+                f'{self.what} must be a decimal string, e.g. "{self.example}"',
+                code="not_a_decimal",
+            )
         try:
-            return parse_tonnes(data, allow_zero=self.allow_zero)
+            value = self.parse(data)  # its codes say what is wrong: negative, too_precise...
         except QuantityError as exc:
             raise serializers.ValidationError(exc.message, code=exc.code) from None
+        if not re.fullmatch(self.regex, data):
+            raise serializers.ValidationError(
+                f"{self.what} must be written with digits only (no sign, spaces or leading "
+                f'zeros), at most {self.places} decimals, within range, e.g. "{self.example}"',
+                code="not_a_decimal",
+            )
+        return value
 
     def to_representation(self, value: int) -> str:
+        return self.format(value)
+
+    def openapi(self, direction: str) -> dict[str, Any]:
+        if direction == "request":
+            return {"type": "string", "pattern": f"^{self.regex}$", "example": self.example}
+        return {"type": "string", "pattern": f"^{self.output_regex}$"}
+
+
+class TonnesField(DecimalStringField):
+    """Tonnes CO2e with at most three decimals <-> integer kgCO2e (more than 0, less than
+    10^12 t: ``MAX_KG``)."""
+
+    what = "quantity"
+    example = "2340.1"
+    places = 3
+    regex = decimal_regex(3, 12, zero=False)
+    output_regex = r"(0|[1-9][0-9]*)\.[0-9]{3}"
+
+    def parse(self, text: str) -> int:
+        return parse_tonnes(text)
+
+    def format(self, value: int) -> str:
         return format_tonnes(value)
 
 
-# ---- what every area's views share: errors, pages, ids, several operations on one path -------
+# ---- what every area's views share: input, errors, pages, ids, several operations on one path --
+
+# Free text holds a character other than whitespace: DRF trims text and refuses what is left
+# blank. The pattern says so in a form Python and ECMA (the OpenAPI schema's) read alike: its
+# whitespace is Python's str.isspace() (ECMA's \s lacks U+001C-U+001F and U+0085; Python's lacks
+# U+FEFF, counted as blank here). Unanchored: it asks for one such character anywhere, which
+# stays cheap to generate for a fuzzer at any length. DRF also refuses NUL in any text, which
+# the schema states as "not: {pattern: \u0000}" (schema.AutoSchema).
+NOT_BLANK = RegexValidator(
+    r"[^\s\x00\x1c-\x1f\x85\ufeff]",
+    "must hold a character other than whitespace",
+    code="blank",
+)
+
+
+# Shapes the services check too; here they give the caller a field-by-field 400, and the schema
+# states them.
+CODE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+JURISDICTION = r"[A-Z]{2}-[A-Z0-9]{1,3}"
+SHA256_HEX = r"[0-9a-f]{64}"
+
+
+def pattern(regex: str, **kwargs: Any) -> serializers.RegexField:
+    """Text that ``regex`` matches whole, taken as sent: not trimmed (``" CN-GD"`` is refused,
+    as the schema says), and ``\\Z``, not ``$``, which would let a trailing newline through.
+    The schema writes the anchors ``^...$``."""
+    return serializers.RegexField(rf"\A(?:{regex})\Z", trim_whitespace=False, **kwargs)
+
+
+class Input(serializers.Serializer):
+    """What a request says, in a body or a query string. Free text (a ``CharField`` that may
+    not be blank) is held to ``NOT_BLANK``, which the schema states as its pattern."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for field in fields.values():
+            if (
+                type(field) is serializers.CharField
+                and not field.allow_blank
+                and field.trim_whitespace
+            ):
+                field.validators.append(NOT_BLANK)
+        return fields
+
+
+# The JSON type each kind of field takes in a body: DRF's fields would also take 5 for "5",
+# "5" for 5 and "true" for true, which the schema calls invalid.
+_JSON_TYPES: tuple[tuple[type[serializers.Field], type | tuple[type, ...]], ...] = (
+    (serializers.BooleanField, bool),
+    (serializers.IntegerField, int),
+    (serializers.CharField, str),
+    (serializers.ChoiceField, str),
+    (serializers.DateField, str),
+    (serializers.DateTimeField, str),
+)
+
+
+def _json_type_ok(field: serializers.Field, value: Any) -> bool:
+    for kind, wanted in _JSON_TYPES:
+        if isinstance(field, kind):
+            if isinstance(value, bool) and wanted is not bool:
+                return False
+            return isinstance(value, wanted)
+    return True  # other fields check their own input (TonnesField, GeometryField...)
+
+
+class Body(Input):
+    """A request body: each field takes only the JSON type the schema gives it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        wrong: dict[str, Any] = {}
+        if isinstance(data, Mapping):
+            for field in self._writable_fields:
+                name = str(field.field_name)
+                value = data.get(name, empty)
+                if value is not empty and value is not None and not _json_type_ok(field, value):
+                    message = str(field.error_messages.get("invalid", "Wrong type."))
+                    wrong[name] = [serializers.ErrorDetail(message, code="invalid")]
+        try:
+            validated = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not wrong or not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError({**exc.detail, **wrong}) from None
+        if wrong:
+            raise serializers.ValidationError(wrong)
+        return validated
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every error, whatever its status (``ledger/apis/errors.py``)."""
+    """Every error, whatever its status (``ledger/apis/errors.py``). The schema gives each
+    status its own component, whose ``code`` is one of the codes that status carries."""
 
     code = serializers.CharField(help_text="stable machine-readable code")
     message = serializers.CharField()
@@ -135,12 +313,13 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def responses(ok: dict[Any, Any], *errors: int) -> dict[Any, Any]:
-    # 401, 403 (scope) and 429 can answer any authenticated operation, and 503 (with
-    # Retry-After) any that met the database's contention (errors.py).
-    return {**ok, **{code: ErrorSerializer for code in sorted({401, 403, 429, 503, *errors})}}
+    """An operation's answers: ``ok`` and the errors particular to it (a 409 of its own, a 404
+    for an id in its body). The schema adds those every operation of its kind shares
+    (``schema.AutoSchema``: 401, 403, 406, 429, 503; 400, 413 and 415 with a body...)."""
+    return {**ok, **{code: ErrorSerializer for code in sorted(set(errors))}}
 
 
-class PageSerializer(serializers.Serializer):
+class PageSerializer(Input):
     """``?after=&limit=``, validated like any input."""
 
     after = serializers.IntegerField(
@@ -150,8 +329,22 @@ class PageSerializer(serializers.Serializer):
 
 
 def query(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """Query parameters validated like a body: a bad one is a 400 naming it, never a 500."""
-    params = serializer(data=request.query_params)
+    """Query parameters validated like a body: a bad one is a 400 naming it, never a 500.
+
+    Given as a plain dict, not the QueryDict: DRF reads a form's empty value as no value, so
+    ``?ecosystem=`` would list everything instead of being refused like any other bad value.
+    A parameter given twice is refused too (which one would count?)."""
+    given = request.query_params
+    names: list[str] = list(serializer().fields.keys())
+    repeated = sorted(name for name in names if len(given.getlist(name)) > 1)
+    if repeated:
+        raise serializers.ValidationError(
+            {
+                name: [serializers.ErrorDetail("given more than once", "repeated")]
+                for name in repeated
+            }
+        )
+    params = serializer(data={name: given[name] for name in given})
     params.is_valid(raise_exception=True)
     return dict(params.validated_data)
 

@@ -4,39 +4,75 @@ applied all-or-nothing."""
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ..bulk import bulk_apply
+from ..bulk import MAX_OPERATIONS, bulk_apply
 from .auth import scopes_of
-from .base import BaseApi
+from .base import BaseApi, Body
+from .base import responses as _responses
+from .credits import CancellationCreateApi, RetirementCreateApi, TransferCreateApi
+from .registry import BatchIssueApi
+
+
+def _operation(kind: str, serializer: type[serializers.Serializer]) -> serializers.Serializer:
+    """The schema of one operation: its single endpoint's body and ``"op": kind``."""
+    name = f"Bulk{kind.title()}"
+    fields = {"__module__": __name__, "op": serializers.ChoiceField(choices=[kind])}
+    return type(name, (serializer,), fields)()
+
+
+# The schema of the request: ledger/bulk.py validates each operation with its endpoint's
+# serializer (by op), which a plain list of objects does not say.
+_OPERATIONS = PolymorphicProxySerializer(
+    component_name="BulkOperation",
+    serializers={
+        "issue": _operation("issue", BatchIssueApi.InputSerializer),
+        "transfer": _operation("transfer", TransferCreateApi.InputSerializer),
+        "retire": _operation("retire", RetirementCreateApi.InputSerializer),
+        "cancel": _operation("cancel", CancellationCreateApi.InputSerializer),
+    },
+    resource_type_field_name="op",
+)
 
 
 class BulkApi(BaseApi):
     # Each operation is checked against its own scope inside; any key may call.
     required_scope = None
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Body):
         operations = serializers.ListField(
-            child=serializers.DictField(), max_length=1000, min_length=1
+            child=serializers.DictField(), max_length=MAX_OPERATIONS, min_length=1
         )
 
     @extend_schema(
-        request=InputSerializer,
-        responses={
-            201: inline_serializer(
-                "BulkResult",
-                {
-                    "results": serializers.ListField(child=serializers.DictField()),
-                },
-            ),
-            400: OpenApiTypes.OBJECT,
-        },
+        request=inline_serializer(
+            "BulkInput",
+            {
+                "operations": serializers.ListField(
+                    child=_OPERATIONS, min_length=1, max_length=MAX_OPERATIONS
+                )
+            },
+        ),
+        responses=_responses(
+            {
+                201: inline_serializer(
+                    "BulkResult",
+                    {"results": serializers.ListField(child=serializers.DictField())},
+                )
+            },
+            404,
+            409,
+            422,
+        ),
         operation_id="bulk_apply",
         tags=["credits"],
+        description="Up to 1,000 issuances, transfers, retirements and cancellations, each "
+        "shaped like its endpoint's body plus op, applied in order, all or nothing. Each needs "
+        "its own scope (403 names the first that lacks it); a refusal names the failing "
+        "operation in detail.index and is the refusal its endpoint would give.",
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)

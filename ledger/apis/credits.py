@@ -45,11 +45,15 @@ from .base import (
     ID_PARAM as _ID,
 )
 from .base import (
+    JURISDICTION,
     MAX_ID,
+    SHA256_HEX,
     BaseApi,
+    Body,
     PageSerializer,
     PublicApi,
     TonnesField,
+    pattern,
 )
 from .base import on_one_path as _on_one_path
 from .base import page_of as _page_of
@@ -211,10 +215,10 @@ class TransferCreateApi(BaseApi):
     required_scope = "transfer"
 
     # Also the shape of a bulk "transfer" operation (ledger/apis/bulk.py mirrors it).
-    class InputSerializer(serializers.Serializer):
-        batch = serializers.IntegerField(min_value=1)
-        sender = serializers.IntegerField(min_value=1)
-        recipient = serializers.IntegerField(min_value=1)
+    class InputSerializer(Body):
+        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        sender = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        recipient = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         quantity = TonnesField()
 
     class OutputSerializer(TransferOutputSerializer):
@@ -282,9 +286,9 @@ class EscrowHoldListApi(BaseApi):
 class EscrowHoldCreateApi(BaseApi):
     required_scope = "transfer"
 
-    class InputSerializer(serializers.Serializer):
-        batch = serializers.IntegerField(min_value=1)
-        account = serializers.IntegerField(min_value=1)
+    class InputSerializer(Body):
+        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        account = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         quantity = TonnesField()
         reference = serializers.CharField(max_length=200, help_text="e.g. the auction lot")
 
@@ -346,7 +350,7 @@ class EscrowHoldRetrieveApi(BaseApi):
 class EscrowHoldReleaseApi(BaseApi):
     required_scope = "transfer"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Body):
         quantity = TonnesField(help_text="at most what remains on hold")
 
     class OutputSerializer(EscrowHoldOutputSerializer):
@@ -440,13 +444,13 @@ class RetirementCreateApi(BaseApi):
     required_scope = "retire"
 
     # Also the shape of a bulk "retire" operation (ledger/apis/bulk.py mirrors it).
-    class InputSerializer(serializers.Serializer):
-        batch = serializers.IntegerField(min_value=1)
-        account = serializers.IntegerField(min_value=1)
+    class InputSerializer(Body):
+        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        account = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         quantity = TonnesField()
         beneficiary = serializers.CharField(max_length=300)
         purpose = serializers.CharField(max_length=300)
-        jurisdiction = serializers.CharField(max_length=6, help_text="ISO 3166-2, e.g. CN-ZJ")
+        jurisdiction = pattern(JURISDICTION, help_text="ISO 3166-2, e.g. CN-ZJ")
         reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
     @extend_schema(
@@ -629,18 +633,13 @@ class CancellationListApi(BaseApi):
 class CancellationCreateApi(BaseApi):
     required_scope = "cancel"
 
-    # Also the shape of a bulk "cancel" operation (ledger/apis/bulk.py mirrors it). A missing
-    # or blank reason reaches the service, which refuses it with its own code, reason_required.
-    class InputSerializer(serializers.Serializer):
-        batch = serializers.IntegerField(min_value=1)
-        account = serializers.IntegerField(min_value=1)
+    # Also the shape of a bulk "cancel" operation (ledger/apis/bulk.py mirrors it).
+    class InputSerializer(Body):
+        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        account = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         quantity = TonnesField()
         reason = serializers.CharField(
-            max_length=2000,
-            required=False,
-            allow_blank=True,
-            default="",
-            help_text="required, e.g. exported to another registry",
+            max_length=2000, help_text="why, e.g. exported to another registry"
         )
         destination = serializers.CharField(
             max_length=200, required=False, allow_blank=True, default=""
@@ -735,11 +734,11 @@ class ReversalListApi(BaseApi):
 class ReversalRecordApi(BaseApi):
     required_scope = "issue"
 
-    class InputSerializer(serializers.Serializer):
-        project = serializers.IntegerField(min_value=1)
+    class InputSerializer(Body):
+        project = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         quantity = TonnesField()
-        evidence_sha256 = serializers.CharField(
-            max_length=64, help_text="hex SHA-256 of the evidence (survey, imagery)"
+        evidence_sha256 = pattern(
+            SHA256_HEX, help_text="hex SHA-256 of the evidence (survey, imagery)"
         )
         description = serializers.CharField(max_length=5000)
 

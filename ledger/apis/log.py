@@ -109,7 +109,8 @@ _CONSISTENCY = inline_serializer(
 
 
 def _errors(*statuses: int) -> dict[int, Any]:
-    return {status: ErrorSerializer for status in (*statuses, 429)}
+    # The schema adds the errors every public operation shares (schema.AutoSchema).
+    return {status: ErrorSerializer for status in statuses}
 
 
 def _integer(minimum: int, maximum: int = MAX_ID) -> dict[str, Any]:
@@ -159,9 +160,13 @@ def _json(data: Any, *, immutable: bool = False) -> Response:
 
 
 def _int_param(request: Request, name: str, default: int | None, lo: int, hi: int) -> int:
-    """A query parameter as an integer in [lo, hi]; 400 (never 500) for anything else."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    """A query parameter as an integer in [lo, hi]; 400 (never 500) for anything else, an
+    empty value (``?after=``) and a repeated one (``?after=1&after=2``) included."""
+    given = request.query_params.getlist(name)
+    if len(given) > 1:
+        raise InvalidInput(f"{name} is given more than once", detail={name: "repeated"})
+    raw = given[0] if given else None
+    if raw is None:
         if default is None:
             raise InvalidInput(f"{name} is required", detail={name: "required"})
         return default
@@ -447,7 +452,7 @@ class InclusionProofApi(PublicApi):
     )
     def get(self, request: Request) -> Response:
         seq = _int_param(request, "seq", None, 0, MAX_ID)
-        explicit = request.query_params.get("tree_size") not in (None, "")
+        explicit = "tree_size" in request.query_params
         if explicit:
             size = _int_param(request, "tree_size", None, 1, MAX_ID)
         else:

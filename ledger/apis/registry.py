@@ -47,8 +47,21 @@ from ..models import (
     Project,
     StoragePathway,
 )
+from .base import (
+    CODE,
+    JURISDICTION,
+    MAX_ID,
+    SHA256_HEX,
+    BaseApi,
+    Body,
+    DecimalStringField,
+    Described,
+    PageSerializer,
+    TonnesField,
+    decimal_regex,
+    pattern,
+)
 from .base import ID_PARAM as _ID
-from .base import MAX_ID, BaseApi, PageSerializer, TonnesField
 from .base import on_one_path as _on_one_path
 from .base import page as _page
 from .base import page_of as _page_of
@@ -56,85 +69,132 @@ from .base import path_id as _path_id
 from .base import query as _query
 from .base import responses as _responses
 
-# The services check these again; here they give the caller a field-by-field 400.
-_CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_JURISDICTION = r"^[A-Z]{2}-[A-Z0-9]{1,3}$"
-_SHA256_HEX = r"^[0-9a-f]{64}$"
-
-
 # ---- shared fields and helpers ------------------------------------------------------------------
 
 
-@extend_schema_field(
-    {
-        "type": "string",
-        "pattern": r"^[0-9]+(\.[0-9]{1,4})?$",
-        "example": "380",
-        "description": "hectares, at most four decimals",
-    }
-)
-class HectaresField(serializers.Field):
-    """A decimal string of hectares (at most four decimals) <-> integer square metres."""
+class HectaresField(DecimalStringField):
+    """Hectares with at most four decimals <-> integer square metres (more than 0, less than a
+    billion hectares: ``MAX_AREA_M2``)."""
 
-    def to_internal_value(self, data: Any) -> int:
-        try:
-            m2 = parse_hectares(data)
-        except QuantityError as exc:
-            raise serializers.ValidationError(exc.message, code=exc.code) from None
+    what = "area"
+    example = "41.5"
+    places = 4
+    regex = decimal_regex(4, 9, zero=False)
+    output_regex = r"(0|[1-9][0-9]*)\.[0-9]{4}"
+
+    def parse(self, text: str) -> int:
+        m2 = parse_hectares(text)
         if m2 == 0:
-            raise serializers.ValidationError("area must be greater than zero", code="zero")
+            raise QuantityError("zero", "area must be greater than zero")
         return m2
 
-    def to_representation(self, value: int) -> str:
+    def format(self, value: int) -> str:
         return format_hectares(value)
 
 
-@extend_schema_field(
-    {
-        "type": "string",
-        "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
-        "example": "20",
-        "description": "percent, 0 to 100, at most two decimals",
-    }
-)
-class ShareField(serializers.Field):
-    """A percentage with at most two decimals <-> integer basis points."""
+class ShareField(DecimalStringField):
+    """A percentage, 0 to 100 with at most two decimals <-> integer basis points."""
 
-    def to_internal_value(self, data: Any) -> int:
-        try:
-            return parse_share(data)
-        except QuantityError as exc:
-            raise serializers.ValidationError(exc.message, code=exc.code) from None
+    what = "buffer share"
+    example = "20"
+    places = 2
+    regex = r"(100(\.0{1,2})?|[1-9]?[0-9](\.[0-9]{1,2})?)"
+    output_regex = r"(100|[1-9]?[0-9])\.[0-9]{2}"
 
-    def to_representation(self, value: int) -> str:
+    def parse(self, text: str) -> int:
+        return parse_share(text)
+
+    def format(self, value: int) -> str:
         return format_share(value)
 
 
-@extend_schema_field(
-    {
-        "type": "object",
-        "description": "A GeoJSON geometry (WGS 84). Coordinates are decimal strings such as "
-        '"121.95" (or small integers), never floats: the ledger entry signs them as given.',
-        "properties": {
-            "type": {
+_GEOMETRY_TYPES = (
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+)
+
+
+def _geometry_schema() -> dict[str, Any]:
+    """RFC 7946 §3.1 as ``services._geometry`` takes it: each type's nesting of positions; a
+    position is a longitude and a latitude (and an altitude), each a decimal string of at most
+    12 decimals or a small integer. What JSON Schema cannot say, the service still checks:
+    latitudes within ±90 and polygon rings that end where they start."""
+    coordinate = {
+        "oneOf": [
+            {
                 "type": "string",
-                "enum": [
-                    "Point",
-                    "MultiPoint",
-                    "LineString",
-                    "MultiLineString",
-                    "Polygon",
-                    "MultiPolygon",
-                ],
+                "pattern": r"^-?(180(\.0{1,12})?|(0?[0-9]{1,2}|1[0-7][0-9])(\.[0-9]{1,12})?)$",
             },
-            "coordinates": {"type": "array", "items": {}},
-        },
-        "required": ["type", "coordinates"],
+            {"type": "integer", "minimum": -180, "maximum": 180},
+        ]
+    }
+    position: dict[str, Any] = {"type": "array", "items": coordinate, "minItems": 2, "maxItems": 3}
+
+    def many(items: dict[str, Any], least: int = 1) -> dict[str, Any]:
+        return {"type": "array", "items": items, "minItems": least}
+
+    ring = many(position, 4)
+    shapes = {
+        "Point": position,
+        "MultiPoint": many(position),
+        "LineString": many(position, 2),
+        "MultiLineString": many(many(position, 2)),
+        "Polygon": many(ring),
+        "MultiPolygon": many(many(ring)),
+    }
+    return {
+        "type": "object",
+        "description": "A GeoJSON geometry (WGS 84, longitude first). Coordinates are decimal "
+        'strings such as "121.95" (or small integers), never floats: the ledger entry signs '
+        "them as given. Latitudes are within ±90; a polygon's rings end at their first "
+        "position.",
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string", "enum": [name]},
+                    "coordinates": coordinates,
+                },
+                "required": ["type", "coordinates"],
+            }
+            for name, coordinates in shapes.items()
+        ],
         "example": {"type": "Point", "coordinates": ["110.4", "21.2"]},
     }
+
+
+class GeometryField(Described, serializers.JSONField):
+    """The shape is checked by the service (``project_register``), which owns the rule. An
+    answer may hold a geometry registered before that check (their entries keep verifying)."""
+
+    def openapi(self, direction: str) -> dict[str, Any]:
+        if direction == "request":
+            return _geometry_schema()
+        return {
+            "type": "object",
+            "description": "A GeoJSON geometry (WGS 84), coordinates as registered",
+            "properties": {
+                "type": {"type": "string", "enum": list(_GEOMETRY_TYPES)},
+                "coordinates": {"type": "array", "items": {}},
+            },
+            "required": ["type", "coordinates"],
+        }
+
+
+@extend_schema_field(
+    {"type": "string", "enum": ["", *(r.code for r in origin.REGISTRIES)], "maxLength": 64}
 )
-class GeometryField(serializers.JSONField):
-    """The shape is checked by the service (``project_register``), which owns the rule."""
+class OriginRegistryField(serializers.CharField):
+    """A registry of origin: the list's code (``ledger/core/origin.py``). The service also takes
+    its aliases and other spellings, and the handles of this ledger's own registries, which the
+    schema leaves out: it states the canonical codes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=64, required=False, allow_blank=True, default="", **kwargs)
 
 
 # ---- organization and accounts ------------------------------------------------------------------
@@ -212,7 +272,7 @@ class AccountListApi(BaseApi):
 class AccountOpenApi(BaseApi):
     required_scope = "transfer"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Body):
         name = serializers.CharField(max_length=200)
 
     @extend_schema(
@@ -352,8 +412,8 @@ class ProjectListApi(BaseApi):
 
     class FilterSerializer(PageSerializer):
         ecosystem = serializers.ChoiceField(choices=Ecosystem.values, required=False)
-        jurisdiction = serializers.RegexField(
-            r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
+        jurisdiction = pattern(
+            r"[A-Z]{2}(-[A-Z0-9]{1,3})?",
             required=False,
             help_text="an ISO 3166-2 subdivision (CN-GD), or a country (CN) for all of its",
         )
@@ -397,28 +457,25 @@ class ProjectListApi(BaseApi):
 class ProjectRegisterApi(BaseApi):
     required_scope = "issue"
 
-    class InputSerializer(serializers.Serializer):
-        code = serializers.RegexField(_CODE, max_length=64)
+    class InputSerializer(Body):
+        code = pattern(CODE, max_length=64)
         name = serializers.CharField(max_length=300)
         ecosystem = serializers.ChoiceField(choices=Ecosystem.values)
         storage_pathway = serializers.ChoiceField(choices=StoragePathway.values)
         methodology = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="id")
-        jurisdiction = serializers.RegexField(_JURISDICTION, help_text="ISO 3166-2, e.g. CN-GD")
+        jurisdiction = pattern(JURISDICTION, help_text="ISO 3166-2, e.g. CN-GD")
         location = GeometryField()
         area_ha = HectaresField()
         developer = serializers.IntegerField(
             min_value=1, max_value=MAX_ID, help_text="the developer organization's id"
         )
         validation_body = serializers.CharField(max_length=200)
-        origin_registry = serializers.CharField(
-            max_length=64,
-            required=False,
-            allow_blank=True,
-            default="",
+        origin_registry = OriginRegistryField(
             help_text=(
                 "for a project imported from another registry, one of "
                 + ", ".join(f"`{r.code}` ({r.name})" for r in origin.REGISTRIES)
-                + "; default: this registry"
+                + " (or another spelling of one, or the handle of a registry on this ledger); "
+                "default: this registry"
             ),
         )
         origin_id = serializers.CharField(
@@ -477,13 +534,15 @@ class ProjectRetrieveApi(BaseApi):
 class ProjectUpdateApi(BaseApi):
     required_scope = "issue"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Body):
         name = serializers.CharField(max_length=300, required=False)
         status = serializers.ChoiceField(choices=Project.Status.values, required=False)
         validation_body = serializers.CharField(max_length=200, required=False)
         location = GeometryField(required=False)
         area_ha = HectaresField(required=False)
         storage_pathway = serializers.ChoiceField(choices=StoragePathway.values, required=False)
+
+        refuses_other_members = True  # validate() below; the schema says additionalProperties
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             # A field that cannot change (code, ecosystem, methodology, registry, ...) is
@@ -590,7 +649,7 @@ class BatchListApi(BaseApi):
 class BatchIssueApi(BaseApi):
     required_scope = "issue"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Body):
         project = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         monitoring_start = serializers.DateField(help_text="ISO 8601 date")
         monitoring_end = serializers.DateField(help_text="ISO 8601 date, inclusive")
@@ -598,17 +657,13 @@ class BatchIssueApi(BaseApi):
             min_value=1990, max_value=2200, required=False, help_text="default: the end's year"
         )
         verification_body = serializers.CharField(max_length=200)
-        verification_report_sha256 = serializers.RegexField(_SHA256_HEX)
+        verification_report_sha256 = pattern(SHA256_HEX)
         quantity = TonnesField(help_text="tonnes CO2e issued, buffer share included")
         buffer_share = ShareField()
         holder = serializers.IntegerField(
             min_value=1, max_value=MAX_ID, help_text="the holding account credited"
         )
-        origin_registry = serializers.CharField(
-            max_length=64,
-            required=False,
-            allow_blank=True,
-            default="",
+        origin_registry = OriginRegistryField(
             help_text=(
                 "for credits imported from another registry (a code as for projects); "
                 "default: the project's"

@@ -101,7 +101,9 @@ def test_a_cancellation_needs_a_reason(held, client_for):
     payload = {"batch": held.batch.pk, "account": held.buyer_account.pk, "quantity": "1"}
     r = client.post("/api/v1/cancellations", payload, format="json")
     assert r.status_code == 400
-    assert r.json()["code"] == "reason_required"
+    assert r.json()["detail"] == {
+        "reason": [{"code": "required", "message": "This field is required."}]
+    }
     r = client.post(
         "/api/v1/cancellations",
         {**payload, "reason": "exported", "destination": "Verra"},

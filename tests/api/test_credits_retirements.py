@@ -108,7 +108,7 @@ def test_a_retirement_answers_with_its_certificate_number(w, client_for):
 
 
 REFUSALS = [
-    ("a jurisdiction that is not ISO 3166-2", {"jurisdiction": "China"}, 400, "invalid_field"),
+    ("a jurisdiction that is not ISO 3166-2", {"jurisdiction": "China"}, 400, "invalid"),
     ("a jurisdiction too long", {"jurisdiction": "CN-ZJ-XX"}, 400, "invalid"),
     ("no beneficiary", {"beneficiary": ""}, 400, "invalid"),
     ("no purpose", {"purpose": None}, 400, "invalid"),

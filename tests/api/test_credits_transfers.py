@@ -73,7 +73,9 @@ REFUSALS = [
     ("a negative quantity", {"quantity": "-1"}, 400, "invalid"),
     ("a missing batch", {"batch": None}, 400, "invalid"),
     ("an unknown batch", {"batch": 10**9}, 404, "not_found"),
-    ("an id too large for the database", {"batch": 2**63}, 404, "not_found"),
+    ("an id too large for the database", {"batch": 2**63}, 400, "invalid"),  # ids: 1 to 2**62
+    ("an id as a string", {"batch": "1"}, 400, "invalid"),
+    ("a quantity as a number", {"quantity": 1}, 400, "invalid"),
     ("an unknown recipient", {"recipient": 10**9}, 404, "not_found"),
     ("more than the sender holds", {"quantity": "4000.001"}, 409, "insufficient_balance"),
     ("a transfer to the sender itself", {"recipient": "sender"}, 422, "transfer_to_self"),

@@ -222,4 +222,5 @@ def test_the_openapi_schema_describes_exactly_what_the_feed_sends(busy, client):
     assert params["limit"]["schema"]["maximum"] == 1000
     assert params["after"]["schema"]["minimum"] == -1
     assert params["type"]["schema"]["type"] == "array"
-    assert set(operation["responses"]) == {"200", "400", "429"}
+    assert set(operation["responses"]) == {"200", "400", "401", "406", "429", "503"}
+    assert operation["security"] == [{}, {"apiKey": []}]  # public: a key is optional

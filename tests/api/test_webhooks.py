@@ -128,7 +128,7 @@ def test_a_failing_endpoint_gets_the_delivery_on_a_retry(worker, receiver):
     # The receiver answers before the worker records the answer: wait for the record.
     deadline = time.monotonic() + 30
     while True:
-        deliveries = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries").json()
+        deliveries = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries").json()["results"]
         if (deliveries and deliveries[0]["status"] != "pending") or time.monotonic() > deadline:
             break
         time.sleep(0.05)
