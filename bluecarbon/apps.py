@@ -4,7 +4,7 @@ from django.contrib.staticfiles.apps import StaticFilesConfig as DjangoStaticFil
 
 
 class StaticFilesConfig(DjangoStaticFilesConfig):
-    # collectstatic publishes what it collects. The vendored HPKE bundle's build/ folder
+    # collectstatic publishes what it collects. Each vendored bundle's build/ folder
     # (package.json, lock file, and node_modules after an `npm ci`, esbuild's binary included)
     # is for rebuilding, not serving. fnmatch's '*' also matches '/', so the path pattern covers
     # the whole folder; "node_modules" stops the walk from descending into one anywhere.
@@ -12,4 +12,5 @@ class StaticFilesConfig(DjangoStaticFilesConfig):
         *DjangoStaticFilesConfig.ignore_patterns,
         "node_modules",
         "auctions/vendor/hpke/build/*",
+        "auctions/vendor/shamir/build/*",
     ]
