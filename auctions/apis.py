@@ -50,9 +50,19 @@ from ledger.core.quantity import (
 )
 from ledger.exceptions import NotFound
 
-from . import receipts, records, selectors, services
+from . import receipts, records, selectors, services, trustees
 from .core import sealing
-from .models import Auction, Bid, BidReceipt, Format, TieRule, Undersubscribed
+from .models import (
+    MAX_TRUSTEES,
+    Auction,
+    Bid,
+    BidReceipt,
+    Format,
+    Sealing,
+    TieRule,
+    TrusteeKey,
+    Undersubscribed,
+)
 
 State = Auction.State
 
@@ -114,13 +124,40 @@ class BatchSummarySerializer(serializers.Serializer):
     project = ProjectSummarySerializer()
 
 
-class SealingSerializer(serializers.Serializer):
-    """How to seal a bid for this auction (docs/auctions.md)."""
-
-    suite = serializers.CharField()
+class TrusteeKeySerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1 to n: the order of the share boxes")
+    trustee = serializers.IntegerField(help_text="the trustee organization")
+    key = serializers.IntegerField(help_text="the trustee key's id")
     public_key = serializers.CharField(help_text="base64 of the raw X25519 public key")
-    info = serializers.CharField(help_text="the HPKE info, exactly (UTF-8)")
+    released = serializers.BooleanField(help_text="whether the trustee released its key")
+
+
+class SealingSerializer(serializers.Serializer):
+    """How to seal a bid for this auction (docs/auctions.md §3)."""
+
+    mode = serializers.ChoiceField(
+        choices=Sealing.values,
+        help_text="trustees: any `threshold` of the trustees open the bids after the close, "
+        "fewer cannot; operator_key: the operator holds the key and can read bids before the "
+        "close",
+    )
+    suite = serializers.CharField()
     origin = serializers.CharField()
+    info_prefix = serializers.CharField(
+        help_text="the HPKE info of the bid body is these exact bytes (UTF-8; the newlines are "
+        "newline characters) followed by the bidder's organization id in decimal"
+    )
+    share_info_prefix = serializers.CharField(
+        allow_null=True,
+        help_text="trustees: share box i's HPKE info is these bytes, the bidder's id in decimal, "
+        "a newline and i in decimal",
+    )
+    public_key = serializers.CharField(
+        allow_null=True, help_text="operator_key: base64 of the raw X25519 public key"
+    )
+    threshold = serializers.IntegerField(allow_null=True)
+    trustees = TrusteeKeySerializer(many=True, help_text="trustees: their keys, in order")
+    release_by = serializers.DateTimeField(allow_null=True)
 
 
 class AuctionOutputSerializer(serializers.Serializer):
@@ -164,14 +201,33 @@ class AuctionOutputSerializer(serializers.Serializer):
         return max(0, int((a.closes_at - timezone.now()).total_seconds()))
 
     @extend_schema_field(SealingSerializer(allow_null=True))
-    def get_sealing(self, a: Auction) -> dict[str, str] | None:
-        if a.public_key is None:
+    def get_sealing(self, a: Auction) -> dict[str, Any] | None:
+        """null while a draft: the keys are fixed when the auction is scheduled."""
+        keys = trustees.auction_keys(a) if a.by_trustees else []
+        if a.public_key is None and not keys:
             return None
+        origin = settings.LEDGER_ORIGIN
         return {
+            "mode": a.sealing,
             "suite": sealing.SUITE_NAME,
-            "public_key": records.b64(a.public_key) or "",
-            "info": "bluecarbon/auction-bid/v1\\n<origin>\\n<auction id>\\n<bidder id>",
-            "origin": settings.LEDGER_ORIGIN,
+            "origin": origin,
+            "info_prefix": sealing.info(origin, a.pk, 0)[:-1].decode(),
+            "share_info_prefix": (
+                sealing.share_info(origin, a.pk, 0, 0)[:-3].decode() if a.by_trustees else None
+            ),
+            "public_key": records.b64(a.public_key),
+            "threshold": a.threshold,
+            "trustees": [
+                {
+                    "position": k.position,
+                    "trustee": k.organization_id,
+                    "key": k.pk,
+                    "public_key": k.public_key_b64,
+                    "released": k.private_key is not None,
+                }
+                for k in keys
+            ],
+            "release_by": a.release_by,
         }
 
     def get_book_root(self, a: Auction) -> str | None:
@@ -280,10 +336,32 @@ class AuctionCreateApi(BaseApi):
         undersubscribed = serializers.ChoiceField(choices=Undersubscribed.values)
         opens_at = serializers.DateTimeField()
         closes_at = serializers.DateTimeField()
+        sealing = serializers.ChoiceField(
+            choices=Sealing.values,
+            default=Sealing.OPERATOR_KEY,
+            help_text="who opens the bids: trustees (any `threshold` of `trustees`) or "
+            "operator_key (a key the operator holds: it can read bids before the close)",
+        )
+        trustees = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+            required=False,
+            max_length=MAX_TRUSTEES,
+            help_text="trustees: the trustee organizations, in the order bids seal to them",
+        )
+        threshold = serializers.IntegerField(
+            required=False, min_value=1, max_value=MAX_TRUSTEES, help_text="trustees: k of n"
+        )
+        release_by = serializers.DateTimeField(
+            required=False,
+            help_text="trustees: the deadline for their keys, after the closing time; with "
+            "fewer than `threshold` released by then, the auction fails",
+        )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             currency = attrs["currency"]
             out = dict(attrs)
+            out["sealing_mode"] = out.pop("sealing")
+            out["trustee_ids"] = out.pop("trustees", None)
             errors = {}
             for field, target in (
                 ("price_tick", "tick"),
@@ -324,6 +402,111 @@ class AuctionCreateApi(BaseApi):
 
 
 AuctionsApi = on_one_path("AuctionsApi", AuctionListApi, AuctionCreateApi)
+
+
+# ---- trustees --------------------------------------------------------------------------------
+
+
+class TrusteeKeyOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    organization = serializers.IntegerField(source="organization_id")
+    public_key = serializers.CharField(source="public_key_b64")
+    entry_seq = serializers.IntegerField()
+    auction = serializers.IntegerField(source="auction_id", allow_null=True)
+    position = serializers.IntegerField(allow_null=True)
+    released_seq = serializers.IntegerField(allow_null=True)
+
+
+class TrusteeKeyListApi(BaseApi):
+    required_scope = "trustee"
+
+    @extend_schema(
+        operation_id="trustee_keys_list",
+        tags=["trustees"],
+        parameters=[PageSerializer],
+        responses=responses({200: page_of("TrusteeKeyPage", TrusteeKeyOutputSerializer)}, 400),
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's trustee keys: unused (no auction), assigned, released."""
+        params = query(PageSerializer, request)
+        org = self.actor(request).organization_id
+        rows, next_after = page_rows(
+            TrusteeKey.objects.filter(organization_id=org or 0).order_by("pk"), params
+        )
+        return Response(
+            {"results": TrusteeKeyOutputSerializer(rows, many=True).data, "next_after": next_after}
+        )
+
+
+class TrusteeKeyRegisterApi(BaseApi):
+    required_scope = "trustee"
+
+    class InputSerializer(Body):
+        public_keys = serializers.ListField(
+            child=serializers.CharField(max_length=44, trim_whitespace=False),
+            min_length=1,
+            max_length=trustees.MAX_KEYS_PER_CALL,
+            help_text="base64 of raw X25519 public keys made on the trustee's own machine",
+        )
+
+    @extend_schema(
+        operation_id="trustee_keys_register",
+        tags=["trustees"],
+        request=InputSerializer,
+        responses=responses({201: TrusteeKeyOutputSerializer(many=True)}, 400, 403, 409),
+    )
+    def post(self, request: Request) -> Response:
+        """Register one-time public keys of the caller's trustee organization. Each auction
+        sealed to it takes its oldest unused key when scheduled."""
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            created = trustees.trustee_keys_register(
+                actor=self.actor(request), public_keys=data.validated_data["public_keys"]
+            )
+            return Response(TrusteeKeyOutputSerializer(created, many=True).data, status=201)
+
+        return self.idempotent(request, run)
+
+
+TrusteeKeysApi = on_one_path("TrusteeKeysApi", TrusteeKeyListApi, TrusteeKeyRegisterApi)
+
+
+class KeyReleaseApi(BaseApi):
+    required_scope = "trustee"
+
+    class InputSerializer(Body):
+        private_key = serializers.CharField(
+            max_length=44,
+            trim_whitespace=False,
+            help_text="base64 of the raw X25519 private key of the caller's key in this auction",
+        )
+
+    @extend_schema(
+        operation_id="auctions_key_release",
+        tags=["trustees"],
+        request=InputSerializer,
+        parameters=ID_PARAM,
+        responses=responses({200: TrusteeKeyOutputSerializer}, 400, 403, 404, 409, 422),
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Release the caller's trustee key for this auction, after the close. It must be the
+        private half of the key registered for it; once the auction's threshold of trustees
+        have released, its bids are opened, cleared and settled."""
+        auction_id = path_id(pk, "auction")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            key = trustees.trustee_release(
+                actor=self.actor(request),
+                auction=auction_id,
+                private_key=data.validated_data["private_key"],
+            )
+            return Response(TrusteeKeyOutputSerializer(key).data)
+
+        return self.idempotent(request, run)
 
 
 class AuctionRetrieveApi(PublicApi):
@@ -457,24 +640,28 @@ class AuctionBookApi(PublicApi):
 # ---- bids --------------------------------------------------------------------------------
 
 
-# Standard base64 (OpenAPI's format "byte") of 49 to 4,096 bytes (sealing.check_ciphertext),
-# which the service checks (400 malformed_ciphertext). The schema's maxLength, 5,460 characters,
-# is the longest whole number of base64 groups not over 4,096 bytes (4,095); no sealed bid
-# comes near it (at most 3,888 bytes: 48 of HPKE and a plaintext padded to 256-byte buckets).
+# Standard base64 (OpenAPI's format "byte") of 49 to 5,392 bytes (sealing.MAX_ENVELOPE: 16
+# share boxes and a body of at most 4,096), which the service checks against the auction's
+# sealing (400 malformed_ciphertext). The maxLength, 7,188 characters, is the longest whole
+# number of base64 groups not over 5,392 bytes (5,391).
+_CIPHERTEXT_CHARS = 4 * (sealing.MAX_ENVELOPE // 3)
+
+
 @extend_schema_field(
     {
         "type": "string",
         "format": "byte",
         "minLength": 68,
-        "maxLength": 5460,
-        "description": "standard base64 of enc || ciphertext (49 to 4,096 bytes)",
+        "maxLength": _CIPHERTEXT_CHARS,
+        "description": "standard base64 of the sealed bid: operator_key, enc || ciphertext; "
+        "trustees, n share boxes and enc || ciphertext (docs/auctions.md §3)",
     }
 )
 class CiphertextField(serializers.CharField):
     """Taken as sent; the service decodes and checks it (its code: malformed_ciphertext)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=4 * sealing.MAX_CIPHERTEXT, trim_whitespace=False, **kwargs)
+        super().__init__(max_length=_CIPHERTEXT_CHARS, trim_whitespace=False, **kwargs)
 
 
 class _BidInput(Body):
@@ -700,6 +887,8 @@ urlpatterns = [
     path("auctions/<str:pk>", AuctionRetrieveApi.as_view(), name="auction"),
     path("auctions/<str:pk>/schedule", AuctionScheduleApi.as_view(), name="auction-schedule"),
     path("auctions/<str:pk>/cancel", AuctionCancelApi.as_view(), name="auction-cancel"),
+    path("auctions/<str:pk>/key-release", KeyReleaseApi.as_view(), name="auction-key-release"),
+    path("trustee-keys", TrusteeKeysApi.as_view(), name="trustee-keys"),
     path("auctions/<str:pk>/result", AuctionResultApi.as_view(), name="auction-result"),
     path("auctions/<str:pk>/book", AuctionBookApi.as_view(), name="auction-book"),
     path("auctions/<str:pk>/bids", BidSubmitApi.as_view(), name="auction-bids"),

@@ -40,3 +40,8 @@ class AuctionErrorCode(Codes):
     DUPLICATE_CIPHERTEXT = "duplicate_ciphertext", 409
     OWN_AUCTION = "own_auction", 422
     AWARD_RESOLVED = "award_resolved", 409
+    INVALID_KEY = "invalid_key", 400
+    KEY_REGISTERED = "key_registered", 409
+    KEY_MISMATCH = "key_mismatch", 422
+    NOT_CLOSED = "auction_not_closed", 409
+    TRUSTEE_KEYS_EXHAUSTED = "trustee_keys_exhausted", 409

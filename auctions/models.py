@@ -55,6 +55,16 @@ class Undersubscribed(models.TextChoices):
     CANCEL = "cancel", "Cancel the auction"
 
 
+class Sealing(models.TextChoices):
+    """Who can open the bids (docs/auctions.md §3)."""
+
+    TRUSTEES = "trustees", "Threshold of independent trustees"
+    OPERATOR_KEY = "operator_key", "Operator-held key"
+
+
+MAX_TRUSTEES = 16
+
+
 class Bidder(models.Model):
     """An organization approved to bid (an operator's decision, on the ledger)."""
 
@@ -120,6 +130,13 @@ class Auction(models.Model):
     undersubscribed = models.CharField(max_length=16, choices=Undersubscribed.choices)
     opens_at = models.DateTimeField()
     closes_at = models.DateTimeField()
+    # Who opens the bids: an operator-held key (the operator can read bids before the close:
+    # the rules say so), or any ``threshold`` of ``trustees`` (organization ids, in the order
+    # of their share boxes), who must release their keys by ``release_by``.
+    sealing = models.CharField(max_length=16, choices=Sealing.choices, default=Sealing.OPERATOR_KEY)
+    trustees = models.JSONField(default=list, blank=True)
+    threshold = models.PositiveSmallIntegerField(null=True, blank=True)
+    release_by = models.DateTimeField(null=True, blank=True)
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     public_key = models.BinaryField(null=True, blank=True)
@@ -163,10 +180,23 @@ class Auction(models.Model):
             models.CheckConstraint(
                 condition=Q(deposit_required__gte=0), name="auction_deposit_non_negative"
             ),
+            models.CheckConstraint(
+                condition=Q(sealing="operator_key", threshold__isnull=True, release_by__isnull=True)
+                | Q(
+                    sealing="trustees",
+                    threshold__gte=1,
+                    release_by__gt=F("closes_at"),
+                ),
+                name="auction_sealing_rules",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"auction {self.pk}: {self.title}"
+
+    @property
+    def by_trustees(self) -> bool:
+        return self.sealing == Sealing.TRUSTEES
 
     @property
     def offered_lots(self) -> int:
@@ -304,3 +334,49 @@ class Award(models.Model):
 
     def __str__(self) -> str:
         return f"award {self.pk} to {self.bidder} in auction {self.auction_id}"
+
+
+class TrusteeKey(models.Model):
+    """One of a trustee's one-time X25519 keys, registered by its public key (the private key
+    is made and kept on the trustee's machine). Scheduling an auction assigns each of its
+    trustees its oldest unused key; after the close the trustee releases the private key, which
+    must match. A released key opens only the share boxes of that one auction."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="trustee_keys"
+    )
+    public_key = models.BinaryField()
+    entry_seq = models.BigIntegerField(help_text="The trustee.keys entry that registered it")
+    auction = models.ForeignKey(
+        Auction, on_delete=models.PROTECT, null=True, blank=True, related_name="trustee_keys"
+    )
+    position = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Published by the auction.key_release entry, after the close.
+    private_key = models.BinaryField(null=True, blank=True)
+    released_seq = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [
+            models.Index(fields=["organization", "auction"], name="trustee_key_free"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["public_key"], name="trustee_key_once"),
+            models.UniqueConstraint(fields=["auction", "position"], name="trustee_key_position"),
+            models.CheckConstraint(
+                condition=Q(auction__isnull=True, position__isnull=True)
+                | Q(auction__isnull=False, position__gte=1),
+                name="trustee_key_assigned",
+            ),
+            models.CheckConstraint(
+                condition=Q(private_key__isnull=True) | Q(auction__isnull=False),
+                name="trustee_key_released_assigned",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"trustee key {self.pk} of {self.organization}"
+
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(bytes(self.public_key)).decode()

@@ -41,6 +41,11 @@ def advance(auction_id: int) -> str:
             jobs.after_commit(jobs.CLOSE, a.pk)
             return "close"
         if a.state == State.CLOSING:
+            if services.auction_release_overdue(auction=a.pk):
+                jobs.after_commit(jobs.NOTIFY, a.pk)
+                return "failed"
+            if not services.keys_ready(a.pk):
+                return "waiting-for-trustees"
             _kick_opening(a.pk)
             return "open-bids"
         if a.state == State.CLEARED:
@@ -53,7 +58,10 @@ def advance(auction_id: int) -> str:
 
 
 def _kick_opening(auction_id: int) -> None:
-    """Enqueue opening tasks for the bids not opened yet, in chunks; or clearing if none is."""
+    """Enqueue opening tasks for the bids not opened yet, in chunks; or clearing if none is.
+    Nothing while the trustees have not released enough keys (their release advances it)."""
+    if not services.keys_ready(auction_id):
+        return
     ids = services.unopened_bid_ids(auction_id)
     if not ids:
         jobs.after_commit(jobs.CLEAR, auction_id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ledger.core.entry import format_time
 
-from .models import Auction, Award, Bid, Bidder, Deposit
+from .models import Auction, Award, Bid, Bidder, Deposit, TrusteeKey
 
 
 def b64(data: bytes | memoryview | None) -> str | None:
@@ -36,6 +36,10 @@ def auction_rules(a: Auction) -> dict[str, Any]:
         "undersubscribed": a.undersubscribed,
         "opens_at": format_time(a.opens_at),
         "closes_at": format_time(a.closes_at),
+        "sealing": a.sealing,
+        "trustees": list(a.trustees),
+        "threshold": a.threshold,
+        "release_by": format_time(a.release_by) if a.release_by is not None else None,
     }
 
 
@@ -94,3 +98,14 @@ def award_state(w: Award) -> dict[str, Any]:
 
 def bidder_state(b: Bidder) -> dict[str, Any]:
     return {"id": b.organization_id, "status": b.status}
+
+
+def trustee_key_state(k: TrusteeKey) -> dict[str, Any]:
+    return {
+        "id": k.pk,
+        "organization": k.organization_id,
+        "public_key": b64(k.public_key),
+        "auction": k.auction_id,
+        "position": k.position,
+        "private_key": b64(k.private_key),
+    }

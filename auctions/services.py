@@ -35,7 +35,7 @@ from ledger.core.quantity import (
 from ledger.exceptions import ErrorCode
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
-from . import jobs, keys, locks, receipts, records
+from . import jobs, keys, locks, receipts, records, trustees
 from .core import clearing, sealing
 from .core import result as results
 from .exceptions import (
@@ -57,6 +57,7 @@ from .models import (
     BidReceipt,
     Deposit,
     Format,
+    Sealing,
     TieRule,
     Undersubscribed,
     stored,
@@ -213,9 +214,15 @@ def auction_create(
     undersubscribed: str,
     opens_at: dt.datetime,
     closes_at: dt.datetime,
+    sealing_mode: str = Sealing.OPERATOR_KEY,
+    trustee_ids: list[int] | None = None,
+    threshold: int | None = None,
+    release_by: dt.datetime | None = None,
 ) -> Auction:
     """A draft auction of ``quantity`` kg from a holding, with its rules. Nothing moves until
-    it is scheduled."""
+    it is scheduled. ``sealing_mode`` says who opens the bids: any ``threshold`` of
+    ``trustee_ids``, who release their keys by ``release_by`` (``trustees``), or a key the
+    operator holds (``operator_key``)."""
     if not isinstance(title, str) or not title.strip() or len(title.strip()) > 200:
         raise InvalidInput(
             "title is required (at most 200 characters)", detail={"title": "invalid"}
@@ -257,6 +264,11 @@ def auction_create(
         raise InvalidInput(
             "the closing time is in the past", code=Code.INVALID_TIME, detail={"closes_at": "past"}
         )
+    if release_by is not None:
+        release_by = _aware(release_by, "release_by")
+    mode, trustee_list, threshold = trustees.check_rules(
+        sealing_mode, trustee_ids or [], threshold, release_by, closes_at
+    )
     try:
         clearing.Rules(
             format=fmt,
@@ -303,6 +315,10 @@ def auction_create(
         undersubscribed=undersubscribed,
         opens_at=opens_at,
         closes_at=closes_at,
+        sealing=mode,
+        trustees=trustee_list,
+        threshold=threshold,
+        release_by=release_by,
         created_seq=-1,
         state_seq=-1,
     )
@@ -332,16 +348,18 @@ def auction_schedule(*, actor: Actor, auction: int) -> Auction:
         reference=f"{registry.MANAGED_PREFIX}{a.pk}",
         managed=True,
     )
-    private = sealing.generate_private_key()
-    a.public_key = sealing.public_key_of(private)
-    a.private_key_sealed = keys.seal_private_key(a.pk, private)
-    del private
+    data: dict[str, Any] = {"auction": a.pk, "hold": hold.pk}
+    if a.by_trustees:
+        # Each trustee's key: the server holds no private key that opens these bids.
+        data["trustee_keys"] = trustees.assign_keys(a)
+    else:
+        private = sealing.generate_private_key()
+        a.public_key = sealing.public_key_of(private)
+        a.private_key_sealed = keys.seal_private_key(a.pk, private)
+        del private
+        data["public_key"] = records.b64(a.public_key)
     a.hold = hold
-    entry = _append(
-        "auction.schedule",
-        actor,
-        {"auction": a.pk, "hold": hold.pk, "public_key": records.b64(a.public_key)},
-    )
+    entry = _append("auction.schedule", actor, data)
     a.state, a.state_seq = State.SCHEDULED, entry.seq
     a.save(update_fields=["public_key", "private_key_sealed", "hold", "state", "state_seq"])
     if a.opens_at <= now:
@@ -358,6 +376,8 @@ def _enqueue_timers(auction_id: int) -> None:
     if a.state == State.SCHEDULED:
         jobs.send(jobs.ADVANCE, auction_id, eta=a.opens_at)
     jobs.send(jobs.ADVANCE, auction_id, eta=a.closes_at)
+    if a.release_by is not None:  # the trustees' deadline: fail if too few released
+        jobs.send(jobs.ADVANCE, auction_id, eta=a.release_by)
 
 
 def _open(a: Auction) -> None:
@@ -436,13 +456,26 @@ def _ciphertext(value: object) -> bytes:
             ) from None
     if not isinstance(value, bytes):
         raise InvalidInput("ciphertext is required", code=Code.MALFORMED_CIPHERTEXT)
+    if not sealing.ENC_LENGTH + sealing.TAG_LENGTH < len(value) <= sealing.MAX_ENVELOPE:
+        raise InvalidInput(
+            f"a sealed bid is at most {sealing.MAX_ENVELOPE} bytes",
+            code=Code.MALFORMED_CIPHERTEXT,
+            detail={"ciphertext": "malformed_ciphertext"},
+        )
+    return value
+
+
+def _check_sealed_for(a: Auction, raw: bytes) -> None:
+    """The sealed bid has the shape the auction's sealing gives (checked without any key)."""
     try:
-        sealing.check_ciphertext(value)
+        if a.by_trustees:
+            sealing.check_envelope(raw, len(a.trustees))
+        else:
+            sealing.check_ciphertext(raw)
     except sealing.SealError as exc:
         raise InvalidInput(
             str(exc), code=Code.MALFORMED_CIPHERTEXT, detail={"ciphertext": exc.code}
         ) from None
-    return value
 
 
 @dataclass(frozen=True)
@@ -644,6 +677,7 @@ def _bid_submit(
     raw = _ciphertext(ciphertext)
     b = _open_for_bids(actor, auction)
     a, org, now, standing = b.auction, b.bidder, b.now, b.standing
+    _check_sealed_for(a, raw)
     acc = _receiving_account(b, account)
     limit = settings.AUCTION_MAX_BIDS_PER_BIDDER
     if standing >= limit:
@@ -723,6 +757,7 @@ def bid_amend(
     raw = _ciphertext(ciphertext)
     b = _open_for_bids(actor, auction)
     a, org, now = b.auction, b.bidder, b.now
+    _check_sealed_for(a, raw)
     found = _own_bid(a, org, bid)
     acc = _receiving_account(b, account) if account is not None else found.account
     commitment = sealing.commitment(raw).hex()
@@ -792,8 +827,15 @@ def auction_bids_open(*, auction: int, first: int, last: int) -> int:
     a = Auction.objects.filter(pk=auction).first()
     if a is None or a.state != State.CLOSING:
         return 0
-    private = sealing.load_private_key(
-        keys.open_private_key(a.pk, stored(a.private_key_sealed, "sealed key"))
+    released = trustees.opening_keys(a) if a.by_trustees else None
+    if a.by_trustees and released is None:
+        return 0  # waiting for the trustees
+    private = (
+        None
+        if a.by_trustees
+        else sealing.load_private_key(
+            keys.open_private_key(a.pk, stored(a.private_key_sealed, "sealed key"))
+        )
     )
     rows = list(
         Bid.objects.filter(
@@ -806,13 +848,24 @@ def auction_bids_open(*, auction: int, first: int, last: int) -> int:
     )
     opened_rows = []
     for bid in rows:
-        tiers, error = sealing.open_for_book(
-            private_key=private,
-            ciphertext=bytes(bid.ciphertext),
-            origin=settings.LEDGER_ORIGIN,
-            auction=a.pk,
-            bidder=bid.bidder_id,
-        )
+        if released is not None:
+            tiers, error = sealing.open_threshold_for_book(
+                released=released,
+                ciphertext=bytes(bid.ciphertext),
+                trustees=len(a.trustees),
+                origin=settings.LEDGER_ORIGIN,
+                auction=a.pk,
+                bidder=bid.bidder_id,
+            )
+        else:
+            assert private is not None
+            tiers, error = sealing.open_for_book(
+                private_key=private,
+                ciphertext=bytes(bid.ciphertext),
+                origin=settings.LEDGER_ORIGIN,
+                auction=a.pk,
+                bidder=bid.bidder_id,
+            )
         opened_rows.append((bid.pk, {"error": error} if error else {"tiers": tiers}))
     with transaction.atomic():
         update_rows("auctions_bid", [("opened", "json")], opened_rows)
@@ -830,11 +883,24 @@ def auction_clear(*, auction: int) -> bool:
     a = _auction(auction)
     if a.state != State.CLOSING:
         return False
+    released = trustees.opening_keys(a) if a.by_trustees else None
+    if a.by_trustees and released is None:
+        raise NotReady(f"auction {a.pk} waits for its trustees' keys")
     if Bid.objects.filter(auction=a, status=Bid.Status.SEALED, opened__isnull=True).exists():
         raise NotReady(f"auction {a.pk} has bids not opened yet")
-    private = keys.open_private_key(a.pk, stored(a.private_key_sealed, "sealed key"))
-    if sealing.public_key_of(private) != stored(a.public_key, "public key"):
-        raise RuntimeError(f"auction {a.pk}: the stored private key does not match its public key")
+    opening: dict[str, Any]
+    if released is not None:
+        # The keys are on the ledger already (auction.key_release); the entry names which the
+        # opening used, so that anyone reopens the bids with the same ones.
+        opening = {"sealing": Sealing.TRUSTEES, "opened_with": sorted(released)}
+        private = None
+    else:
+        private = keys.open_private_key(a.pk, stored(a.private_key_sealed, "sealed key"))
+        if sealing.public_key_of(private) != stored(a.public_key, "public key"):
+            raise RuntimeError(
+                f"auction {a.pk}: the stored private key does not match its public key"
+            )
+        opening = {"sealing": Sealing.OPERATOR_KEY, "private_key": records.b64(private)}
     deposits = dict(
         Deposit.objects.filter(auction=a, state=Deposit.State.HELD).values_list(
             "bidder_id", "amount"
@@ -867,12 +933,7 @@ def auction_clear(*, auction: int) -> bool:
     entry = _append(
         "auction.clear",
         SYSTEM,
-        {
-            "auction": a.pk,
-            "private_key": records.b64(private),
-            "result": result,
-            "result_sha256": digest,
-        },
+        {"auction": a.pk, **opening, "result": result, "result_sha256": digest},
     )
     outcome = result["outcome"]
     update_rows(
@@ -959,6 +1020,25 @@ def auction_settle(*, auction: int) -> bool:
     Award.objects.filter(auction=a).update(entry_seq=entry.seq)
     a.state, a.state_seq = State.SETTLED, entry.seq
     a.save(update_fields=["state", "state_seq"])
+    return True
+
+
+def keys_ready(auction: int) -> bool:
+    """Whether the auction's bids can be opened: an operator-held key always can; trustee
+    sealing once the threshold of trustees released their keys."""
+    a = Auction.objects.filter(pk=auction).first()
+    return a is not None and (not a.by_trustees or trustees.opening_keys(a) is not None)
+
+
+@transaction.atomic
+def auction_release_overdue(*, auction: int) -> bool:
+    """closing -> failed, when the trustees' deadline passed with fewer keys released than the
+    threshold: the bids are never opened, the lot returns to the seller, deposits are
+    released."""
+    a = _auction(auction)
+    if not trustees.release_overdue(a):
+        return False
+    _end(a, SYSTEM, State.FAILED, "auction.fail", trustees.overdue_reason(a))
     return True
 
 

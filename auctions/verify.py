@@ -12,7 +12,7 @@ from ledger.models import LedgerEntry
 
 from . import records
 from .core.replay import AuctionState
-from .models import Auction, Award, Bid, Bidder, Deposit
+from .models import Auction, Award, Bid, Bidder, Deposit, TrusteeKey
 
 
 def compare_auction_tables(
@@ -73,6 +73,7 @@ def compare_auction_tables(
 
     compare_rows("bid", state.bids, rows(Bid, bid))
     compare_rows("award", state.awards, rows(Award, records.award_state))
+    compare_rows("trustee key", state.trustee_keys, rows(TrusteeKey, records.trustee_key_state))
     compare_rows(
         "bidder",
         {k: {"status": v} for k, v in state.bidders.items()},

@@ -43,6 +43,7 @@ class Role(models.TextChoices):
     BIDDER = "bidder", "Bidder / buyer"
     AUDITOR = "auditor", "Auditor"
     OPERATOR = "operator", "Operator"
+    TRUSTEE = "trustee", "Auction trustee"
 
 
 class Ecosystem(models.TextChoices):
@@ -455,6 +456,7 @@ class ApiKey(models.Model):
         AUDIT = "audit", "Audit"
         AUCTION = "auction", "Sell by auction"
         BID = "bid", "Bid in auctions"
+        TRUSTEE = "trustee", "Hold and release auction trustee keys"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="api_keys"

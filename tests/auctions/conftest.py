@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from auctions import services
+from auctions import services, trustees
 from auctions.core import sealing
 from auctions.models import Auction, Award, Bid, Bidder, BidReceipt, Deposit
 from ledger.actors import Actor
@@ -79,6 +79,15 @@ class Market:
         return fields
 
     def seal(self, a: Auction, bidder: Any, tiers: list[tuple[int, int]]) -> bytes:
+        if a.by_trustees:
+            return sealing.seal_threshold(
+                trustee_keys=[bytes(k.public_key) for k in trustees.auction_keys(a)],
+                threshold=a.threshold or 0,
+                origin=settings.LEDGER_ORIGIN,
+                auction=a.pk,
+                bidder=bidder.pk,
+                tiers=[{"price": p, "lots": n} for p, n in tiers],
+            )
         return sealing.seal(
             public_key=bytes(a.public_key),
             origin=settings.LEDGER_ORIGIN,

@@ -44,8 +44,19 @@ AUCTION_ENTRY_TYPES = frozenset(
         "bid.withdraw",
         "award.deliver",
         "award.default",
+        "trustee.keys",
+        "auction.key_release",
     }
 )
+SEALING_RULES = ("sealing", "trustees", "threshold", "release_by")
+# An auction created before the rules said who opens the bids was sealed to a key the operator
+# held: its record on the ledger lacks these members.
+OPERATOR_KEY_RULES: dict[str, Any] = {
+    "sealing": "operator_key",
+    "trustees": [],
+    "threshold": None,
+    "release_by": None,
+}
 ESCROW_ENTRY_TYPES = frozenset({"escrow.hold", "escrow.release", "escrow.deliver"})
 MANAGED_PREFIX = "auction:"
 
@@ -79,6 +90,10 @@ class AuctionState:
     deposits: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     awards: dict[int, dict[str, Any]] = field(default_factory=dict)
     holds: dict[int, int] = field(default_factory=dict)  # escrow hold -> auction
+    # Trustees' one-time keys: id -> organization, public key, the auction and position it is
+    # assigned to, the private key once released (and the entry that released it).
+    trustee_keys: dict[int, dict[str, Any]] = field(default_factory=dict)
+    released_at: dict[int, int] = field(default_factory=dict)  # key id -> release entry
     # Bookkeeping that is not a table: auction -> its bid ids; auction -> what its clearing
     # decided (for settling).
     books: dict[int, list[int]] = field(default_factory=dict)
@@ -196,6 +211,8 @@ class AuctionState:
             "deposits": [[a, b, d] for (a, b), d in sorted(self.deposits.items())],
             "awards": sorted(self.awards.items()),
             "holds": sorted(self.holds.items()),
+            "trustee_keys": sorted(self.trustee_keys.items()),
+            "released_at": sorted(self.released_at.items()),
             "books": sorted(self.books.items()),
             "cleared": sorted(self.cleared.items()),
         }
@@ -210,6 +227,8 @@ class AuctionState:
         s.deposits = {(a, b): d for a, b, d in obj["deposits"]}
         s.awards = {k: v for k, v in obj["awards"]}
         s.holds = {k: v for k, v in obj["holds"]}
+        s.trustee_keys = {k: v for k, v in obj.get("trustee_keys", [])}
+        s.released_at = {k: v for k, v in obj.get("released_at", [])}
         s.books = {k: v for k, v in obj["books"]}
         s.cleared = {k: v for k, v in obj["cleared"]}
         return s
@@ -247,6 +266,9 @@ def _auction_create(
         raise ReplayError(f"auction rules are invalid: {exc}") from None
     if rec["quantity"] % rec["lot_kg"] or rec["closes_at"] <= rec["opens_at"]:
         raise ReplayError("auction quantity or times are invalid")
+    if not any(k in rec for k in SEALING_RULES):
+        rec.update(OPERATOR_KEY_RULES)
+    _check_sealing_rules(rec, r)
     rec.update(
         hold=None,
         state="draft",
@@ -259,6 +281,120 @@ def _auction_create(
         clearing_price=None,
     )
     s.auctions[key] = rec
+
+
+def _check_sealing_rules(rec: dict[str, Any], r: RegistryState) -> None:
+    mode, trustees, threshold = rec["sealing"], rec["trustees"], rec["threshold"]
+    if mode == "operator_key":
+        if trustees != [] or threshold is not None or rec["release_by"] is not None:
+            raise ReplayError("an auction sealed to the operator's key names no trustees")
+        return
+    if mode != "trustees":
+        raise ReplayError(f"unknown sealing {mode!r}")
+    if (
+        type(trustees) is not list
+        or not 1 <= len(trustees) <= sealing.MAX_TRUSTEES
+        or len(set(map(repr, trustees))) != len(trustees)
+    ):
+        raise ReplayError(f"trustees must be 1 to {sealing.MAX_TRUSTEES} distinct organizations")
+    for org in trustees:
+        if (
+            type(org) is not int
+            or "trustee" not in r._need(r.organizations, org, "organization")["roles"]
+        ):
+            raise ReplayError(f"organization {org!r} named a trustee without the trustee role")
+    if type(threshold) is not int or not 1 <= threshold <= len(trustees):
+        raise ReplayError(f"threshold {threshold!r} is not from 1 to {len(trustees)}")
+    if type(rec["release_by"]) is not str or rec["release_by"] <= rec["closes_at"]:
+        raise ReplayError("the trustees' release deadline must be after the closing time")
+
+
+def _trustee_keys(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    org = d["organization"]
+    if "trustee" not in r._need(r.organizations, org, "organization")["roles"]:
+        raise ReplayError(f"organization {org} registered trustee keys without the trustee role")
+    if not d["keys"]:
+        raise ReplayError("a trustee.keys entry registers at least one key")
+    known = {k["public_key"] for k in s.trustee_keys.values()}
+    for k in d["keys"]:
+        key_id, public = k["key"], k["public_key"]
+        if type(key_id) is not int or key_id in s.trustee_keys:
+            raise ReplayError(f"trustee key id {key_id!r} is not new")
+        if len(_b64(public, "public_key")) != 32 or public in known:
+            raise ReplayError(f"trustee key {key_id}: not a new 32-byte public key")
+        known.add(public)
+        s.trustee_keys[key_id] = {
+            "organization": org,
+            "public_key": public,
+            "auction": None,
+            "position": None,
+            "private_key": None,
+        }
+
+
+def _assign_trustee_keys(s: AuctionState, a: dict[str, Any], listed: Any) -> None:
+    """The schedule entry's keys: each trustee's oldest unused key, in the order of the
+    rules."""
+    want = []
+    for position, org in enumerate(a["trustees"], 1):
+        free = [
+            k
+            for k, v in sorted(s.trustee_keys.items())
+            if v["organization"] == org and v["auction"] is None
+        ]
+        if not free:
+            raise ReplayError(f"auction {a['id']}: trustee {org} had no unused key")
+        key = free[0]
+        want.append(
+            {
+                "position": position,
+                "trustee": org,
+                "key": key,
+                "public_key": s.trustee_keys[key]["public_key"],
+            }
+        )
+        s.trustee_keys[key].update(auction=a["id"], position=position)
+    if listed != want:
+        raise ReplayError(
+            f"auction {a['id']}: the trustee keys scheduled are {listed!r}; each trustee's "
+            f"oldest unused key is {want!r}"
+        )
+
+
+def _key_release(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    a = s._auction(d["auction"], "closing")
+    key_id = d["key"]
+    k = s.trustee_keys.get(key_id) if type(key_id) is int else None
+    if (
+        k is None
+        or a["sealing"] != "trustees"
+        or (k["auction"], k["position"], k["organization"])
+        != (a["id"], d["position"], d["trustee"])
+    ):
+        raise ReplayError(f"trustee key {key_id!r} is not that trustee's key for auction {a['id']}")
+    if k["private_key"] is not None:
+        raise ReplayError(f"trustee key {key_id} was already released")
+    raw = _b64(d["private_key"], "private_key")
+    if len(raw) != 32 or base64.b64encode(sealing.public_key_of(raw)).decode() != k["public_key"]:
+        raise ReplayError(
+            f"auction {a['id']}: the key released by trustee {d['trustee']} is not the private "
+            "key of its registered public key"
+        )
+    k["private_key"] = d["private_key"]
+    s.released_at[key_id] = e.seq
+
+
+def _opening_keys(s: AuctionState, a: dict[str, Any]) -> dict[int, X25519PrivateKey]:
+    """The first ``threshold`` keys released for the auction, in ledger order."""
+    released = sorted(
+        (s.released_at[k], v["position"], v["private_key"])
+        for k, v in s.trustee_keys.items()
+        if v["auction"] == a["id"] and v["private_key"] is not None
+    )[: a["threshold"]]
+    return {
+        position: X25519PrivateKey.from_private_bytes(base64.b64decode(private))
+        for _, position, private in released
+    }
 
 
 def _auction_schedule(
@@ -275,10 +411,17 @@ def _auction_schedule(
     ):
         raise ReplayError(f"escrow hold {hold_id} is not this auction's lot")
     s._take(e.seq, "escrow.hold", hold_id, a["quantity"])
-    if len(_b64(d["public_key"], "public_key")) != 32:
-        raise ReplayError("an auction's public key is 32 bytes (X25519)")
+    if a["sealing"] == "trustees":
+        if "public_key" in d:
+            raise ReplayError(f"auction {a['id']} is sealed to trustees: it has no public key")
+        _assign_trustee_keys(s, a, d["trustee_keys"])
+        public_key = None
+    else:
+        if len(_b64(d["public_key"], "public_key")) != 32 or "trustee_keys" in d:
+            raise ReplayError("an auction's public key is 32 bytes (X25519)")
+        public_key = d["public_key"]
     s.holds[hold_id] = a["id"]
-    a.update(hold=hold_id, public_key=d["public_key"], state="scheduled")
+    a.update(hold=hold_id, public_key=public_key, state="scheduled")
 
 
 def _auction_open(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
@@ -343,7 +486,10 @@ def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: byte
         return
     ciphertext = _b64(d["ciphertext"], "ciphertext")
     try:
-        sealing.check_ciphertext(ciphertext)
+        if a["sealing"] == "trustees":
+            sealing.check_envelope(ciphertext, len(a["trustees"]))
+        else:
+            sealing.check_ciphertext(ciphertext)
     except sealing.SealError as exc:
         raise ReplayError(f"bid {bid_id}: {exc}") from None
     if hashlib.sha256(ciphertext).hexdigest() != d["commitment"]:
@@ -395,26 +541,53 @@ def _auction_clear(
     s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
 ) -> None:
     a = s._auction(d["auction"], "closing")
-    raw = _b64(d["private_key"], "private_key")
-    try:
-        private = X25519PrivateKey.from_private_bytes(raw)
-    except ValueError:
-        raise ReplayError("the published private key is not an X25519 key") from None
-    if base64.b64encode(sealing.public_key_of(raw)).decode() != a["public_key"]:
-        raise ReplayError(f"auction {a['id']}: the published private key is not the auction's")
+    private: X25519PrivateKey | None = None
+    released: dict[int, X25519PrivateKey] = {}
+    if d.get("sealing", "operator_key") != a["sealing"]:
+        raise ReplayError(f"auction {a['id']} is sealed by {a['sealing']}, not {d.get('sealing')}")
+    if a["sealing"] == "trustees":
+        released = _opening_keys(s, a)
+        if len(released) < a["threshold"] or "private_key" in d:
+            raise ReplayError(
+                f"auction {a['id']} was cleared with {len(released)} trustee keys released; its "
+                f"rules need {a['threshold']}"
+            )
+        if d["opened_with"] != sorted(released):
+            raise ReplayError(
+                f"auction {a['id']}: opened with trustees {d['opened_with']!r}; the first "
+                f"{a['threshold']} released are {sorted(released)!r}"
+            )
+    else:
+        raw = _b64(d["private_key"], "private_key")
+        try:
+            private = X25519PrivateKey.from_private_bytes(raw)
+        except ValueError:
+            raise ReplayError("the published private key is not an X25519 key") from None
+        if base64.b64encode(sealing.public_key_of(raw)).decode() != a["public_key"]:
+            raise ReplayError(f"auction {a['id']}: the published private key is not the auction's")
     record = {k: v for k, v in a.items() if k in _RULE_KEYS}
     book = []
     for bid_id in _counted(s, a["id"]):
         bid = s.bids[bid_id]
         deposit = s.deposits.get((a["id"], bid["bidder"]))
         held = deposit["amount"] if deposit and deposit["state"] == "held" else 0
-        tiers, error = sealing.open_for_book(
-            private_key=private,
-            ciphertext=s.ciphertexts[bid_id],
-            origin=s.origin,
-            auction=a["id"],
-            bidder=bid["bidder"],
-        )
+        if private is None:
+            tiers, error = sealing.open_threshold_for_book(
+                released=released,
+                ciphertext=s.ciphertexts[bid_id],
+                trustees=len(a["trustees"]),
+                origin=s.origin,
+                auction=a["id"],
+                bidder=bid["bidder"],
+            )
+        else:
+            tiers, error = sealing.open_for_book(
+                private_key=private,
+                ciphertext=s.ciphertexts[bid_id],
+                origin=s.origin,
+                auction=a["id"],
+                bidder=bid["bidder"],
+            )
         book.append(
             results.BookBid(
                 bid=bid_id,
@@ -446,7 +619,7 @@ def _auction_clear(
         s.ciphertexts.pop(row["bid"], None)
     a.update(
         state="cleared",
-        private_key=d["private_key"],
+        private_key=d.get("private_key"),
         result_sha256=d["result_sha256"],
         clearing_price=want["outcome"]["clearing_price"],
     )
@@ -480,6 +653,7 @@ _RULE_KEYS = frozenset(
         "undersubscribed",
         "opens_at",
         "closes_at",
+        *SEALING_RULES,
     }
 )
 
@@ -580,5 +754,7 @@ _HANDLERS: dict[str, Any] = {
     "award.default": _award_resolve,
     "auction.cancel": _auction_end,
     "auction.fail": _auction_end,
+    "trustee.keys": _trustee_keys,
+    "auction.key_release": _key_release,
 }
 assert set(_HANDLERS) == AUCTION_ENTRY_TYPES

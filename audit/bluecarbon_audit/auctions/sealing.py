@@ -19,6 +19,23 @@ The plaintext is the RFC 8785 JSON of::
 tell how many tiers it holds. Prices are minor currency units per tonne; lots are whole lots.
 docs/auctions.md is the specification for other clients (the browser's seal.js is one).
 
+Trustee sealing (``seal_threshold``): the auction names n trustees and a threshold k, and
+each trustee has one key of its own assigned to the auction (registered by its public key; the
+private key never leaves the trustee before the close). The bidder makes a fresh X25519 key pair
+for the bid, seals the plaintext above to it exactly as above (the body), splits the bid key's
+32 private bytes k-of-n with Shamir's scheme over GF(2^8) (``shamir``: a share is its 32
+y-bytes and its x byte), and seals share i to trustee i's key. The envelope is::
+
+    share box 1 || ... || share box n || body        (share box: 81 bytes, body: enc || ct)
+
+A share box is ``enc (32) || ciphertext (33 + 16)``, HPKE in the same suite with the info::
+
+    "bluecarbon/auction-share/v1\n" <origin> "\n" <auction id> "\n" <bidder id> "\n" <i>
+
+(i from 1, the trustee's position in the rules), so a box opens only as that bidder's share for
+that trustee in that auction. Any k released trustee keys open their k boxes, the shares give
+the bid key back, and the bid key opens the body; k - 1 shares tell nothing about it.
+
 No Django import: auditors reuse this to reopen every bid after the key is published.
 """
 
@@ -42,6 +59,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from . import shamir
+
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
 SUITE_NAME = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM"
 ENC_LENGTH = 32
@@ -50,6 +69,10 @@ PAD_BLOCK = 256
 # A plaintext larger than this is no bid of ours (20 tiers fit in well under 1 KiB).
 MAX_CIPHERTEXT = 4096
 PLAINTEXT_VERSION = 1
+SHARE_LENGTH = 33  # a Shamir share of a 32-byte X25519 private key: y (32) || x (1)
+SHARE_BOX = ENC_LENGTH + SHARE_LENGTH + TAG_LENGTH  # 81
+MAX_TRUSTEES = 16
+MAX_ENVELOPE = MAX_TRUSTEES * SHARE_BOX + MAX_CIPHERTEXT
 _MEMBERS = {"auction", "bidder", "nonce", "pad", "tiers", "v"}
 
 
@@ -95,6 +118,10 @@ def info(origin: str, auction: int, bidder: int) -> bytes:
     return f"bluecarbon/auction-bid/v1\n{origin}\n{auction}\n{bidder}".encode()
 
 
+def share_info(origin: str, auction: int, bidder: int, position: int) -> bytes:
+    return f"bluecarbon/auction-share/v1\n{origin}\n{auction}\n{bidder}\n{position}".encode()
+
+
 def commitment(ciphertext: bytes) -> bytes:
     return hashlib.sha256(ciphertext).digest()
 
@@ -127,6 +154,113 @@ def seal(
         plaintext(auction, bidder, tiers),
         X25519PublicKey.from_public_bytes(public_key),
         info=info(origin, auction, bidder),
+    )
+
+
+def seal_threshold(
+    *,
+    trustee_keys: list[bytes],
+    threshold: int,
+    origin: str,
+    auction: int,
+    bidder: int,
+    tiers: list[dict[str, int]],
+) -> bytes:
+    """A bid sealed to the auction's trustees (``trustee_keys`` in their order in the rules):
+    any ``threshold`` of them open it together, fewer cannot."""
+    bid_key = X25519PrivateKey.generate()
+    body = SUITE.encrypt(
+        plaintext(auction, bidder, tiers), bid_key.public_key(), info=info(origin, auction, bidder)
+    )
+    secret = bid_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    shares = shamir.split(secret, len(trustee_keys), threshold)
+    boxes = [
+        SUITE.encrypt(
+            share,
+            X25519PublicKey.from_public_bytes(key),
+            info=share_info(origin, auction, bidder, position),
+        )
+        for position, (key, share) in enumerate(zip(trustee_keys, shares, strict=True), 1)
+    ]
+    return b"".join(boxes) + body
+
+
+def check_envelope(ciphertext: bytes, trustees: int) -> None:
+    """What the server checks at intake of a trustee-sealed bid, without any key: n share boxes
+    and a body of a sealed bid's size."""
+    boxes = SHARE_BOX * trustees
+    padded = len(ciphertext) - boxes - ENC_LENGTH - TAG_LENGTH
+    if not 0 < padded <= MAX_CIPHERTEXT - ENC_LENGTH - TAG_LENGTH or padded % PAD_BLOCK:
+        raise SealError(
+            "malformed_ciphertext",
+            f"a bid sealed to {trustees} trustees is {trustees} share boxes of {SHARE_BOX} "
+            f"bytes and a sealed body of {ENC_LENGTH + TAG_LENGTH} bytes and a plaintext padded "
+            f"to a multiple of {PAD_BLOCK} (at most {MAX_CIPHERTEXT} in all)",
+        )
+
+
+def bid_key_of(
+    *,
+    released: dict[int, X25519PrivateKey],
+    ciphertext: bytes,
+    trustees: int,
+    origin: str,
+    auction: int,
+    bidder: int,
+) -> X25519PrivateKey:
+    """The bid key, from the share boxes of the released trustee keys (position -> key; the
+    caller gives exactly the ones the clearing uses). ``SealError`` if a box does not open or
+    holds no share."""
+    check_envelope(ciphertext, trustees)
+    shares = []
+    for position, key in sorted(released.items()):
+        if not 1 <= position <= trustees:
+            raise ValueError(f"trustee position {position} is not in 1..{trustees}")
+        box = ciphertext[SHARE_BOX * (position - 1) : SHARE_BOX * position]
+        try:
+            share = SUITE.decrypt(box, key, info=share_info(origin, auction, bidder, position))
+        except (InvalidTag, ValueError):
+            raise SealError(
+                "unreadable_share", f"the share for trustee {position} does not open"
+            ) from None
+        shares.append(share)
+    try:
+        secret = shamir.combine(shares)
+    except shamir.ShamirError as exc:
+        raise SealError("unreadable_share", f"the shares do not combine: {exc}") from None
+    if len(secret) != 32:
+        raise SealError("unreadable_share", "the shares do not give a 32-byte bid key")
+    return X25519PrivateKey.from_private_bytes(secret)
+
+
+def open_threshold_for_book(
+    *,
+    released: dict[int, X25519PrivateKey],
+    ciphertext: bytes,
+    trustees: int,
+    origin: str,
+    auction: int,
+    bidder: int,
+) -> tuple[Any, str | None]:
+    """``open_for_book`` for a trustee-sealed bid: the body opened with the bid key that the
+    released trustees' shares give."""
+    try:
+        bid_key = bid_key_of(
+            released=released,
+            ciphertext=ciphertext,
+            trustees=trustees,
+            origin=origin,
+            auction=auction,
+            bidder=bidder,
+        )
+    except SealError as exc:
+        return None, exc.code
+    return open_for_book(
+        private_key=bid_key,
+        ciphertext=ciphertext[SHARE_BOX * trustees :],
+        origin=origin,
+        auction=auction,
+        bidder=bidder,
     )
 
 
