@@ -427,3 +427,29 @@ def test_trustees_register_keys_and_release_through_the_api(
     assert r.json()["released_seq"] is not None
     assert APIClient().get(f"/api/v1/auctions/{a.pk}").json()["sealing"]["trustees"][0]["released"]
     verify_ledger()
+
+
+@pytest.mark.parametrize(("k", "n"), [(1, 1), (1, 3), (2, 2), (3, 5), (5, 5)])
+def test_every_threshold_opens_with_k_keys_and_not_with_fewer(k: int, n: int) -> None:
+    keys = [sealing.generate_private_key() for _ in range(n)]
+    sealed = sealing.seal_threshold(
+        trustee_keys=[sealing.public_key_of(x) for x in keys],
+        threshold=k,
+        origin="o",
+        auction=1,
+        bidder=2,
+        tiers=[{"price": 7, "lots": 1}],
+    )
+    assert len(sealed) == n * sealing.SHARE_BOX + 48 + 256
+    for first in range(n - k + 1):
+        chosen = {p: sealing.load_private_key(keys[p - 1]) for p in range(first + 1, first + k + 1)}
+        opened = sealing.open_threshold_for_book(
+            released=chosen, ciphertext=sealed, trustees=n, origin="o", auction=1, bidder=2
+        )
+        assert opened == ([{"lots": 1, "price": 7}], None)
+        if k > 1:
+            fewer = dict(list(chosen.items())[:-1])
+            tiers, error = sealing.open_threshold_for_book(
+                released=fewer, ciphertext=sealed, trustees=n, origin="o", auction=1, bidder=2
+            )
+            assert tiers is None and error is not None

@@ -173,7 +173,7 @@ def seal_threshold(
         plaintext(auction, bidder, tiers), bid_key.public_key(), info=info(origin, auction, bidder)
     )
     secret = bid_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    shares = shamir.split(secret, len(trustee_keys), threshold)
+    shares = split_key(secret, len(trustee_keys), threshold)
     boxes = [
         SUITE.encrypt(
             share,
@@ -183,6 +183,23 @@ def seal_threshold(
         for position, (key, share) in enumerate(zip(trustee_keys, shares, strict=True), 1)
     ]
     return b"".join(boxes) + body
+
+
+def split_key(secret: bytes, n: int, k: int) -> list[bytes]:
+    """The bid key's shares: Shamir k-of-n (``shamir``, which needs k >= 2); for k = 1 the
+    polynomial of degree 0, each share the secret itself with its x (the position, 1..n)."""
+    if k == 1:
+        return [secret + bytes([x]) for x in range(1, n + 1)]
+    return shamir.split(secret, n, k)
+
+
+def combine_key(shares: list[bytes]) -> bytes:
+    """The secret from k shares (one share: the degree-0 polynomial, its y)."""
+    if len(shares) == 1:
+        if len(shares[0]) < 2 or shares[0][-1] == 0:
+            raise shamir.ShamirError("a share is its y bytes and a nonzero x")
+        return shares[0][:-1]
+    return shamir.combine(shares)
 
 
 def check_envelope(ciphertext: bytes, trustees: int) -> None:
@@ -225,7 +242,7 @@ def bid_key_of(
             ) from None
         shares.append(share)
     try:
-        secret = shamir.combine(shares)
+        secret = combine_key(shares)
     except shamir.ShamirError as exc:
         raise SealError("unreadable_share", f"the shares do not combine: {exc}") from None
     if len(secret) != 32:
