@@ -1,6 +1,7 @@
-// Test page for auctions/static/auctions/js/seal.js: the test calls window.sealAndShow through
-// Playwright, and the page shows what it got, for the screenshot.
-import { sealBid } from "/static/auctions/js/seal.js";
+// Test page for auctions/static/auctions/js/seal.js: the test calls window.sealAndShow (and
+// its trustee and by-auction variants) through Playwright, and the page shows what it got, for
+// the screenshot.
+import { sealBid, sealBidForAuction, sealBidForTrustees } from "/static/auctions/js/seal.js";
 
 function show(sealed, bid) {
   const result = document.getElementById("result");
@@ -23,11 +24,19 @@ function show(sealed, bid) {
 }
 
 window.sealBid = sealBid;
-window.sealAndShow = async (bid) => {
-  const sealed = await sealBid(bid);
-  show(sealed, bid);
-  document.getElementById("status").textContent = "sealed";
+window.sealBidForTrustees = sealBidForTrustees;
+window.sealBidForAuction = sealBidForAuction;
+const andShow = (seal, status) => async (bid) => {
+  const sealed = await seal(bid);
+  show(sealed, { origin: bid.origin ?? bid.sealing?.origin, ...bid });
+  document.getElementById("status").textContent = status(bid);
   return sealed;
 };
+window.sealAndShow = andShow(sealBid, () => "sealed");
+window.sealForTrusteesAndShow = andShow(
+  sealBidForTrustees,
+  (bid) => `sealed to ${bid.threshold} of ${bid.trustees.length} trustees`,
+);
+window.sealForAuctionAndShow = andShow(sealBidForAuction, (bid) => `sealed (${bid.sealing.mode})`);
 document.getElementById("status").textContent = "ready";
 document.body.dataset.ready = "true";
