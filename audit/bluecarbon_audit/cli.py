@@ -6,6 +6,10 @@ bluecarbon-audit monitor URL --key VKEY --state FILE [--interval SECONDS] [--onc
 bluecarbon-audit witness keygen --name NAME --out FILE
 bluecarbon-audit witness verifier-key --key FILE
 bluecarbon-audit witness serve --key FILE --state FILE --log ORIGIN=VERIFIERKEY ...
+bluecarbon-audit trustee init DIR
+bluecarbon-audit trustee keys DIR --server URL --api-key KEY [--count N]
+bluecarbon-audit trustee release DIR --server URL --api-key KEY --auction ID <trust flags>
+bluecarbon-audit trustee run DIR --server URL --api-key KEY <trust flags> [--once]
 
 Exit status: 0 verified, 1 a check failed (the first failure is printed), 2 a usage problem
 (no key given, a source that cannot be opened).
@@ -145,6 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     serve.add_argument("--prefix", default="", help="URL path prefix, e.g. /witness")
     serve.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
+
+    from . import trustee_commands
+
+    trustee_commands.add_parser(commands, _trust_flags)
     return parser
 
 
@@ -196,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import commands
 
         return commands.run(args)
+    if args.command == "trustee":
+        from . import trustee_commands
+
+        return trustee_commands.run(args)
     try:
         if args.action == "keygen":
             return _keygen(args)
