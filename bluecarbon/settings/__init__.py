@@ -243,7 +243,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"CircuitStateEnum": "ledger.webhooks.CIRCUIT_STATES"},
+    "ENUM_NAME_OVERRIDES": {
+        "CircuitStateEnum": "ledger.webhooks.CIRCUIT_STATES",
+        "SealingEnum": "auctions.models.Sealing",
+    },
+    # The tlog-tiles endpoints are plain Django views, which the generator does not see.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ledger.apis.schema.tlog_paths",
+    ],
 }
 
 # Production shares its caches (rate limits, verification progress) between its processes.
