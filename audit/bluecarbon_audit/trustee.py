@@ -76,6 +76,7 @@ MAX_KEYS_PER_CALL = 100  # the registry's limit (auctions/trustees.py)
 FIND_WINDOW = 1000
 FEED_LIMIT = 1000
 CHECKPOINT_PAGES = 20  # at most this many pages of checkpoints are searched for a witnessed one
+RECENT_CHECKPOINTS = 100  # sizes below the latest's searched first
 WAITING_STATES = ("draft", "scheduled", "open")
 
 
@@ -666,27 +667,33 @@ class TrusteeRun:
 
     def witnessed_checkpoint(self, covering: int) -> tuple[str, int]:
         """A checkpoint note the policy accepts whose tree includes entry ``covering``: the
-        latest, else the first listed after it that is (the latest may not be cosigned yet)."""
+        latest; else, as the latest may not be cosigned yet, one of the hundred before it (the
+        witnesses cosign the latest they are sent, not every checkpoint), else the first after
+        the entry."""
         latest = self.registry.checkpoint_latest()
         if latest is None:
             raise NotYet("the registry has issued no checkpoint yet")
         why = self._accepted(latest, covering)
         if why is None:
             return latest, _size(latest)
-        after = covering
-        for _ in range(CHECKPOINT_PAGES):
-            page = self.registry.checkpoints(after)
-            for item in page["checkpoints"]:
-                lines = [
-                    line if line.endswith("\n") else line + "\n"
-                    for _, line in sorted(item.get("cosignatures", {}).items())
-                ]
-                note = str(item["note"]) + "".join(lines)
-                if self._accepted(note, covering) is None:
-                    return note, _size(note)
-            if page.get("next_after") is None:
-                break
-            after = int(page["next_after"])
+        starts = [covering]
+        with contextlib.suppress(ValueError, IndexError):  # a malformed latest: from the entry
+            if _size(latest) - RECENT_CHECKPOINTS > covering:
+                starts.insert(0, _size(latest) - RECENT_CHECKPOINTS)
+        for after in starts:
+            for _ in range(CHECKPOINT_PAGES):
+                page = self.registry.checkpoints(after)
+                for item in page["checkpoints"]:
+                    lines = [
+                        line if line.endswith("\n") else line + "\n"
+                        for _, line in sorted(item.get("cosignatures", {}).items())
+                    ]
+                    note = str(item["note"]) + "".join(lines)
+                    if self._accepted(note, covering) is None:
+                        return note, _size(note)
+                if page.get("next_after") is None:
+                    break
+                after = int(page["next_after"])
         raise NotYet(
             f"no checkpoint that includes entry {covering} meets the witness policy yet (the "
             f"latest: {why})"

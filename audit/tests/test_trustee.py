@@ -53,6 +53,7 @@ class FakeRegistry:
         self.register_calls: list[tuple[int, str]] = []
         self.releases: list[tuple[int, bytes]] = []
         self.feed_extra: list[dict[str, Any]] = []  # entries shown in the feed but not logged
+        self.checkpoint_pages: list[int] = []  # the ``after`` of each page of checkpoints asked
 
     def policy(self, quorum: int = 2) -> Policy:
         return Policy.from_flags(
@@ -172,14 +173,13 @@ class FakeRegistry:
         return note + "".join(lines[n] for n in sorted(lines))
 
     def checkpoints(self, after: int) -> Any:
-        return {
-            "checkpoints": [
-                {"size": size, "note": note, "cosignatures": lines}
-                for size, note, lines in self.checkpoints_issued
-                if size > after
-            ],
-            "next_after": None,
-        }
+        self.checkpoint_pages.append(after)
+        rows = [
+            {"size": size, "note": note, "cosignatures": lines}
+            for size, note, lines in self.checkpoints_issued
+            if size > after
+        ]
+        return {"checkpoints": rows[:100], "next_after": rows[99]["size"] if rows[100:] else None}
 
     def inclusion_proof(self, seq: int, tree_size: int) -> Any:
         leaves = self.log.levels[0]
@@ -387,6 +387,21 @@ def test_an_older_witnessed_checkpoint_serves_when_the_latest_is_not_cosigned_ye
     registry.append("credit.transfer", {})
     registry.checkpoint()  # the latest, not cosigned yet
     assert run.release(41).kind == "released"
+
+
+def test_on_a_busy_log_the_latest_cosigned_checkpoint_is_looked_for_first(
+    trustee_dir: TrusteeDir, registry: FakeRegistry
+) -> None:
+    """A checkpoint a second, and the witnesses cosign the latest they are sent: the pages
+    right after the close may hold no cosigned checkpoint, the last hundred one."""
+    run = scheduled(trustee_dir, registry)
+    registry.close(41)
+    for i in range(250):
+        registry.append("credit.transfer", {"n": i})
+        registry.checkpoint(*(registry.witnesses if i == 230 else ()))
+    latest = len(registry.log.entries)
+    assert run.release(41).kind == "released"
+    assert registry.checkpoint_pages == [latest - 100]
 
 
 def test_a_key_the_trustee_did_not_make_is_refused(
