@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 
 from ..exceptions import Conflict, ErrorCode, InvalidInput, Unprocessable
 from ..models import IdempotencyRecord
@@ -90,7 +91,9 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
             return _replay(existing, fingerprint)
         response = handler()
         record.status_code = response.status_code
-        record.response = response.data
+        # As the client gets it (DRF's encoder): a serializer's method field may hold a
+        # datetime (a trustee auction's release_by), which the column's encoder refuses: a 500.
+        record.response = json.loads(json.dumps(response.data, cls=JSONEncoder))
         record.save(update_fields=["status_code", "response"])
         return response
 

@@ -223,3 +223,33 @@ def test_the_result_is_published_with_the_key_after_clearing(market, client_for)
     detail = anonymous.get(f"/api/v1/auctions/{a.pk}").json()
     assert detail["clearing_price"] == "30.00"  # undersubscribed: the reserve
     assert detail["private_key"] == after["private_key"]
+
+
+def test_a_trustee_sealed_auction_is_scheduled_with_an_idempotency_key_and_replayed(
+    market, client_for
+):
+    """Its sealing rules carry a time (release_by) that a retry's stored answer must keep."""
+    from tests.auctions.test_trustees import Trustees
+
+    board = Trustees(3)
+    closes = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    seller = client_for(market.seller, "auction", "read")
+    r = _create(
+        seller,
+        market,
+        closes_at=closes.isoformat(),
+        sealing="trustees",
+        trustees=[o.pk for o in board.orgs],
+        threshold=2,
+        release_by=(closes + dt.timedelta(hours=1)).isoformat(),
+    )
+    assert r.status_code == 201, r.json()
+    path = f"/api/v1/auctions/{r.json()['id']}/schedule"
+    first = seller.post(path, format="json", HTTP_IDEMPOTENCY_KEY="schedule-1")
+    assert first.status_code == 200, first.content
+    again = seller.post(path, format="json", HTTP_IDEMPOTENCY_KEY="schedule-1")
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    sealing_rules = first.json()["sealing"]
+    assert sealing_rules["mode"] == "trustees" and sealing_rules["threshold"] == 2
+    assert dt.datetime.fromisoformat(sealing_rules["release_by"]) == closes + dt.timedelta(hours=1)
