@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import pipeline
+from . import demo, pipeline
 
 # A database hiccup (a restart, a serialization failure) is retried with backoff; the step's
 # compare-and-set makes the retry safe.
@@ -58,3 +58,11 @@ def auction_notify_task(auction_id: int) -> int:
 @shared_task(acks_late=True)
 def auctions_due_task() -> int:
     return pipeline.sweep()
+
+
+@shared_task(acks_late=True)
+def demo_trustees_release_task() -> int:
+    """DEMO ONLY (bin/demo's beat): the demo trustees release their keys for the demo auctions
+    that have closed, two of the three, as real trustees would from their own machines. Does
+    nothing where the demo trustees' seeds do not exist, as in production (``auctions.demo``)."""
+    return demo.demo_trustees_release()

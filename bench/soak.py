@@ -348,6 +348,8 @@ class Soak:
         self.transfer_turn = 0
         self.feed_after = -1
         self.putian_auction = 0
+        self.trustees: list[int] = []
+        self.threshold = 0
         self.verification: int | None = None
         self.checkpoint_sizes: list[int] = []
 
@@ -384,6 +386,13 @@ class Soak:
         if not opened:
             raise SystemExit("the demo data has no open Putian auction")
         self.putian_auction = opened[0]["id"]
+        # The soak's own auctions are sealed as the demo's are: 2-of-3 to its demo trustees,
+        # whose release bin/demo's DEMO ONLY task performs after each close.
+        putian = opened[0]["sealing"]
+        self.trustees = [
+            t["trustee"] for t in sorted(putian["trustees"], key=lambda t: t["position"])
+        ]
+        self.threshold = putian["threshold"]
         settled = self.anonymous.call("setup", "GET", "/api/v1/auctions?state=settled")
         assert settled is not None
         done = [a["id"] for a in settled.json()["results"]]
@@ -436,13 +445,30 @@ class Soak:
             self.counts["transfers"] += 1
 
     def sealed(self, auction: dict[str, Any], org: Org, price: int, lots: int) -> dict[str, str]:
-        ciphertext = sealing.seal(
-            public_key=base64.b64decode(auction["sealing"]["public_key"]),
-            origin=auction["sealing"]["origin"],
-            auction=auction["id"],
-            bidder=org.id,
-            tiers=[{"price": price, "lots": lots}],
-        )
+        """A bid as a bidder's client seals it: to the trustees' keys (the demo's auctions are
+        2-of-3) or, for an auction with an operator-held key, to that key."""
+        rules = auction["sealing"]
+        tiers = [{"price": price, "lots": lots}]
+        if rules["mode"] == "trustees":
+            ciphertext = sealing.seal_threshold(
+                trustee_keys=[
+                    base64.b64decode(t["public_key"])
+                    for t in sorted(rules["trustees"], key=lambda t: t["position"])
+                ],
+                threshold=rules["threshold"],
+                origin=rules["origin"],
+                auction=auction["id"],
+                bidder=org.id,
+                tiers=tiers,
+            )
+        else:
+            ciphertext = sealing.seal(
+                public_key=base64.b64decode(rules["public_key"]),
+                origin=rules["origin"],
+                auction=auction["id"],
+                bidder=org.id,
+                tiers=tiers,
+            )
         return {"ciphertext": base64.b64encode(ciphertext).decode()}
 
     def bid(self) -> None:
@@ -579,8 +605,9 @@ class Soak:
         return got.text()[:300] if got is not None else "?"
 
     def auction(self) -> None:
-        """A short uniform-price auction of Putian's credits, a bid from each bidder: the worker
-        must close, open, clear and settle it on its own."""
+        """A short uniform-price auction of Putian's credits sealed to the demo's trustees, a
+        bid from each bidder: the workers must close it, the demo trustees release, and the
+        workers open, clear and settle it on their own."""
         seller = self.orgs["putian-oyster"]
         now = dt.datetime.now(dt.UTC)
         closes = now + dt.timedelta(seconds=self.args.auction_seconds)
@@ -600,6 +627,10 @@ class Soak:
             "undersubscribed": "settle",
             "opens_at": now.isoformat(),
             "closes_at": closes.isoformat(),
+            "sealing": "trustees",
+            "trustees": self.trustees,
+            "threshold": self.threshold,
+            "release_by": (closes + dt.timedelta(seconds=self.args.settle_bound)).isoformat(),
         }
         made = seller.client.call("auction", "POST", "/api/v1/auctions", body=rules, expect=(201,))
         if made is None:

@@ -439,6 +439,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+if not PRODUCTION:
+    # DEMO ONLY: bin/demo's trustees release their keys for its closed auctions
+    # (auctions/demo.py). It does nothing without the demo trustees' seeds, which only
+    # seed_demo makes; production does not even schedule it.
+    CELERY_BEAT_SCHEDULE["demo-trustees-release"] = {
+        "task": "auctions.tasks.demo_trustees_release_task",
+        "schedule": 2.0,
+    }
 
 # --- Operations: /healthz and /metrics (docs/operations.md) ---------------------------------
 # The queues Celery workers must serve: beat sends each a heartbeat (WORKER_HEARTBEAT_INTERVAL

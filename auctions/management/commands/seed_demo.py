@@ -3,7 +3,9 @@
 Idempotent: everything is created in one transaction, and a second run finds the demo registry
 and changes nothing. Demo users (password ``bluecarbon-demo`` unless --password is given):
 ``admin`` (superuser, operator), ``registrar``, ``auditor``, ``bidder1``..``bidder3``,
-``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers).
+``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers). The auctions are sealed
+2-of-3 to three demo trustee organizations whose seeds it keeps in the var directory, DEMO ONLY
+(``auctions/demo.py``).
 
 Refused with ``BLUECARBON_ENV=production``: it would create a superuser with a published
 password and fictitious registry data on a real ledger, whose entries can never be deleted.
