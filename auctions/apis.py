@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.urls import path
@@ -203,32 +202,7 @@ class AuctionOutputSerializer(serializers.Serializer):
     @extend_schema_field(SealingSerializer(allow_null=True))
     def get_sealing(self, a: Auction) -> dict[str, Any] | None:
         """null while a draft: the keys are fixed when the auction is scheduled."""
-        keys = trustees.auction_keys(a) if a.by_trustees else []
-        if a.public_key is None and not keys:
-            return None
-        origin = settings.LEDGER_ORIGIN
-        return {
-            "mode": a.sealing,
-            "suite": sealing.SUITE_NAME,
-            "origin": origin,
-            "info_prefix": sealing.info(origin, a.pk, 0)[:-1].decode(),
-            "share_info_prefix": (
-                sealing.share_info(origin, a.pk, 0, 0)[:-3].decode() if a.by_trustees else None
-            ),
-            "public_key": records.b64(a.public_key),
-            "threshold": a.threshold,
-            "trustees": [
-                {
-                    "position": k.position,
-                    "trustee": k.organization_id,
-                    "key": k.pk,
-                    "public_key": k.public_key_b64,
-                    "released": k.private_key is not None,
-                }
-                for k in keys
-            ],
-            "release_by": a.release_by,
-        }
+        return selectors.auction_sealing(a)
 
     def get_book_root(self, a: Auction) -> str | None:
         return None if a.book_root is None else bytes(a.book_root).hex()

@@ -3,9 +3,14 @@ what its rows show in a fixed number of queries)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
-from .models import Auction, Bid, BidReceipt
+from . import records
+from .core import sealing
+from .models import Auction, Bid, BidReceipt, TrusteeKey
 
 
 def _auctions() -> QuerySet[Auction]:
@@ -43,6 +48,47 @@ def auction_get(pk: int) -> Auction | None:
         .filter(pk=pk)
         .first()
     )
+
+
+def trustee_keys(a: Auction) -> list[TrusteeKey]:
+    """The trustees' keys assigned to ``a``, by position, with their organizations."""
+    if not a.by_trustees:
+        return []
+    return list(
+        TrusteeKey.objects.filter(auction=a).select_related("organization").order_by("position")
+    )
+
+
+def auction_sealing(a: Auction, keys: list[TrusteeKey] | None = None) -> dict[str, Any] | None:
+    """How to seal a bid for ``a`` (docs/auctions.md §3), as the API's ``sealing`` and the
+    portal's bid page give it to clients; None while a draft (the keys are fixed when the
+    auction is scheduled). ``keys``: ``trustee_keys(a)``, if the caller has them already."""
+    keys = trustee_keys(a) if keys is None else keys
+    if a.public_key is None and not keys:
+        return None
+    origin = settings.LEDGER_ORIGIN
+    return {
+        "mode": a.sealing,
+        "suite": sealing.SUITE_NAME,
+        "origin": origin,
+        "info_prefix": sealing.info(origin, a.pk, 0)[:-1].decode(),
+        "share_info_prefix": (
+            sealing.share_info(origin, a.pk, 0, 0)[:-3].decode() if a.by_trustees else None
+        ),
+        "public_key": records.b64(a.public_key),
+        "threshold": a.threshold,
+        "trustees": [
+            {
+                "position": k.position,
+                "trustee": k.organization_id,
+                "key": k.pk,
+                "public_key": k.public_key_b64,
+                "released": k.private_key is not None,
+            }
+            for k in keys
+        ],
+        "release_by": a.release_by,
+    }
 
 
 def _bids() -> QuerySet[Bid]:
