@@ -36,6 +36,9 @@ LABELS = [
     gettext_noop("Pro rata, leftover lots by draw (California-Quebec style)"),
     gettext_noop("Settle every valid bid (uniform price: at the reserve)"),
     gettext_noop("Cancel the auction"),
+    # auctions.models.Sealing
+    gettext_noop("Threshold of independent trustees"),
+    gettext_noop("Operator-held key"),
     # auctions.models.Auction.State
     gettext_noop("Draft"),
     gettext_noop("Scheduled"),
@@ -80,6 +83,9 @@ REASONS = {
     "duplicate_price": gettext_lazy("two tiers at one price"),
     "not_single_lot": gettext_lazy("not one lot at one price (single-lot auction)"),
     "unreadable": gettext_lazy("it does not open with the auction's key"),
+    "unreadable_share": gettext_lazy(
+        "a trustee's share of its key does not open, or the shares do not give its key"
+    ),
     "malformed_plaintext": gettext_lazy("its plaintext is not a bid"),
     "wrong_auction": gettext_lazy("sealed for another auction"),
     "wrong_bidder": gettext_lazy("sealed for another bidder"),

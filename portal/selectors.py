@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -147,6 +148,57 @@ def holding_accounts(organization: Organization | None) -> list[Account]:
     if organization is None:
         return []
     return list(organization.accounts.filter(kind=Account.Kind.HOLDING).order_by("pk"))
+
+
+@dataclass(frozen=True)
+class Trustee:
+    position: int
+    name: str
+    public_key: str  # base64
+    released_seq: int | None  # the auction.key_release entry, once released
+
+
+@dataclass(frozen=True)
+class SealingView:
+    """Who can open an auction's bids, as its page says it, and what its bid form seals with
+    (``client``: the API's ``sealing`` object, which seal.js's sealBidForAuction takes)."""
+
+    mode: str
+    client: dict[str, Any]
+    threshold: int | None
+    trustees: list[Trustee]
+    release_by: datetime | None
+
+    @property
+    def names(self) -> str:
+        return ", ".join(t.name for t in self.trustees)
+
+    @property
+    def released(self) -> int:
+        return sum(t.released_seq is not None for t in self.trustees)
+
+
+def auction_sealing(a: Auction) -> SealingView | None:
+    """None while a draft (no keys yet)."""
+    keys = auction_selectors.trustee_keys(a)
+    client = auction_selectors.auction_sealing(a, keys)
+    if client is None:
+        return None
+    return SealingView(
+        mode=a.sealing,
+        client=client,
+        threshold=a.threshold,
+        trustees=[
+            Trustee(
+                position=k.position or 0,
+                name=k.organization.name,
+                public_key=k.public_key_b64,
+                released_seq=k.released_seq if k.private_key is not None else None,
+            )
+            for k in keys
+        ],
+        release_by=a.release_by,
+    )
 
 
 @dataclass(frozen=True)

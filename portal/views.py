@@ -164,6 +164,7 @@ def auction(request: HttpRequest, pk: int) -> HttpResponse:
             "chart": charts.demand_curve_svg(a, curve) if curve else None,
             "can_bid": who["is_bidder"] and a.state == Auction.State.OPEN and org.pk != a.seller_id,
             "sealing_origin": settings.LEDGER_ORIGIN,
+            "sealing": selectors.auction_sealing(a),
         },
     )
 

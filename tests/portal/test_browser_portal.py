@@ -1,13 +1,16 @@
 """The portal in a real browser (Debian's Chromium, driven by Playwright; no browser download)
 against a live server on the test database, with a real Celery worker: a bidder signs in,
-seals a bid in the page and sees its receipt while the database holds only ciphertext; the
-worker closes the auction and the bidder sees the result and its chart; an auditor runs a
+seals a bid in the page (to an operator-held key, or to 2 of 3 trustees) and sees its receipt
+while the database holds only ciphertext; the worker closes the auction (and, once two
+trustees have released their keys, opens it) and the bidder sees the result and its chart; an
+auditor runs a
 verification and watches it reach a green report; the Chinese interface renders. Screenshots
 of the main pages go to test-artifacts/. Any console error fails the test (a CSP violation is
 one)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from auctions.models import Auction, Bid
 from auctions.receipts import receipt_verifiers
@@ -23,6 +27,7 @@ from ledger.core.note import open_note
 from ledger.models import LedgerEntry, Membership, Role
 from tests import factories
 from tests.auctions.conftest import TONNE, Market
+from tests.auctions.test_trustees import Trustees
 from tests.browser import chromium, page_problems
 from tests.conftest import ARTIFACTS
 
@@ -90,9 +95,19 @@ def make_user(org: Any, username: str) -> None:
     Membership.objects.create(user=user, organization=org)
 
 
-def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
+@pytest.mark.parametrize("mode", ["operator_key", "trustees"])
+def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page, mode):
     m = Market()
-    a = m.auction(closes_in=35, quantity=100 * TONNE, reserve=3000)
+    board = Trustees(3, keys_each=1) if mode == "trustees" else None
+    sealing_rules: dict[str, Any] = {}
+    if board is not None:
+        sealing_rules = {
+            "sealing_mode": "trustees",
+            "trustee_ids": [o.pk for o in board.orgs],
+            "threshold": 2,
+            "release_by": timezone.now() + dt.timedelta(seconds=180),
+        }
+    a = m.auction(closes_in=35, quantity=100 * TONNE, reserve=3000, **sealing_rules)
     rival = m.bidders[1]
     m.bid(a, rival, [(4000, 70)])  # a rival, sealed by the Python client
     make_user(m.bidders[0], "bidder")
@@ -104,6 +119,14 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     shot(page, "auctions")
 
     page.goto(f"/auctions/{a.pk}/")
+    # The page says who can open the bid, in the form and in the sealing section.
+    if board is not None:
+        says = "Sealed to 2 of 3 trustees: " + ", ".join(o.name for o in board.orgs) + "."
+        assert page.locator("#trustees tbody tr", has_text="Not yet").count() == 3
+    else:
+        says = "Operator-held key: the operator can read bids before the close."
+    assert page.locator("#bid-sealing").inner_text().startswith(says)
+    assert page.locator("#sealing-mode").inner_text() == says
     page.locator("#tiers input[name=price]").first.fill("106.00")
     page.locator("#tiers input[name=quantity]").first.fill("60")
     page.get_by_role("button", name="Add a price").click()
@@ -135,6 +158,9 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     bid = Bid.objects.get(auction=a, bidder=m.bidders[0])
     assert bid.commitment == commitment and bid.opened is None
     raw = bytes(bid.ciphertext)
+    # Sealed as the auction's mode says: to trustees, three 81-byte share boxes before the
+    # body (enc, one 256-byte padded plaintext, tag).
+    assert len(raw) == (3 * 81 if board is not None else 0) + 32 + 256 + 16
     for secret in (b"10600", b"10000", b'"lots"', b"tiers"):
         assert secret not in raw
         assert secret not in bytes(LedgerEntry.objects.get(seq=bid.entry_seq).body)
@@ -165,8 +191,16 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     assert bid.version == 2 and bid.commitment != commitment
 
     # The deadline passes; the worker closes, opens (the browser's ciphertext with the
-    # server's Python HPKE code), clears and settles.
+    # server's Python HPKE code; trustee-sealed, once two of the three trustees have
+    # released their keys), clears and settles.
     deadline = time.monotonic() + 90
+    if board is not None:
+        while Auction.objects.get(pk=a.pk).state != "closing":
+            assert time.monotonic() < deadline, "the worker did not close the auction"
+            time.sleep(0.2)
+        first, _, third = board.orgs
+        board.release(a, third)
+        board.release(a, first)
     while Auction.objects.get(pk=a.pk).state != "settled":
         assert time.monotonic() < deadline, "the worker did not settle the auction"
         time.sleep(0.2)
@@ -176,7 +210,11 @@ def test_a_bidder_seals_a_bid_in_the_browser_and_sees_the_settled_result(page):
     page.wait_for_selector("svg.chart polyline.demand")
     assert "Your allocation, explained" in page.content()
     assert page.locator("text=You were awarded 85 lots.").count() == 1  # 60 + 25, as amended
-    shot(page, "auction-result")
+    if board is not None:
+        released = page.locator("#trustees tbody tr", has_text="Released")
+        assert [r.get_attribute("data-position") for r in released.all()] == ["1", "3"]
+        assert "Keys released: 2 of the 2 needed" in page.locator("#trustees caption").inner_text()
+    shot(page, f"auction-result-{mode}")
 
 
 # Records every value the progress bar takes, from the moment the page is parsed (an init
@@ -272,6 +310,7 @@ def test_the_chinese_interface_renders(page):
     page.goto("/auctions/")
     assert page.get_by_role("heading", name="竞价中").count() == 1
     page.goto(f"/auctions/{a.pk}/")
+    assert page.locator("#sealing-mode").inner_text() == "运营方持有密钥：运营方可在截止前读取出价。"
     shot(page, "auction-zh")
 
 

@@ -1,12 +1,13 @@
 // The bid form of an auction page: a tiers editor that checks a bid against the auction's
-// rules, seals it in this browser (seal.js, HPKE to the auction's key) and sends only the
-// ciphertext to the API. The plaintext never leaves the page. Amending reuses the form.
+// rules, seals it in this browser as the auction's sealing says (seal.js: to k of n trustees,
+// or to an operator-held key) and sends only the ciphertext to the API. The plaintext never
+// leaves the page. Amending reuses the form.
 //
 // Amounts are integers as soon as they are read: prices in minor currency units per tonne,
 // quantities in kg then whole lots. A decimal with more places than allowed is refused, never
 // rounded.
 
-import { sealBid } from "../../auctions/js/seal.js";
+import { sealBidForAuction } from "../../auctions/js/seal.js";
 
 const EXPONENTS = { CNY: 2, USD: 2, EUR: 2, GBP: 2, HKD: 2, SGD: 2, JPY: 0 };
 const MAX_TIERS = 20;
@@ -23,6 +24,8 @@ const myBids = document.getElementById("my-bids");
 const legend = document.getElementById("bid-legend");
 const text = document.getElementById("i18n").dataset;
 const rules = form.dataset;
+// The API's sealing object for this auction (mode, origin, keys), embedded as JSON data.
+const sealing = JSON.parse(document.getElementById("sealing-rules").textContent);
 const EXP = EXPONENTS[rules.currency] ?? 2;
 
 // A translated message (the page carries them, in data-* attributes) with {name} filled in.
@@ -172,9 +175,8 @@ form.addEventListener("submit", async (event) => {
   const label = submit.textContent;
   submit.textContent = say("sealing");
   try {
-    const sealed = await sealBid({
-      publicKey: rules.publicKey,
-      origin: rules.origin,
+    const sealed = await sealBidForAuction({
+      sealing,
       auction: Number(rules.auction),
       bidder: Number(rules.bidder),
       tiers,
