@@ -1,9 +1,10 @@
 """Random sequences of registry operations, through every path that writes: the single
 services, bulk runs (``bulk_apply``: transfers set-based, the rest one by one) and auctions
-from creation through bids, close, clearing and settlement to payment or default. After every
-step the ledger, replayed from sequence 0, must reproduce the live tables exactly (registry and
-auctions) and the supply invariants must hold; a refused operation must leave the ledger as it
-was."""
+from creation through bids, close, clearing and settlement to payment or default, sealed to a
+key the operator holds or to k of three trustees (their keys registered, released after the
+close, or too few by the deadline and the auction failed). After every step the ledger,
+replayed from sequence 0, must reproduce the live tables exactly (registry and auctions) and
+the supply invariants must hold; a refused operation must leave the ledger as it was."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import datetime as dt
 from unittest import mock
 
 import pytest
+from bluecarbon_audit.auctions import trustee_keys
 from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
@@ -27,8 +29,9 @@ from hypothesis.stateful import (
 )
 
 from auctions import services as auctions
+from auctions import trustees
 from auctions.core import sealing
-from auctions.models import Auction, Award
+from auctions.models import Auction, Award, TrusteeKey
 from ledger import services, signer
 from ledger.apis.auth import ALL_SCOPES
 from ledger.bulk import bulk_apply
@@ -114,6 +117,25 @@ class RegistryMachine(RuleBasedStateMachine):
             factories.account(org)
             auctions.bidder_approve(actor=factories.OPERATOR, organization=org.pk)
             self.bidders.append(org)
+        # Three trustees, each deriving its keys from a seed as the trustee program does.
+        self.trustees = [factories.organization(Role.TRUSTEE) for _ in range(3)]
+        self.seeds = {org.pk: trustee_keys.new_seed() for org in self.trustees}
+        self.key_index: dict[bytes, tuple[int, int]] = {}  # public key -> (trustee, index)
+        for org in self.trustees:
+            self._keys_register(org, 2)
+
+    def _keys_register(self, org, count: int) -> None:
+        first = sum(1 for t, _ in self.key_index.values() if t == org.pk)
+        public = [
+            trustee_keys.public_key(self.seeds[org.pk], i) for i in range(first, first + count)
+        ]
+        trustees.trustee_keys_register(actor=factories.actor_for(org), public_keys=public)
+        self.key_index.update({k: (org.pk, first + i) for i, k in enumerate(public)})
+
+    def _private(self, auction: Auction, org) -> bytes:
+        key = TrusteeKey.objects.get(auction=auction, organization=org)
+        trustee, index = self.key_index[bytes(key.public_key)]
+        return trustee_keys.private_key(self.seeds[trustee], index)
 
     def _attempt(self, fn, **kwargs):
         before = LedgerEntry.objects.count()
@@ -287,6 +309,7 @@ class RegistryMachine(RuleBasedStateMachine):
         deposit=st.booleans(),
         undersubscribed=st.sampled_from(["settle", "cancel"]),
         bids=st.lists(st.tuples(st.integers(0, 1), sealed_tiers), max_size=3),
+        threshold=st.sampled_from([0, 0, 1, 2, 2, 3]),  # k of the three trustees; 0: operator
     )
     def auction(
         self,
@@ -297,10 +320,23 @@ class RegistryMachine(RuleBasedStateMachine):
         deposit: bool,
         undersubscribed: str,
         bids: list[tuple[int, list[tuple[int, int]]]],
+        threshold: int,
     ):
         if format in ("first_price", "second_price"):
             lot_kg, lots = lot_kg * lots, 1
         now = timezone.now()
+        closes_at = now + dt.timedelta(hours=1)
+        sealed: dict[str, object] = {}
+        if threshold:
+            for org in self.trustees:  # scheduling takes an unused key of each
+                if not TrusteeKey.objects.filter(organization=org, auction__isnull=True).exists():
+                    self._keys_register(org, 2)
+            sealed = dict(
+                sealing_mode="trustees",
+                trustee_ids=[o.pk for o in self.trustees],
+                threshold=threshold,
+                release_by=closes_at + dt.timedelta(hours=1),
+            )
         a = self._attempt(
             auctions.auction_create,
             actor=self.w.dev,
@@ -319,7 +355,8 @@ class RegistryMachine(RuleBasedStateMachine):
             tie_rule="random_order",
             undersubscribed=undersubscribed,
             opens_at=now - dt.timedelta(seconds=1),
-            closes_at=now + dt.timedelta(hours=1),
+            closes_at=closes_at,
+            **sealed,
         )
         if a is None:
             return multiple()
@@ -346,16 +383,27 @@ class RegistryMachine(RuleBasedStateMachine):
         a = Auction.objects.get(pk=auction)
         org = self.bidders[bidder]
         single = a.format in ("first_price", "second_price")  # one lot: a tier of one
-        ciphertext = sealing.seal(
-            public_key=bytes(a.public_key),
-            origin=django_settings.LEDGER_ORIGIN,
-            auction=a.pk,
-            bidder=org.pk,
-            tiers=[
-                {"price": p * 100, "lots": 1 if single else n}
-                for p, n in sorted(tiers, reverse=True)
-            ],
-        )
+        plain = [
+            {"price": p * 100, "lots": 1 if single else n} for p, n in sorted(tiers, reverse=True)
+        ]
+        origin = django_settings.LEDGER_ORIGIN
+        if a.by_trustees:
+            ciphertext = sealing.seal_threshold(
+                trustee_keys=[bytes(k.public_key) for k in trustees.auction_keys(a)],
+                threshold=a.threshold or 0,
+                origin=origin,
+                auction=a.pk,
+                bidder=org.pk,
+                tiers=plain,
+            )
+        else:
+            ciphertext = sealing.seal(
+                public_key=bytes(a.public_key),
+                origin=origin,
+                auction=a.pk,
+                bidder=org.pk,
+                tiers=plain,
+            )
         self._attempt(
             auctions.bid_submit,
             actor=factories.actor_for(org),
@@ -372,16 +420,62 @@ class RegistryMachine(RuleBasedStateMachine):
             reason="withdrawn",
         )
 
-    @rule(target=awards, auction=auctions)
-    def auction_run(self, auction: int):
-        """The worker's steps: at the closing time, close, open the bids, clear and settle."""
+    @rule(auction=auctions, trustee=st.integers(0, 2), own=st.booleans())
+    def trustee_release_out_of_turn(self, auction: int, trustee: int, own: bool) -> None:
+        """A trustee releasing while no auction waits for keys (before its close, after its
+        result, or not sealed to it), or a key that is not its own: nothing is written."""
+        a = Auction.objects.get(pk=auction)
+        org = self.trustees[trustee]
+        assigned = TrusteeKey.objects.filter(auction=a, organization=org).exists()
+        private = (
+            self._private(a, org)
+            if own and assigned
+            else trustee_keys.private_key(self.seeds[org.pk], 10_000)  # one it never registered
+        )
+        before = LedgerEntry.objects.count()
+        try:
+            with transaction.atomic():
+                trustees.trustee_release(
+                    actor=factories.actor_for(org), auction=auction, private_key=private
+                )
+        except DomainError:
+            pass
+        assert LedgerEntry.objects.count() == before
+
+    def _skip_to(self, when: dt.datetime) -> None:
+        self.skipped += max(when - timezone.now(), dt.timedelta()) + dt.timedelta(milliseconds=1)
+
+    @rule(
+        target=awards,
+        auction=auctions,
+        order=st.permutations([0, 1, 2]),
+        more=st.sampled_from([0, 0, 0, 1, -1]),
+    )
+    def auction_run(self, auction: int, order: list[int], more: int):
+        """The worker's steps: at the closing time, close; trustees: k + ``more`` of them (in
+        ``order``) release their keys, and with fewer than k the deadline passes and the
+        auction fails; then open the bids, clear and settle."""
         a = Auction.objects.get(pk=auction)
         if a.state != Auction.State.OPEN:
             return multiple()
-        self.skipped += max(a.closes_at - timezone.now(), dt.timedelta()) + dt.timedelta(
-            milliseconds=1
-        )
+        self._skip_to(a.closes_at)
         assert auctions.auction_close(auction=auction)
+        if a.by_trustees:
+            assert a.threshold is not None and a.release_by is not None
+            for i in order[: max(0, min(3, a.threshold + more))]:
+                org = self.trustees[i]
+                assert self._attempt(
+                    trustees.trustee_release,
+                    actor=factories.actor_for(org),
+                    auction=auction,
+                    private_key=self._private(a, org),
+                )
+            if not auctions.keys_ready(auction):
+                assert auctions.auction_bids_open(auction=auction, first=0, last=2**62) == 0
+                self._skip_to(a.release_by)
+                assert auctions.auction_release_overdue(auction=auction)
+                assert Auction.objects.get(pk=auction).state == Auction.State.FAILED
+                return multiple()
         auctions.auction_bids_open(auction=auction, first=0, last=2**62)
         assert auctions.auction_clear(auction=auction)
         auctions.auction_settle(auction=auction)  # not if the clearing cancelled it
