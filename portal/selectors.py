@@ -4,12 +4,14 @@ queries (tests/portal assert the counts)."""
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from auctions import selectors as auction_selectors
@@ -168,6 +170,11 @@ class SealingView:
     threshold: int | None
     trustees: list[Trustee]
     release_by: datetime | None
+
+    @property
+    def client_json(self) -> str:
+        """``client`` for the bid form's ``data-sealing`` (an attribute, not a script block)."""
+        return json.dumps(self.client, cls=DjangoJSONEncoder, separators=(",", ":"))
 
     @property
     def names(self) -> str:

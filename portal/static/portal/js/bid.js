@@ -24,8 +24,8 @@ const myBids = document.getElementById("my-bids");
 const legend = document.getElementById("bid-legend");
 const text = document.getElementById("i18n").dataset;
 const rules = form.dataset;
-// The API's sealing object for this auction (mode, origin, keys), embedded as JSON data.
-const sealing = JSON.parse(document.getElementById("sealing-rules").textContent);
+// The API's sealing object for this auction (mode, origin, keys), as JSON in data-sealing.
+const sealing = JSON.parse(rules.sealing);
 const EXP = EXPONENTS[rules.currency] ?? 2;
 
 // A translated message (the page carries them, in data-* attributes) with {name} filled in.
