@@ -15,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from auctions import selectors as auction_selectors
+from auctions import trustees
 from auctions.core import result as results
 from auctions.core import sealing
 from auctions.models import Auction, Award, Bid, BidReceipt, Deposit, stored
@@ -294,14 +295,23 @@ def recompute(a: Auction) -> dict[str, Any]:
     """The auditor's check of one auction: reopen every counted bid with the published key,
     re-run the clearing with the close entry's seed, and compare with the published result
     (what ``ledger_verify`` does for every auction, here for one)."""
-    if a.private_key is None or a.result_seq is None:
+    if a.result_seq is None or (a.private_key is None and not a.by_trustees):
         return {"state": "not_cleared"}
     published = auction_selectors.auction_result(a)
     assert published is not None
-    private = stored(a.private_key, "published key")
-    key = sealing.load_private_key(private)
-    if sealing.public_key_of(private) != stored(a.public_key, "public key"):
-        return {"state": "mismatch", "detail": "the published key is not the auction's"}
+    key = None
+    released = None
+    if a.by_trustees:
+        # The keys the clearing opened with: the first k released, in ledger order (their
+        # match with the registered public keys is checked at release and by ledger_verify).
+        released = trustees.opening_keys(a)
+        if released is None:
+            return {"state": "mismatch", "detail": "fewer trustee keys released than the threshold"}
+    else:
+        private = stored(a.private_key, "published key")
+        key = sealing.load_private_key(private)
+        if sealing.public_key_of(private) != stored(a.public_key, "public key"):
+            return {"state": "mismatch", "detail": "the published key is not the auction's"}
     # Deposits are recorded only before the close, and none is released before the result:
     # every deposit's amount is what was held when the auction was cleared.
     held = dict(Deposit.objects.filter(auction=a).values_list("bidder_id", "amount"))
@@ -310,13 +320,24 @@ def recompute(a: Auction) -> dict[str, Any]:
     book_rows = []
     for bid_id in counted:
         b = bids[bid_id]
-        tiers, error = sealing.open_for_book(
-            private_key=key,
-            ciphertext=bytes(b.ciphertext),
-            origin=settings.LEDGER_ORIGIN,
-            auction=a.pk,
-            bidder=b.bidder_id,
-        )
+        if released is not None:
+            tiers, error = sealing.open_threshold_for_book(
+                released=released,
+                ciphertext=bytes(b.ciphertext),
+                trustees=len(a.trustees),
+                origin=settings.LEDGER_ORIGIN,
+                auction=a.pk,
+                bidder=b.bidder_id,
+            )
+        else:
+            assert key is not None
+            tiers, error = sealing.open_for_book(
+                private_key=key,
+                ciphertext=bytes(b.ciphertext),
+                origin=settings.LEDGER_ORIGIN,
+                auction=a.pk,
+                bidder=b.bidder_id,
+            )
         book_rows.append(
             results.BookBid(
                 bid=b.pk,
