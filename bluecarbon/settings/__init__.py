@@ -247,11 +247,6 @@ SPECTACULAR_SETTINGS = {
         "CircuitStateEnum": "ledger.webhooks.CIRCUIT_STATES",
         "SealingEnum": "auctions.models.Sealing",
     },
-    # The tlog-tiles endpoints are plain Django views, which the generator does not see.
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "ledger.apis.schema.tlog_paths",
-    ],
 }
 
 # Production shares its caches (rate limits, verification progress) between its processes.
