@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from bluecarbon_audit.auctions.shamir import (
     ShamirError,
     combine,
+    combine_released,
     inverse,
     mul,
     split,
@@ -226,6 +227,8 @@ def test_split_refuses_every_split_the_javascript_library_refused(refused):
 def test_combine_refuses_bad_shares(shares):
     with pytest.raises(ShamirError):
         combine(shares)
+    with pytest.raises(ShamirError):
+        combine_released(shares)
 
 
 @pytest.mark.parametrize(
@@ -275,3 +278,41 @@ def test_every_k_subset_of_every_vector_gives_its_secret(vector):
 
     for subset in itertools.combinations(shares, vector["k"]):
         assert combine(subset).hex() == vector["secret"]
+
+
+# combine_released: combine by tables, for shares already public.
+
+
+@st.composite
+def share_lists(draw: Any) -> list[bytes]:
+    """Any shares combine accepts (of any polynomials: too few for their k, or unrelated)."""
+    length = draw(st.integers(2, 33))
+    xs = draw(st.lists(st.integers(1, 255), min_size=2, max_size=8, unique=True))
+    return [draw(st.binary(min_size=length - 1, max_size=length - 1)) + bytes([x]) for x in xs]
+
+
+@given(share_lists())
+def test_combine_released_gives_what_combine_gives(shares):
+    assert combine_released(shares) == combine(shares)
+
+
+@given(splits(), st.data())
+def test_combine_released_gives_the_secret_back_from_any_k_shares(split_args, data):
+    secret, n, k = split_args
+    shares = data.draw(st.permutations(split(secret, n, k)))[:k]
+
+    assert combine_released(shares) == secret
+
+
+@pytest.mark.parametrize("vector", EVERY_VECTOR)
+def test_combine_released_gives_each_vectors_secret(vector):
+    shares = [bytes.fromhex(share) for share in vector["shares"]]
+
+    for subset in itertools.combinations(shares, vector["k"]):
+        assert combine_released(subset).hex() == vector["secret"]
+
+
+def test_combine_released_gives_the_largest_split_back():
+    secret = bytes(range(32))
+
+    assert combine_released(split(secret, 255, 255)) == secret

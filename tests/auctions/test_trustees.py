@@ -453,3 +453,24 @@ def test_every_threshold_opens_with_k_keys_and_not_with_fewer(k: int, n: int) ->
                 released=fewer, ciphertext=sealed, trustees=n, origin="o", auction=1, bidder=2
             )
             assert tiers is None and error is not None
+
+
+def test_only_the_kth_release_moves_the_auction_on(
+    market: Market, board: Trustees, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """One kick of the opening, not one per release: each kick enqueues every chunk of bids,
+    and chunks enqueued twice were opened twice."""
+    from auctions import jobs
+
+    sent: list[tuple[str, tuple[object, ...]]] = []
+    monkeypatch.setattr(jobs, "send", lambda name, *args, eta=None: sent.append((name, args)))
+    a = trustee_auction(market, board)
+    wait_for_close(a)
+    services.auction_close(auction=a.pk)
+    advances = []
+    for org in board.orgs:  # 1 of 2, 2 of 2, then one more than needed
+        sent.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            board.release(a, org)
+        advances.append(sent.count((jobs.ADVANCE, (a.pk,))))
+    assert advances == [0, 1, 0]

@@ -36,6 +36,13 @@ with log/exp tables indexed by secret bytes (a cache-timing channel in principle
 README's words, aims for "algorithmic constant-time" only, a JIT-compiled, garbage-collected
 language making true constant time unrealistic.
 
+``combine_released`` gives what ``combine`` gives, with the same refusals, through log/exp
+tables and ``bytes.translate``, 15 to 20 times faster: it is for opening bids after the close,
+when the trustees' keys that open the share boxes are published on the ledger, so the shares
+and the secret are anyone's to compute and a table indexed by them tells nothing new. (At
+10,000 bids, ``combine`` was a third of the opening's time.) Splitting and anything before the
+release use ``split`` and ``combine``.
+
 No Django import: auditors reuse this to open the auction key from the trustees' shares.
 """
 
@@ -113,20 +120,8 @@ def split_with(secret: bytes, *, coefficients: Sequence[bytes], xs: Sequence[int
 
 def combine(shares: Sequence[bytes]) -> bytes:
     """The secret of the polynomials through exactly these shares (Lagrange at x = 0)."""
-    if not 2 <= len(shares) <= MAX_SHARES:
-        raise ShamirError(f"combine takes 2 to {MAX_SHARES} shares, not {len(shares)}")
-    if any(not isinstance(share, bytes | bytearray) for share in shares):
-        raise ShamirError("every share must be bytes")
+    xs = _check_shares(shares)
     length = len(shares[0])
-    if length < 2:
-        raise ShamirError("a share is at least 2 bytes: one of the secret, then its x")
-    if any(len(share) != length for share in shares):
-        raise ShamirError("the shares are not all of one length")
-    xs = [share[-1] for share in shares]
-    if 0 in xs:
-        raise ShamirError("a share's x must not be 0")
-    if len(set(xs)) != len(xs):
-        raise ShamirError("two shares have the same x")
 
     # The Lagrange basis at 0 depends on the xs only: l_i = Π_{j≠i} x_j / (x_i + x_j), "+"
     # being "-" in characteristic 2.
@@ -144,6 +139,62 @@ def combine(shares: Sequence[bytes]) -> bytes:
         for index in range(length - 1):
             secret[index] ^= mul(share[index], li)
     return bytes(secret)
+
+
+def _log_exp() -> tuple[list[int], list[int]]:
+    """Discrete logarithms to the generator 3 (FIPS-197 §4.1's field), and powers of 3 over
+    two periods, so that a sum of two logarithms indexes ``exp`` without a reduction."""
+    log, exp = [0] * 256, [0] * 510
+    x = 1
+    for i in range(255):
+        exp[i] = exp[i + 255] = x
+        log[x] = i
+        x = mul(x, 3)
+    return log, exp
+
+
+_LOG, _EXP = _log_exp()
+_ROWS: dict[int, bytes] = {}  # c -> the table of b·c for every byte b (for bytes.translate)
+
+
+def _row(c: int) -> bytes:
+    row = _ROWS.get(c)
+    if row is None:
+        row = _ROWS[c] = bytes([0]) + bytes(_EXP[_LOG[b] + _LOG[c]] for b in range(1, 256))
+    return row
+
+
+def combine_released(shares: Sequence[bytes]) -> bytes:
+    """``combine`` for shares that are public already (opened with trustee keys published on
+    the ledger): the same secret and the same refusals, by table lookups indexed by the shares
+    (see the module's note on timing)."""
+    xs = _check_shares(shares)
+    logs = [_LOG[x] for x in xs]
+    secret = 0
+    for i, (share, xi) in enumerate(zip(shares, xs, strict=True)):
+        # l_i = Π_{j≠i} x_j / (x_i + x_j), as a logarithm; never 0, the xs being distinct.
+        log_l = sum(logs[j] - _LOG[xi ^ xj] for j, xj in enumerate(xs) if j != i) % 255
+        secret ^= int.from_bytes(bytes(share[:-1]).translate(_row(_EXP[log_l])), "big")
+    return secret.to_bytes(len(shares[0]) - 1, "big")
+
+
+def _check_shares(shares: Sequence[bytes]) -> list[int]:
+    """What ``combine`` refuses; the xs of the shares it accepts."""
+    if not 2 <= len(shares) <= MAX_SHARES:
+        raise ShamirError(f"combine takes 2 to {MAX_SHARES} shares, not {len(shares)}")
+    if any(not isinstance(share, bytes | bytearray) for share in shares):
+        raise ShamirError("every share must be bytes")
+    length = len(shares[0])
+    if length < 2:
+        raise ShamirError("a share is at least 2 bytes: one of the secret, then its x")
+    if any(len(share) != length for share in shares):
+        raise ShamirError("the shares are not all of one length")
+    xs = [share[-1] for share in shares]
+    if 0 in xs:
+        raise ShamirError("a share's x must not be 0")
+    if len(set(xs)) != len(xs):
+        raise ShamirError("two shares have the same x")
+    return xs
 
 
 def _check_secret(secret: bytes) -> None:
