@@ -355,3 +355,20 @@ def test_the_chinese_interface_renders(market, client):
     number = Retirement.objects.get().certificate
     html = client.get(f"/registry/certificates/{number}/").content.decode()
     assert f"注销证书 {number}" in html and "自行验证" in html
+
+
+def test_the_bid_form_and_the_sealed_record_say_everything_in_chinese(market, bidder):
+    a = market.auction()
+    html = bidder.get(f"/auctions/{a.pk}/").content.decode()
+    # The form refuses a bid over the cap itself: it says so, not that lots would be trimmed.
+    assert "it is refused here and not sent" in html and "would be trimmed" not in html
+    bidder.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    html = bidder.get(f"/auctions/{a.pk}/").content.decode()
+    assert "导出到其他设备" in html and "从其他设备导入" in html
+    for block in ("i18n", "i18n-sealed"):  # the scripts' messages, as data-* attributes
+        found = re.search(rf'<span id="{block}" hidden(.*?)></span>', html, re.S)
+        assert found, block
+        messages = re.findall(r'data-([\w-]+)="([^"]*)"', found.group(1))
+        assert len(messages) > 20
+        english = [name for name, text in messages if not re.search("[\u4e00-\u9fff]", text)]
+        assert english == [], block
