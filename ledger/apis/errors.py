@@ -143,8 +143,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         code = detail.code if hasattr(detail, "code") else exc.default_code
         response.data = {"code": str(code), "message": str(detail), "detail": {}}
         wait = getattr(exc, "wait", None)  # set by Throttled's __init__; the stubs omit it
-        if isinstance(exc, exceptions.Throttled) and wait is not None:
-            response.data["detail"] = {"retry_after": int(wait) + 1}
+        if isinstance(exc, exceptions.Throttled):
+            # The header and the detail say the same, and always (DRF omits a header of 0).
+            retry_after = max(int(wait or 0), 1)
+            response.data["detail"] = {"retry_after": retry_after}
+            response["Retry-After"] = str(retry_after)
     return response
 
 

@@ -70,6 +70,17 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "idempotency_key_reused; while the first is running, 409 idempotency_key_in_progress.",
 )
 
+RETRY_AFTER = {
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "seconds to wait before sending the request again (also detail.retry_after)",
+}
+REPLAYED = {
+    "schema": {"type": "string", "enum": ["true"]},
+    "description": "present when the answer is the one stored for this Idempotency-Key: "
+    "nothing was applied again",
+}
+
 _ERRORS: dict[int, type[serializers.Serializer]] = {}
 
 
@@ -188,9 +199,15 @@ class AutoSchema(_AutoSchema):
         answers = self._with_shared_errors(declared)
         self.get_response_serializers = lambda: answers
         try:
-            return super()._get_response_bodies(direction)
+            bodies = super()._get_response_bodies(direction)
         finally:
             del self.get_response_serializers
+        for status, response in bodies.items():
+            if status in ("429", "503"):
+                response["headers"] = {"Retry-After": RETRY_AFTER}
+            elif status.startswith("2") and self._takes_idempotency_key():
+                response["headers"] = {"Idempotent-Replayed": REPLAYED}
+        return bodies
 
     def _with_shared_errors(self, declared: dict[Any, Any]) -> dict[Any, Any]:
         html = not any(issubclass(r, JSONRenderer) for r in self.view.renderer_classes)

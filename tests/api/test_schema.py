@@ -100,6 +100,14 @@ def test_the_input_rules_a_json_schema_can_state_are_in_it(schema):
     assert (key["in"], key["schema"]["maxLength"]) == ("header", 255)
 
 
+def test_the_headers_answers_carry_are_stated(schema):
+    transfers = schema["paths"]["/api/v1/transfers"]["post"]["responses"]
+    assert transfers["201"]["headers"]["Idempotent-Replayed"]["schema"]["enum"] == ["true"]
+    for name, op in operations(schema):
+        for status in ("429", "503"):
+            assert op["responses"][status]["headers"]["Retry-After"]["required"], name
+
+
 def test_format_is_a_filter_of_auctions_not_a_choice_of_renderer(world, client):
     # DRF read ?format= as the renderer to use, and answered 404 for any other value.
     assert client.get("/api/v1/auctions?format=uniform").status_code == 200

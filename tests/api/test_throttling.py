@@ -18,5 +18,6 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(world, client_for, monkey
     assert throttled.status_code == 429
     assert throttled.json()["code"] == "throttled"
     assert 1 <= int(throttled["Retry-After"]) <= 60
+    assert throttled.json()["detail"] == {"retry_after": int(throttled["Retry-After"])}
     # Per key: another organization's key is not affected.
     assert other.post("/api/v1/transfers", {}, format="json").status_code == 400
