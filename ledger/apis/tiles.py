@@ -27,8 +27,10 @@ from bluecarbon_audit.tiles import ENTRIES, TileError, parse_path
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, register_converter
 from django.utils.cache import patch_vary_headers
+from django.utils.decorators import method_decorator
 from django.utils.text import compress_string
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -37,6 +39,7 @@ from .. import selectors
 from .. import tiles as log_tiles
 from ..exceptions import NotFound, Unprocessable
 from ..signing import trusted_verifiers
+from .errors import ApiCode
 from .log import IMMUTABLE, TextApi, _errors, _path_int, _path_integer
 
 # tlog-tiles §Checkpoints: "headers SHOULD prevent caching beyond a few seconds"; partial tiles
@@ -56,7 +59,27 @@ def _octets(data: bytes, full: bool) -> HttpResponse:
     return response
 
 
-class TlogCheckpointApi(View):
+@method_decorator(csrf_exempt, name="dispatch")
+class TlogView(View):
+    """A read of the log: GET (and HEAD) only. Another method is a JSON 405 naming the allowed
+    ones, as on every API path (CSRF does not apply: nothing here acts on a session)."""
+
+    def http_method_not_allowed(
+        self, request: HttpRequest, *args: object, **kwargs: object
+    ) -> HttpResponse:
+        response = JsonResponse(
+            {
+                "code": str(ApiCode.METHOD_NOT_ALLOWED),
+                "message": f'Method "{request.method}" not allowed.',
+                "detail": {},
+            },
+            status=405,
+        )
+        response["Allow"] = ", ".join(m.upper() for m in self.http_method_names if hasattr(self, m))
+        return response
+
+
+class TlogCheckpointApi(TlogView):
     def get(self, request: HttpRequest) -> HttpResponse:
         checkpoint = log_tiles.checkpoint_latest()
         if checkpoint is None:
@@ -68,7 +91,7 @@ class TlogCheckpointApi(View):
         return response
 
 
-class TlogTileApi(View):
+class TlogTileApi(TlogView):
     """A hash tile (``tile/<L>/<N>``) or an entry bundle (``tile/entries/<N>``,
     ``tile/entries-u32/<N>``), partial ones with ``.p/<W>``."""
 
@@ -107,13 +130,13 @@ def _gzipped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
-class TlogVerifierKeysApi(View):
+class TlogVerifierKeysApi(TlogView):
     def get(self, request: HttpRequest) -> HttpResponse:
         text = "".join(v.to_string() + "\n" for v in trusted_verifiers())
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
-class TlogWitnessPolicyApi(View):
+class TlogWitnessPolicyApi(TlogView):
     def get(self, request: HttpRequest) -> HttpResponse:
         # Empty when the log has no witness policy (nothing to pin; a 404 would read as a
         # missing page).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
 from bluecarbon.errors import Codes
@@ -113,3 +114,16 @@ def test_format_is_a_filter_of_auctions_not_a_choice_of_renderer(world, client):
     assert client.get("/api/v1/auctions?format=uniform").status_code == 200
     r = client.get("/api/v1/ledger/verifier-keys?format=xml")
     assert (r.status_code, r["Content-Type"]) == (200, "text/plain; charset=utf-8")
+
+
+def test_the_tile_endpoints_outside_the_schema_refuse_other_methods_with_a_json_405(db):
+    # Plain Django views (ledger/apis/tiles.py): the CSRF check answered a POST with an HTML
+    # 403 before the view could refuse the method (found by schemathesis).
+    client = Client(enforce_csrf_checks=True)
+    for path in ("/api/v1/ledger/tlog/checkpoint", "/api/v1/ledger/tlog/tile/0/000"):
+        r = client.post(path)
+        assert (r.status_code, r.json()["code"], r["Allow"]) == (
+            405,
+            "method_not_allowed",
+            "GET, HEAD, OPTIONS",
+        )
