@@ -731,14 +731,19 @@ class MyAuctionBidsApi(BaseApi):
     @extend_schema(
         operation_id="auctions_bids_mine",
         tags=["auctions"],
-        parameters=ID_PARAM,
-        responses=responses({200: BidOutputSerializer(many=True)}, 404),
+        parameters=[ID_PARAM[0], PageSerializer],
+        responses=responses({200: page_of("AuctionBidPage", BidOutputSerializer)}, 400, 404),
     )
     def get(self, request: Request, pk: str) -> Response:
-        """The caller's bids in this auction (withdrawn ones too), with every receipt."""
+        """The caller's bids in this auction (withdrawn ones too), with every receipt: a page
+        like every list (``?after=&limit=``, ``{"results": [...], "next_after": ...}``)."""
         a = _auction(pk)
+        params = query(PageSerializer, request)
         bids = selectors.bids_of(self.actor(request).organization_id).filter(auction=a)
-        return Response(BidOutputSerializer(bids, many=True).data)
+        rows, next_after = page_rows(bids, params)
+        return Response(
+            {"results": BidOutputSerializer(rows, many=True).data, "next_after": next_after}
+        )
 
 
 _BID_PARAMS = [ID_PARAM[0], OpenApiParameter("bid", int, OpenApiParameter.PATH)]

@@ -171,7 +171,11 @@ def test_a_bidder_submits_amends_and_withdraws_with_signed_receipts(market, clie
     r = bidder.delete(url)
     assert r.status_code == 200 and r.json()["status"] == "withdrawn"
     mine = bidder.get(f"/api/v1/auctions/{a['id']}/bids/mine").json()
-    assert [(x["id"], x["status"]) for x in mine] == [(bid["id"], "withdrawn"), (second, "sealed")]
+    assert [(x["id"], x["status"]) for x in mine["results"]] == [
+        (bid["id"], "withdrawn"),
+        (second, "sealed"),
+    ]
+    assert mine["next_after"] is None
     assert [b["id"] for b in bidder.get("/api/v1/bids").json()["results"]] == [bid["id"], second]
     # Another bidder sees neither bid as its own.
     other = client_for(market.bidders[1], "bid", "read")
@@ -196,7 +200,10 @@ def test_bidding_errors_are_stable_codes(market, client_for, ledger_length):
     assert bidder.post(url, {}, format="json").json()["code"] == "invalid"
     r = client_for(b1, "read").post(url, {"ciphertext": _seal(a, b1, [(1, 1)])}, format="json")
     assert r.status_code == 403  # the key lacks the bid scope
-    assert bidder.get(f"/api/v1/auctions/{a['id']}/bids/mine").json() == []
+    assert bidder.get(f"/api/v1/auctions/{a['id']}/bids/mine").json() == {
+        "results": [],
+        "next_after": None,
+    }
     assert bidder.get(f"/api/v1/auctions/{a['id']}/bids/12345").status_code == 404
     r = bidder.post(
         "/api/v1/auctions/999999/bids", {"ciphertext": _seal(a, b1, [(1, 1)])}, format="json"
@@ -223,6 +230,28 @@ def test_the_result_is_published_with_the_key_after_clearing(market, client_for)
     detail = anonymous.get(f"/api/v1/auctions/{a.pk}").json()
     assert detail["clearing_price"] == "30.00"  # undersubscribed: the reserve
     assert detail["private_key"] == after["private_key"]
+
+
+def test_my_bids_in_an_auction_are_a_page_like_every_list(market, client_for):
+    """issue 13, part 4: ``GET …/bids/mine`` answers the documented page shape and pages by
+    ``after``/``limit``; a bad parameter is a 400 naming it."""
+    a = _open_auction(market, client_for)
+    b1 = market.bidders[0]
+    bidder = client_for(b1, "bid", "read")
+    url = f"/api/v1/auctions/{a['id']}/bids"
+    ids = [
+        bidder.post(url, {"ciphertext": _seal(a, b1, [(5000 + 100 * i, 1)])}, format="json").json()[
+            "id"
+        ]
+        for i in range(3)
+    ]
+    first = bidder.get(f"{url}/mine?limit=2").json()
+    assert [b["id"] for b in first["results"]] == ids[:2]
+    assert first["next_after"] == ids[1]
+    rest = bidder.get(f"{url}/mine?limit=2&after={first['next_after']}").json()
+    assert [b["id"] for b in rest["results"]] == ids[2:] and rest["next_after"] is None
+    r = bidder.get(f"{url}/mine?limit=0")
+    assert r.status_code == 400 and "limit" in r.json()["detail"]
 
 
 def test_a_trustee_sealed_auction_is_scheduled_with_an_idempotency_key_and_replayed(

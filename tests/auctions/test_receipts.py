@@ -152,7 +152,8 @@ def test_web_requests_never_read_the_checkpoint_key(
     sealed = base64.b64encode(m.seal(a, bidder, [(5100, 2)])).decode()
     r = api.put(f"/api/v1/auctions/{a.pk}/bids/{bid['id']}", {"ciphertext": sealed}, format="json")
     assert r.status_code == 200, r.content
-    notes = [x["note"] for x in api.get(f"/api/v1/auctions/{a.pk}/bids/mine").json()[0]["receipts"]]
+    mine = api.get(f"/api/v1/auctions/{a.pk}/bids/mine").json()["results"]
+    notes = [x["note"] for x in mine[0]["receipts"]]
     portal = user_for(bidder, "bidder")
     assert portal.get(f"/auctions/{a.pk}/").status_code == 200
     notes.append(portal.get(f"/auctions/{a.pk}/bids/{bid['id']}/receipt-v2.txt").content.decode())
