@@ -333,9 +333,12 @@ def query(serializer: type[serializers.Serializer], request: Request) -> dict[st
 
     Given as a plain dict, not the QueryDict: DRF reads a form's empty value as no value, so
     ``?ecosystem=`` would list everything instead of being refused like any other bad value.
-    A parameter given twice is refused too (which one would count?)."""
+    A parameter given twice is refused too (which one would count?), and an integer is written
+    in ASCII digits: DRF's IntegerField also reads ``1.0``, ``1_000`` and ``\u0661``, which are
+    not the schema's ``integer``."""
     given = request.query_params
-    names: list[str] = list(serializer().fields.keys())
+    fields = serializer().fields
+    names: list[str] = list(fields.keys())
     repeated = sorted(name for name in names if len(given.getlist(name)) > 1)
     if repeated:
         raise serializers.ValidationError(
@@ -344,9 +347,28 @@ def query(serializer: type[serializers.Serializer], request: Request) -> dict[st
                 for name in repeated
             }
         )
+    not_integers = sorted(
+        name
+        for name, field in fields.items()
+        if isinstance(field, serializers.IntegerField)
+        and name in given
+        and not _integer(given[name])
+    )
+    if not_integers:
+        raise serializers.ValidationError(
+            {
+                name: [serializers.ErrorDetail("A valid integer is required.", "invalid")]
+                for name in not_integers
+            }
+        )
     params = serializer(data={name: given[name] for name in given})
     params.is_valid(raise_exception=True)
     return dict(params.validated_data)
+
+
+def _integer(text: str) -> bool:
+    digits = text.removeprefix("-")
+    return digits.isascii() and digits.isdigit()
 
 
 def page_rows(qs: QuerySet[Any], params: dict[str, Any]) -> tuple[list[Any], int | None]:

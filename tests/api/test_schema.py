@@ -127,3 +127,16 @@ def test_the_tile_endpoints_outside_the_schema_refuse_other_methods_with_a_json_
             "method_not_allowed",
             "GET, HEAD, OPTIONS",
         )
+
+
+def test_a_query_integer_is_written_in_ascii_digits(world, client_for):
+    # DRF's IntegerField read ?after=0.0 as 0 (found by schemathesis: the schema says integer).
+    client = client_for(world.developer)
+    for after in ("0.0", "1_0", "\u0661", "+1", " 1", "1e3"):
+        r = client.get("/api/v1/reversals", {"after": after})
+        assert (r.status_code, r.json()["code"], r.json()["detail"]) == (
+            400,
+            "invalid",
+            {"after": [{"code": "invalid", "message": "A valid integer is required."}]},
+        ), after
+    assert client.get("/api/v1/reversals", {"after": "0", "limit": "007"}).status_code == 200
