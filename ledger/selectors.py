@@ -1,5 +1,6 @@
 """Reads. Views, commands, services and the signer call these; nothing here writes. Among them
-the stored Merkle tree's roots and proofs, which the API serves."""
+the stored Merkle tree's roots and proofs, which the API serves, and a retirement certificate
+with its proof, which the API and the printable pages show."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .core import merkle, origin
-from .models import Batch, Checkpoint, LedgerHead, MerkleNode, Project
+from .core.entry import decode_entry, entry_hash
+from .exceptions import NotFound
+from .models import Batch, Checkpoint, LedgerEntry, LedgerHead, MerkleNode, Project, Retirement
 
 
 def ledger_size() -> int:
@@ -111,3 +114,55 @@ def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     return merkle.consistency_proof(
         old_size, new_size, node_getter(merkle.consistency_node_ids(old_size, new_size))
     )
+
+
+# ---- retirement certificates -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    """An entry's inclusion proof (RFC 9162 §2.1.3.1) in the tree of a signed checkpoint."""
+
+    checkpoint: Checkpoint
+    hashes: list[bytes]
+
+
+@dataclass(frozen=True)
+class RetirementCertificate:
+    """Everything needed to check a retirement offline: the record, its ``credit.retire``
+    entry exactly as stored, and its inclusion proof against the latest signed checkpoint
+    (None until a checkpoint covers the entry)."""
+
+    retirement: Retirement  # with its batch and project
+    entry: bytes
+    inclusion: Inclusion | None
+
+    @property
+    def entry_time(self) -> str:
+        return decode_entry(self.entry).time
+
+    @property
+    def entry_hash(self) -> bytes:
+        """SHA-256 of the entry: the chain hash."""
+        return entry_hash(self.entry)
+
+    @property
+    def leaf_hash(self) -> bytes:
+        """SHA-256(0x00 || entry): the RFC 9162 leaf."""
+        return merkle.leaf_hash(self.entry)
+
+
+def retirement_certificate(*, certificate: str) -> RetirementCertificate:
+    """A retirement certificate, whoever retired it (registries publish retirements)."""
+    retirement = (
+        Retirement.objects.select_related("batch__project").filter(certificate=certificate).first()
+    )
+    if retirement is None:
+        raise NotFound(f"retirement certificate {certificate} not found")
+    entry = bytes(LedgerEntry.objects.get(seq=retirement.entry_seq).body)
+    checkpoint = checkpoint_latest()
+    inclusion = None
+    if checkpoint is not None and checkpoint.size > retirement.entry_seq:
+        hashes = inclusion_proof(retirement.entry_seq, checkpoint.size)
+        inclusion = Inclusion(checkpoint, hashes)
+    return RetirementCertificate(retirement, entry, inclusion)

@@ -1,13 +1,18 @@
 """Plain public pages and the log's well-known texts (the checkpoint and its verifier keys), and
-the operator's endpoints: ``/healthz`` (public) and ``/metrics`` (loopback or a token)."""
+the operator's endpoints: ``/healthz`` (public) and ``/metrics`` (loopback or a token). The
+printable retirement certificate's content is here too (``certificate_context``): the API serves
+it as a page of its own and the portal with its navigation around it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
 from . import metrics as metrics_exposition
 from . import operations, selectors
+from .models import Ecosystem
 from .signing import trusted_verifiers
 
 
@@ -16,6 +21,18 @@ def checkpoint_latest(request: HttpRequest) -> HttpResponse:
     if checkpoint is None:
         return HttpResponse("no checkpoint yet\n", status=404, content_type="text/plain")
     return HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
+
+
+def certificate_context(certificate: str) -> dict[str, Any]:
+    """What ``ledger/certificate.html`` shows: the certificate (``selectors``; ``NotFound`` if
+    there is none) and the verifier keys its checkpoint is checked with (every key the ledger
+    has signed with; the note names which)."""
+    c = selectors.retirement_certificate(certificate=certificate)
+    return {
+        "c": c,
+        "ecosystem": Ecosystem.name_of(c.retirement.batch.project.ecosystem),
+        "verifier_keys": [v.to_string() for v in trusted_verifiers()],
+    }
 
 
 def verifier_keys(request: HttpRequest) -> HttpResponse:

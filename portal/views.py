@@ -39,9 +39,10 @@ from auctions.receipts import receipt_verifiers
 from ledger import services as registry
 from ledger.actors import Actor
 from ledger.core.entry import format_time
-from ledger.exceptions import DomainError
+from ledger.exceptions import DomainError, NotFound
 from ledger.models import Holding
 from ledger.signing import trusted_verifiers
+from ledger.views import certificate_context
 
 from . import charts, forms, selectors, services
 from .context import viewer
@@ -276,11 +277,8 @@ def retire(request: HttpRequest) -> HttpResponse:
 def certificate(request: HttpRequest, certificate: str) -> HttpResponse:
     """The printable retirement certificate, with what it takes to verify it offline (the same
     page the API serves, here with the portal around it)."""
-    from ledger.apis.credits import certificate_page
-    from ledger.exceptions import NotFound
-
     try:
-        context: dict[str, Any] = certificate_page(certificate)
+        context: dict[str, Any] = certificate_context(certificate)
     except NotFound:
         return render(
             request, "ledger/certificate.html", {"c": None, "certificate": certificate}, status=404

@@ -1,23 +1,26 @@
 """What every API view shares: authentication, scopes, throttling, idempotent POSTs (run again
-when the database gives up on them against concurrent ones), and the decimal-string fields for
-quantities."""
+when the database gives up on them against concurrent ones), pages, ids from the path. The
+fields and bodies requests are read with are ``ledger/inputs.py``'s (bulk import reads with them
+too); the names the auction house's APIs take from here are handed on.
+
+Each operation is a class of its own that states its own schema (STYLE.md), so the operations
+look alike: a schema decorator, then a handler that parses, calls one service and answers, or
+for reads ``RetrieveApi.one`` and ``ListApi.paged`` below. What repeats is that declaration;
+what they do alike lives here once."""
 
 from __future__ import annotations
 
 import logging
 import random
-import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.validators import RegexValidator
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.fields import empty
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,8 +28,13 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from ..actors import Actor
-from ..core.quantity import QuantityError, format_tonnes, parse_tonnes
 from ..exceptions import InvalidInput, NotFound
+from ..inputs import MAX_ID as MAX_ID  # handed on: the auction house's APIs take these from here
+from ..inputs import Body as Body
+from ..inputs import Input
+from ..inputs import TonnesField as TonnesField
+from ..inputs import decimal_regex as decimal_regex
+from ..inputs import pattern as pattern
 from .auth import (
     PUBLIC,
     ApiKeyAuthentication,
@@ -38,7 +46,6 @@ from .auth import actor_for as _actor_for
 from .errors import retryable
 from .idempotency import idempotent
 
-MAX_ID = 2**62
 ATTEMPTS = 3  # a write's transaction, run at most this many times
 
 logger = logging.getLogger(__name__)
@@ -126,181 +133,7 @@ class PublicApi(APIView):
     content_negotiation_class = AcceptNegotiation
 
 
-def decimal_regex(places: int, digits: int, *, zero: bool) -> str:
-    """A non-negative decimal string as the API writes one: at most ``digits`` digits before
-    the point and no leading zeros, at most ``places`` after it; zero only if ``zero``.
-    (Unanchored; the same regex in Python and ECMA.)"""
-    frac = f"(\\.[0-9]{{1,{places}}})?" if places else ""
-    alternatives = [f"[1-9][0-9]{{0,{digits - 1}}}{frac}"]
-    if zero:
-        alternatives.append(f"0{frac}")
-    elif places:
-        # Below one: a non-zero digit among the decimals (0.5, 0.05, 0.005).
-        small = [
-            "0" * i + "[1-9]" + (f"[0-9]{{0,{places - 1 - i}}}" if i < places - 1 else "")
-            for i in range(places)
-        ]
-        alternatives.append(f"0\\.({'|'.join(small)})")
-    return f"({'|'.join(alternatives)})"
-
-
-class Described:
-    """A field that states its own OpenAPI schema (``schema.DescribedFieldScheme``), which may
-    differ between what a request may send and what an answer holds."""
-
-    def openapi(self, direction: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class DecimalStringField(Described, serializers.Field):
-    """A decimal string at the edge, an integer of base units inside (kg, m², basis points).
-    Exactly the strings ``regex`` matches are taken, and the schema states that pattern
-    (``schema.DecimalStringScheme``): no sign, spaces, leading zeros or JSON numbers, which the
-    parsers below would take. Answers are written with all ``places`` decimals."""
-
-    what = "amount"
-    example = "1"
-    places = 0
-    regex = ""  # the input pattern
-    output_regex = ""  # what answers hold
-
-    def parse(self, text: str) -> int:
-        raise NotImplementedError
-
-    def format(self, value: int) -> str:
-        raise NotImplementedError
-
-    def to_internal_value(self, data: Any) -> int:
-        if not isinstance(data, str):
-            raise serializers.ValidationError(
-                f'{self.what} must be a decimal string, e.g. "{self.example}"',
-                code="not_a_decimal",
-            )
-        try:
-            value = self.parse(data)  # its codes say what is wrong: negative, too_precise...
-        except QuantityError as exc:
-            raise serializers.ValidationError(exc.message, code=exc.code) from None
-        if not re.fullmatch(self.regex, data):
-            raise serializers.ValidationError(
-                f"{self.what} must be written with digits only (no sign, spaces or leading "
-                f'zeros), at most {self.places} decimals, within range, e.g. "{self.example}"',
-                code="not_a_decimal",
-            )
-        return value
-
-    def to_representation(self, value: int) -> str:
-        return self.format(value)
-
-    def openapi(self, direction: str) -> dict[str, Any]:
-        if direction == "request":
-            return {"type": "string", "pattern": f"^{self.regex}$", "example": self.example}
-        return {"type": "string", "pattern": f"^{self.output_regex}$"}
-
-
-class TonnesField(DecimalStringField):
-    """Tonnes CO2e with at most three decimals <-> integer kgCO2e (more than 0, less than
-    10^12 t: ``MAX_KG``)."""
-
-    what = "quantity"
-    example = "2340.1"
-    places = 3
-    regex = decimal_regex(3, 12, zero=False)
-    output_regex = r"(0|[1-9][0-9]*)\.[0-9]{3}"
-
-    def parse(self, text: str) -> int:
-        return parse_tonnes(text)
-
-    def format(self, value: int) -> str:
-        return format_tonnes(value)
-
-
-# ---- what every area's views share: input, errors, pages, ids, several operations on one path --
-
-# Free text holds a character other than whitespace: DRF trims text and refuses what is left
-# blank. The pattern says so in a form Python and ECMA (the OpenAPI schema's) read alike: its
-# whitespace is Python's str.isspace() (ECMA's \s lacks U+001C-U+001F and U+0085; Python's lacks
-# U+FEFF, counted as blank here). Unanchored: it asks for one such character anywhere, which
-# stays cheap to generate for a fuzzer at any length. DRF also refuses NUL in any text, which
-# the schema states as "not: {pattern: \u0000}" (schema.AutoSchema).
-NOT_BLANK = RegexValidator(
-    r"[^\s\x00\x1c-\x1f\x85\ufeff]",
-    "must hold a character other than whitespace",
-    code="blank",
-)
-
-
-# Shapes the services check too; here they give the caller a field-by-field 400, and the schema
-# states them.
-CODE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
-JURISDICTION = r"[A-Z]{2}-[A-Z0-9]{1,3}"
-SHA256_HEX = r"[0-9a-f]{64}"
-
-
-def pattern(regex: str, **kwargs: Any) -> serializers.RegexField:
-    """Text that ``regex`` matches whole, taken as sent: not trimmed (``" CN-GD"`` is refused,
-    as the schema says), and ``\\Z``, not ``$``, which would let a trailing newline through.
-    The schema writes the anchors ``^...$``."""
-    return serializers.RegexField(rf"\A(?:{regex})\Z", trim_whitespace=False, **kwargs)
-
-
-class Input(serializers.Serializer):
-    """What a request says, in a body or a query string. Free text (a ``CharField`` that may
-    not be blank) is held to ``NOT_BLANK``, which the schema states as its pattern."""
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        for field in fields.values():
-            if (
-                type(field) is serializers.CharField
-                and not field.allow_blank
-                and field.trim_whitespace
-            ):
-                field.validators.append(NOT_BLANK)
-        return fields
-
-
-# The JSON type each kind of field takes in a body: DRF's fields would also take 5 for "5",
-# "5" for 5 and "true" for true, which the schema calls invalid.
-_JSON_TYPES: tuple[tuple[type[serializers.Field], type | tuple[type, ...]], ...] = (
-    (serializers.BooleanField, bool),
-    (serializers.IntegerField, int),
-    (serializers.CharField, str),
-    (serializers.ChoiceField, str),
-    (serializers.DateField, str),
-    (serializers.DateTimeField, str),
-)
-
-
-def _json_type_ok(field: serializers.Field, value: Any) -> bool:
-    for kind, wanted in _JSON_TYPES:
-        if isinstance(field, kind):
-            if isinstance(value, bool) and wanted is not bool:
-                return False
-            return isinstance(value, wanted)
-    return True  # other fields check their own input (TonnesField, GeometryField...)
-
-
-class Body(Input):
-    """A request body: each field takes only the JSON type the schema gives it."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        wrong: dict[str, Any] = {}
-        if isinstance(data, Mapping):
-            for field in self._writable_fields:
-                name = str(field.field_name)
-                value = data.get(name, empty)
-                if value is not empty and value is not None and not _json_type_ok(field, value):
-                    message = str(field.error_messages.get("invalid", "Wrong type."))
-                    wrong[name] = [serializers.ErrorDetail(message, code="invalid")]
-        try:
-            validated = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if not wrong or not isinstance(exc.detail, dict):
-                raise
-            raise serializers.ValidationError({**exc.detail, **wrong}) from None
-        if wrong:
-            raise serializers.ValidationError(wrong)
-        return validated
+# ---- what every area's views share: errors, pages, ids, several operations on one path -------
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -381,10 +214,15 @@ def page_rows(qs: QuerySet[Any], params: dict[str, Any]) -> tuple[list[Any], int
 
 
 def page(
-    qs: QuerySet[Any], params: dict[str, Any], output: type[serializers.Serializer]
+    qs: QuerySet[Any],
+    params: dict[str, Any],
+    output: type[serializers.Serializer],
+    context: Callable[[list[Any]], dict[str, Any]] | None = None,
 ) -> Response:
+    """A page of ``qs`` as ``output`` writes each row (given ``context(rows)``, if any)."""
     rows, next_after = page_rows(qs, params)
-    return Response({"results": output(rows, many=True).data, "next_after": next_after})
+    out = output(rows, many=True, context=context(rows) if context else {})
+    return Response({"results": out.data, "next_after": next_after})
 
 
 def page_of(name: str, item: type[serializers.Serializer], cursor: str = "id") -> Any:
@@ -414,6 +252,71 @@ def path_id(raw: str, what: str) -> int:
 ID_PARAM = [OpenApiParameter("id", int, OpenApiParameter.PATH)]
 
 
+# ---- the two reads most resources have: one row by its id, a page of rows ---------------------
+# A subclass says which rows the caller may see and how each is written; its ``get`` states the
+# operation's schema and description and answers ``self.one(...)`` or ``self.paged(...)``.
+
+
+def retrieve_schema(operation_id: str, tag: str, output: Any) -> Any:
+    """The schema of a ``RetrieveApi``'s ``get``: the row as ``output`` writes it, or 404."""
+    return extend_schema(
+        operation_id=operation_id,
+        tags=[tag],
+        parameters=ID_PARAM,
+        responses=responses({200: output}, 404),
+    )
+
+
+def list_schema(operation_id: str, tag: str, filters: Any, page_schema: Any) -> Any:
+    """The schema of a ``ListApi``'s ``get``: ``filters`` in the query, a page (``page_of``)
+    or 400."""
+    return extend_schema(
+        operation_id=operation_id,
+        tags=[tag],
+        parameters=[filters],
+        responses=responses({200: page_schema}, 400),
+    )
+
+
+class RetrieveApi(BaseApi):
+    """One of ``rows(actor)``, the rows the caller may see, by the id in its path, as
+    ``output`` writes it. A row it may not see is a 404 exactly like an id that does not
+    exist: nothing tells another organization that it exists."""
+
+    required_scope = "read"
+    what = "row"  # the 404 names it: "batch 7 not found"
+    output: type[serializers.Serializer]
+
+    def rows(self, actor: Actor) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def one(self, request: Request, pk: str) -> Response:
+        row = self.rows(self.actor(request)).filter(pk=path_id(pk, self.what)).first()
+        if row is None:
+            raise NotFound(f"{self.what} {pk} not found")
+        return Response(self.output(row).data)
+
+
+class ListApi(BaseApi):
+    """A page of ``rows(actor, params)``, the rows the caller may see filtered by the query
+    (``FilterSerializer``: ``?after=&limit=`` and the resource's own filters), in id order, as
+    ``output`` writes each given ``context(rows)``."""
+
+    required_scope = "read"
+    FilterSerializer: type[serializers.Serializer] = PageSerializer
+    output: type[serializers.Serializer]
+
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def context(self, rows: list[Any]) -> dict[str, Any]:
+        return {}
+
+    def paged(self, request: Request) -> Response:
+        params = query(self.FilterSerializer, request)
+        return page(self.rows(self.actor(request), params), params, self.output, self.context)
+
+
 def on_one_path(name: str, *operations: type[APIView]) -> type[APIView]:
     """The view for a path that carries several operations (a collection's GET and POST).
 
@@ -424,7 +327,8 @@ def on_one_path(name: str, *operations: type[APIView]) -> type[APIView]:
     for op in operations:
         own = vars(op)
         for method in op.http_method_names:
-            if method in own:
+            # Its own handler, or one it inherits (ListApi.get); APIView's OPTIONS is no op's.
+            if method != "options" and getattr(op, method, None) is not None:
                 if method.upper() in scopes:
                     raise ImproperlyConfigured(f"{name}: two handlers for {method.upper()}")
                 scopes[method.upper()] = getattr(op, "required_scope", None)

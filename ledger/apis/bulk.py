@@ -10,11 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..bulk import MAX_OPERATIONS, bulk_apply
+from ..inputs import CancelBody, IssueBody, RetireBody, TransferBody
 from .auth import scopes_of
 from .base import BaseApi, Body
 from .base import responses as _responses
-from .credits import CancellationCreateApi, RetirementCreateApi, TransferCreateApi
-from .registry import BatchIssueApi
 
 
 def _operation(kind: str, serializer: type[serializers.Serializer]) -> serializers.Serializer:
@@ -24,15 +23,15 @@ def _operation(kind: str, serializer: type[serializers.Serializer]) -> serialize
     return type(name, (serializer,), fields)()
 
 
-# The schema of the request: ledger/bulk.py validates each operation with its endpoint's
-# serializer (by op), which a plain list of objects does not say.
+# The schema of the request: ledger/bulk.py validates each operation with its endpoint's body
+# (ledger/inputs.py, by op), which a plain list of objects does not say.
 _OPERATIONS = PolymorphicProxySerializer(
     component_name="BulkOperation",
     serializers={
-        "issue": _operation("issue", BatchIssueApi.InputSerializer),
-        "transfer": _operation("transfer", TransferCreateApi.InputSerializer),
-        "retire": _operation("retire", RetirementCreateApi.InputSerializer),
-        "cancel": _operation("cancel", CancellationCreateApi.InputSerializer),
+        "issue": _operation("issue", IssueBody),
+        "transfer": _operation("transfer", TransferBody),
+        "retire": _operation("retire", RetireBody),
+        "cancel": _operation("cancel", CancelBody),
     },
     resource_type_field_name="op",
 )

@@ -16,7 +16,6 @@ cursor is the row's ``id``; for transfers, which exist only as ledger entries, t
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,10 +24,7 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    extend_schema,
-    extend_schema_field,
-)
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.renderers import StaticHTMLRenderer
 from rest_framework.request import Request
@@ -36,28 +32,35 @@ from rest_framework.response import Response
 
 from .. import selectors, services
 from ..actors import Actor
-from ..core import merkle
 from ..core.entry import decode_entry
 from ..core.quantity import format_tonnes
 from ..exceptions import NotFound
+from ..inputs import (
+    MAX_ID,
+    SHA256_HEX,
+    Body,
+    CancelBody,
+    RetireBody,
+    TonnesField,
+    TransferBody,
+    pattern,
+)
 from ..models import Account, Cancellation, EscrowHold, LedgerEntry, Retirement, Reversal
+from ..views import certificate_context
 from .base import (
     ID_PARAM as _ID,
 )
 from .base import (
-    JURISDICTION,
-    MAX_ID,
-    SHA256_HEX,
     BaseApi,
-    Body,
+    ListApi,
     PageSerializer,
     PublicApi,
-    TonnesField,
-    pattern,
+    RetrieveApi,
+    list_schema,
+    retrieve_schema,
 )
 from .base import on_one_path as _on_one_path
 from .base import page_of as _page_of
-from .base import page_rows as _page
 from .base import path_id as _path_id
 from .base import query as _query
 from .base import responses as _responses
@@ -214,12 +217,8 @@ class TransferListApi(BaseApi):
 class TransferCreateApi(BaseApi):
     required_scope = "transfer"
 
-    # Also the shape of a bulk "transfer" operation (ledger/apis/bulk.py mirrors it).
-    class InputSerializer(Body):
-        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        sender = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        recipient = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        quantity = TonnesField()
+    class InputSerializer(TransferBody):  # bulk import's "transfer" operations too
+        pass
 
     class OutputSerializer(TransferOutputSerializer):
         pass
@@ -258,29 +257,22 @@ class EscrowHoldOutputSerializer(serializers.Serializer):
     reference = serializers.CharField()
 
 
-class EscrowHoldListApi(BaseApi):
-    required_scope = "read"
+class EscrowHoldListApi(ListApi):
+    FilterSerializer = AccountBatchFilterSerializer
+    output = EscrowHoldOutputSerializer
 
-    class FilterSerializer(AccountBatchFilterSerializer):
-        pass
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[EscrowHold]:
+        return _filtered(_own(EscrowHold.objects.all(), actor), params)
 
-    @extend_schema(
-        operation_id="escrow_holds_list",
-        tags=["credits"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("EscrowHoldPage", EscrowHoldOutputSerializer)}, 400),
+    @list_schema(
+        "escrow_holds_list",
+        "credits",
+        AccountBatchFilterSerializer,
+        _page_of("EscrowHoldPage", EscrowHoldOutputSerializer),
     )
     def get(self, request: Request) -> Response:
         """The caller's escrow holds (an operator's key: all), spent ones included."""
-        params = _query(self.FilterSerializer, request)
-        qs = _filtered(_own(EscrowHold.objects.all(), self.actor(request)), params)
-        rows, next_after = _page(qs, params)
-        return Response(
-            {
-                "results": EscrowHoldOutputSerializer(rows, many=True).data,
-                "next_after": next_after,
-            }
-        )
+        return self.paged(request)
 
 
 class EscrowHoldCreateApi(BaseApi):
@@ -323,28 +315,17 @@ class EscrowHoldCreateApi(BaseApi):
 EscrowHoldsApi = _on_one_path("EscrowHoldsApi", EscrowHoldListApi, EscrowHoldCreateApi)
 
 
-def _escrow_hold(actor: Actor, raw: str) -> EscrowHold:
-    hold = (
-        EscrowHold.objects.select_related("account").filter(pk=_path_id(raw, "escrow hold")).first()
-    )
-    # Another organization's hold is reported exactly like a missing one: no existence leak.
-    if hold is None or not actor.may_act_for(hold.account.organization_id):
-        raise NotFound(f"escrow hold {raw} not found")
-    return hold
+class EscrowHoldRetrieveApi(RetrieveApi):
+    what = "escrow hold"
+    output = EscrowHoldOutputSerializer
 
+    def rows(self, actor: Actor) -> QuerySet[EscrowHold]:
+        return _own(EscrowHold.objects.all(), actor)
 
-class EscrowHoldRetrieveApi(BaseApi):
-    required_scope = "read"
-
-    @extend_schema(
-        operation_id="escrow_holds_retrieve",
-        tags=["credits"],
-        parameters=_ID,
-        responses=_responses({200: EscrowHoldOutputSerializer}, 404),
-    )
+    @retrieve_schema("escrow_holds_retrieve", "credits", EscrowHoldOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
         """One of the caller's escrow holds."""
-        return Response(EscrowHoldOutputSerializer(_escrow_hold(self.actor(request), pk)).data)
+        return self.one(request, pk)
 
 
 class EscrowHoldReleaseApi(BaseApi):
@@ -411,47 +392,33 @@ class RetirementListItemSerializer(_TimedSerializer, RetirementOutputSerializer)
     pass
 
 
-class RetirementListApi(BaseApi):
-    required_scope = "read"
+class RetirementListApi(ListApi):
+    FilterSerializer = AccountBatchFilterSerializer
+    output = RetirementListItemSerializer
 
-    class FilterSerializer(AccountBatchFilterSerializer):
-        pass
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Retirement]:
+        return _filtered(_own(Retirement.objects.select_related("batch__project"), actor), params)
 
-    @extend_schema(
-        operation_id="retirements_list",
-        tags=["credits"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("RetirementPage", RetirementListItemSerializer)}, 400),
+    def context(self, rows: list[Retirement]) -> dict[str, Any]:
+        return {"times": _entry_times(r.entry_seq for r in rows)}
+
+    @list_schema(
+        "retirements_list",
+        "credits",
+        AccountBatchFilterSerializer,
+        _page_of("RetirementPage", RetirementListItemSerializer),
     )
     def get(self, request: Request) -> Response:
         """The caller's retirements (an operator's key: all). Anyone's certificate can be read
         by its number."""
-        params = _query(self.FilterSerializer, request)
-        qs = _own(Retirement.objects.select_related("batch__project"), self.actor(request))
-        rows, next_after = _page(_filtered(qs, params), params)
-        times = _entry_times(r.entry_seq for r in rows)
-        return Response(
-            {
-                "results": RetirementListItemSerializer(
-                    rows, many=True, context={"times": times}
-                ).data,
-                "next_after": next_after,
-            }
-        )
+        return self.paged(request)
 
 
 class RetirementCreateApi(BaseApi):
     required_scope = "retire"
 
-    # Also the shape of a bulk "retire" operation (ledger/apis/bulk.py mirrors it).
-    class InputSerializer(Body):
-        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        account = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        quantity = TonnesField()
-        beneficiary = serializers.CharField(max_length=300)
-        purpose = serializers.CharField(max_length=300)
-        jurisdiction = pattern(JURISDICTION, help_text="ISO 3166-2, e.g. CN-ZJ")
-        reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    class InputSerializer(RetireBody):  # bulk import's "retire" operations too
+        pass
 
     @extend_schema(
         operation_id="retirements_create",
@@ -499,35 +466,30 @@ class CertificateSerializer(RetirementOutputSerializer):
     )
 
 
-def retirement_certificate(certificate: str) -> dict[str, Any]:
-    """Everything needed to check a retirement offline: the record, the entry's bytes and leaf
-    hash, and an inclusion proof against the latest signed checkpoint, with that checkpoint."""
-    retirement = (
-        Retirement.objects.select_related("batch__project").filter(certificate=certificate).first()
-    )
-    if retirement is None:
-        raise NotFound(f"retirement certificate {certificate} not found")
-    body = bytes(LedgerEntry.objects.get(seq=retirement.entry_seq).body)
-    out: dict[str, Any] = {
-        **RetirementOutputSerializer(retirement).data,
-        "entry_time": decode_entry(body).time,
-        "entry": body.decode(),
-        "entry_sha256": hashlib.sha256(body).hexdigest(),
-        "leaf_hash": base64.b64encode(merkle.leaf_hash(body)).decode(),
-        "inclusion_proof": None,
-        "checkpoint": None,
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _certificate(certificate: str) -> dict[str, Any]:
+    """``CertificateSerializer``'s shape: the record, the entry's bytes, hashes and proof."""
+    c = selectors.retirement_certificate(certificate=certificate)
+    proof = c.inclusion
+    return {
+        **RetirementOutputSerializer(c.retirement).data,
+        "entry_time": c.entry_time,
+        "entry": c.entry.decode(),
+        "entry_sha256": c.entry_hash.hex(),
+        "leaf_hash": _b64(c.leaf_hash),
+        "inclusion_proof": None
+        if proof is None
+        else {
+            "leaf_index": c.retirement.entry_seq,
+            "tree_size": proof.checkpoint.size,
+            "hashes": [_b64(h) for h in proof.hashes],
+            "root": _b64(bytes(proof.checkpoint.root)),
+        },
+        "checkpoint": None if proof is None else proof.checkpoint.note,
     }
-    checkpoint = selectors.checkpoint_latest()
-    if checkpoint is not None and checkpoint.size > retirement.entry_seq:
-        proof = selectors.inclusion_proof(retirement.entry_seq, checkpoint.size)
-        out["inclusion_proof"] = {
-            "leaf_index": retirement.entry_seq,
-            "tree_size": checkpoint.size,
-            "hashes": [base64.b64encode(h).decode() for h in proof],
-            "root": base64.b64encode(bytes(checkpoint.root)).decode(),
-        }
-        out["checkpoint"] = checkpoint.note
-    return out
 
 
 class RetirementCertificateApi(BaseApi):
@@ -543,7 +505,7 @@ class RetirementCertificateApi(BaseApi):
         everything needed to verify it offline: check the checkpoint's signature with the log's
         verifier key, then that the proof leads from the leaf hash to its root."""
         # _certificate's dict is already the CertificateSerializer's shape (the schema's).
-        return Response(retirement_certificate(certificate))
+        return Response(_certificate(certificate))
 
 
 class RetirementCertificatePageApi(PublicApi):
@@ -560,26 +522,12 @@ class RetirementCertificatePageApi(PublicApi):
     def get(self, request: Request, certificate: str) -> HttpResponse:
         """The certificate as a printable page; no key needed."""
         try:
-            context: dict[str, Any] = certificate_page(certificate)
+            context: dict[str, Any] = certificate_context(certificate)
             code = 200
         except NotFound:  # a person reads this page: answer in HTML, not the API's JSON
             context, code = {"c": None, "certificate": certificate}, 404
         html = render_to_string("ledger/certificate.html", context)
         return HttpResponse(html, status=code, content_type="text/html; charset=utf-8")
-
-
-def certificate_page(certificate: str) -> dict[str, Any]:
-    """What the printable certificate shows: the certificate and the verifier keys its
-    checkpoint is checked with (every key the ledger has signed with; the note names which)."""
-    from ledger.models import Ecosystem
-    from ledger.signing import trusted_verifiers
-
-    c = retirement_certificate(certificate)
-    return {
-        "c": c,
-        "ecosystem": Ecosystem.name_of(c["ecosystem"]),
-        "verifier_keys": [v.to_string() for v in trusted_verifiers()],
-    }
 
 
 # ---- cancellations ------------------------------------------------------------------------------
@@ -599,51 +547,33 @@ class CancellationListItemSerializer(_TimedSerializer, CancellationOutputSeriali
     pass
 
 
-class CancellationListApi(BaseApi):
-    required_scope = "read"
+class CancellationListApi(ListApi):
+    FilterSerializer = AccountBatchFilterSerializer
+    output = CancellationListItemSerializer
 
-    class FilterSerializer(AccountBatchFilterSerializer):
-        pass
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Cancellation]:
+        return _filtered(_own(Cancellation.objects.all(), actor), params)
 
-    @extend_schema(
-        operation_id="cancellations_list",
-        tags=["credits"],
-        parameters=[FilterSerializer],
-        responses=_responses(
-            {200: _page_of("CancellationPage", CancellationListItemSerializer)}, 400
-        ),
+    def context(self, rows: list[Cancellation]) -> dict[str, Any]:
+        return {"times": _entry_times(c.entry_seq for c in rows)}
+
+    @list_schema(
+        "cancellations_list",
+        "credits",
+        AccountBatchFilterSerializer,
+        _page_of("CancellationPage", CancellationListItemSerializer),
     )
     def get(self, request: Request) -> Response:
         """The caller's cancellations (an operator's key: all, buffer cancellations of
         reversals included)."""
-        params = _query(self.FilterSerializer, request)
-        qs = _own(Cancellation.objects.all(), self.actor(request))
-        rows, next_after = _page(_filtered(qs, params), params)
-        times = _entry_times(c.entry_seq for c in rows)
-        return Response(
-            {
-                "results": CancellationListItemSerializer(
-                    rows, many=True, context={"times": times}
-                ).data,
-                "next_after": next_after,
-            }
-        )
+        return self.paged(request)
 
 
 class CancellationCreateApi(BaseApi):
     required_scope = "cancel"
 
-    # Also the shape of a bulk "cancel" operation (ledger/apis/bulk.py mirrors it).
-    class InputSerializer(Body):
-        batch = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        account = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        quantity = TonnesField()
-        reason = serializers.CharField(
-            max_length=2000, help_text="why, e.g. exported to another registry"
-        )
-        destination = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default=""
-        )
+    class InputSerializer(CancelBody):  # bulk import's "cancel" operations too
+        pass
 
     @extend_schema(
         operation_id="cancellations_create",
@@ -700,35 +630,32 @@ def _reversal_context(reversals: list[Reversal]) -> dict[str, Any]:
     return {"cancellations": by_seq, "times": _entry_times(seqs)}
 
 
-class ReversalListApi(BaseApi):
-    required_scope = "read"
-
+class ReversalListApi(ListApi):
     class FilterSerializer(PageSerializer):
         project = serializers.IntegerField(
             min_value=1, max_value=MAX_ID, required=False, help_text="only this project's"
         )
 
-    @extend_schema(
-        operation_id="reversals_list",
-        tags=["credits"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("ReversalPage", ReversalOutputSerializer)}, 400),
-    )
-    def get(self, request: Request) -> Response:
-        """Every recorded reversal (public registry data)."""
-        params = _query(self.FilterSerializer, request)
+    output = ReversalOutputSerializer
+
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Reversal]:
         qs = Reversal.objects.all()
         if "project" in params:
             qs = qs.filter(project_id=params["project"])
-        rows, next_after = _page(qs, params)
-        return Response(
-            {
-                "results": ReversalOutputSerializer(
-                    rows, many=True, context=_reversal_context(rows)
-                ).data,
-                "next_after": next_after,
-            }
-        )
+        return qs
+
+    def context(self, rows: list[Reversal]) -> dict[str, Any]:
+        return _reversal_context(rows)
+
+    @list_schema(
+        "reversals_list",
+        "credits",
+        FilterSerializer,
+        _page_of("ReversalPage", ReversalOutputSerializer),
+    )
+    def get(self, request: Request) -> Response:
+        """Every recorded reversal (public registry data)."""
+        return self.paged(request)
 
 
 class ReversalRecordApi(BaseApi):

@@ -20,7 +20,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.urls import path
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,15 +31,21 @@ from rest_framework.response import Response
 from .. import services
 from ..actors import Actor
 from ..core import origin
-from ..core.quantity import (
-    QuantityError,
-    format_hectares,
-    format_share,
-    format_tonnes,
-    parse_hectares,
-    parse_share,
-)
+from ..core.quantity import format_tonnes
 from ..exceptions import NotFound, PermissionDenied
+from ..inputs import (
+    CODE,
+    JURISDICTION,
+    MAX_ID,
+    Body,
+    Described,
+    HectaresField,
+    IssueBody,
+    OriginRegistryField,
+    ShareField,
+    TonnesField,
+    pattern,
+)
 from ..models import (
     Account,
     Batch,
@@ -47,65 +56,14 @@ from ..models import (
     Project,
     StoragePathway,
 )
-from .base import (
-    CODE,
-    JURISDICTION,
-    MAX_ID,
-    SHA256_HEX,
-    BaseApi,
-    Body,
-    DecimalStringField,
-    Described,
-    PageSerializer,
-    TonnesField,
-    decimal_regex,
-    pattern,
-)
 from .base import ID_PARAM as _ID
+from .base import BaseApi, ListApi, PageSerializer, RetrieveApi, list_schema, retrieve_schema
 from .base import on_one_path as _on_one_path
-from .base import page as _page
 from .base import page_of as _page_of
 from .base import path_id as _path_id
-from .base import query as _query
 from .base import responses as _responses
 
 # ---- shared fields and helpers ------------------------------------------------------------------
-
-
-class HectaresField(DecimalStringField):
-    """Hectares with at most four decimals <-> integer square metres (more than 0, less than a
-    billion hectares: ``MAX_AREA_M2``)."""
-
-    what = "area"
-    example = "41.5"
-    places = 4
-    regex = decimal_regex(4, 9, zero=False)
-    output_regex = r"(0|[1-9][0-9]*)\.[0-9]{4}"
-
-    def parse(self, text: str) -> int:
-        m2 = parse_hectares(text)
-        if m2 == 0:
-            raise QuantityError("zero", "area must be greater than zero")
-        return m2
-
-    def format(self, value: int) -> str:
-        return format_hectares(value)
-
-
-class ShareField(DecimalStringField):
-    """A percentage, 0 to 100 with at most two decimals <-> integer basis points."""
-
-    what = "buffer share"
-    example = "20"
-    places = 2
-    regex = r"(100(\.0{1,2})?|[1-9]?[0-9](\.[0-9]{1,2})?)"
-    output_regex = r"(100|[1-9]?[0-9])\.[0-9]{2}"
-
-    def parse(self, text: str) -> int:
-        return parse_share(text)
-
-    def format(self, value: int) -> str:
-        return format_share(value)
 
 
 _GEOMETRY_TYPES = (
@@ -119,7 +77,7 @@ _GEOMETRY_TYPES = (
 
 
 def _geometry_schema() -> dict[str, Any]:
-    """RFC 7946 §3.1 as ``services._geometry`` takes it: each type's nesting of positions; a
+    """RFC 7946 §3.1 as ``services.checks._geometry`` takes it: each type's nesting of positions; a
     position is a longitude and a latitude (and an altitude), each a decimal string of at most
     12 decimals or a small integer. What JSON Schema cannot say, the service still checks:
     latitudes within ±90 and polygon rings that end where they start."""
@@ -185,18 +143,6 @@ class GeometryField(Described, serializers.JSONField):
         }
 
 
-@extend_schema_field(
-    {"type": "string", "enum": ["", *(r.code for r in origin.REGISTRIES)], "maxLength": 64}
-)
-class OriginRegistryField(serializers.CharField):
-    """A registry of origin: the list's code (``ledger/core/origin.py``). The service also takes
-    its aliases and other spellings, and the handles of this ledger's own registries, which the
-    schema leaves out: it states the canonical codes."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=64, required=False, allow_blank=True, default="", **kwargs)
-
-
 # ---- organization and accounts ------------------------------------------------------------------
 
 
@@ -251,22 +197,21 @@ class OrganizationRetrieveApi(BaseApi):
         return Response(self.OutputSerializer(org).data)
 
 
-class AccountListApi(BaseApi):
-    required_scope = "read"
+class AccountListApi(ListApi):
+    output = AccountOutputSerializer
 
-    class FilterSerializer(PageSerializer):
-        pass
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Account]:
+        return _accounts_visible(actor)
 
-    @extend_schema(
-        operation_id="accounts_list",
-        tags=["registry"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("AccountPage", AccountOutputSerializer)}, 400),
+    @list_schema(
+        "accounts_list",
+        "registry",
+        PageSerializer,
+        _page_of("AccountPage", AccountOutputSerializer),
     )
     def get(self, request: Request) -> Response:
         """The caller's organization's accounts (an operator's key: every account)."""
-        params = _query(self.FilterSerializer, request)
-        return _page(_accounts_visible(self.actor(request)), params, AccountOutputSerializer)
+        return self.paged(request)
 
 
 class AccountOpenApi(BaseApi):
@@ -299,34 +244,25 @@ class AccountOpenApi(BaseApi):
         return self.idempotent(request, run)
 
 
-class AccountRetrieveApi(BaseApi):
-    required_scope = "read"
+class AccountRetrieveApi(RetrieveApi):
+    what = "account"
 
     class OutputSerializer(AccountOutputSerializer):
         holdings = HoldingOutputSerializer(
             many=True, source="positions", help_text="non-zero positions, by id"
         )
 
-    @extend_schema(
-        operation_id="accounts_retrieve",
-        tags=["registry"],
-        parameters=_ID,
-        responses=_responses({200: OutputSerializer}, 404),
-    )
+    output = OutputSerializer
+
+    def rows(self, actor: Actor) -> QuerySet[Account]:
+        positions = Prefetch("holdings", _holdings_visible(actor).order_by("pk"), "positions")
+        return _accounts_visible(actor).prefetch_related(positions)
+
+    @retrieve_schema("accounts_retrieve", "registry", OutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
         """One of the caller's accounts with what it holds. For an account with very many
         positions, page through ``GET /holdings?account=<id>`` instead."""
-        actor = self.actor(request)
-        positions = Prefetch("holdings", _holdings_visible(actor).order_by("pk"), "positions")
-        account = (
-            _accounts_visible(actor)
-            .prefetch_related(positions)
-            .filter(pk=_path_id(pk, "account"))
-            .first()
-        )
-        if account is None:
-            raise NotFound(f"account {pk} not found")
-        return Response(self.OutputSerializer(account).data)
+        return self.one(request, pk)
 
 
 # ---- methodologies ------------------------------------------------------------------------------
@@ -343,39 +279,34 @@ class MethodologyOutputSerializer(serializers.Serializer):
     )
 
 
-class MethodologyListApi(BaseApi):
-    required_scope = "read"
+class MethodologyListApi(ListApi):
+    output = MethodologyOutputSerializer
 
-    class FilterSerializer(PageSerializer):
-        pass
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Methodology]:
+        return Methodology.objects.all()
 
-    @extend_schema(
-        operation_id="methodologies_list",
-        tags=["registry"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("MethodologyPage", MethodologyOutputSerializer)}, 400),
+    @list_schema(
+        "methodologies_list",
+        "registry",
+        PageSerializer,
+        _page_of("MethodologyPage", MethodologyOutputSerializer),
     )
     def get(self, request: Request) -> Response:
         """The methodologies a project may declare (reference data, public)."""
-        params = _query(self.FilterSerializer, request)
-        return _page(Methodology.objects.all(), params, MethodologyOutputSerializer)
+        return self.paged(request)
 
 
-class MethodologyRetrieveApi(BaseApi):
-    required_scope = "read"
+class MethodologyRetrieveApi(RetrieveApi):
+    what = "methodology"
+    output = MethodologyOutputSerializer
 
-    @extend_schema(
-        operation_id="methodologies_retrieve",
-        tags=["registry"],
-        parameters=_ID,
-        responses=_responses({200: MethodologyOutputSerializer}, 404),
-    )
+    def rows(self, actor: Actor) -> QuerySet[Methodology]:
+        return Methodology.objects.all()
+
+    @retrieve_schema("methodologies_retrieve", "registry", MethodologyOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
         """One methodology (public)."""
-        methodology = Methodology.objects.filter(pk=_path_id(pk, "methodology")).first()
-        if methodology is None:
-            raise NotFound(f"methodology {pk} not found")
-        return Response(MethodologyOutputSerializer(methodology).data)
+        return self.one(request, pk)
 
 
 # ---- projects -----------------------------------------------------------------------------------
@@ -407,9 +338,7 @@ def _project(pk: str) -> Project:
     return found
 
 
-class ProjectListApi(BaseApi):
-    required_scope = "read"
-
+class ProjectListApi(ListApi):
     class FilterSerializer(PageSerializer):
         ecosystem = serializers.ChoiceField(choices=Ecosystem.values, required=False)
         jurisdiction = pattern(
@@ -424,15 +353,9 @@ class ProjectListApi(BaseApi):
         developer = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
         registry = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
-    @extend_schema(
-        operation_id="projects_list",
-        tags=["registry"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("ProjectPage", ProjectOutputSerializer)}, 400),
-    )
-    def get(self, request: Request) -> Response:
-        """Every registry's projects (public), filtered."""
-        params = _query(self.FilterSerializer, request)
+    output = ProjectOutputSerializer
+
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Project]:
         qs = Project.objects.select_related("methodology")
         for name in ("ecosystem", "status"):
             if name in params:
@@ -451,7 +374,17 @@ class ProjectListApi(BaseApi):
             if method.isascii() and method.isdigit() and len(method) <= 18:
                 match |= Q(methodology_id=int(method))
             qs = qs.filter(match)
-        return _page(qs, params, ProjectOutputSerializer)
+        return qs
+
+    @list_schema(
+        "projects_list",
+        "registry",
+        FilterSerializer,
+        _page_of("ProjectPage", ProjectOutputSerializer),
+    )
+    def get(self, request: Request) -> Response:
+        """Every registry's projects (public), filtered."""
+        return self.paged(request)
 
 
 class ProjectRegisterApi(BaseApi):
@@ -517,18 +450,17 @@ class ProjectRegisterApi(BaseApi):
         return self.idempotent(request, run)
 
 
-class ProjectRetrieveApi(BaseApi):
-    required_scope = "read"
+class ProjectRetrieveApi(RetrieveApi):
+    what = "project"
+    output = ProjectOutputSerializer
 
-    @extend_schema(
-        operation_id="projects_retrieve",
-        tags=["registry"],
-        parameters=_ID,
-        responses=_responses({200: ProjectOutputSerializer}, 404),
-    )
+    def rows(self, actor: Actor) -> QuerySet[Project]:
+        return Project.objects.select_related("methodology")
+
+    @retrieve_schema("projects_retrieve", "registry", ProjectOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
         """One project (public)."""
-        return Response(ProjectOutputSerializer(_project(pk)).data)
+        return self.one(request, pk)
 
 
 class ProjectUpdateApi(BaseApi):
@@ -619,23 +551,15 @@ class BatchOutputSerializer(serializers.Serializer):
         return format_tonnes(batch.issued - batch.retired - batch.cancelled)
 
 
-class BatchListApi(BaseApi):
-    required_scope = "read"
-
+class BatchListApi(ListApi):
     class FilterSerializer(PageSerializer):
         project = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
         vintage = serializers.IntegerField(min_value=1990, max_value=2200, required=False)
         ecosystem = serializers.ChoiceField(choices=Ecosystem.values, required=False)
 
-    @extend_schema(
-        operation_id="batches_list",
-        tags=["registry"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("BatchPage", BatchOutputSerializer)}, 400),
-    )
-    def get(self, request: Request) -> Response:
-        """Every issued batch (public), with its totals."""
-        params = _query(self.FilterSerializer, request)
+    output = BatchOutputSerializer
+
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Batch]:
         qs = Batch.objects.all()
         if "project" in params:
             qs = qs.filter(project_id=params["project"])
@@ -643,42 +567,21 @@ class BatchListApi(BaseApi):
             qs = qs.filter(vintage=params["vintage"])
         if "ecosystem" in params:
             qs = qs.filter(project__ecosystem=params["ecosystem"])
-        return _page(qs, params, BatchOutputSerializer)
+        return qs
+
+    @list_schema(
+        "batches_list", "registry", FilterSerializer, _page_of("BatchPage", BatchOutputSerializer)
+    )
+    def get(self, request: Request) -> Response:
+        """Every issued batch (public), with its totals."""
+        return self.paged(request)
 
 
 class BatchIssueApi(BaseApi):
     required_scope = "issue"
 
-    class InputSerializer(Body):
-        project = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-        monitoring_start = serializers.DateField(help_text="ISO 8601 date")
-        monitoring_end = serializers.DateField(help_text="ISO 8601 date, inclusive")
-        vintage = serializers.IntegerField(
-            min_value=1990, max_value=2200, required=False, help_text="default: the end's year"
-        )
-        verification_body = serializers.CharField(max_length=200)
-        verification_report_sha256 = pattern(SHA256_HEX)
-        quantity = TonnesField(help_text="tonnes CO2e issued, buffer share included")
-        buffer_share = ShareField()
-        holder = serializers.IntegerField(
-            min_value=1, max_value=MAX_ID, help_text="the holding account credited"
-        )
-        origin_registry = OriginRegistryField(
-            help_text=(
-                "for credits imported from another registry (a code as for projects); "
-                "default: the project's"
-            ),
-        )
-        origin_tx_id = serializers.CharField(
-            max_length=128,
-            required=False,
-            allow_null=True,
-            default=None,
-            help_text=(
-                "the issuance's id there; each is issued once, whatever its spelling (compared "
-                "after normalisation, as origin ids)"
-            ),
-        )
+    class InputSerializer(IssueBody):  # bulk import's "issue" operations too
+        pass
 
     @extend_schema(
         operation_id="batches_issue",
@@ -701,52 +604,49 @@ class BatchIssueApi(BaseApi):
         return self.idempotent(request, run)
 
 
-class BatchRetrieveApi(BaseApi):
-    required_scope = "read"
+class BatchRetrieveApi(RetrieveApi):
+    what = "batch"
+    output = BatchOutputSerializer
 
-    @extend_schema(
-        operation_id="batches_retrieve",
-        tags=["registry"],
-        parameters=_ID,
-        responses=_responses({200: BatchOutputSerializer}, 404),
-    )
+    def rows(self, actor: Actor) -> QuerySet[Batch]:
+        return Batch.objects.all()
+
+    @retrieve_schema("batches_retrieve", "registry", BatchOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
         """One batch (public), with its totals."""
-        batch = Batch.objects.filter(pk=_path_id(pk, "batch")).first()
-        if batch is None:
-            raise NotFound(f"batch {pk} not found")
-        return Response(BatchOutputSerializer(batch).data)
+        return self.one(request, pk)
 
 
-# BatchesApi.InputSerializer is BatchIssueApi's: ledger/bulk.py validates issue operations with it.
 BatchesApi = _on_one_path("BatchesApi", BatchListApi, BatchIssueApi)
 
 
 # ---- holdings -----------------------------------------------------------------------------------
 
 
-class HoldingListApi(BaseApi):
-    required_scope = "read"
-
+class HoldingListApi(ListApi):
     class FilterSerializer(PageSerializer):
         account = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
         batch = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
-    @extend_schema(
-        operation_id="holdings_list",
-        tags=["registry"],
-        parameters=[FilterSerializer],
-        responses=_responses({200: _page_of("HoldingPage", HoldingOutputSerializer)}, 400),
-    )
-    def get(self, request: Request) -> Response:
-        """The caller's organization's non-zero positions (an operator's key: everyone's)."""
-        params = _query(self.FilterSerializer, request)
-        qs = _holdings_visible(self.actor(request))
+    output = HoldingOutputSerializer
+
+    def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Holding]:
+        qs = _holdings_visible(actor)
         if "account" in params:
             qs = qs.filter(account_id=params["account"])
         if "batch" in params:
             qs = qs.filter(batch_id=params["batch"])
-        return _page(qs, params, HoldingOutputSerializer)
+        return qs
+
+    @list_schema(
+        "holdings_list",
+        "registry",
+        FilterSerializer,
+        _page_of("HoldingPage", HoldingOutputSerializer),
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's organization's non-zero positions (an operator's key: everyone's)."""
+        return self.paged(request)
 
 
 AccountsApi = _on_one_path("AccountsApi", AccountListApi, AccountOpenApi)

@@ -51,9 +51,9 @@ class SessionScheme(OpenApiAuthenticationExtension):
 
 
 class DescribedFieldScheme(OpenApiSerializerFieldExtension):
-    """Fields that state their own schema (``base.Described``): decimal strings, geometries."""
+    """Fields that state their own schema (``inputs.Described``): decimal strings, geometries."""
 
-    target_class = "ledger.apis.base.Described"
+    target_class = "ledger.inputs.Described"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
