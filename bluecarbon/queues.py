@@ -86,6 +86,7 @@ def isolated(prefix: str) -> dict[str, str]:
 
 def queue_for(kind: str) -> str:
     """The queue a task of this kind goes to now (the default queue's name for "")."""
+    # Here, not at the top: the settings module imports this one (the module's docstring).
     from django.conf import settings
 
     from .celery import app

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .exceptions import PermissionDenied
+from .models import Membership, Role
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
@@ -27,9 +30,6 @@ class Actor:
 
     @classmethod
     def for_user(cls, user: AbstractBaseUser | AnonymousUser) -> Actor:
-        from .exceptions import PermissionDenied
-        from .models import Membership, Role
-
         if not user.is_authenticated or user.pk is None:
             raise PermissionDenied("sign in first")
         membership = (

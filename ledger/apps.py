@@ -4,6 +4,10 @@ from typing import Any
 
 from celery.signals import worker_init
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from bluecarbon.queues import queue_for
 
 
 def _checkpoint_key_present(sender: Any = None, **kwargs: Any) -> None:
@@ -12,10 +16,6 @@ def _checkpoint_key_present(sender: Any = None, **kwargs: Any) -> None:
     without the checkpoint key, rather than at the first checkpoint. A worker of other queues
     only (auctions, witnesses, webhooks) does not sign. ``SystemExit``: Celery logs and ignores
     any ``Exception`` a signal handler raises."""
-    from django.conf import settings
-
-    from bluecarbon.queues import queue_for
-
     if not settings.PRODUCTION or settings.LEDGER_SIGNING_KEY_FILE.exists():
         return
     queue = queue_for("checkpoints")
@@ -32,10 +32,9 @@ class LedgerConfig(AppConfig):
     verbose_name = "Registry and ledger"
 
     def ready(self) -> None:
-        from django.conf import settings
-        from django.core.exceptions import ImproperlyConfigured
-
-        from .apis import schema  # noqa: F401  (registers the OpenAPI auth extensions)
+        # Registers the OpenAPI extensions. Here, not at the top: it imports the models, which
+        # Django loads after this module.
+        from .apis import schema  # noqa: F401
 
         # The checkpoint key lives only where checkpoints are signed: a web process never reads
         # it (receipts have a key of their own), so only a worker refuses to start without it.

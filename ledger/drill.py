@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bluecarbon_audit.testing import start_witness
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
@@ -484,8 +485,6 @@ def _set_stage(
 def _witnesses_start(
     stage: _Stage, directory: Path, trusted: list[str], processes: list[Any]
 ) -> None:
-    from bluecarbon_audit.testing import start_witness
-
     lines = []
     for name in WITNESSES:
         w = start_witness(

@@ -23,9 +23,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from kombu.exceptions import ChannelError
 
 from . import operations, webhooks
 
@@ -199,9 +201,6 @@ def queue_depths(queues: list[str]) -> dict[str, int] | None:
     priority lists on Redis, message files on the embedded file-system broker. None when the
     broker cannot be reached. A message a worker has taken (and not yet acknowledged) is not
     waiting any more and is not counted."""
-    from celery import current_app
-    from kombu.exceptions import ChannelError
-
     depths: dict[str, int] = {}
     try:
         with current_app.connection_for_read(

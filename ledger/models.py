@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 
 class Role(models.TextChoices):
@@ -59,8 +60,6 @@ class Ecosystem(models.TextChoices):
         """An ecosystem's code (as stored and in the ledger) as its name in the reader's
         language (the labels are in the catalog through portal/labels.py); an unknown code as
         it is."""
-        from django.utils.translation import gettext
-
         try:
             return gettext(cls(code).label)
         except ValueError:

@@ -1,6 +1,7 @@
 """The registry's operational state: what ``/healthz``, ``/metrics`` and the operators' and
-auditors' banners report, and its two writes (a worker's heartbeat, an operator acknowledging a
-signer alarm). Nothing here is ledger state. See ``docs/operations.md``.
+auditors' banners report, and its housekeeping writes (a worker's heartbeat, an operator
+acknowledging a signer alarm, forgetting old Idempotency-Key records). Nothing here is ledger
+state. See ``docs/operations.md``.
 
 What is checked, and why each threshold is a lag rather than a snapshot:
 
@@ -39,15 +40,18 @@ from django.db import connection
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from .core.entry import EntryError, decode_entry
 from .models import (
     Checkpoint,
     CheckpointCosignature,
+    IdempotencyRecord,
     LedgerEntry,
     LedgerHead,
     SignerAlarm,
     WitnessRefusal,
     WorkerHeartbeat,
 )
+from .witnesses import cosigned_note, policy
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,9 @@ log = logging.getLogger(__name__)
 WITNESS_LOOKBACK = 20
 # A worker's row not refreshed for this long is a worker that is gone: forgotten.
 HEARTBEAT_FORGET_AFTER = dt.timedelta(days=7)
+# An Idempotency-Key record (ledger/apis/idempotency.py) older than this is forgotten (beat runs
+# the expiry hourly).
+IDEMPOTENCY_KEEP_FOR = dt.timedelta(hours=48)
 
 
 # ---- writes --------------------------------------------------------------------------------
@@ -83,6 +90,14 @@ def signer_alarms_acknowledge(*, alarms: Iterable[int], by: str) -> int:
     if done:
         log.warning("%d checkpoint signer alarm(s) acknowledged by %s", done, by)
     return done
+
+
+def idempotency_records_expire() -> int:
+    """Forget the Idempotency-Key records older than ``IDEMPOTENCY_KEEP_FOR``; returns how many.
+    A request retried after that would apply again."""
+    cutoff = timezone.now() - IDEMPOTENCY_KEEP_FOR
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 # ---- reads ---------------------------------------------------------------------------------
@@ -149,8 +164,6 @@ def checkpoint_status(now: dt.datetime) -> CheckpointStatus:
 
 
 def _entry_time(body: bytes) -> dt.datetime | None:
-    from .core.entry import EntryError, decode_entry
-
     try:
         return dt.datetime.fromisoformat(decode_entry(body).time)
     except (EntryError, ValueError):
@@ -185,8 +198,6 @@ def standing_refusals(witnesses: Iterable[str]) -> dict[str, tuple[int, int]]:
 
 
 def witness_status(now: dt.datetime) -> WitnessStatus:
-    from .witnesses import cosigned_note, policy
-
     try:
         p = policy()
     except ImproperlyConfigured:
@@ -414,8 +425,6 @@ def alerts(now: dt.datetime | None = None) -> list[Alert]:
         out.append(
             Alert("signer", {"count": s.unacknowledged, "latest": s.latest_unacknowledged_at})
         )
-    from .witnesses import policy
-
     try:
         p = policy()
     except ImproperlyConfigured:

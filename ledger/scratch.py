@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
+from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.utils import load_backend
 from psycopg import errors, sql
@@ -168,7 +169,6 @@ def in_thread(work: Callable[[], T], *, cancel: threading.Event | None = None) -
 
 def migrate(name: str) -> None:
     """This code's migrations on the empty database ``name``."""
-    from django.core.management import call_command
 
     def run() -> None:
         with using(name):

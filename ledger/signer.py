@@ -45,6 +45,8 @@ from .core.note import Checkpoint as CheckpointBody
 from .core.note import NoteError, checkpoint_open, checkpoint_sign
 from .entry_auth import entry_key
 from .models import Checkpoint, LedgerEntry, LedgerHead, SignerAlarm, TreeHead
+from .signing import get_signer, trusted_verifiers
+from .witnesses import policy
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +240,6 @@ def checkpoint_sign_new(up_to: int | None = None) -> Checkpoint | None:
     """Sign a checkpoint over every committed entry (the first ``up_to`` of them, if given: the
     size the stored tree reached, so that the tree serves every proof of the checkpoint), if
     there are new ones. Idempotent."""
-    from .signing import get_signer
-
     path = state_path()
     with _locked(path):
         try:
@@ -311,8 +311,6 @@ def signer_initialise(path: Path, note: str | None, *, development: bool = False
     size are read and must hash to its root, which must verify with a trusted key. Without a
     note, only an empty ledger (or, ``development``, whatever the database holds). Used by
     ``manage.py ledger_signer_init`` and, in development, when the state is missing."""
-    from .signing import trusted_verifiers
-
     if note is None and not development and LedgerEntry.objects.exists():
         raise SignerRefused(
             "the ledger is not empty: name the checkpoint to start from (--checkpoint), the "
@@ -329,8 +327,6 @@ def signer_initialise(path: Path, note: str | None, *, development: bool = False
             ) from None
         size, root = body.size, body.root
         key = (opened.verified[0].name, opened.verified[0].key_hash.hex())
-        from .witnesses import policy
-
         witness_policy = policy()
         # Where witnesses run, the checkpoint to start from is one they vouched for, not one
         # the database (or whoever writes it) offers.

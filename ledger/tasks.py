@@ -4,7 +4,11 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from .operations import idempotency_records_expire, worker_heartbeat_record
+from .services import ledger_checkpoint_issue
 from .signer import SignerRefused
+from .webhooks import webhook_endpoint_send, webhooks_dispatch, webhooks_schedule
+from .witnesses import checkpoint_witness
 
 
 @shared_task(
@@ -19,8 +23,6 @@ from .signer import SignerRefused
 def ledger_checkpoint_task() -> int | None:
     """Sign a checkpoint over everything committed so far. Idempotent: a second run, or one
     racing another worker, finds the checkpoint already there and does nothing."""
-    from .services import ledger_checkpoint_issue
-
     checkpoint = ledger_checkpoint_issue()
     return checkpoint.size if checkpoint else None
 
@@ -30,8 +32,6 @@ def webhooks_dispatch_task() -> int:
     """Turn new ledger entries into webhook deliveries, then give each endpoint with
     deliveries due a sender (idempotent; kicked after writes, and beat runs it too). On the
     webhooks queue, like the senders."""
-    from .webhooks import webhooks_dispatch, webhooks_schedule
-
     created = webhooks_dispatch()
     webhooks_schedule()
     return len(created)
@@ -42,8 +42,6 @@ def webhook_endpoint_send_task(endpoint_id: int, token: str) -> int:
     """One endpoint's sender, holding its lease ``token``: a bounded batch of its due
     deliveries, in ledger order; then the endpoint is scheduled again (ledger/webhooks.py).
     Delivered twice or late, it finds its lease taken over and sends nothing."""
-    from .webhooks import webhook_endpoint_send
-
     return webhook_endpoint_send(endpoint=endpoint_id, token=token)
 
 
@@ -57,8 +55,6 @@ def webhook_deliver_task(delivery_id: int) -> None:
 @shared_task(acks_late=True)
 def idempotency_records_expire_task() -> int:
     """Forget Idempotency-Key records older than 48 hours (they are kept at least 24)."""
-    from .apis.idempotency import idempotency_records_expire
-
     return idempotency_records_expire()
 
 
@@ -67,8 +63,6 @@ def witness_submit_task() -> list[str]:
     """Submit the latest checkpoint to every witness of the policy that has not cosigned it
     (idempotent; enqueued after each checkpoint, and beat runs it as the backstop). A witness
     that cannot be reached is tried again at the next run; a refusal is recorded."""
-    from .witnesses import checkpoint_witness
-
     return [f"{o.witness}: {o.status}" for o in checkpoint_witness()]
 
 
@@ -77,6 +71,4 @@ def worker_heartbeat_task(self: Task[Any, Any], queue: str) -> None:
     """Beat sends one to each queue of WORKER_QUEUES (naming the queue, since a message does not
     reliably say which queue it came from); the worker that runs it records that it is alive
     there. Idempotent: an upsert of one row."""
-    from .operations import worker_heartbeat_record
-
     worker_heartbeat_record(queue=queue, worker=self.request.hostname or "unknown")

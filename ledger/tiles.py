@@ -17,6 +17,7 @@ read here is correct forever once it exists; what exists is bounded by the store
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from bluecarbon_audit.tiles import TILE_HEIGHT, TileRef, encode_bundle
 from django.conf import settings
@@ -84,8 +85,6 @@ def checkpoints(from_size: int = 0) -> Iterator[Checkpoint]:
 
 def witness_policy_text() -> str | None:
     """The witness policy this log publishes (the operator's C2SP tlog-policy file), if any."""
-    from pathlib import Path
-
     configured = settings.LEDGER_WITNESS_POLICY_FILE
     if not configured:
         return None

@@ -40,7 +40,16 @@ from bluecarbon_audit.tiledir import write_atomic
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import entry_types, records, selectors, signer, verify_nodes, verify_parallel, witnesses
+from . import (
+    entry_types,
+    records,
+    selectors,
+    signer,
+    triggers,
+    verify_nodes,
+    verify_parallel,
+    witnesses,
+)
 from .core import merkle
 from .core.entry import ZERO_HASH
 from .core.note import NoteError, Verifier, checkpoint_open
@@ -118,8 +127,6 @@ def verify_ledger(
 ) -> Report:
     """Verify everything; raise ``VerificationError`` naming the first problem found."""
     origin = origin or settings.LEDGER_ORIGIN
-    from . import triggers
-
     if not triggers.installed(connection):
         raise VerificationError(
             "the append-only triggers are missing or disabled: the database no longer refuses "

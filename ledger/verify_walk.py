@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 from . import entry_types, verify_nodes
@@ -69,8 +70,6 @@ def stream_rows(
 ) -> Generator[tuple[Any, ...], None, None]:
     """Rows of ``sql``, fetched ``chunk`` at a time (a server-side cursor on PostgreSQL)."""
     if connection.vendor == "postgresql":
-        import psycopg
-
         connection.ensure_connection()
         cursor = connection.connection.cursor(name=f"verify_{next(_cursor_names)}", binary=True)
         try:

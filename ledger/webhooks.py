@@ -71,7 +71,14 @@ from . import egress, entry_types, jobs, locks
 from .actors import Actor
 from .core.entry import decode_entry
 from .exceptions import Conflict, ErrorCode, InvalidInput, NotFound
-from .models import Account, LedgerEntry, Project, WebhookDelivery, WebhookEndpoint
+from .models import (
+    Account,
+    EscrowHold,
+    LedgerEntry,
+    Project,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "BlueCarbon-Signature"
@@ -329,8 +336,6 @@ def webhooks_dispatch() -> list[int]:
             entry = decode_entry(bytes(e.body))
             accounts, projects, orgs = _touches(entry.data)
             if entry.type == "escrow.release" or entry.type == "escrow.deliver":
-                from .models import EscrowHold
-
                 hold_id = entry.data.get("hold")
                 hold = EscrowHold.objects.filter(pk=hold_id).first() if hold_id else None
                 if hold:

@@ -7,6 +7,7 @@ and replays it. Failed requests store nothing (they changed nothing), so a retry
 
 Keys are scoped per organization, as payment APIs scope them per account: a retry sent with
 another key of the same organization (rotated meanwhile) replays; it does not apply twice.
+Records are forgotten after 48 hours (``ledger/operations.py``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -28,7 +27,6 @@ from ..models import IdempotencyRecord
 from .auth import ApiKeyPrincipal
 
 HEADER = "Idempotency-Key"
-KEEP_FOR = timedelta(hours=48)
 
 
 def _owner(request: Request) -> str:
@@ -96,9 +94,3 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
         record.response = json.loads(json.dumps(response.data, cls=JSONEncoder))
         record.save(update_fields=["status_code", "response"])
         return response
-
-
-def idempotency_records_expire() -> int:
-    cutoff = timezone.now() - KEEP_FOR
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted

@@ -140,8 +140,8 @@ def test_old_idempotency_records_expire(world, client_for):
 
     from django.utils import timezone
 
-    from ledger.apis.idempotency import idempotency_records_expire
     from ledger.models import IdempotencyRecord
+    from ledger.operations import idempotency_records_expire
 
     b = world.issue()
     client_for(world.developer).post(

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ledger.core.note import NoteError
+from ledger.core.note import NoteError, Verifier
 from ledger.signing import trusted_verifiers
 from ledger.verify import VerificationError, verify_ledger
 
@@ -127,6 +127,4 @@ class Command(BaseCommand):
 
 
 def _parse_keys(lines: list[str]) -> list[Any]:
-    from ledger.core.note import Verifier
-
     return [Verifier.from_string(line) for line in lines]
