@@ -33,6 +33,7 @@ from ledger.core.quantity import (
     format_tonnes,
 )
 from ledger.exceptions import ErrorCode
+from ledger.mail import Mail, mail_enqueue
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
 from . import jobs, keys, locks, receipts, records, trustees
@@ -1124,10 +1125,9 @@ def award_default(*, actor: Actor, award: int, reason: str = "payment not receiv
 
 
 def auction_notify(*, auction: int) -> int:
-    """Tell each bidder's users how the auction ended, once. Mail goes out before the mark
-    commits, so a crash in between repeats it rather than losing it (at least once)."""
-    from django.core.mail import send_mass_mail
-
+    """Tell each bidder's users how the auction ended, once: the mails go to the outbox with
+    the mark, in one transaction, and are sent after it commits (``ledger/mail.py``), not while
+    the auction's row is locked. Returns how many mails were written."""
     with transaction.atomic():
         a = _auction(auction)
         if a.state not in (State.SETTLED, State.CANCELLED, State.FAILED) or a.notified_at:
@@ -1138,7 +1138,7 @@ def auction_notify(*, auction: int) -> int:
         for m in Membership.objects.filter(organization_id__in=bidders).select_related("user"):
             if m.user.email:
                 emails.setdefault(m.organization_id, []).append(m.user.email)
-        messages = []
+        mails = []
         for bidder_id in bidders:
             if not emails.get(bidder_id):
                 continue
@@ -1154,10 +1154,8 @@ def auction_notify(*, auction: int) -> int:
                 )
             else:
                 body = f"Auction {a.pk} ({a.title}) has cleared. Your bids won nothing."
-            messages.append(
-                (f"Auction {a.pk}: result", body, settings.DEFAULT_FROM_EMAIL, emails[bidder_id])
-            )
-        sent = send_mass_mail(messages, fail_silently=False) if messages else 0
+            mails.append(Mail(to=emails[bidder_id], subject=f"Auction {a.pk}: result", body=body))
+        written = mail_enqueue(mails=mails)
         a.notified_at = timezone.now()
         a.save(update_fields=["notified_at"])
-        return sent
+        return written

@@ -34,6 +34,7 @@ NOT_DERIVED = {
     "ledger.IdempotencyRecord": "stored API responses for retried requests, expired after 48 h",
     "ledger.WebhookEndpoint": "delivery configuration of an organization",
     "ledger.WebhookDelivery": "delivery bookkeeping; what is delivered is the ledger's entries",
+    "ledger.OutboxMail": "mail to send after the change it tells of (auction results)",
     "ledger.SignerAlarm": "operational: the signer's refusals, shown to operators",
     "ledger.WitnessRefusal": "operational: witnesses' refusals, shown to operators",
     "ledger.WorkerHeartbeat": "operational: when a worker was last heard from",

@@ -526,7 +526,24 @@ class WebhookEndpoint(models.Model):
         return self.url
 
 
-class WebhookDelivery(models.Model):
+class Outbound(models.Model):
+    """Work sent to someone else's server (a webhook delivery, a mail), row by row, at least
+    once: what ``ledger/claims.py`` claims and records attempts on."""
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When a pending row may be sent (at once, or after a failed attempt's backoff), or, while
+    # a sender sends it, when that send must have ended: a sender claims it by a compare-and-set
+    # on this field, so a row is never sent twice at the same time, and one whose sender died
+    # is due again once the claim has run out.
+    due_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class WebhookDelivery(Outbound):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         DELIVERED = "delivered", "Delivered"
@@ -537,16 +554,8 @@ class WebhookDelivery(models.Model):
     )
     entry_seq = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # When a pending delivery may be sent (at once, or after a failed attempt's backoff), or,
-    # while a sender sends it, when that send must have ended: a sender claims it by a
-    # compare-and-set on this field, so a delivery is never sent twice at the same time, and
-    # one whose sender died is due again once the claim has run out.
-    due_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["pk"]
@@ -564,6 +573,33 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery of {self.entry_seq} to {self.endpoint_id}"
+
+
+class OutboxMail(Outbound):
+    """A mail to send, written in the transaction of the change it tells of (an outbox): it
+    exists exactly when that change committed, and nothing is sent while the change's locks are
+    held. A task sends it after the commit (``ledger/mail.py``). Not ledger state."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (gave up)"
+
+    to = models.JSONField(help_text="the recipients' addresses")
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    from_email = models.CharField(max_length=254)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        # The sender's query: pending mail by due time (not a partial index: see
+        # WebhookDelivery's).
+        indexes = [models.Index(fields=["status", "due_at"], name="outboxmail_next_due")]
+
+    def __str__(self) -> str:
+        return f"mail {self.pk}: {self.subject}"
 
 
 class SignerAlarm(models.Model):

@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
 
+from .mail import mail_send_due
 from .operations import idempotency_records_expire, worker_heartbeat_record
 from .services import ledger_checkpoint_issue
 from .signer import SignerRefused
@@ -56,6 +58,21 @@ def webhook_deliver_task(delivery_id: int) -> None:
 def idempotency_records_expire_task() -> int:
     """Forget Idempotency-Key records older than 48 hours (they are kept at least 24)."""
     return idempotency_records_expire()
+
+
+@shared_task(
+    acks_late=True,
+    # A database hiccup: the run is retried with backoff. A relay's refusal is not an error
+    # here: the mail's row records it and comes due again after its own backoff.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def mail_send_task() -> int:
+    """Send the outbox's due mail (ledger/mail.py). Idempotent: each mail is claimed before it
+    is sent, so a run delivered twice, or next to another worker's, sends nothing twice.
+    Kicked after each commit that writes mail; beat runs it too."""
+    return mail_send_due()
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)

@@ -26,9 +26,10 @@ as its transaction, and a transaction must not stay open across HTTP requests to
 else's server (on SQLite it would hold the whole database's write lock). The lease is renewed
 after every delivery and runs out ``WEBHOOK_LEASE_SECONDS`` after the sender's last sign of
 life; a sender lost with its worker or its message is then replaced by the next schedule.
-Each delivery is also claimed on its own (a compare-and-set on ``due_at``) while it is sent,
-so two senders never send one delivery at the same time, even after a lease ran out under a
-slow send. Delivery is at least once: a delivery stays pending until a 2xx answer is recorded.
+Each delivery is also claimed on its own (a compare-and-set on ``due_at``, ``ledger/claims.py``,
+as the mail outbox claims its mails) while it is sent, so two senders never send one delivery
+at the same time, even after a lease ran out under a slow send. Delivery is at least once: a
+delivery stays pending until a 2xx answer is recorded.
 
 **Circuit breaker.** Each attempt's outcome is counted per endpoint: after
 ``WEBHOOK_CIRCUIT_FAILURES`` failed attempts in a row the circuit opens and nothing is sent to
@@ -67,7 +68,7 @@ from django.db import transaction
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
-from . import egress, entry_types, jobs, locks
+from . import claims, egress, entry_types, jobs, locks
 from .actors import Actor
 from .core.entry import decode_entry
 from .exceptions import Conflict, ErrorCode, InvalidInput, NotFound
@@ -87,10 +88,8 @@ SCAN_BATCH = 1000
 # A sender is enqueued for what is due within this long (a retry's backoff, a circuit's
 # cool-down), with that countdown; what is due later is left to beat's next schedule.
 SCHEDULE_AHEAD = timedelta(seconds=30)
-# A delivery's sender may start this much before its due time (clocks of several hosts); a
-# claim made earlier than that is another sender's.
-CLOCK_SKEW = timedelta(seconds=1)
 PENDING = WebhookDelivery.Status.PENDING
+_pending = WebhookDelivery.objects.filter(status=PENDING)
 
 
 def _fernet() -> Fernet:
@@ -489,13 +488,11 @@ def webhook_deliver(delivery_id: int) -> Sent:
     delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
     if delivery is None or delivery.status != PENDING:
         return Sent.NOT_SENT
-    # Claim it until the send must have ended (compare-and-set): a second sender (one whose
-    # lease ran out and its successor) sends nothing while this one does.
-    now = timezone.now()
-    claim = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS)
-    if not WebhookDelivery.objects.filter(
-        pk=delivery.pk, status=PENDING, due_at=delivery.due_at, due_at__lte=now + CLOCK_SKEW
-    ).update(due_at=claim):
+    # Claim it until the send must have ended: a second sender (one whose lease ran out and
+    # its successor) sends nothing while this one does.
+    hold = timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS)
+    claim = claims.claim(_pending, delivery.pk, seen=delivery.due_at, hold=hold)
+    if claim is None:
         return Sent.NOT_SENT
     endpoint = delivery.endpoint
     entry = LedgerEntry.objects.get(seq=delivery.entry_seq)
@@ -534,7 +531,6 @@ def webhook_deliver(delivery_id: int) -> Sent:
         error = f"HTTP {status}"
     ok = status is not None and 200 <= status < 300
     attempts = delivery.attempts + 1
-    backoff = min(settings.WEBHOOK_RETRY_BASE_SECONDS * 2**delivery.attempts, 3600.0)
     gave_up = not ok and attempts >= settings.WEBHOOK_MAX_ATTEMPTS
     if ok:
         outcome: dict[str, Any] = {
@@ -544,11 +540,15 @@ def webhook_deliver(delivery_id: int) -> Sent:
     elif gave_up:
         outcome = {"status": WebhookDelivery.Status.FAILED}
     else:
-        outcome = {"due_at": timezone.now() + timedelta(seconds=backoff)}
-    # Compare-and-set on the claim: a sender that took over after this one's claim ran out
-    # records its own attempt, not this one's too.
-    WebhookDelivery.objects.filter(pk=delivery.pk, status=PENDING, due_at=claim).update(
-        attempts=attempts, last_status_code=status, last_error=error, **outcome
+        outcome = {"due_at": claims.retry_at(attempts, base=settings.WEBHOOK_RETRY_BASE_SECONDS)}
+    claims.record(
+        _pending,
+        delivery.pk,
+        claim,
+        attempts=attempts,
+        last_status_code=status,
+        last_error=error,
+        **outcome,
     )
     _circuit_record(endpoint, ok=ok)
     if gave_up:

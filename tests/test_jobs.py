@@ -23,6 +23,7 @@ def test_every_registry_job_sent_by_name_is_a_registered_task_on_its_kinds_queue
         ledger_jobs.WEBHOOKS_DISPATCH: "webhooks",
         ledger_jobs.WEBHOOK_ENDPOINT_SEND: "webhooks",
         ledger_jobs.WITNESS_SUBMIT: "witnesses",
+        ledger_jobs.MAIL_SEND: "default",
     }
     assert set(kinds) == set(ledger_jobs.NAMES)
     for name, kind in kinds.items():

@@ -47,6 +47,7 @@ KIND_OF = {
     "ledger.tasks.webhook_endpoint_send_task": "webhooks",
     "ledger.tasks.webhook_deliver_task": "webhooks",
     "ledger.tasks.idempotency_records_expire_task": "default",
+    "ledger.tasks.mail_send_task": "default",
     "ledger.tasks.worker_heartbeat_task": "default",
     "portal.tasks.verification_run_task": "default",
     "portal.tasks.verification_runs_due_task": "default",

@@ -375,6 +375,13 @@ AUCTION_STALL_SECONDS = float(os.environ.get("AUCTION_STALL_SECONDS", "30"))
 VERIFICATION_STALL_SECONDS = float(os.environ.get("VERIFICATION_STALL_SECONDS", "300"))
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "auctions@bluecarbon.localhost")
+# Mail goes through an outbox (ledger/mail.py): written with the change it tells of, sent after
+# the commit. A relay's socket operation may take EMAIL_TIMEOUT seconds; a sender claims a mail
+# for MAIL_CLAIM_SECONDS while it sends it (a sender that died lets it go when that runs out).
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
+MAIL_CLAIM_SECONDS = float(os.environ.get("MAIL_CLAIM_SECONDS", "120"))
+MAIL_RETRY_BASE_SECONDS = float(os.environ.get("MAIL_RETRY_BASE_SECONDS", "30"))
+MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "8"))
 
 # --- Celery ---------------------------------------------------------------------------------
 _BROKER_DIR = VAR_DIR / "broker"
@@ -433,6 +440,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.tasks.idempotency_records_expire_task",
         "schedule": 3600.0,
     },
+    # The outbox's mail that is due: retries after their backoff, mail whose sender died, a
+    # send lost with its message. Commits that write mail also kick it.
+    "mail-send": {"task": "ledger.tasks.mail_send_task", "schedule": 15.0},
 }
 if not PRODUCTION:
     # DEMO ONLY: bin/demo's trustees release their keys for its closed auctions

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from auctions import selectors, services, tasks
 from auctions.core import result as results
 from auctions.models import Auction, Award, Bid
 from ledger.exceptions import DomainError
-from ledger.models import LedgerEntry
+from ledger.models import LedgerEntry, Membership, OutboxMail
 from tests.auctions.conftest import TONNE, Market
 from tests.conftest import ARTIFACTS
 from tests.worker import Worker, own_worker
@@ -60,6 +61,10 @@ def test_the_worker_closes_clears_and_settles_after_the_deadline(worker, verify_
     m = Market()
     a = m.auction(closes_in=3, quantity=100 * TONNE, reserve=3000)
     b1, b2, b3 = m.bidders
+    mails_to = [[f"bidder{i}@example.org"] for i in range(3)]
+    for org, to in zip(m.bidders, mails_to, strict=True):
+        user = get_user_model().objects.create_user(to[0], email=to[0])
+        Membership.objects.create(user=user, organization=org)
     m.bid(a, b1, [(11000, 60)])
     m.bid(a, b1, [(10000, 30)])  # a second bid: with the first, one demand schedule
     m.bid(a, b2, [(10500, 50)])
@@ -80,8 +85,16 @@ def test_the_worker_closes_clears_and_settles_after_the_deadline(worker, verify_
     }
     assert results.result_sha256(result) == a.result_sha256
     assert sorted(Award.objects.filter(auction=a).values_list("lots", flat=True)) == [40, 60]
-    # Everyone was told, after the commit.
-    wait_until(lambda: Auction.objects.get(pk=a.pk).notified_at is not None, what="mail")
+    # Everyone was told, after the commit: the mail written to the outbox with the mark, then
+    # sent by the worker (ledger/mail.py), once each.
+    wait_until(lambda: Auction.objects.get(pk=a.pk).notified_at is not None, what="mark")
+    expected = {tuple(sorted(x)) for x in mails_to}
+    wait_until(
+        lambda: set(OutboxMail.objects.values_list("status", flat=True)) == {"sent"},
+        what="mail",
+    )
+    assert {tuple(sorted(row.to)) for row in OutboxMail.objects.all()} == expected
+    assert set(OutboxMail.objects.values_list("attempts", flat=True)) == {1}
     verify_ledger()
 
 
