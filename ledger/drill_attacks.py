@@ -497,7 +497,9 @@ def _roll_back(keep: int, tail: list[dict[str, Any]]) -> None:
         LedgerHead.objects.filter(pk=1).update(size=keep, last_hash=entry_hash(body(keep - 1)))
 
 
-def _plan_rollback(scene: Scene) -> Step | str:
+def _rollback_step(scene: Scene, *, signed: bool) -> Step | str:
+    """Drop the tail of the log and put everything back to match; ``signed``: and sign a
+    checkpoint at the new size with the log key, as an insider holding it would."""
     plan = _rollback_plan(scene)
     if isinstance(plan, str):
         return plan
@@ -505,28 +507,26 @@ def _plan_rollback(scene: Scene) -> Step | str:
 
     def step(scene: Scene) -> str:
         _roll_back(keep, tail)
-        return (
-            f"entries {keep}..{scene.size - 1} ({', '.join(e['type'] for e in reversed(tail))}) "
-            "removed with their checkpoints and Merkle nodes; head, holdings, batch totals and "
-            "records put back to match"
-        )
-
-    return step
-
-
-def _plan_rollback_signed(scene: Scene) -> Step | str:
-    plan = _rollback_plan(scene)
-    if isinstance(plan, str):
-        return plan
-    keep, tail = plan
-
-    def step(scene: Scene) -> str:
-        _roll_back(keep, tail)
+        if not signed:
+            return (
+                f"entries {keep}..{scene.size - 1} "
+                f"({', '.join(e['type'] for e in reversed(tail))}) removed with their "
+                "checkpoints and Merkle nodes; head, holdings, batch totals and records put "
+                "back to match"
+            )
         if not Checkpoint.objects.filter(size=keep).exists():
             publish(scene.log_key)
         return f"rolled back to {keep} entries as above; checkpoint {keep} signed with the log key"
 
     return step
+
+
+def _plan_rollback(scene: Scene) -> Step | str:
+    return _rollback_step(scene, signed=False)
+
+
+def _plan_rollback_signed(scene: Scene) -> Step | str:
+    return _rollback_step(scene, signed=True)
 
 
 def _plan_interior_node(scene: Scene) -> Step | str:

@@ -3,6 +3,10 @@
 Services build entry ``data`` from these functions; the verifier turns live rows into the same
 shapes and compares them with what replaying the ledger produced. One definition per table,
 so the two sides cannot drift apart.
+
+The functions look alike, each listing its row's keys one by one: that is on purpose. The keys
+are the ledger's format (docs/ledger-format.md), which signed entries keep for ever, so a column
+joins an entry only when it is written here, never because a model gained a field.
 """
 
 from __future__ import annotations
