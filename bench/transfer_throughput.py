@@ -71,19 +71,19 @@ class PhaseResult:
 
 
 class _HookTimer:
-    """Wraps ``ledger.services._checkpoint_soon`` (looked up by ``_ledger_append`` at call
-    time) to time the on-commit hook and the enqueues it does."""
+    """Wraps ``ledger.services.append._checkpoint_and_webhooks_soon`` (looked up by
+    ``_ledger_append_many`` at call time) to time the on-commit hook and the enqueues it does."""
 
     def __init__(self) -> None:
-        from ledger import services
+        from ledger.services import append
 
-        self.services = services
-        self.original = services._checkpoint_soon
+        self.services = append
+        self.original = append._checkpoint_and_webhooks_soon
         self.calls = 0
         self.seconds = 0.0
         self.enqueues = 0
         self.enqueue_seconds = 0.0
-        services._checkpoint_soon = self
+        append._checkpoint_and_webhooks_soon = self
 
     def __call__(self) -> None:
         before = self.services._checkpoint_last_enqueued

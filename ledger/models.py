@@ -13,7 +13,7 @@ Invariants, and where they are enforced:
   (migration 0002). Merkle nodes and checkpoints are append-only the same way.
 * One chain: an append locks the single ``LedgerHead`` row, so entries get consecutive sequence
   numbers in the order their transactions changed the derived state.
-* Every write is a function in ``services.py`` that changes the derived rows and appends the
+* Every write is a function in ``services/`` that changes the derived rows and appends the
   entry in one transaction. Nothing else writes these models (the admin is read-only).
 * Supply per batch: issued = tradable + escrowed (over all holdings) + retired + cancelled.
   Check constraints keep every balance and total non-negative and retired + cancelled within

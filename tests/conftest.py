@@ -116,7 +116,7 @@ def worker(celery_worker_process: Worker, committed_db: None) -> Worker:
     # The after-commit enqueue is throttled per process: what an earlier test enqueued (to a
     # worker that test may have killed, or before this queue existed) must not stand for
     # this test's writes.
-    from ledger import services
+    from ledger.services import append
 
-    services._checkpoint_last_enqueued = 0.0
+    append._checkpoint_last_enqueued = 0.0
     return celery_worker_process

@@ -24,7 +24,7 @@ WRITTEN_BY_HAND = {
     "ledger/drill_attacks.py",
     # The ledger append (one statement with the head update, or COPY): the entries table's
     # columns are the ledger format's own (docs/ledger-format.md), checked by ledger_verify.
-    "ledger/services.py",
+    "ledger/services/append.py",
 }
 
 

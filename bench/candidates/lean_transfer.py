@@ -18,10 +18,10 @@ import os
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ledger import services
 from ledger.actors import Actor
 from ledger.core.entry import encode_entry, entry_hash, format_time
 from ledger.exceptions import Conflict, ErrorCode, NotFound, Unprocessable
+from ledger.services import append, checks
 
 BATCH_LOCK = os.environ.get("BENCH_BATCH_LOCK") == "1"
 
@@ -34,7 +34,7 @@ _LOCK_HOLDINGS = (
 def credit_transfer(
     *, actor: Actor, batch: int, sender: int, recipient: int, quantity: int
 ) -> None:
-    quantity = services._kg(quantity)
+    quantity = checks._kg(quantity)
     if sender == recipient:
         raise Unprocessable("same account", code=ErrorCode.TRANSFER_TO_SELF)
     with transaction.atomic(savepoint=False), connection.cursor() as c:
@@ -88,4 +88,4 @@ def credit_transfer(
             "UPDATE ledger_ledgerhead SET size = %s, last_hash = %s WHERE id = 1",
             [size, body, "credit.transfer", size + 1, entry_hash(body)],
         )
-        transaction.on_commit(services._checkpoint_soon)
+        transaction.on_commit(append._checkpoint_and_webhooks_soon)

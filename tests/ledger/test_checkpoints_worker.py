@@ -10,6 +10,7 @@ import pytest
 from ledger import selectors, services, signing
 from ledger.core.note import checkpoint_open
 from ledger.models import Checkpoint, LedgerEntry
+from ledger.services import append
 from ledger.signing import trusted_verifiers
 from tests.factories import World
 
@@ -76,7 +77,7 @@ def test_a_running_worker_signs_with_the_new_key_after_a_rotation(own_keys_worke
     b = world.issue(5_000_000)
 
     def checkpoint_after_a_write() -> Checkpoint:
-        services._checkpoint_last_enqueued = 0.0  # this process's enqueue throttle
+        append._checkpoint_last_enqueued = 0.0  # this process's enqueue throttle
         _transfer(world, b)
         size = LedgerEntry.objects.count()
         found = _wait_for(lambda: Checkpoint.objects.filter(size=size).exists())

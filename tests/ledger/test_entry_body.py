@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ledger import services
 from ledger.core.entry import TRANSFER_BYTES, encode_entry, format_time
+from ledger.services import append
 
 # Mostly what the template takes (ids and quantities of up to 15 digits), and around and beyond
 # its edges: 16 digits, zero, negative, 2**53, booleans (an int subclass), strings of digits.
@@ -115,7 +116,7 @@ def test_a_plain_transfer_takes_the_template_not_the_encoder(monkeypatch):
     def refuse(**_: Any) -> bytes:
         raise AssertionError("encode_entry called")
 
-    monkeypatch.setattr(services, "encode_entry", refuse)
+    monkeypatch.setattr(append, "encode_entry", refuse)
     assert services.entry_body(**fields) == exact
     assert TRANSFER_BYTES.fullmatch(exact)
     with pytest.raises(AssertionError, match="encode_entry called"):

@@ -12,8 +12,10 @@ from django.db import transaction
 
 from ledger import services
 from ledger.actors import Actor
+from ledger.core.entry import entry_hash
 from ledger.entry_auth import create_key
 from ledger.models import LedgerEntry, LedgerHead, MerkleNode
+from ledger.services import append
 
 pytestmark = pytest.mark.django_db
 
@@ -69,14 +71,14 @@ def test_n_single_appends_and_one_set_append_write_the_same_ledger(
 ):
     settings.LEDGER_ENTRY_KEY_FILE = str(tmp_path / "entry.key")
     create_key(tmp_path / "entry.key", since=since)  # entries before `since` carry no MAC
-    services._ledger_append(type="org.register", actor=actor, data={"organization": {}}, at=AT)
+    append._ledger_append(type="org.register", actor=actor, data={"organization": {}}, at=AT)
 
     def one_by_one() -> None:
         for type_, data in ENTRIES:
-            services._ledger_append(type=type_, actor=actor, data=data, at=AT)
+            append._ledger_append(type=type_, actor=actor, data=data, at=AT)
 
     def at_once() -> None:
-        rows = services._ledger_append_many(entries=ENTRIES, actor=actor, at=AT)
+        rows = append._ledger_append_many(entries=ENTRIES, actor=actor, at=AT)
         assert [seq for seq, *_ in rows] == list(range(1, len(ENTRIES) + 1))
 
     single, many = _rolled_back(one_by_one), _rolled_back(at_once)
@@ -84,19 +86,19 @@ def test_n_single_appends_and_one_set_append_write_the_same_ledger(
     rows, head, nodes = many
     assert [r[2] for r in rows] == ["org.register"] + [t for t, _ in ENTRIES]
     assert [r[3] is None for r in rows] == [seq < since for seq in range(len(rows))]
-    assert head == (len(rows), services.entry_hash(rows[-1][1]))
+    assert head == (len(rows), entry_hash(rows[-1][1]))
     assert len(rows) == 7 and len(nodes) == 7 + 3 + 1  # the leaves, full pairs, full fours
 
 
 def test_appending_nothing_writes_nothing():
-    services._ledger_append(type="org.register", actor=Actor.system("tests"), data={})
+    append._ledger_append(type="org.register", actor=Actor.system("tests"), data={})
     before = _rolled_back(lambda: None)
-    assert services._ledger_append_many(entries=[], actor=Actor.system("tests")) == []
+    assert append._ledger_append_many(entries=[], actor=Actor.system("tests")) == []
     assert _rolled_back(lambda: None) == before
 
 
 def test_the_rows_an_append_returns_are_the_rows_it_wrote():
-    services._ledger_append(type="org.register", actor=Actor.system("tests"), data={})
-    rows = services._ledger_append_many(entries=ENTRIES, actor=Actor.system("tests"))
+    append._ledger_append(type="org.register", actor=Actor.system("tests"), data={})
+    rows = append._ledger_append_many(entries=ENTRIES, actor=Actor.system("tests"))
     written = _written()[0][1:]
     assert [(s, b, t, m) for s, b, t, m in rows] == written

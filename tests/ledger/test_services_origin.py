@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from ledger import records, services
 from ledger.exceptions import CommonCode, Conflict, ErrorCode, InvalidInput
 from ledger.models import Batch, Holding, Project
+from ledger.services import append
 from tests import factories
 from tests.factories import OPERATOR
 
@@ -335,7 +336,7 @@ def legacy_project(world: Any, code: str, registry: str, origin_id: str) -> Proj
         )
         data = records.project_record(p)
         del data["origin_key"], data["origin_rule"]
-        services._ledger_append(type="project.register", actor=OPERATOR, data={"project": data})
+        append._ledger_append(type="project.register", actor=OPERATOR, data={"project": data})
     return p
 
 
@@ -357,7 +358,7 @@ def legacy_batch(world: Any, project: Project, year: int, registry: str, tx: str
         )
         data = records.batch_record(b)
         del data["origin_tx_key"], data["origin_rule"]
-        services._ledger_append(
+        append._ledger_append(
             type="batch.issue",
             actor=OPERATOR,
             data={"batch": data, "holder": world.dev_account.pk, "buffer_account": None},

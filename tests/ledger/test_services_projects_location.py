@@ -11,6 +11,7 @@ import pytest
 from ledger import services
 from ledger.exceptions import CommonCode, InvalidInput
 from ledger.models import Project
+from ledger.services import checks
 from tests.factories import OPERATOR
 from tests.ledger.test_services_projects import project_fields
 
@@ -127,7 +128,7 @@ def test_it_refuses_an_update_to_a_location_outside_wgs84(world, refused):
 
 def test_an_entry_written_before_the_check_keeps_verifying(world, monkeypatch, verify_ledger):
     # What the registry accepted before: ["200", "100"] is in the ledger already.
-    monkeypatch.setattr(services, "_geometry_check", lambda *args: None)
+    monkeypatch.setattr(checks, "_geometry_check", lambda *args: None)
     old: dict[str, Any] = {"type": "Point", "coordinates": ["200", "100"]}
     p = services.project_register(actor=OPERATOR, **project_fields(world, location=old))
     monkeypatch.undo()

@@ -21,6 +21,7 @@ from ledger.exceptions import (
     Unprocessable,
 )
 from ledger.models import Batch, Cancellation, Holding, Retirement, Reversal, Role
+from ledger.services import credits as credit_services
 from tests import factories
 from tests.factories import OPERATOR
 
@@ -505,7 +506,8 @@ def test_the_certificate_year_is_the_year_of_the_retirement_entry(
         def now() -> dt.datetime:
             return next(instants)
 
-    monkeypatch.setattr(services, "timezone", Clock)
+    # One instant for the certificate and the entry (ledger/services/credits.py).
+    monkeypatch.setattr(credit_services, "timezone", Clock)
 
     with one_new_entry() as new:
         r = retire(world, batch, quantity=1)
