@@ -11,6 +11,8 @@ COMPARED = {
     "commitment",
     "auctions.Deposit": "deposits and what became of them",
     "auctions.Award": "awards and their settlement",
+    "auctions.TrusteeKey": "trustees' keys: registration, assignment to an auction, release "
+    "(trustee.keys, auction.schedule, auction.key_release)",
 }
 CHECKED: dict[str, str] = {}
 NOT_DERIVED = {
