@@ -1,8 +1,8 @@
 """The operator's desk for auctions. Everything is visible (but the sealed private key, which
 never appears anywhere); nothing is edited by hand. Every write is an action or an add form
-that calls one service, which appends its ledger entry: approve or suspend bidders, record
-deposits, confirm payments (deliver the credits), declare defaults, cancel or fail an auction,
-and nudge the worker pipeline."""
+that calls one service, which appends its ledger entry: approve or suspend bidders, approve
+applications, record deposits, confirm payments (deliver the credits), declare defaults, cancel
+or fail an auction, and nudge the worker pipeline."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from ledger.core.quantity import QuantityError, format_money, format_tonnes, par
 from ledger.exceptions import DomainError
 from ledger.models import Organization, Role
 
-from . import services
-from .models import Auction, Award, Bid, Bidder, BidReceipt, Deposit
+from . import onboarding, services
+from .models import Application, Auction, Award, Bid, Bidder, BidReceipt, Deposit
 
 
 def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, fn: Any, **kwargs: Any) -> bool:
@@ -339,3 +339,33 @@ class BidReceiptAdmin(ReadOnlyAdmin):
     @admin.display(description="receipt (signed note)")
     def note(self, r: BidReceipt) -> str:
         return services.receipt_note(r, r.bid.auction_id, r.bid.bidder_id)
+
+
+# ---- applications (onboarding.py; exchanges decide by API, operators may here) ---------------
+
+
+@admin.action(description="Approve the selected applications (ledgered)")
+def approve_applications(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) -> None:
+    done = sum(
+        _run(
+            modeladmin,
+            request,
+            onboarding.application_approve,
+            auction=x.auction_id,
+            bidder=x.bidder_id,
+        )
+        for x in qs
+    )
+    modeladmin.message_user(request, f"{done} application(s) approved.")
+
+
+@admin.register(Application)
+class ApplicationAdmin(ReadOnlyAdmin):
+    """Applications to bid; refusing one needs a reason (the API's ``…/refuse``)."""
+
+    list_display = ("pk", "auction", "bidder", "state", "reason", "entry_seq")
+    list_filter = ("state",)
+    list_select_related = ("auction", "bidder")
+    fields = ("auction", "bidder", "state", "reason", "entry_seq")
+    readonly_fields = fields
+    actions = [approve_applications]

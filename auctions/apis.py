@@ -190,6 +190,10 @@ class AuctionOutputSerializer(serializers.Serializer):
         help_text="base64; published with the result, null before"
     )
     state_reason = serializers.CharField()
+    rules_version = serializers.IntegerField(
+        help_text="the rules' version (the ledger record's `v`): which computation the result "
+        "is made and verified by (docs/auctions.md §5)"
+    )
 
     def get_bidder_cap(self, a: Auction) -> str | None:
         return None if a.cap_bp is None else format_share(a.cap_bp)
@@ -244,11 +248,17 @@ class BidOutputSerializer(serializers.Serializer):
 
 class BookItemSerializer(serializers.Serializer):
     bid = serializers.IntegerField(source="pk")
-    bidder = serializers.IntegerField(source="bidder_id")
+    bidder = serializers.SerializerMethodField(
+        help_text="null until the auction's reveal (at the close): before it, the ledger names "
+        "a bid only by its pseudonym"
+    )
     version = serializers.IntegerField()
     status = serializers.CharField()
     commitment = serializers.CharField()
     entry_seq = serializers.IntegerField()
+
+    def get_bidder(self, b: Bid) -> int | None:
+        return records.public_bidder(b, b.auction)
 
 
 # ---- auctions ----------------------------------------------------------------------------
@@ -605,7 +615,9 @@ class AuctionBookApi(PublicApi):
         commits to. Never a bid's content."""
         a = _auction(pk)
         params = query(PageSerializer, request)
-        rows, next_after = page_rows(Bid.objects.filter(auction=a), params)
+        rows, next_after = page_rows(
+            Bid.objects.filter(auction=a).select_related("auction"), params
+        )
         return Response(
             {"results": BookItemSerializer(rows, many=True).data, "next_after": next_after}
         )

@@ -10,6 +10,8 @@ COMPARED = {
     "auctions.Bid": "every bid's commitment, status and award; its ciphertext against the "
     "commitment",
     "auctions.Deposit": "deposits and what became of them",
+    "auctions.Application": "applications to bid and the operator's decisions "
+    "(application.*), by the applicant's pseudonym until the auction's reveal",
     "auctions.Award": "awards and their settlement",
     "auctions.TrusteeKey": "trustees' keys: registration, assignment to an auction, release "
     "(trustee.keys, auction.schedule, auction.key_release)",

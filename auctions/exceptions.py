@@ -45,3 +45,6 @@ class AuctionErrorCode(Codes):
     KEY_MISMATCH = "key_mismatch", 422
     NOT_CLOSED = "auction_not_closed", 409
     TRUSTEE_KEYS_EXHAUSTED = "trustee_keys_exhausted", 409
+    APPLICATION_STATE = "application_wrong_state", 409
+    BIDS_STANDING = "bids_standing", 409
+    DEPOSIT_NOT_HELD = "deposit_not_held", 409

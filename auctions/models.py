@@ -137,6 +137,9 @@ class Auction(models.Model):
     trustees = models.JSONField(default=list, blank=True)
     threshold = models.PositiveSmallIntegerField(null=True, blank=True)
     release_by = models.DateTimeField(null=True, blank=True)
+    # The rules' version (the record's "v"): which computation the result is made and verified
+    # by. Auctions from before versions are 1; auction_create writes the current one.
+    rules_version = models.PositiveSmallIntegerField(default=1)
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     public_key = models.BinaryField(null=True, blank=True)
@@ -152,6 +155,9 @@ class Auction(models.Model):
     # auction.clear entry's, at result_seq).
     result = models.JSONField(null=True, blank=True)
     result_seq = models.BigIntegerField(null=True, blank=True)
+    # The auction.reveal entry that named the bidders behind its bids' and deposits' pseudonyms
+    # (appended with the close); null before, and for an auction cancelled before it.
+    revealed_seq = models.BigIntegerField(null=True, blank=True)
     result_sha256 = models.CharField(max_length=64, blank=True, default="")
     clearing_price = models.BigIntegerField(null=True, blank=True)
     state_reason = models.CharField(max_length=200, blank=True, default="")
@@ -241,6 +247,9 @@ class Bid(models.Model):
     entry_seq = models.BigIntegerField(help_text="The entry of the latest version")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SEALED)
     reason = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # The salt of the bid's pseudonyms on the ledger (``bluecarbon_audit.auctions.parties``):
+    # secret until the auction.reveal entry publishes it. Null for bids from before pseudonyms.
+    salt = models.BinaryField(null=True, blank=True, editable=False)
     # After close: the opened tiers as sealed (worker's working copy until the result is
     # published; the auction.clear entry is the record) and the lots awarded.
     opened = models.JSONField(null=True, blank=True)
@@ -285,13 +294,15 @@ class Deposit(models.Model):
         HELD = "held", "Held"
         RELEASED = "released", "Released"
         APPLIED = "applied", "Applied to the payment"
-        FORFEITED = "forfeited", "Forfeited on default"
+        FORFEITED = "forfeited", "Forfeited"  # on a default, or by the operator (onboarding)
 
     auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="deposits")
     bidder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="deposits")
     amount = models.BigIntegerField(help_text="Minor units")
     state = models.CharField(max_length=16, choices=State.choices, default=State.HELD)
     entry_seq = models.BigIntegerField()
+    # The salt of the depositor's pseudonym on the ledger, secret until auction.reveal.
+    salt = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["pk"]
@@ -302,6 +313,41 @@ class Deposit(models.Model):
 
     def __str__(self) -> str:
         return f"deposit of {self.bidder} in auction {self.auction_id}"
+
+
+class Application(models.Model):
+    """An organization's application to bid in one auction, and the operator's decision on it
+    (``auctions/onboarding.py``). Once an organization has applied to an auction, its
+    application decides whether it may bid there: only an approved one admits it (and not
+    while it is suspended as a bidder). Without one, its standing approval as a bidder
+    (``Bidder``) does, as before applications existed.
+
+    Until the auction's reveal the ledger names the applicant by a pseudonym made with
+    ``salt`` (``bluecarbon_audit.auctions.onboarding.applicant``), as it names bidders and
+    depositors (docs/auctions.md §3.7)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting the decision"
+        APPROVED = "approved", "Approved"
+        REFUSED = "refused", "Refused"
+        WITHDRAWN = "withdrawn", "Withdrawn by the applicant"
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="applications")
+    bidder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="applications")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    reason = models.CharField(max_length=200, blank=True, default="", help_text="Why refused")
+    # The salt of the applicant's pseudonym on the ledger: secret until auction.reveal.
+    salt = models.BinaryField(editable=False)
+    entry_seq = models.BigIntegerField(help_text="The entry that last changed the state")
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["auction", "bidder"], name="one_application"),
+        ]
+
+    def __str__(self) -> str:
+        return f"application of {self.bidder} to auction {self.auction_id} ({self.state})"
 
 
 class Award(models.Model):

@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from django.conf import settings
+
 from ledger.core.entry import format_time
 
-from .models import Auction, Award, Bid, Bidder, Deposit, TrusteeKey
+from .core.onboarding import applicant
+from .models import Application, Auction, Award, Bid, Bidder, Deposit, TrusteeKey
 
 
 def b64(data: bytes | memoryview | None) -> str | None:
@@ -17,7 +20,7 @@ def b64(data: bytes | memoryview | None) -> str | None:
 
 def auction_rules(a: Auction) -> dict[str, Any]:
     """The rules as recorded by auction.create (and fixed by auction.schedule)."""
-    return {
+    rules = {
         "id": a.pk,
         "title": a.title,
         "seller": a.seller_id,
@@ -41,12 +44,18 @@ def auction_rules(a: Auction) -> dict[str, Any]:
         "threshold": a.threshold,
         "release_by": format_time(a.release_by) if a.release_by is not None else None,
     }
+    # The rules' version (auctions/core/result.py RULES_VERSIONS). Version 1 is a record
+    # without "v", as every auction created before versions has it.
+    if a.rules_version != 1:
+        rules["v"] = a.rules_version
+    return rules
 
 
 def auction_state(a: Auction) -> dict[str, Any]:
     """Everything about an auction that the ledger determines (compared by the verifier)."""
     return {
         **auction_rules(a),
+        "v": a.rules_version,
         "hold": a.hold_id,
         "state": a.state,
         "public_key": b64(a.public_key),
@@ -57,6 +66,12 @@ def auction_state(a: Auction) -> dict[str, Any]:
         "result_sha256": a.result_sha256,
         "clearing_price": a.clearing_price,
     }
+
+
+def public_bidder(b: Bid, a: Auction) -> int | None:
+    """The bidder of a bid as the public may see it: None while the ledger names it only by
+    its pseudonym (before the auction's reveal)."""
+    return None if b.salt is not None and a.revealed_seq is None else b.bidder_id
 
 
 def bid_state(b: Bid) -> dict[str, Any]:
@@ -98,6 +113,18 @@ def award_state(w: Award) -> dict[str, Any]:
 
 def bidder_state(b: Bidder) -> dict[str, Any]:
     return {"id": b.organization_id, "status": b.status}
+
+
+def applicant_of(x: Application) -> str:
+    """The applicant's pseudonym on the ledger (``bluecarbon_audit.auctions.onboarding``)."""
+    return applicant(settings.LEDGER_ORIGIN, x.auction_id, x.bidder_id, bytes(x.salt))
+
+
+def application_state(x: Application, *, revealed: bool) -> dict[str, Any]:
+    """An application as the replay knows it: named by (auction, bidder) once its auction's
+    reveal named the applicant, by the applicant's pseudonym before."""
+    who = x.bidder_id if revealed else applicant_of(x)
+    return {"id": f"{x.auction_id}/{who}", "state": x.state, "reason": x.reason}
 
 
 def trustee_key_state(k: TrusteeKey) -> dict[str, Any]:

@@ -37,7 +37,8 @@ from ledger.mail import Mail, mail_enqueue
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
 from . import jobs, keys, locks, receipts, records, trustees
-from .core import clearing, sealing
+from .core import clearing, parties, sealing
+from .core import onboarding as onboarding_rules
 from .core import result as results
 from .exceptions import (
     AuctionErrorCode as Code,
@@ -51,6 +52,7 @@ from .exceptions import (
 )
 from .models import (
     SINGLE_LOT_FORMATS,
+    Application,
     Auction,
     Award,
     Bid,
@@ -172,7 +174,9 @@ def deposit_record(*, actor: Actor, auction: int, bidder: int, amount: int) -> D
     if org is None:
         raise NotFound(f"organization {bidder} not found", detail={"bidder": "not_found"})
     deposit = Deposit.objects.select_for_update(no_key=True).filter(auction=a, bidder=org).first()
-    total = amount + (deposit.amount if deposit else 0)
+    # A deposit released or forfeited by the operator (onboarding.py) is gone: this is a new one.
+    held = deposit.amount if deposit is not None and deposit.state == Deposit.State.HELD else 0
+    total = amount + held
     if total > MAX_MINOR:
         # Out of range like any other amount (_int): one condition, one code.
         raise InvalidInput(
@@ -180,15 +184,23 @@ def deposit_record(*, actor: Actor, auction: int, bidder: int, amount: int) -> D
             code=Code.INVALID_RULES,
             detail={"amount": "out_of_range"},
         )
+    # The depositor's pseudonym, not its id: who puts down a deposit is not public before the
+    # close (parties.py). A deposit from before pseudonyms keeps naming its bidder.
+    salt = parties.new_salt() if deposit is None else deposit.salt
+    who: dict[str, Any] = (
+        {"bidder": org.pk}
+        if salt is None
+        else {"depositor": parties.depositor(settings.LEDGER_ORIGIN, a.pk, org.pk, bytes(salt))}
+    )
     entry = _append(
-        "deposit.record",
-        actor,
-        {"auction": a.pk, "bidder": org.pk, "amount": amount, "total": total},
+        "deposit.record", actor, {"auction": a.pk, **who, "amount": amount, "total": total}
     )
     if deposit is None:
-        return Deposit.objects.create(auction=a, bidder=org, amount=total, entry_seq=entry.seq)
-    deposit.amount, deposit.entry_seq = total, entry.seq
-    deposit.save(update_fields=["amount", "entry_seq"])
+        return Deposit.objects.create(
+            auction=a, bidder=org, amount=total, entry_seq=entry.seq, salt=salt
+        )
+    deposit.amount, deposit.entry_seq, deposit.state = total, entry.seq, Deposit.State.HELD
+    deposit.save(update_fields=["amount", "entry_seq", "state"])
     return deposit
 
 
@@ -320,6 +332,7 @@ def auction_create(
         trustees=trustee_list,
         threshold=threshold,
         release_by=release_by,
+        rules_version=results.RULES_VERSION,
         created_seq=-1,
         state_seq=-1,
     )
@@ -431,15 +444,26 @@ def _end(a: Auction, actor: Actor, state: str, entry_type: str, reason: str) -> 
     a.save(update_fields=["state", "state_seq", "state_reason"])
 
 
-def _release_deposits(a: Auction, exclude: set[int]) -> list[int]:
-    """Mark held deposits released (the entry that calls this lists their bidders)."""
-    ids = sorted(
+def _release_deposits(a: Auction, exclude: set[int]) -> list[int | str]:
+    """Mark held deposits released (the entry that calls this lists their bidders; before the
+    reveal, the pseudonyms of those that have one, which sort after the ids)."""
+    rows = list(
         Deposit.objects.filter(auction=a, state=Deposit.State.HELD)
         .exclude(bidder_id__in=exclude)
-        .values_list("bidder_id", flat=True)
+        .values_list("bidder_id", "salt")
     )
-    Deposit.objects.filter(auction=a, bidder_id__in=ids).update(state=Deposit.State.RELEASED)
-    return ids
+    Deposit.objects.filter(auction=a, bidder_id__in=[b for b, _ in rows]).update(
+        state=Deposit.State.RELEASED
+    )
+    if a.revealed_seq is not None:
+        return sorted(b for b, _ in rows)
+    named = sorted(b for b, salt in rows if salt is None)
+    hidden = sorted(
+        parties.depositor(settings.LEDGER_ORIGIN, a.pk, b, bytes(salt))
+        for b, salt in rows
+        if salt is not None
+    )
+    return [*named, *hidden]
 
 
 # ---- bids ----------------------------------------------------------------------------------
@@ -523,7 +547,8 @@ def _open_for_bids(actor: Actor, auction: object) -> _Bidding:
             "(SELECT id FROM ledger_account WHERE organization_id = %s AND kind = %s "
             "ORDER BY id LIMIT 1), "
             "(SELECT amount FROM auctions_deposit WHERE auction_id = %s AND bidder_id = %s "
-            "AND state = %s)",
+            "AND state = %s), "
+            "(SELECT state FROM auctions_application WHERE auction_id = %s AND bidder_id = %s)",
             [
                 org.pk,
                 a.pk,
@@ -534,11 +559,18 @@ def _open_for_bids(actor: Actor, auction: object) -> _Bidding:
                 a.pk,
                 org.pk,
                 Deposit.State.HELD,
+                a.pk,
+                org.pk,
             ],
         )
-        status, standing, holding, held = cursor.fetchone()
-    if status != Bidder.Status.APPROVED:
-        raise PermissionDenied(f"{org.handle} is not an approved bidder", code=Code.NOT_APPROVED)
+        status, standing, holding, held, application = cursor.fetchone()
+    # Its application to this auction decides, if it made one; else its standing approval.
+    if not onboarding_rules.admitted(application, status):
+        raise PermissionDenied(
+            f"{org.handle} is not admitted to bid in auction {a.pk}"
+            + (f" (its application is {application})" if application else ""),
+            code=Code.NOT_APPROVED,
+        )
     held = held or 0
     if a.deposit_required and held < a.deposit_required:
         raise Conflict(
@@ -624,18 +656,22 @@ def _bid_entry(
 ) -> BidReceipt:
     """The bid's entry, and with it (one round trip, under the ledger head) the bid's
     entry_seq and the version's receipt row."""
-    data: dict[str, Any] = {
-        "auction": bid.auction_id,
-        "bid": bid.pk,
-        "bidder": bid.bidder_id,
-        "version": bid.version,
-    }
+    origin, salt = settings.LEDGER_ORIGIN, bid.salt
+    data: dict[str, Any] = {"auction": bid.auction_id, "bid": bid.pk, "version": bid.version}
+    # The bid's pseudonym and a commitment to its account, not the bidder: who bids is not
+    # public before the close (parties.py). A bid from before pseudonyms keeps naming both.
+    if salt is None:
+        data["bidder"] = bid.bidder_id
+    else:
+        data["party"] = parties.party(origin, bid.auction_id, bid.pk, bid.bidder_id, bytes(salt))
     if ciphertext is not None:
-        data |= {
-            "account": bid.account_id,
-            "commitment": bid.commitment,
-            "ciphertext": records.b64(ciphertext),
-        }
+        if salt is None:
+            data["account"] = bid.account_id
+        else:
+            data["account_commitment"] = parties.account_commitment(
+                origin, bid.auction_id, bid.pk, bid.version, bid.account_id, bytes(salt)
+            )
+        data |= {"commitment": bid.commitment, "ciphertext": records.b64(ciphertext)}
     time = format_time(now)
     commitment = bid.commitment if action != "withdraw" else ""
 
@@ -688,12 +724,13 @@ def _bid_submit(
             detail={"standing": standing},
         )
     commitment = sealing.commitment(raw).hex()
+    salt = parties.new_salt()
     # Before the ledger head: the fewer statements under the head, the less every other
     # writer waits. ON CONFLICT: a duplicate ciphertext is refused by the unique index without
     # an error (which would abort the caller's transaction), so the refusal changes nothing.
     with connection.cursor() as cursor:
         cursor.execute(
-            _BID_INSERT.sql(), [a.pk, org.pk, acc.pk, raw, commitment, Bid.Status.SEALED]
+            _BID_INSERT.sql(), [a.pk, org.pk, acc.pk, raw, commitment, Bid.Status.SEALED, salt]
         )
         row = cursor.fetchone()
     if row is None:
@@ -712,6 +749,7 @@ def _bid_submit(
         commitment=commitment,
         entry_seq=-1,
         status=Bid.Status.SEALED,
+        salt=salt,
     )
     return _bid_entry("submit", actor, bid, raw, now)
 
@@ -721,7 +759,17 @@ def _bid_submit(
 # the opening's columns are left to their database defaults.
 _BID_INSERT = RawInsert(
     Bid,
-    ["auction", "bidder", "account", "version", "ciphertext", "commitment", "entry_seq", "status"],
+    [
+        "auction",
+        "bidder",
+        "account",
+        "version",
+        "ciphertext",
+        "commitment",
+        "entry_seq",
+        "status",
+        "salt",
+    ],
     literals={"version": "1", "entry_seq": "-1"},
     suffix=f"ON CONFLICT ({column(Bid, 'auction')}, {column(Bid, 'commitment')}) DO NOTHING "
     f"RETURNING {column(Bid, 'pk')}",
@@ -808,8 +856,42 @@ def auction_close(*, auction: int) -> bool:
     )
     a.state, a.state_seq = State.CLOSING, entry.seq
     a.book_size, a.book_root, a.seed = size, root, entry_hash(entry.body)
-    a.save(update_fields=["state", "state_seq", "book_size", "book_root", "seed"])
+    reveal = _reveal(a, now)
+    a.revealed_seq = reveal.seq if reveal is not None else None
+    a.save(update_fields=["state", "state_seq", "book_size", "book_root", "seed", "revealed_seq"])
     return True
+
+
+def _reveal(a: Auction, now: dt.datetime) -> Any:
+    """Bidding is over: name the bidder, account and salt behind every bid's pseudonym, and
+    the bidder and salt behind every deposit's (``auction.reveal``, parties.py). None if the
+    auction has none (only bids and deposits from before pseudonyms)."""
+    bids = [
+        {"bid": pk, "bidder": bidder, "account": account, "salt": stored(salt, "salt").hex()}
+        for pk, bidder, account, salt in Bid.objects.filter(auction=a, salt__isnull=False)
+        .order_by("pk")
+        .values_list("pk", "bidder_id", "account_id", "salt")
+        .iterator(chunk_size=5000)
+    ]
+    deposits = [
+        {"bidder": bidder, "salt": stored(salt, "salt").hex()}
+        for bidder, salt in Deposit.objects.filter(auction=a, salt__isnull=False)
+        .order_by("bidder_id")
+        .values_list("bidder_id", "salt")
+    ]
+    # The applicants too (onboarding.py), a member only auctions with applications have.
+    applications = [
+        {"bidder": bidder, "salt": bytes(salt).hex()}
+        for bidder, salt in Application.objects.filter(auction=a)
+        .order_by("bidder_id")
+        .values_list("bidder_id", "salt")
+    ]
+    if not bids and not deposits and not applications:
+        return None
+    data: dict[str, Any] = {"auction": a.pk, "bids": bids, "deposits": deposits}
+    if applications:
+        data["applications"] = applications
+    return _append("auction.reveal", SYSTEM, data, at=now)
 
 
 def unopened_bid_ids(auction_id: int) -> list[int]:

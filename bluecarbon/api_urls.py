@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.urls import include, path
 
 import auctions.apis
+import auctions.onboarding_apis
 import ledger.apis.urls
 
 app_name = "api"
 urlpatterns = [
     *ledger.apis.urls.urlpatterns,
     path("v1/", include(auctions.apis.urlpatterns)),
+    path("v1/", include(auctions.onboarding_apis.urlpatterns)),
 ]

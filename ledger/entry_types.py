@@ -43,8 +43,9 @@ class EntryTypes:
     # A fresh replay state for a ledger of this origin, and one read back from its JSON.
     replay: Callable[[str], ReplayExtension] | None = None
     replay_from_json: Callable[[Any, str], ReplayExtension] | None = None
-    # Compares the app's tables with the replay: (state, compare_rows, error class).
-    compare_tables: Callable[[Any, CompareRows, type[Exception]], None] | None = None
+    # Compares the app's tables with the replay: (state, compare_rows, error class); what it
+    # returns are notes for the report (what the ledger cannot show yet, say).
+    compare_tables: Callable[[Any, CompareRows, type[Exception]], list[str] | None] | None = None
 
 
 _registered: dict[str, EntryTypes] = {

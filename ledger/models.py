@@ -456,6 +456,7 @@ class ApiKey(models.Model):
         AUCTION = "auction", "Sell by auction"
         BID = "bid", "Bid in auctions"
         TRUSTEE = "trustee", "Hold and release auction trustee keys"
+        ONBOARD = "onboard", "Onboard bidders and trustees (operators)"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="api_keys"

@@ -355,7 +355,9 @@ def _finish_rows(
     _compare_tables(state)
     for ext in entry_types.extensions():
         if ext.compare_tables is not None:
-            ext.compare_tables(start.apps[ext.app], _compare_rows, VerificationError)
+            report.notes.extend(
+                ext.compare_tables(start.apps[ext.app], _compare_rows, VerificationError) or []
+            )
     problems = state.supply_violations()
     if problems:
         raise VerificationError("supply invariant broken: " + "; ".join(problems[:5]))

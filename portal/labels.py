@@ -56,10 +56,14 @@ LABELS = [
     gettext_noop("Held"),
     gettext_noop("Released"),
     gettext_noop("Applied to the payment"),
-    gettext_noop("Forfeited on default"),
+    gettext_noop("Forfeited"),
     gettext_noop("Awaiting payment"),
     gettext_noop("Paid and delivered"),
     gettext_noop("Defaulted (credits returned to the seller)"),
+    # auctions.models.Application.State ("Approved" is portal.models')
+    gettext_noop("Awaiting the decision"),
+    gettext_noop("Refused"),
+    gettext_noop("Withdrawn by the applicant"),
     # portal.models
     gettext_noop("Awaiting approval"),
     gettext_noop("Approved"),

@@ -18,7 +18,7 @@ from auctions import selectors as auction_selectors
 from auctions import trustees
 from auctions.core import result as results
 from auctions.core import sealing
-from auctions.models import Auction, Award, Bid, BidReceipt, Deposit, stored
+from auctions.models import Application, Auction, Award, Bid, BidReceipt, Deposit, stored
 from ledger import entry_types as ledger_entry_types
 from ledger import selectors as ledger_selectors
 from ledger.core import merkle
@@ -145,6 +145,12 @@ def my_deposit(auction: Auction, organization: Organization | None) -> Deposit |
     if organization is None:
         return None
     return Deposit.objects.filter(auction=auction, bidder=organization).first()
+
+
+def my_application(auction: Auction, organization: Organization | None) -> Application | None:
+    if organization is None:
+        return None
+    return Application.objects.filter(auction=auction, bidder=organization).first()
 
 
 def holding_accounts(organization: Organization | None) -> list[Account]:

@@ -30,6 +30,7 @@ urlpatterns = [
     path("auctions/", views.auctions, name="auctions"),
     path("auctions/<id:pk>/", views.auction, name="auction"),
     path("auctions/<id:pk>/audit/", views.auction_audit, name="auction-audit"),
+    path("auctions/<id:pk>/apply", views.apply, name="apply"),
     path("auctions/<id:pk>/bids/<id:bid>/withdraw", views.withdraw, name="withdraw"),
     path(
         "auctions/<id:pk>/bids/<id:bid>/receipt-v<id:version>.txt",

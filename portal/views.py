@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
+from auctions import onboarding, records
 from auctions import selectors as auction_selectors
 from auctions import services as auction_services
 from auctions.models import Auction, BidReceipt
@@ -153,6 +154,9 @@ def auction(request: HttpRequest, pk: int) -> HttpResponse:
     who = viewer(request)
     org = who["organization"]
     curve = selectors.demand_curve(a)
+    application = selectors.my_application(a, org)
+    # Whether it may bid here: its application decides, if it made one (auctions.md §2.1).
+    admitted = org is not None and onboarding.admitted(a, org)
     return render(
         request,
         "portal/auction.html",
@@ -160,12 +164,21 @@ def auction(request: HttpRequest, pk: int) -> HttpResponse:
             "a": a,
             "bids": selectors.my_bids(a, org),
             "deposit": selectors.my_deposit(a, org),
+            "application": application,
+            "admitted": admitted,
+            "can_apply": who["is_bidder"]
+            and a.state in (Auction.State.SCHEDULED, Auction.State.OPEN)
+            and org.pk != a.seller_id
+            and (application is None or application.state in ("refused", "withdrawn")),
             "accounts": selectors.holding_accounts(org),
             "allocation": selectors.my_allocation(a, org),
             "chart": charts.demand_curve_svg(a, curve) if curve else None,
-            "can_bid": who["is_bidder"] and a.state == Auction.State.OPEN and org.pk != a.seller_id,
-            "sealing_origin": settings.LEDGER_ORIGIN,
+            "can_bid": who["is_bidder"]
+            and admitted
+            and a.state == Auction.State.OPEN
+            and org.pk != a.seller_id,
             "sealing": selectors.auction_sealing(a),
+            "sealing_origin": settings.LEDGER_ORIGIN,
         },
     )
 
@@ -177,6 +190,8 @@ def auction_audit(request: HttpRequest, pk: int) -> HttpResponse:
     book = list(selectors.book(a).filter(pk__gt=after)[: selectors.BOOK_PAGE + 1])
     more = len(book) > selectors.BOOK_PAGE
     book = book[: selectors.BOOK_PAGE]
+    for b in book:  # before the reveal, a bid's bidder is not public (auctions.md §3.7)
+        b.shown_bidder = records.public_bidder(b, a)  # type: ignore[attr-defined]
     check = selectors.recompute_cached(a)
     opened = []
     if check.get("result") and book:  # the opened bids of this page's range of the book
@@ -193,6 +208,21 @@ def auction_audit(request: HttpRequest, pk: int) -> HttpResponse:
             "check": check,
         },
     )
+
+
+@organization_required
+@require_POST
+def apply(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply to bid in an auction (a plain form: it works without JavaScript). An operator
+    decides; the auction page says where the application stands."""
+    try:
+        with transaction.atomic(durable=True):
+            onboarding.application_submit(actor=Actor.for_user(request.user), auction=pk)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Your application was sent; an operator will decide on it."))
+    return redirect("portal:auction", pk=pk)
 
 
 @organization_required

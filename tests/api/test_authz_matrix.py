@@ -201,7 +201,31 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("PUT", "/api/v1/auctions/{pk}/bids/{bid}"): Row("bid"),
     ("DELETE", "/api/v1/auctions/{pk}/bids/{bid}"): Row("bid"),
     ("GET", "/api/v1/bids"): Row("read"),
+    # ---- onboarding (auctions/onboarding_apis.py): an operator organization decides with the
+    # onboard scope (the services refuse any other: here the owner is the operator registry);
+    # a bidder applies and withdraws for itself with bid. The scene's auction is the
+    # developer's own, which nobody has applied to: its lists are empty for everyone
+    # (tests/api/test_onboarding.py shows an operator every applicant and a stranger none).
+    ("POST", "/api/v1/organizations"): Row("onboard", owner="registry"),
+    ("GET", "/api/v1/auctions/{pk}/applications"): Row("read", HIDDEN, operator=HIDDEN),
+    ("POST", "/api/v1/auctions/{pk}/applications"): Row("bid"),
+    ("POST", "/api/v1/auctions/{pk}/applications/{bidder}/approve"): Row(
+        "onboard", owner="registry"
+    ),
+    ("POST", "/api/v1/auctions/{pk}/applications/{bidder}/refuse"): Row(
+        "onboard", owner="registry"
+    ),
+    ("POST", "/api/v1/auctions/{pk}/applications/{bidder}/withdraw"): Row("bid"),
+    ("GET", "/api/v1/auctions/{pk}/deposits"): Row("read", HIDDEN, operator=HIDDEN),
+    ("POST", "/api/v1/auctions/{pk}/deposits"): Row("onboard", owner="registry"),
+    ("POST", "/api/v1/auctions/{pk}/deposits/{bidder}/release"): Row("onboard", owner="registry"),
+    ("POST", "/api/v1/auctions/{pk}/deposits/{bidder}/forfeit"): Row("onboard", owner="registry"),
     ("GET", "/api/v1/auctions/receipts/verifier-keys"): Row(PUBLIC, SHOWN),
+    # A trustee registers and lists its own keys and releases its own key of an auction; the
+    # services refuse an organization without the trustee role (an operator's included).
+    ("GET", "/api/v1/trustee-keys"): Row("trustee"),
+    ("POST", "/api/v1/trustee-keys"): Row("trustee"),
+    ("POST", "/api/v1/auctions/{pk}/key-release"): Row("trustee"),
     # ---- the OpenAPI document itself
     ("GET", "/api/v1/schema/"): Row(PUBLIC, SHOWN),
 }
@@ -299,6 +323,7 @@ class Scene:
             "{seq}": str(self.retirement.entry_seq),
             "{size}": str(self.checkpoint_size),
             "{bid}": "1",
+            "{bidder}": str(w.buyer.pk),
             "{kind}": "0",  # tlog-tiles: the level-0 tile holding the first leaf
             "{rest}": "000.p/1",
         }

@@ -105,3 +105,23 @@ def test_an_open_auction_is_cancelled_by_the_operator(desk, market, verify_ledge
     assert a.state == "cancelled"
     assert a.hold.remaining == 0
     verify_ledger()
+
+
+def test_an_operator_approves_applications_by_action(desk, market, verify_ledger):
+    from auctions import onboarding
+    from auctions.models import Application
+
+    a = market.auction()
+    b1, b2, _ = market.bidders
+    for b in (b1, b2):
+        onboarding.application_submit(actor=market.actor(b), auction=a.pk)
+    first = Application.objects.get(bidder=b1)
+    _action(desk, "application", "approve_applications", [first.pk])
+    r = _action(desk, "application", "approve_applications", [first.pk])  # again: refused
+    assert b"pplication_wrong_state: the application is approved" in r.content
+    assert dict(Application.objects.values_list("bidder_id", "state")) == {
+        b1.pk: "approved",
+        b2.pk: "pending",
+    }
+    assert desk.get(f"/admin/auctions/application/{first.pk}/change/").status_code == 200
+    verify_ledger()

@@ -372,3 +372,30 @@ def test_the_bid_form_and_the_sealed_record_say_everything_in_chinese(market, bi
         assert len(messages) > 20
         english = [name for name, text in messages if not re.search("[\u4e00-\u9fff]", text)]
         assert english == [], block
+
+
+def test_the_audit_page_recomputes_an_auction_sealed_to_trustees_and_hides_bidders_before_the_close(
+    market, auditor
+):
+    from auctions import services as auction_services
+    from tests.auctions.test_trustees import Trustees, trustee_auction
+
+    board = Trustees(3)
+    a = trustee_auction(market, board, closes_in=1.2)
+    b1, b2 = market.bidders[:2]
+    market.bid(a, b1, [(6000, 60)])
+    market.bid(a, b2, [(5000, 60)])
+    html = auditor.get(f"/auctions/{a.pk}/audit/").content.decode()
+    assert "sealed until the close" in html
+    assert f"<td>{b1.pk}</td>" not in html.split("Commitments", 1)[1]
+    from tests.auctions.conftest import wait_for_close
+
+    wait_for_close(a)
+    assert auction_services.auction_close(auction=a.pk)
+    board.release(a, board.orgs[1])
+    board.release(a, board.orgs[2])
+    auction_services.auction_bids_open(auction=a.pk, first=0, last=2**62)
+    assert auction_services.auction_clear(auction=a.pk)
+    html = auditor.get(f"/auctions/{a.pk}/audit/").content.decode()
+    assert 'id="recompute-ok"' in html
+    assert f"<td>{b1.pk}</td>" in html

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..entry import Entry
 from ..replay import RegistryState, ReplayError
-from . import clearing, sealing
+from . import clearing, onboarding, parties, sealing
 from . import result as results
+from .onboarding import Onboarding
 
 AUCTION_ENTRY_TYPES = frozenset(
     {
@@ -46,6 +47,14 @@ AUCTION_ENTRY_TYPES = frozenset(
         "award.default",
         "trustee.keys",
         "auction.key_release",
+        "auction.reveal",
+        # Onboarding (onboarding.py): applications, deposits released or forfeited.
+        "application.submit",
+        "application.approve",
+        "application.refuse",
+        "application.withdraw",
+        "deposit.release",
+        "deposit.forfeit",
     }
 )
 SEALING_RULES = ("sealing", "trustees", "threshold", "release_by")
@@ -87,18 +96,27 @@ class AuctionState:
     bids: dict[int, dict[str, Any]] = field(default_factory=dict)
     # Ciphertexts of bids in auctions not cleared yet (freed at clearing).
     ciphertexts: dict[int, bytes] = field(default_factory=dict)
-    deposits: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    deposits: dict[tuple[int, int | str], dict[str, Any]] = field(default_factory=dict)
     awards: dict[int, dict[str, Any]] = field(default_factory=dict)
     holds: dict[int, int] = field(default_factory=dict)  # escrow hold -> auction
     # Trustees' one-time keys: id -> organization, public key, the auction and position it is
     # assigned to, the private key once released (and the entry that released it).
     trustee_keys: dict[int, dict[str, Any]] = field(default_factory=dict)
     released_at: dict[int, int] = field(default_factory=dict)  # key id -> release entry
+    # Pseudonyms (parties.py) until auction.reveal: bid -> its party and, per version, [entry
+    # seq, version, account commitment or None]; each bidder's status changes [seq, status];
+    # each deposit's totals [seq, total] (key: auction, then bidder or depositor).
+    bid_parties: dict[int, dict[str, Any]] = field(default_factory=dict)
+    bidder_history: dict[int, list[list[Any]]] = field(default_factory=dict)
+    deposit_totals: dict[tuple[int, int | str], list[list[int]]] = field(default_factory=dict)
+    revealed: set[int] = field(default_factory=set)
     # Bookkeeping that is not a table: auction -> its bid ids; auction -> what its clearing
     # decided (for settling).
     books: dict[int, list[int]] = field(default_factory=dict)
     cleared: dict[int, dict[str, Any]] = field(default_factory=dict)
     pending: _Movement | None = None
+    # Applications, and the checks that wait for an auction's reveal (onboarding.py).
+    onboarding: Onboarding = field(default_factory=Onboarding)
 
     # ---- applying entries -----------------------------------------------------------------
 
@@ -184,10 +202,14 @@ class AuctionState:
             raise ReplayError(f"auction {a['id']} ended with credits left in its escrow")
 
     def _release_deposits(self, auction_id: int, listed: Any, exclude: set[int]) -> None:
+        # Bidders by id, then (an auction cancelled before its reveal) depositors' pseudonyms.
         held = sorted(
-            bidder
-            for (auction, bidder), d in self.deposits.items()
-            if auction == auction_id and d["state"] == "held" and bidder not in exclude
+            (
+                bidder
+                for (auction, bidder), d in self.deposits.items()
+                if auction == auction_id and d["state"] == "held" and bidder not in exclude
+            ),
+            key=lambda b: (isinstance(b, str), b),
         )
         if listed != held:
             raise ReplayError(
@@ -208,13 +230,18 @@ class AuctionState:
             "ciphertexts": [
                 [k, base64.b64encode(v).decode()] for k, v in sorted(self.ciphertexts.items())
             ],
-            "deposits": [[a, b, d] for (a, b), d in sorted(self.deposits.items())],
+            "deposits": [[a, b, d] for (a, b), d in self.deposits.items()],
             "awards": sorted(self.awards.items()),
             "holds": sorted(self.holds.items()),
             "trustee_keys": sorted(self.trustee_keys.items()),
             "released_at": sorted(self.released_at.items()),
+            "bid_parties": sorted(self.bid_parties.items()),
+            "bidder_history": sorted(self.bidder_history.items()),
+            "deposit_totals": [[a, b, t] for (a, b), t in self.deposit_totals.items()],
+            "revealed": sorted(self.revealed),
             "books": sorted(self.books.items()),
             "cleared": sorted(self.cleared.items()),
+            "onboarding": self.onboarding.to_json(),
         }
 
     @classmethod
@@ -229,8 +256,13 @@ class AuctionState:
         s.holds = {k: v for k, v in obj["holds"]}
         s.trustee_keys = {k: v for k, v in obj.get("trustee_keys", [])}
         s.released_at = {k: v for k, v in obj.get("released_at", [])}
+        s.bid_parties = {k: v for k, v in obj.get("bid_parties", [])}
+        s.bidder_history = {k: v for k, v in obj.get("bidder_history", [])}
+        s.deposit_totals = {(a, b): t for a, b, t in obj.get("deposit_totals", [])}
+        s.revealed = set(obj.get("revealed", []))
         s.books = {k: v for k, v in obj["books"]}
         s.cleared = {k: v for k, v in obj["cleared"]}
+        s.onboarding = Onboarding.from_json(obj.get("onboarding"))
         return s
 
 
@@ -247,6 +279,7 @@ def _bidder_status(
     if status == "approved" and "bidder" not in r.organizations[org]["roles"]:
         raise ReplayError(f"organization {org} is approved to bid without the bidder role")
     s.bidders[org] = status
+    s.bidder_history.setdefault(org, []).append([e.seq, status])
 
 
 def _auction_create(
@@ -260,8 +293,11 @@ def _auction_create(
     r._need(r.batches, rec["batch"], "batch")
     if account["organization"] != rec["seller"] or account["kind"] != "holding":
         raise ReplayError("an auction sells from a holding account of the seller")
+    # A record without "v" is rules version 1, recomputed as results were before version 2.
+    rec.setdefault("v", 1)
     try:
         results.rules_of(rec)
+        results.rules_version(rec)
     except clearing.RulesError as exc:
         raise ReplayError(f"auction rules are invalid: {exc}") from None
     if rec["quantity"] % rec["lot_kg"] or rec["closes_at"] <= rec["opens_at"]:
@@ -435,21 +471,37 @@ def _deposit_record(
     s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
 ) -> None:
     a = s._auction(d["auction"], "draft", "scheduled", "open")
-    bidder = d["bidder"]
-    r._need(r.organizations, bidder, "organization")
+    bidder: int | str
+    if "depositor" in d:  # a pseudonym until the reveal (parties.py)
+        bidder = _hex64(d["depositor"], "depositor")
+    else:
+        bidder = d["bidder"]
+        r._need(r.organizations, bidder, "organization")
     amount, total = d["amount"], d["total"]
     before = s.deposits.get((a["id"], bidder), {"amount": 0, "state": "held"})
+    if before["state"] != "held":  # released or forfeited by the operator: a new deposit
+        before = {"amount": 0, "state": "held"}
     if type(amount) is not int or amount <= 0 or total != before["amount"] + amount:
         raise ReplayError("deposit amount and total do not add up")
     s.deposits[(a["id"], bidder)] = {"amount": total, "state": "held"}
+    s.deposit_totals.setdefault((a["id"], bidder), []).append([e.seq, total])
+
+
+def _hex64(value: Any, what: str) -> str:
+    if type(value) is not str or len(value) != 64 or value.strip("0123456789abcdef"):
+        raise ReplayError(f"{what} must be 64 lowercase hex digits")
+    return value
 
 
 def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
     a = s._auction(d["auction"], "open")
     if e.time >= a["closes_at"]:
         raise ReplayError(f"bid taken at {e.time}, after auction {a['id']} closed")
+    if "party" in d:
+        _party_bid(s, a, d, e)
+        return
     bidder, bid_id, action = d["bidder"], d["bid"], e.type.split(".")[1]
-    if s.bidders.get(bidder) != "approved":
+    if not onboarding.admitted(s.onboarding.state_of(a["id"], bidder), s.bidders.get(bidder)):
         raise ReplayError(f"organization {bidder} is not an approved bidder")
     if bidder == a["seller"]:
         raise ReplayError("a seller bid in its own auction")
@@ -501,6 +553,140 @@ def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: byte
     s.ciphertexts[bid_id] = ciphertext
 
 
+def _party_bid(s: AuctionState, a: dict[str, Any], d: dict[str, Any], e: Entry) -> None:
+    """A bid under its pseudonym: everything about who bid is checked at the reveal."""
+    bid_id, action, party = d["bid"], e.type.split(".")[1], _hex64(d["party"], "party")
+    bid = s.bids.get(bid_id) if type(bid_id) is int else None
+    if bid is None:
+        if action != "submit" or d["version"] != 1 or type(bid_id) is not int:
+            raise ReplayError(f"bid {bid_id!r} is unknown")
+        s.books.setdefault(a["id"], []).append(bid_id)
+        bid = {
+            "auction": a["id"],
+            "bidder": None,
+            "account": None,
+            "version": 0,
+            "commitment": "",
+            "status": "withdrawn",
+            "reason": "",
+            "awarded_lots": None,
+        }
+        s.bids[bid_id] = bid
+        s.bid_parties[bid_id] = {"party": party, "versions": []}
+    hidden = s.bid_parties.get(bid_id)
+    if hidden is None or hidden["party"] != party or bid["auction"] != a["id"]:
+        raise ReplayError(f"bid {bid_id} changed its party")
+    if d["version"] != bid["version"] + 1:
+        raise ReplayError(f"bid {bid_id} version {d['version']} does not follow {bid['version']}")
+    wanted = {"submit": "withdrawn", "amend": "sealed", "withdraw": "sealed"}[action]
+    if bid["status"] != wanted or (action == "submit" and bid["version"] != 0):
+        raise ReplayError(f"bid {bid_id} cannot be {action}ed while {bid['status']}")
+    bid["version"] = d["version"]
+    if action == "withdraw":
+        bid["status"] = "withdrawn"
+        s.ciphertexts.pop(bid_id, None)
+        hidden["versions"].append([e.seq, d["version"], None])
+        return
+    ciphertext = _b64(d["ciphertext"], "ciphertext")
+    try:
+        if a["sealing"] == "trustees":
+            sealing.check_envelope(ciphertext, len(a["trustees"]))
+        else:
+            sealing.check_ciphertext(ciphertext)
+    except sealing.SealError as exc:
+        raise ReplayError(f"bid {bid_id}: {exc}") from None
+    if hashlib.sha256(ciphertext).hexdigest() != d["commitment"]:
+        raise ReplayError(f"bid {bid_id}: the commitment is not the ciphertext's SHA-256")
+    hidden["versions"].append(
+        [e.seq, d["version"], _hex64(d["account_commitment"], "account_commitment")]
+    )
+    bid.update(commitment=d["commitment"], status="sealed")
+    s.ciphertexts[bid_id] = ciphertext
+
+
+def _at(history: list[list[Any]], seq: int) -> Any:
+    """The value a history ([seq, value], ascending) held just before entry ``seq``."""
+    value = None
+    for at, v in history:
+        if at >= seq:
+            break
+        value = v
+    return value
+
+
+def _auction_reveal(
+    s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
+) -> None:
+    """The bidders behind the pseudonyms: every hidden bid and deposit of the auction, each
+    commitment opened, and what could not be checked at the bid checked now."""
+    a = s._auction(d["auction"], "closing")
+    auction_id, origin = a["id"], s.origin
+    if auction_id in s.revealed:
+        raise ReplayError(f"auction {auction_id} was already revealed")
+    # The applicants, and the withdrawals and deposits gone out that waited for the reveal.
+    onboarding.reveal(s, a, d, r)
+    # Deposits first: the bids' checks need each bidder's deposit.
+    hidden_deposits = sorted(b for (x, b) in s.deposits if x == auction_id and isinstance(b, str))
+    opened: dict[str, int] = {}
+    for item in d["deposits"]:
+        bidder, salt = item["bidder"], bytes.fromhex(_hex64(item["salt"], "salt"))
+        r._need(r.organizations, bidder, "organization")
+        key = parties.depositor(origin, auction_id, bidder, salt)
+        if key not in hidden_deposits or key in opened or (auction_id, bidder) in s.deposits:
+            raise ReplayError(
+                f"auction {auction_id}: the reveal names bidder {bidder} for no deposit of its own"
+            )
+        opened[key] = bidder
+    if sorted(opened) != hidden_deposits:
+        raise ReplayError(f"auction {auction_id}: the reveal leaves deposits unnamed")
+    for key, bidder in opened.items():
+        s.deposits[(auction_id, bidder)] = s.deposits.pop((auction_id, key))
+        s.deposit_totals[(auction_id, bidder)] = s.deposit_totals.pop((auction_id, key))
+    hidden_bids = [b for b in s.books.get(auction_id, []) if b in s.bid_parties]
+    if [item["bid"] for item in d["bids"]] != hidden_bids:
+        raise ReplayError(
+            f"auction {auction_id}: the reveal names bids {[i['bid'] for i in d['bids']]}, "
+            f"the bids under pseudonyms are {hidden_bids}"
+        )
+    for item in d["bids"]:
+        bid_id, bidder, account = item["bid"], item["bidder"], item["account"]
+        salt = bytes.fromhex(_hex64(item["salt"], "salt"))
+        hidden = s.bid_parties.pop(bid_id)
+        if (
+            type(bidder) is not int
+            or parties.party(origin, auction_id, bid_id, bidder, salt) != hidden["party"]
+        ):
+            raise ReplayError(f"bid {bid_id}: the reveal does not open its party")
+        last = [v for v in hidden["versions"] if v[2] is not None][-1]
+        if (
+            parties.account_commitment(origin, auction_id, bid_id, last[1], account, salt)
+            != last[2]
+        ):
+            raise ReplayError(f"bid {bid_id}: the reveal does not open its account commitment")
+        acc = r._need(r.accounts, account, "account")
+        if acc["organization"] != bidder or acc["kind"] != "holding":
+            raise ReplayError(f"bid {bid_id}: awards go to a holding account of the bidder")
+        if bidder == a["seller"]:
+            raise ReplayError(f"bid {bid_id}: a seller bid in its own auction")
+        for seq, version, _ in hidden["versions"]:
+            if not onboarding.admitted(
+                s.onboarding.state_at(auction_id, bidder, seq),
+                _at(s.bidder_history.get(bidder, []), seq),
+            ):
+                raise ReplayError(
+                    f"bid {bid_id} version {version}: organization {bidder} was not an approved "
+                    f"bidder at entry {seq}"
+                )
+            held = _at(s.deposit_totals.get((auction_id, bidder), []), seq) or 0
+            if held < a["deposit_required"]:
+                raise ReplayError(
+                    f"bid {bid_id} version {version}: bidder {bidder} bid without the required "
+                    "deposit"
+                )
+        s.bids[bid_id].update(bidder=bidder, account=account)
+    s.revealed.add(auction_id)
+
+
 def _counted(s: AuctionState, auction_id: int) -> list[int]:
     return sorted(b for b in s.books.get(auction_id, []) if s.bids[b]["status"] == "sealed")
 
@@ -541,6 +727,8 @@ def _auction_clear(
     s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
 ) -> None:
     a = s._auction(d["auction"], "closing")
+    if any(b in s.bid_parties for b in s.books.get(a["id"], [])):
+        raise ReplayError(f"auction {a['id']} was cleared before its bidders were revealed")
     private: X25519PrivateKey | None = None
     released: dict[int, X25519PrivateKey] = {}
     if d.get("sealing", "operator_key") != a["sealing"]:
@@ -654,6 +842,7 @@ _RULE_KEYS = frozenset(
         "opens_at",
         "closes_at",
         *SEALING_RULES,
+        "v",
     }
 )
 
@@ -756,5 +945,8 @@ _HANDLERS: dict[str, Any] = {
     "auction.fail": _auction_end,
     "trustee.keys": _trustee_keys,
     "auction.key_release": _key_release,
+    "auction.reveal": _auction_reveal,
+    **{t: onboarding.application_entry for t in onboarding.APPLICATION_ENTRY_TYPES},
+    **{t: onboarding.deposit_out for t in onboarding.DEPOSIT_ENTRY_TYPES},
 }
 assert set(_HANDLERS) == AUCTION_ENTRY_TYPES

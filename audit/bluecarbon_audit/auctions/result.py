@@ -16,7 +16,14 @@ from .. import merkle
 from ..entry import canonical_json
 from . import clearing
 
-RESULT_VERSION = 1
+RESULT_VERSION = 1  # the result of an auction whose rules have no "v" (rules version 1)
+# Rules versions (the auction.create record's "v"; absent: 1) and the result each gives, whose
+# "v" is the same number. Version 2 (docs/auctions.md §5): a bid whose lots the cap or the
+# deposit cut out entirely is rejected with that reason, and the statistics' valid_bids and
+# rejected_bids count sealed bids. An auction is recomputed by the version its rules name, so
+# results published before version 2 still verify.
+RULES_VERSIONS = (1, 2)
+RULES_VERSION = 2  # what new auctions are created with
 # Bounds that keep every number of a result exact in JSON (below 2**53) whatever a bid says.
 MAX_PRICE = 10**12  # minor units per tonne
 MAX_LOTS = 10**12
@@ -49,6 +56,14 @@ def rules_of(record: dict[str, Any]) -> clearing.Rules:
         undersubscribed=record["undersubscribed"],
         bid_guarantee=record["bid_guarantee"],
     )
+
+
+def rules_version(record: dict[str, Any]) -> int:
+    """The version of an auction record's rules: its ``v``, or 1 for a record without one."""
+    version = record.get("v", 1)
+    if type(version) is not int or version not in RULES_VERSIONS:
+        raise clearing.RulesError("invalid_version", f"unknown rules version {version!r}")
+    return version
 
 
 def book_root(commitments: Iterable[bytes]) -> tuple[int, bytes]:
@@ -119,6 +134,7 @@ def build_result(
     """Check every sealed bid, combine each bidder's into one demand schedule, clear, and say
     per sealed bid and per bidder what counted and what it won."""
     rules = rules_of(record)
+    version = rules_version(record)
     reasons: dict[int, str | None] = {}
     by_bidder: dict[int, list[BookBid]] = {}
     for b in sorted(book, key=lambda b: b.bid):
@@ -140,6 +156,12 @@ def build_result(
                 for bid, reason in checked.reasons:
                     if reason is None:
                         reasons[bid] = checked.combined.reason
+            elif version >= 2 and checked.combined.trimmed and not rules.single_lot:
+                # Trimmed in part: a bid none of whose lots is left carries the reason itself.
+                why = checked.combined.trimmed[0][0]
+                kept = [b for b in bids if reasons.get(b.bid) is None]
+                for bid in _cut_out(checked.combined.tiers, kept):
+                    reasons[bid] = why
     outcome = clearing.clear(rules, list(combined.values()), seed)
     awards = {a.bidder: a for a in outcome.awards}
     won: dict[int, tuple[int, int]] = {}
@@ -180,18 +202,41 @@ def build_result(
                 "amount": amount,
             }
         )
+    summary = clearing.outcome_to_json(outcome)
+    if version >= 2:  # count sealed bids, not bidders' combined schedules
+        summary["stats"]["valid_bids"] = sum(r["status"] == "valid" for r in rows)
+        summary["stats"]["rejected_bids"] = sum(r["status"] != "valid" for r in rows)
     return {
-        "v": RESULT_VERSION,
+        "v": RESULT_VERSION if version == 1 else version,
         "auction": record["id"],
         "currency": record["currency"],
         "lot_kg": record["lot_kg"],
         "book_size": len(book),
         "book_root": root.hex(),
         "seed": seed.hex(),
-        "outcome": clearing.outcome_to_json(outcome),
+        "outcome": summary,
         "bidders": bidders,
         "bids": rows,
     }
+
+
+def _cut_out(counted: clearing.Tiers, bids: list[BookBid]) -> list[int]:
+    """The bids (valid, ascending id) none of whose lots is in the bidder's counted schedule.
+    The lots counted at a price go to the bids offering it lowest id first, each up to what
+    it offered there: the order awards are spread in (``_distribute``), so a bid that keeps
+    no lot here is one that could win none."""
+    left = dict(counted)
+    out = []
+    for b in bids:
+        kept = 0
+        for tier in b.tiers:
+            take = min(tier["lots"], left.get(tier["price"], 0))
+            if take:
+                left[tier["price"]] -= take
+                kept += take
+        if not kept:
+            out.append(b.bid)
+    return out
 
 
 def _publishable(tiers: Any) -> list[list[int]] | None:
