@@ -642,7 +642,8 @@ def _auction_reveal(
     for key, bidder in opened.items():
         s.deposits[(auction_id, bidder)] = s.deposits.pop((auction_id, key))
         s.deposit_totals[(auction_id, bidder)] = s.deposit_totals.pop((auction_id, key))
-    hidden_bids = [b for b in s.books.get(auction_id, []) if b in s.bid_parties]
+    # In id order, as the reveal lists them (concurrent bids' entries need not be in id order).
+    hidden_bids = sorted(b for b in s.books.get(auction_id, []) if b in s.bid_parties)
     if [item["bid"] for item in d["bids"]] != hidden_bids:
         raise ReplayError(
             f"auction {auction_id}: the reveal names bids {[i['bid'] for i in d['bids']]}, "
