@@ -335,8 +335,19 @@ def tab_to(page: Any, selector: str, limit: int = 60) -> None:
     raise AssertionError(f"{selector} cannot be reached with Tab in {limit} presses")
 
 
-def focused(page: Any, selector: str) -> bool:
-    return page.evaluate("(s) => document.activeElement.matches(s)", selector)
+def focused(page: Any, selector: str, wait: float = 5.0) -> bool:
+    """Whether the focus is on ``selector``, waiting up to ``wait`` seconds for it to get
+    there: autofocus and a script's focus() land after the load event, late on a loaded
+    machine (CI once found the sign-in form not yet focused)."""
+    try:
+        page.wait_for_function(
+            "(s) => document.activeElement && document.activeElement.matches(s)",
+            arg=selector,
+            timeout=wait * 1000,
+        )
+    except Exception:
+        return False
+    return True
 
 
 def test_a_bidder_signs_in_and_bids_with_the_keyboard_alone(page):
