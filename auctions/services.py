@@ -930,25 +930,11 @@ def auction_bids_open(*, auction: int, first: int, last: int) -> int:
         ).only("pk", "bidder_id", "ciphertext")
     )
     opened_rows = []
+    opener = sealing.Opener(private_key=private, released=released, trustees=len(a.trustees))
     for bid in rows:
-        if released is not None:
-            tiers, error = sealing.open_threshold_for_book(
-                released=released,
-                ciphertext=bytes(bid.ciphertext),
-                trustees=len(a.trustees),
-                origin=settings.LEDGER_ORIGIN,
-                auction=a.pk,
-                bidder=bid.bidder_id,
-            )
-        else:
-            assert private is not None
-            tiers, error = sealing.open_for_book(
-                private_key=private,
-                ciphertext=bytes(bid.ciphertext),
-                origin=settings.LEDGER_ORIGIN,
-                auction=a.pk,
-                bidder=bid.bidder_id,
-            )
+        tiers, error = opener.for_book(
+            bytes(bid.ciphertext), origin=settings.LEDGER_ORIGIN, auction=a.pk, bidder=bid.bidder_id
+        )
         opened_rows.append((bid.pk, {"error": error} if error else {"tiers": tiers}))
     with transaction.atomic():
         update_rows("auctions_bid", [("opened", "json")], opened_rows)

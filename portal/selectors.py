@@ -321,29 +321,15 @@ def recompute(a: Auction) -> dict[str, Any]:
     # Deposits are recorded only before the close, and none is released before the result:
     # every deposit's amount is what was held when the auction was cleared.
     held = dict(Deposit.objects.filter(auction=a).values_list("bidder_id", "amount"))
+    opener = sealing.Opener(private_key=key, released=released, trustees=len(a.trustees))
     counted = [row["bid"] for row in published["bids"]]
     bids = {b.pk: b for b in Bid.objects.filter(pk__in=counted)}
     book_rows = []
     for bid_id in counted:
         b = bids[bid_id]
-        if released is not None:
-            tiers, error = sealing.open_threshold_for_book(
-                released=released,
-                ciphertext=bytes(b.ciphertext),
-                trustees=len(a.trustees),
-                origin=settings.LEDGER_ORIGIN,
-                auction=a.pk,
-                bidder=b.bidder_id,
-            )
-        else:
-            assert key is not None
-            tiers, error = sealing.open_for_book(
-                private_key=key,
-                ciphertext=bytes(b.ciphertext),
-                origin=settings.LEDGER_ORIGIN,
-                auction=a.pk,
-                bidder=b.bidder_id,
-            )
+        tiers, error = opener.for_book(
+            bytes(b.ciphertext), origin=settings.LEDGER_ORIGIN, auction=a.pk, bidder=b.bidder_id
+        )
         book_rows.append(
             results.BookBid(
                 bid=b.pk,

@@ -755,28 +755,19 @@ def _auction_clear(
         if base64.b64encode(sealing.public_key_of(raw)).decode() != a["public_key"]:
             raise ReplayError(f"auction {a['id']}: the published private key is not the auction's")
     record = {k: v for k, v in a.items() if k in _RULE_KEYS}
+    opener = sealing.Opener(
+        private_key=private,
+        released=released if private is None else None,
+        trustees=len(a["trustees"]),
+    )
     book = []
     for bid_id in _counted(s, a["id"]):
         bid = s.bids[bid_id]
         deposit = s.deposits.get((a["id"], bid["bidder"]))
         held = deposit["amount"] if deposit and deposit["state"] == "held" else 0
-        if private is None:
-            tiers, error = sealing.open_threshold_for_book(
-                released=released,
-                ciphertext=s.ciphertexts[bid_id],
-                trustees=len(a["trustees"]),
-                origin=s.origin,
-                auction=a["id"],
-                bidder=bid["bidder"],
-            )
-        else:
-            tiers, error = sealing.open_for_book(
-                private_key=private,
-                ciphertext=s.ciphertexts[bid_id],
-                origin=s.origin,
-                auction=a["id"],
-                bidder=bid["bidder"],
-            )
+        tiers, error = opener.for_book(
+            s.ciphertexts[bid_id], origin=s.origin, auction=a["id"], bidder=bid["bidder"]
+        )
         book.append(
             results.BookBid(
                 bid=bid_id,

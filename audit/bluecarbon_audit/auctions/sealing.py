@@ -283,6 +283,38 @@ def open_threshold_for_book(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Opener:
+    """What opens an auction's bids: its operator-held ``private_key``, or the ``released``
+    trustee keys (position -> key) of an auction sealed to ``trustees`` trustees. One
+    ``for_book`` for the clearing, the replay and the portal's recomputation."""
+
+    private_key: X25519PrivateKey | None = None
+    released: dict[int, X25519PrivateKey] | None = None
+    trustees: int = 0
+
+    def for_book(
+        self, ciphertext: bytes, *, origin: str, auction: int, bidder: int
+    ) -> tuple[Any, str | None]:
+        if self.released is not None:
+            return open_threshold_for_book(
+                released=self.released,
+                ciphertext=ciphertext,
+                trustees=self.trustees,
+                origin=origin,
+                auction=auction,
+                bidder=bidder,
+            )
+        assert self.private_key is not None, "an opener has a key or released keys"
+        return open_for_book(
+            private_key=self.private_key,
+            ciphertext=ciphertext,
+            origin=origin,
+            auction=auction,
+            bidder=bidder,
+        )
+
+
 def _reject_float(text: str) -> Any:
     raise SealError("malformed_plaintext", f"non-integer number {text} in the plaintext")
 
