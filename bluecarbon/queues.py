@@ -9,7 +9,8 @@ and operators run workers per queue (docs/operations.md):
 kind          setting (environment)       what
 ============  ==========================  =============================================
 default       ``CELERY_QUEUE``            the rest: verification runs, housekeeping
-auctions      ``AUCTION_QUEUE``           the close -> open -> clear -> settle pipeline
+auctions      ``AUCTION_QUEUE``           the close -> open -> clear -> settle pipeline;
+                                          listings' expiry
 checkpoints   ``LEDGER_CHECKPOINT_QUEUE`` signing: only where the key and signer state are
 witnesses     ``LEDGER_WITNESS_QUEUE``    submitting checkpoints to witnesses (slow peers)
 webhooks      ``WEBHOOK_QUEUE``           webhook scheduling and delivery (slow receivers)
@@ -40,6 +41,7 @@ KINDS: dict[str, tuple[str, str]] = {
 # Task name -> kind; a name ending in "." covers a module's tasks. Not listed: the default queue.
 ROUTES: dict[str, str] = {
     "auctions.tasks.": "auctions",
+    "listings.tasks.": "auctions",  # the market's timers: a listing's expiry
     "ledger.tasks.ledger_checkpoint_task": "checkpoints",
     "ledger.tasks.witness_submit_task": "witnesses",
     "ledger.tasks.webhooks_dispatch_task": "webhooks",

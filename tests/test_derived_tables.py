@@ -7,7 +7,7 @@ import importlib
 
 from django.apps import apps
 
-OURS = ("ledger", "auctions", "portal")
+OURS = ("ledger", "auctions", "listings", "portal")
 
 
 def declared() -> dict[str, tuple[str, str]]:

@@ -33,3 +33,12 @@ def test_every_registry_job_sent_by_name_is_a_registered_task_on_its_kinds_queue
 
 def test_a_misspelt_name_would_be_caught():
     assert "auctions.tasks.auction_close" not in app.tasks
+
+
+def test_every_listing_job_sent_by_name_is_a_registered_task_on_the_auctions_queue():
+    from listings import jobs as listing_jobs
+
+    app.loader.import_default_modules()
+    for name in listing_jobs.NAMES:
+        assert name in app.tasks, name
+        assert queues.kind_of(name) == "auctions"

@@ -159,6 +159,13 @@ def render_report(report: Report, seconds: float | None = None) -> str:
                     f"auctions: {a['auctions']} ({states}); {a['recleared']} re-cleared from "
                     f"their revealed keys, {a['bids']} bids"
                 )
+            listed = report.listings
+            if listed.get("listings"):
+                states = ", ".join(f"{n} {s}" for s, n in listed["by_state"].items())
+                checks.append(
+                    f"listings: {listed['listings']} ({states}); {listed['purchases']} "
+                    "purchases, each take checked against what remained"
+                )
         if report.bundle_auctions:
             checks.append(f"{report.bundle_auctions} auction files match the ledger")
     for check in checks:

@@ -14,8 +14,10 @@ pinned keys (``policy``), in this order:
    entries when the tree reaches its size;
 4. replay: the registry's state (``replay.RegistryState``) and the auction house's
    (``auctions.replay.AuctionState``, which reopens every bid of a cleared auction with its
-   revealed key and re-runs the clearing), applied to every entry exactly as the registry's own
-   ``ledger_verify`` drives them; then the supply invariant of every batch;
+   revealed key and re-runs the clearing) and the listing board's (``listings.ListingState``:
+   every take against what remained, the time window and the per-buyer cap), applied to every
+   entry exactly as the registry's own ``ledger_verify`` drives them; then the supply
+   invariant of every batch;
 5. consistency proofs between consecutive checkpoints, from the (now verified) tiles; an export
    bundle's auction files against the replay; the bundle's manifest.
 
@@ -46,6 +48,7 @@ from . import merkle
 from .auctions.replay import AUCTION_ENTRY_TYPES, AuctionState
 from .cosignature import CosignatureError
 from .entry import ZERO_HASH, EntryError, decode_canonical_entry
+from .listings import LISTING_ENTRY_TYPES, ListingState
 from .note import Checkpoint, NoteError, checkpoint_open
 from .policy import Policy
 from .replay import ENTRY_TYPES as REGISTRY_TYPES
@@ -67,7 +70,7 @@ from .tiles import (
 __all__ = ["STATE_FORMAT", "Report", "UsageError", "VerifyFailure", "VerifyOptions", "verify"]
 
 STATE_FORMAT = "bluecarbon-audit-state/v1"
-KNOWN_TYPES = REGISTRY_TYPES | AUCTION_ENTRY_TYPES
+KNOWN_TYPES = REGISTRY_TYPES | AUCTION_ENTRY_TYPES | LISTING_ENTRY_TYPES
 # Below this many entries the scan runs in this process (starting workers costs more).
 PARALLEL_MIN_ENTRIES = 50_000
 _WINDOW_PER_WORKER = 3  # batches in flight per worker: enough to keep them busy, memory flat
@@ -131,6 +134,7 @@ class Report:
     replayed: bool = False
     registry: dict[str, Any] = field(default_factory=dict)
     auctions: dict[str, Any] = field(default_factory=dict)
+    listings: dict[str, Any] = field(default_factory=dict)
     records: dict[str, int] = field(default_factory=dict)
     bundle_auctions: int = 0
     notes: list[str] = field(default_factory=list)
@@ -172,6 +176,7 @@ class Report:
             "replayed": self.replayed,
             "registry": self.registry,
             "auctions": self.auctions,
+            "listings": self.listings,
             "records": self.records,
             "bundle_auctions_checked": self.bundle_auctions,
             "notes": self.notes,
@@ -203,6 +208,7 @@ class _State:
     checkpoint_note: str | None
     registry: RegistryState | None
     auctions: AuctionState | None
+    listings: ListingState | None
 
 
 def _load_state(path: Path, origin: str) -> _State:
@@ -222,6 +228,8 @@ def _load_state(path: Path, origin: str) -> _State:
             checkpoint_note=cp["note"] if cp else None,
             registry=RegistryState.from_json(data["registry"]) if replayed else None,
             auctions=AuctionState.from_json(data["auctions"], origin) if replayed else None,
+            # A state saved before listings were replayed has none: ``from_json(None)``.
+            listings=ListingState.from_json(data.get("listings"), origin) if replayed else None,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"cannot continue from {path}: {exc}") from None
@@ -240,6 +248,7 @@ def _save_state(path: Path, origin: str, run: _Run) -> None:
         else {"size": cp.size, "root": base64.b64encode(cp.root).decode(), "note": cp.note},
         "registry": run.registry.to_json() if run.registry is not None else None,
         "auctions": run.auction_state.to_json() if run.auction_state is not None else None,
+        "listings": run.listing_state.to_json() if run.listing_state is not None else None,
     }
     # Private: it is this verifier's record of what it checked.
     write_atomic(path, json.dumps(payload, separators=(",", ":")).encode())
@@ -270,6 +279,7 @@ class _Run:
         self.prev = ZERO_HASH
         self.registry: RegistryState | None = None
         self.auction_state: AuctionState | None = None
+        self.listing_state: ListingState | None = None
         self.last_checkpoint: CheckpointSeen | None = None
         self.levels: dict[int, _Level] = {}
         self.nodes: TileNodes | None = None
@@ -391,6 +401,7 @@ class _Run:
             self.auction_state = (
                 state.auctions if state and state.auctions else AuctionState(origin=origin)
             )
+            self.listing_state = state.listings if state and state.listings else ListingState()
             self.report.replayed = True
 
         self.report.start = start
@@ -757,6 +768,7 @@ class _Run:
 
     def _apply(self, seq: int, body: bytes) -> None:
         assert self.registry is not None and self.auction_state is not None
+        assert self.listing_state is not None
         try:
             entry = decode_canonical_entry(body)
         except EntryError as exc:  # pragma: no cover - the scan checked it
@@ -766,6 +778,7 @@ class _Run:
         try:
             produced = self.registry.apply(entry) if entry.type in REGISTRY_TYPES else []
             self.auction_state.apply(entry, self.registry, hashlib.sha256(body).digest())
+            self.listing_state.apply(entry, self.registry)
         except ReplayError as exc:
             raise VerifyFailure("replay", f"cannot be replayed: {exc}", seq) from None
         for table, _ in produced:
@@ -773,8 +786,10 @@ class _Run:
 
     def _finish_replay(self) -> None:
         assert self.registry is not None and self.auction_state is not None
+        assert self.listing_state is not None
         try:
             self.auction_state.finish()
+            self.listing_state.finish()
         except ReplayError as exc:
             raise VerifyFailure("replay", f"cannot be replayed: {exc}") from None
         problems = self.registry.supply_violations()
@@ -801,6 +816,14 @@ class _Run:
             "recleared": sum(
                 1 for a in self.auction_state.auctions.values() if a.get("result_sha256")
             ),
+        }
+        listed = self.listing_state
+        self.report.listings = {
+            "listings": len(listed.listings),
+            "by_state": dict(
+                sorted(collections.Counter(x["state"] for x in listed.listings.values()).items())
+            ),
+            "purchases": len(listed.purchases),
         }
 
     # ---- after the walk -----------------------------------------------------------------------

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "ledger",
     "auctions",
+    "listings",
     "portal",
 ]
 
@@ -432,6 +433,8 @@ CELERY_BEAT_SCHEDULE = {
     # Opens and closes auctions whose time has come, and re-kicks stalled ones. Each auction
     # also gets an ETA task at its closing time; this is the backstop.
     "auctions-due": {"task": "auctions.tasks.auctions_due_task", "schedule": 2.0},
+    # Listings past their closing time (each also gets an ETA task at it; this is the backstop).
+    "listings-due": {"task": "listings.tasks.listings_due_task", "schedule": 5.0},
     "verification-runs-due": {
         "task": "portal.tasks.verification_runs_due_task",
         "schedule": 10.0,

@@ -27,12 +27,13 @@ from .credits import (
     credit_transfer_many,
     reversal_record,
 )
-from .escrow import MANAGED_PREFIX, escrow_deliver, escrow_hold, escrow_release
+from .escrow import LISTING_PREFIX, MANAGED_PREFIX, escrow_deliver, escrow_hold, escrow_release
 from .issuance import batch_issue
 from .organizations import account_open, organization_register
 from .projects import methodology_register, project_register, project_update
 
 __all__ = [
+    "LISTING_PREFIX",
     "MANAGED_PREFIX",
     "EntryRow",
     "Transfer",

@@ -17,12 +17,17 @@ from .credits import _batch, _check_tradable, _sender
 # Escrow holds whose reference starts with this belong to an auction: only the auction's own
 # services move them (``managed=True``), so a seller cannot take back a lot under auction.
 MANAGED_PREFIX = "auction:"
+# A listing's lots likewise (listings/, docs/listings.md): ``listing:<id>``. Its own prefix, not
+# ``auction:<...>``: the auctions' replay takes every ``auction:`` hold for an auction's lot.
+LISTING_PREFIX = "listing:"
+MANAGED_PREFIXES = (MANAGED_PREFIX, LISTING_PREFIX)
 
 
 def _check_managed(reference: str, managed: bool) -> None:
-    if reference.startswith(MANAGED_PREFIX) and not managed:
+    if reference.startswith(MANAGED_PREFIXES) and not managed:
+        kind = "an auction" if reference.startswith(MANAGED_PREFIX) else "a listing"
         raise Conflict(
-            f"escrow hold '{reference}' belongs to an auction and moves only through it",
+            f"escrow hold '{reference}' belongs to {kind} and moves only through it",
             code=ErrorCode.MANAGED_HOLD,
             detail={"reference": "managed"},
         )

@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from bluecarbon_audit.listings import LISTING_ENTRY_TYPES
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.test import APIClient
@@ -20,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_list_holds_the_registrys_types_and_the_auctions():
-    assert entry_types.all_types() == REGISTRY_TYPES | AUCTION_ENTRY_TYPES
-    assert [e.app for e in entry_types.extensions()] == ["auctions"]
+    assert entry_types.all_types() == REGISTRY_TYPES | AUCTION_ENTRY_TYPES | LISTING_ENTRY_TYPES
+    assert [e.app for e in entry_types.extensions()] == ["auctions", "listings"]
 
 
 def test_a_type_claimed_by_two_apps_is_refused():
@@ -31,7 +32,9 @@ def test_a_type_claimed_by_two_apps_is_refused():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("type_", sorted(REGISTRY_TYPES | AUCTION_ENTRY_TYPES))
+@pytest.mark.parametrize(
+    "type_", sorted(REGISTRY_TYPES | AUCTION_ENTRY_TYPES | LISTING_ENTRY_TYPES)
+)
 def test_the_feed_filters_by_every_type(type_):
     cache.clear()  # the anonymous throttle's bucket outlives a test's transaction
     response = APIClient().get("/api/v1/ledger/entries", {"type": type_})
