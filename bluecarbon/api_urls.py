@@ -7,10 +7,12 @@ from django.urls import include, path
 import auctions.apis
 import auctions.onboarding_apis
 import ledger.apis.urls
+import listings.apis
 
 app_name = "api"
 urlpatterns = [
     *ledger.apis.urls.urlpatterns,
     path("v1/", include(auctions.apis.urlpatterns)),
     path("v1/", include(auctions.onboarding_apis.urlpatterns)),
+    path("v1/", include(listings.apis.urlpatterns)),
 ]

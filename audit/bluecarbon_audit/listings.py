@@ -98,10 +98,8 @@ def check_terms(
         raise RuleError("price", "the listing's value is too large")
     if not _int(min_lots, 1, lots):
         raise RuleError("min_lots", "the minimum take is 1 lot to all the listed lots")
-    if max_lots_per_buyer is not None and not _int(max_lots_per_buyer, min_lots, lots):
-        raise RuleError(
-            "max_lots_per_buyer", "the per-buyer limit is from the minimum take to all the lots"
-        )
+    if max_lots_per_buyer is not None and not _int(max_lots_per_buyer, min_lots, MAX_KG):
+        raise RuleError("max_lots_per_buyer", "the per-buyer limit is at least the minimum take")
 
 
 def amount_due(lots: int, lot_kg: int, price: int) -> int:

@@ -26,6 +26,8 @@ from auctions import services as auction_services
 from auctions.models import Auction
 from ledger import services, webhooks
 from ledger.models import ApiKey, Batch, EscrowHold, Retirement, Role, WebhookEndpoint
+from listings import services as listing_services
+from listings.models import Listing, Purchase
 from tests import factories
 from tests.factories import World, sha
 
@@ -99,6 +101,19 @@ def _auction_body(s: Scene) -> dict[str, Any]:
         "tie_rule": "random_order",
         "undersubscribed": "settle",
         "opens_at": (now + dt.timedelta(hours=1)).isoformat(),
+        "closes_at": (now + dt.timedelta(hours=2)).isoformat(),
+    }
+
+
+def _listing_body(s: Scene) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "account": s.world.dev_account.pk,
+        "batch": s.batch.pk,
+        "quantity": "10",
+        "lot_size": "1",
+        "currency": "CNY",
+        "price": "106.00",
         "closes_at": (now + dt.timedelta(hours=2)).isoformat(),
     }
 
@@ -226,6 +241,23 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/trustee-keys"): Row("trustee"),
     ("POST", "/api/v1/trustee-keys"): Row("trustee"),
     ("POST", "/api/v1/auctions/{pk}/key-release"): Row("trustee"),
+    # ---- listings (listings/apis.py): the board is public; the seller lists and withdraws
+    # (scope auction), a buyer takes (bid), an operator confirms payments and declares defaults
+    # (onboard: the services refuse anyone else, 403). A seller sees the purchases of its
+    # listings, a buyer its own.
+    ("GET", "/api/v1/listings"): Row(PUBLIC, SHOWN),
+    ("POST", "/api/v1/listings"): Row("auction", NOT_FOUND, _listing_body),
+    ("GET", "/api/v1/listings/{pk}"): Row(PUBLIC, SHOWN),
+    ("POST", "/api/v1/listings/{pk}/take"): Row("bid"),
+    ("POST", "/api/v1/listings/{pk}/withdraw"): Row("auction", NOT_FOUND, lambda s: {}),
+    ("GET", "/api/v1/purchases"): Row("read", HIDDEN),
+    ("GET", "/api/v1/purchases/{pk}"): Row("read", NOT_FOUND),
+    ("POST", "/api/v1/purchases/{pk}/confirm"): Row(
+        "onboard", FORBIDDEN, lambda s: {}, owner="registry"
+    ),
+    ("POST", "/api/v1/purchases/{pk}/default"): Row(
+        "onboard", FORBIDDEN, lambda s: {}, owner="registry"
+    ),
     # ---- the OpenAPI document itself
     ("GET", "/api/v1/schema/"): Row(PUBLIC, SHOWN),
 }
@@ -306,6 +338,8 @@ class Scene:
     checkpoint_size: int
     auction: Auction
     clients: dict[str, APIClient] = field(default_factory=dict)
+    listing: Listing | None = None
+    purchase: Purchase | None = None
 
     def url(self, path: str, row: Row) -> str:
         w = self.world
@@ -317,6 +351,8 @@ class Scene:
             "escrow-holds": self.hold.pk,
             "webhooks": self.endpoint.pk,
             "auctions": self.auction.pk,
+            "listings": self.listing.pk if self.listing else 0,
+            "purchases": self.purchase.pk if self.purchase else 0,
         }
         values = {
             "{certificate}": self.retirement.certificate,
@@ -394,9 +430,24 @@ def scene(world: World) -> Scene:
         opens_at=now + dt.timedelta(hours=1),
         closes_at=now + dt.timedelta(hours=2),
     )
+    # A listing of the developer's, 2 t of it taken by the buyer (a pending purchase).
+    listing = listing_services.listing_create(
+        actor=w.dev,
+        account=w.dev_account.pk,
+        batch=b.pk,
+        lots=10,
+        lot_kg=1_000,
+        currency="CNY",
+        price=10_600,
+        opens_at=now,
+        closes_at=now + dt.timedelta(hours=2),
+    )
+    purchase = listing_services.listing_take(actor=w.buy, listing=listing.pk, lots=2)
     checkpoint = services.ledger_checkpoint_issue()
     assert checkpoint is not None
-    return Scene(w, b, hold, retirement, endpoint, checkpoint.size, auction)
+    scene = Scene(w, b, hold, retirement, endpoint, checkpoint.size, auction)
+    scene.listing, scene.purchase = listing, purchase
+    return scene
 
 
 def call(client: APIClient, method: str, url: str, body: dict[str, Any] | None = None) -> Any:

@@ -138,12 +138,15 @@ def test_every_error_code_is_documented_with_the_statuses_it_is_answered_with():
     # Every app's codes, as the schema's error responses list them (each code's statuses).
     import auctions.exceptions  # noqa: F401
     import ledger.apis.errors  # noqa: F401
+    import listings.exceptions  # noqa: F401
     from bluecarbon.errors import Codes
 
     declared = {str(code): code.statuses for code in Codes.every()}
-    auction_guide = (Path(__file__).resolve().parents[2] / "docs" / "auctions.md").read_text()
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    auction_guide = (docs / "auctions.md").read_text()
+    listing_guide = (docs / "listings.md").read_text()
     documented: dict[str, tuple[int, ...]] = {}
-    for text in (GUIDE, auction_guide):
+    for text in (GUIDE, auction_guide, listing_guide):
         for code, statuses in re.findall(r"^\| `([a-z_]+)` \| ([0-9][0-9, ]*) \|", text, re.M):
             documented[code] = tuple(int(s) for s in statuses.split(","))
     assert documented == declared

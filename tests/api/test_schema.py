@@ -39,6 +39,8 @@ PUBLIC = {
     "GET /api/v1/ledger/proofs/consistency",
     "GET /api/v1/ledger/proofs/inclusion",
     "GET /api/v1/ledger/verifier-keys",
+    "GET /api/v1/listings",
+    "GET /api/v1/listings/{id}",
     "GET /api/v1/retirements/{certificate}/certificate.html",
 }
 
