@@ -159,6 +159,35 @@ class SealingSerializer(serializers.Serializer):
     release_by = serializers.DateTimeField(allow_null=True)
 
 
+class IncrementSerializer(serializers.Serializer):
+    """One price band of an English auction's increments."""
+
+    from_ = pattern(_MONEY, help_text="per tonne: the band starts at this standing price")
+    step = pattern(_MONEY_ABOVE_ZERO, help_text="per tonne: the minimum raise in the band")
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        fields["from"].source = "from_"
+        return fields
+
+
+class EnglishSerializer(serializers.Serializer):
+    """An English auction's rules and its bidding so far (docs/auctions-ascending.md)."""
+
+    start_price = serializers.CharField()
+    increments = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    countdown_seconds = serializers.IntegerField()
+    hard_close_at = serializers.DateTimeField(allow_null=True)
+    standing_price = serializers.CharField(allow_null=True)
+    minimum_bid = serializers.CharField(
+        allow_null=True, help_text="the lowest valid bid now; null once bidding ended"
+    )
+    ends_at = serializers.DateTimeField(
+        allow_null=True, help_text="when bidding ends now: each bid in the timed phase moves it"
+    )
+
+
 class AuctionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
@@ -194,6 +223,12 @@ class AuctionOutputSerializer(serializers.Serializer):
         help_text="the rules' version (the ledger record's `v`): which computation the result "
         "is made and verified by (docs/auctions.md §5)"
     )
+    english = serializers.SerializerMethodField()
+
+    @extend_schema_field(EnglishSerializer(allow_null=True))
+    def get_english(self, a: Auction) -> dict[str, Any] | None:
+        """null for the sealed formats."""
+        return selectors.english_state(a)
 
     def get_bidder_cap(self, a: Auction) -> str | None:
         return None if a.cap_bp is None else format_share(a.cap_bp)
@@ -201,7 +236,7 @@ class AuctionOutputSerializer(serializers.Serializer):
     def get_seconds_to_close(self, a: Auction) -> int:
         if a.state not in (State.SCHEDULED, State.OPEN):
             return 0
-        return max(0, int((a.closes_at - timezone.now()).total_seconds()))
+        return max(0, int((a.bidding_ends_at - timezone.now()).total_seconds()))
 
     @extend_schema_field(SealingSerializer(allow_null=True))
     def get_sealing(self, a: Auction) -> dict[str, Any] | None:
@@ -340,10 +375,31 @@ class AuctionCreateApi(BaseApi):
             help_text="trustees: the deadline for their keys, after the closing time; with "
             "fewer than `threshold` released by then, the auction fails",
         )
+        # English auctions (docs/auctions-ascending.md): reserve_price is the start price,
+        # closes_at the end of the free phase.
+        increments = IncrementSerializer(
+            many=True,
+            required=False,
+            help_text="english: the minimum raise by price band, `from` ascending from 0.00",
+        )
+        countdown_seconds = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=86_400,
+            help_text="english: the countdown every bid in the timed phase restarts",
+        )
+        hard_close_at = serializers.DateTimeField(
+            required=False,
+            help_text="english: an end no bid moves (after closes_at); none if absent",
+        )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             currency = attrs["currency"]
             out = dict(attrs)
+            if attrs["format"] == Format.ENGLISH and out["sealing"] == Sealing.OPERATOR_KEY:
+                out["sealing"] = Sealing.OPEN  # the default: an English auction is not sealed
+            if "countdown_seconds" in out:
+                out["countdown_s"] = out.pop("countdown_seconds")
             out["sealing_mode"] = out.pop("sealing")
             out["trustee_ids"] = out.pop("trustees", None)
             errors = {}
@@ -361,6 +417,17 @@ class AuctionCreateApi(BaseApi):
                 out["cap_bp"] = None if cap in (None, "") else parse_share(cap)
             except QuantityError as exc:
                 errors["bidder_cap"] = serializers.ErrorDetail(exc.message, code=exc.code)
+            if "increments" in out:
+                try:
+                    out["increments"] = [
+                        [
+                            parse_money(b["from_"], currency, "from"),
+                            parse_money(b["step"], currency, "step"),
+                        ]
+                        for b in out["increments"]
+                    ]
+                except QuantityError as exc:
+                    errors["increments"] = serializers.ErrorDetail(exc.message, code=exc.code)
             if errors:
                 raise serializers.ValidationError(errors)
             out["lot_kg"] = out.pop("lot_size")

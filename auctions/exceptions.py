@@ -48,3 +48,9 @@ class AuctionErrorCode(Codes):
     APPLICATION_STATE = "application_wrong_state", 409
     BIDS_STANDING = "bids_standing", 409
     DEPOSIT_NOT_HELD = "deposit_not_held", 409
+    # English auctions (auctions/english.py).
+    BID_TOO_LOW = "bid_too_low", 422
+    PRICE_OFF_TICK = "price_off_tick", 422
+    ALREADY_LEADING = "already_leading", 409
+    WRONG_FORMAT = "wrong_format", 409
+    PADDLE_ACCOUNT = "paddle_account_fixed", 409

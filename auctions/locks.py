@@ -64,14 +64,14 @@ def auction_share_lock(auction_id: int) -> Auction | None:
     _gate(auction_id, exclusive=False)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, state, opens_at, closes_at, seller_id, deposit_required, currency "
+            "SELECT id, state, opens_at, closes_at, seller_id, deposit_required, currency, format "
             "FROM auctions_auction WHERE id = %s",
             [auction_id],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    pk, state, opens_at, closes_at, seller, deposit, currency = row
+    pk, state, opens_at, closes_at, seller, deposit, currency, fmt = row
     if connection.vendor != "postgresql":
         # SQLite's backend hands raw SQL datetimes back as text or naive values.
         opens_at, closes_at = (_aware(v) for v in (opens_at, closes_at))
@@ -84,6 +84,7 @@ def auction_share_lock(auction_id: int) -> Auction | None:
         seller_id=seller,
         deposit_required=deposit,
         currency=currency,
+        format=fmt,
     )
 
 

@@ -28,6 +28,7 @@ auction entries (``auctions.core.replay``) and compares. Invariants, and where t
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 from django.db import models
 from django.db.models import F, Q
@@ -40,9 +41,11 @@ class Format(models.TextChoices):
     PAY_AS_BID = "pay_as_bid", "Multi-unit, pay as bid"
     FIRST_PRICE = "first_price", "Single lot, first price"
     SECOND_PRICE = "second_price", "Single lot, second price (Vickrey)"
+    ENGLISH = "english", "Single lot, English (ascending open bids)"
 
 
-SINGLE_LOT_FORMATS = (Format.FIRST_PRICE, Format.SECOND_PRICE)
+SINGLE_LOT_FORMATS = (Format.FIRST_PRICE, Format.SECOND_PRICE, Format.ENGLISH)
+SEALED_FORMATS = (Format.UNIFORM, Format.PAY_AS_BID, Format.FIRST_PRICE, Format.SECOND_PRICE)
 
 
 class TieRule(models.TextChoices):
@@ -60,6 +63,8 @@ class Sealing(models.TextChoices):
 
     TRUSTEES = "trustees", "Threshold of independent trustees"
     OPERATOR_KEY = "operator_key", "Operator-held key"
+    # An English auction's bids are prices everyone sees; only who bids is hidden (paddles).
+    OPEN = "open", "Not sealed: open prices, pseudonymous bidders"
 
 
 MAX_TRUSTEES = 16
@@ -140,6 +145,16 @@ class Auction(models.Model):
     # The rules' version (the record's "v"): which computation the result is made and verified
     # by. Auctions from before versions are 1; auction_create writes the current one.
     rules_version = models.PositiveSmallIntegerField(default=1)
+    # An English auction's own rules (bluecarbon_audit.auctions.english): the minimum raise by
+    # price band ([[from, step], ...]), the countdown each bid in the timed phase restarts
+    # (the free phase ends at closes_at), and an end no bid moves. Null for sealed formats.
+    increments = models.JSONField(null=True, blank=True)
+    countdown_s = models.PositiveIntegerField(null=True, blank=True)
+    hard_close_at = models.DateTimeField(null=True, blank=True)
+    # An English auction's bidding so far: the standing (highest) price and when bidding ends
+    # now (english.Rules.deadline of the last bid's time; every accepted bid may move it).
+    standing_price = models.BigIntegerField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     public_key = models.BinaryField(null=True, blank=True)
@@ -170,7 +185,10 @@ class Auction(models.Model):
 
     class Meta:
         ordering = ["pk"]
-        indexes = [models.Index(fields=["state", "closes_at"], name="auction_state_closes")]
+        indexes = [
+            models.Index(fields=["state", "closes_at"], name="auction_state_closes"),
+            models.Index(fields=["state", "ends_at"], name="auction_state_ends"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(quantity__gt=0, lot_kg__gt=0, tick__gt=0, reserve__gte=0),
@@ -192,8 +210,15 @@ class Auction(models.Model):
                     sealing="trustees",
                     threshold__gte=1,
                     release_by__gt=F("closes_at"),
-                ),
+                )
+                | Q(sealing="open", threshold__isnull=True, release_by__isnull=True),
                 name="auction_sealing_rules",
+            ),
+            # Open bids are the English format's, and only its.
+            models.CheckConstraint(
+                condition=Q(format="english", sealing="open", countdown_s__gte=1)
+                | (~Q(format="english") & ~Q(sealing="open") & Q(countdown_s__isnull=True)),
+                name="auction_english_rules",
             ),
         ]
 
@@ -203,6 +228,15 @@ class Auction(models.Model):
     @property
     def by_trustees(self) -> bool:
         return self.sealing == Sealing.TRUSTEES
+
+    @property
+    def is_english(self) -> bool:
+        return self.format == Format.ENGLISH
+
+    @property
+    def bidding_ends_at(self) -> dt.datetime:
+        """When bidding ends: the closing time, or an English auction's moving end."""
+        return self.ends_at if self.ends_at is not None else self.closes_at
 
     @property
     def offered_lots(self) -> int:
@@ -265,6 +299,56 @@ class Bid(models.Model):
 
     def __str__(self) -> str:
         return f"bid {self.pk} v{self.version} in auction {self.auction_id}"
+
+
+class Paddle(models.Model):
+    """A bidder in an English auction, by its paddle: the pseudonym its bids carry until the
+    end (``parties.paddle``, committing to the bidder and the account the lot would go to).
+    Made at its first bid; the salt is secret until ``auction.reveal``."""
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="paddles")
+    bidder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="paddles")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="paddles")
+    salt = models.BinaryField(editable=False)
+    pseudonym = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["auction", "bidder"], name="one_paddle_per_bidder"),
+            models.UniqueConstraint(fields=["auction", "pseudonym"], name="paddle_pseudonym_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"paddle {self.pseudonym[:8]} in auction {self.auction_id}"
+
+    @property
+    def label(self) -> str:
+        """How pages and the API show it: the pseudonym's first eight hex digits."""
+        return self.pseudonym[:8]
+
+
+class Raise(models.Model):
+    """One accepted bid of an English auction (``bid.raise``): an open price. Only accepted
+    bids exist; each beats the one before it by the rules' increment, so the last is the
+    highest."""
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="raises")
+    paddle = models.ForeignKey(Paddle, on_delete=models.PROTECT, related_name="raises")
+    price = models.BigIntegerField(help_text="Minor units per tonne")
+    time = models.DateTimeField(help_text="The entry's time")
+    entry_seq = models.BigIntegerField(unique=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # Also the index the standing price is read by.
+            models.UniqueConstraint(fields=["auction", "price"], name="raise_price_rises"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="raise_price_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"raise {self.pk} to {self.price} in auction {self.auction_id}"
 
 
 class BidReceipt(models.Model):

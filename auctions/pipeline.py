@@ -13,6 +13,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import jobs, services
@@ -37,9 +38,14 @@ def advance(auction_id: int) -> str:
             services.auction_open(auction=a.pk)
             a.refresh_from_db()
         _touch(a.pk)
-        if a.state == State.OPEN and a.closes_at <= now:
+        if a.state == State.OPEN and a.bidding_ends_at <= now:
             jobs.after_commit(jobs.CLOSE, a.pk)
             return "close"
+        if a.state == State.OPEN and a.ends_at is not None:
+            # An English auction's end moved since this timer was set: one at the new end.
+            ends_at = a.ends_at
+            transaction.on_commit(lambda: jobs.send(jobs.ADVANCE, a.pk, eta=ends_at), robust=True)
+            return "rearmed"
         if a.state == State.CLOSING:
             if services.auction_release_overdue(auction=a.pk):
                 jobs.after_commit(jobs.NOTIFY, a.pk)
@@ -132,7 +138,9 @@ def sweep() -> int:
             "pk", flat=True
         )
     ) + list(
-        Auction.objects.filter(state=State.OPEN, closes_at__lte=now).values_list("pk", flat=True)
+        Auction.objects.filter(
+            Q(ends_at__isnull=True, closes_at__lte=now) | Q(ends_at__lte=now), state=State.OPEN
+        ).values_list("pk", flat=True)
     )
     moving = Auction.objects.filter(
         state__in=[State.CLOSING, State.CLEARED, State.SETTLED, State.CANCELLED, State.FAILED],

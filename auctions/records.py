@@ -11,7 +11,8 @@ from django.conf import settings
 from ledger.core.entry import format_time
 
 from .core.onboarding import applicant
-from .models import Application, Auction, Award, Bid, Bidder, Deposit, TrusteeKey
+from .core.parties import paddle
+from .models import Application, Auction, Award, Bid, Bidder, Deposit, Raise, TrusteeKey
 
 
 def b64(data: bytes | memoryview | None) -> str | None:
@@ -44,6 +45,12 @@ def auction_rules(a: Auction) -> dict[str, Any]:
         "threshold": a.threshold,
         "release_by": format_time(a.release_by) if a.release_by is not None else None,
     }
+    if a.is_english:  # its own rules (bluecarbon_audit.auctions.english)
+        rules |= {
+            "increments": a.increments,
+            "countdown_s": a.countdown_s,
+            "hard_close_at": format_time(a.hard_close_at) if a.hard_close_at else None,
+        }
     # The rules' version (auctions/core/result.py RULES_VERSIONS). Version 1 is a record
     # without "v", as every auction created before versions has it.
     if a.rules_version != 1:
@@ -65,7 +72,14 @@ def auction_state(a: Auction) -> dict[str, Any]:
         "seed": bytes(a.seed).hex() if a.seed is not None else None,
         "result_sha256": a.result_sha256,
         "clearing_price": a.clearing_price,
-    }
+    } | (
+        {
+            "standing_price": a.standing_price,
+            "ends_at": format_time(a.ends_at) if a.ends_at is not None else None,
+        }
+        if a.is_english
+        else {}
+    )
 
 
 def public_bidder(b: Bid, a: Auction) -> int | None:
@@ -85,6 +99,24 @@ def bid_state(b: Bid) -> dict[str, Any]:
         "status": b.status,
         "reason": b.reason,
         "awarded_lots": b.awarded_lots,
+    }
+
+
+def raise_state(r: Raise, *, revealed: bool) -> dict[str, Any]:
+    """An English auction's accepted bid as the replay knows it (its paddle's bidder once the
+    auction's reveal named it). The paddle is recomputed from the row's bidder, account and
+    salt, so a changed bidder or account shows even before the reveal."""
+    p = r.paddle
+    return {
+        "id": r.pk,
+        "auction": r.auction_id,
+        "paddle": paddle(
+            settings.LEDGER_ORIGIN, r.auction_id, p.bidder_id, p.account_id, bytes(p.salt)
+        ),
+        "bidder": p.bidder_id if revealed else None,
+        "account": p.account_id if revealed else None,
+        "price": r.price,
+        "time": format_time(r.time),
     }
 
 

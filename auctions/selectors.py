@@ -8,9 +8,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
-from . import records
+from ledger.core.quantity import format_money
+
+from . import english, records
 from .core import sealing
-from .models import Auction, Bid, BidReceipt, TrusteeKey
+from .models import Auction, Bid, BidReceipt, Raise, TrusteeKey
 
 
 def _auctions() -> QuerySet[Auction]:
@@ -115,3 +117,30 @@ def auction_result(a: Auction) -> dict | None:
         return None
     body = LedgerEntry.objects.values_list("body", flat=True).get(seq=a.result_seq)
     return decode_entry(bytes(body)).data["result"]
+
+
+def english_state(a: Auction) -> dict[str, Any] | None:
+    """An English auction's rules and bidding so far, money as decimal strings (the API's
+    ``english`` and the portal's auction room); None for the sealed formats."""
+    if not a.is_english:
+        return None
+    r = english.rules(a)
+
+    def money(minor: int) -> str:
+        return format_money(minor, a.currency)
+
+    open_now = a.state in (Auction.State.SCHEDULED, Auction.State.OPEN)
+    return {
+        "start_price": money(a.reserve),
+        "increments": [{"from": money(low), "step": money(step)} for low, step in r.increments],
+        "countdown_seconds": a.countdown_s,
+        "hard_close_at": a.hard_close_at,
+        "standing_price": None if a.standing_price is None else money(a.standing_price),
+        "minimum_bid": money(r.minimum(a.standing_price)) if open_now else None,
+        "ends_at": a.ends_at,
+    }
+
+
+def raises(a: Auction) -> QuerySet[Raise]:
+    """An English auction's accepted bids, in ledger order, with their paddles."""
+    return Raise.objects.filter(auction=a).select_related("paddle").order_by("entry_seq")

@@ -36,8 +36,9 @@ from ledger.exceptions import ErrorCode
 from ledger.mail import Mail, mail_enqueue
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
-from . import jobs, keys, locks, receipts, records, trustees
+from . import english, jobs, keys, locks, receipts, records, trustees
 from .core import clearing, parties, sealing
+from .core import english as english_rules
 from .core import onboarding as onboarding_rules
 from .core import result as results
 from .exceptions import (
@@ -231,6 +232,9 @@ def auction_create(
     trustee_ids: list[int] | None = None,
     threshold: int | None = None,
     release_by: dt.datetime | None = None,
+    increments: list[list[int]] | None = None,
+    countdown_s: int | None = None,
+    hard_close_at: dt.datetime | None = None,
 ) -> Auction:
     """A draft auction of ``quantity`` kg from a holding, with its rules. Nothing moves until
     it is scheduled. ``sealing_mode`` says who opens the bids: any ``threshold`` of
@@ -279,27 +283,68 @@ def auction_create(
         )
     if release_by is not None:
         release_by = _aware(release_by, "release_by")
-    mode, trustee_list, threshold = trustees.check_rules(
-        sealing_mode, trustee_ids or [], threshold, release_by, closes_at
-    )
-    try:
-        clearing.Rules(
-            format=fmt,
-            offered_lots=quantity // lot_kg,
+    if fmt == Format.ENGLISH:
+        # Open bids: nobody opens anything, and the rules of the format are its own.
+        if sealing_mode not in (Sealing.OPEN, Sealing.OPERATOR_KEY) or trustee_ids:
+            raise InvalidInput(
+                "an English auction's bids are open prices: it is not sealed",
+                code=Code.INVALID_RULES,
+                detail={"sealing": "english_is_open"},
+            )
+        mode: str = Sealing.OPEN
+        trustee_list: list[int] = []
+        threshold, release_by = None, None
+        if hard_close_at is not None:
+            hard_close_at = _aware(hard_close_at, "hard_close_at")
+        validation.choice(tie_rule, "tie_rule", TieRule.values, code=Code.INVALID_RULES)
+        validation.choice(
+            undersubscribed, "undersubscribed", Undersubscribed.values, code=Code.INVALID_RULES
+        )
+        _english_rules(
+            quantity=quantity,
             lot_kg=lot_kg,
             tick=_int(tick, "tick", low=1),
             reserve=_int(reserve, "reserve"),
             cap_bp=cap_bp,
-            tie_rule=validation.choice(
-                tie_rule, "tie_rule", TieRule.values, code=Code.INVALID_RULES
-            ),
-            undersubscribed=validation.choice(
-                undersubscribed, "undersubscribed", Undersubscribed.values, code=Code.INVALID_RULES
-            ),
             bid_guarantee=bid_guarantee,
+            increments=increments,
+            countdown_s=countdown_s,
+            closes_at=closes_at,
+            hard_close_at=hard_close_at,
         )
-    except clearing.RulesError as exc:
-        raise InvalidInput(str(exc), code=Code.INVALID_RULES, detail={"rules": exc.code}) from None
+    else:
+        if increments is not None or countdown_s is not None or hard_close_at is not None:
+            raise InvalidInput(
+                "increments, countdown and hard close are rules of English auctions only",
+                code=Code.INVALID_RULES,
+                detail={"format": "not_english"},
+            )
+        mode, trustee_list, threshold = trustees.check_rules(
+            sealing_mode, trustee_ids or [], threshold, release_by, closes_at
+        )
+        try:
+            clearing.Rules(
+                format=fmt,
+                offered_lots=quantity // lot_kg,
+                lot_kg=lot_kg,
+                tick=_int(tick, "tick", low=1),
+                reserve=_int(reserve, "reserve"),
+                cap_bp=cap_bp,
+                tie_rule=validation.choice(
+                    tie_rule, "tie_rule", TieRule.values, code=Code.INVALID_RULES
+                ),
+                undersubscribed=validation.choice(
+                    undersubscribed,
+                    "undersubscribed",
+                    Undersubscribed.values,
+                    code=Code.INVALID_RULES,
+                ),
+                bid_guarantee=bid_guarantee,
+            )
+        except clearing.RulesError as exc:
+            raise InvalidInput(
+                str(exc), code=Code.INVALID_RULES, detail={"rules": exc.code}
+            ) from None
 
     acc = Account.objects.filter(pk=validation.object_id(account) or 0).first()
     if acc is None or not actor.may_act_for(acc.organization_id):
@@ -333,6 +378,9 @@ def auction_create(
         threshold=threshold,
         release_by=release_by,
         rules_version=results.RULES_VERSION,
+        increments=increments if fmt == Format.ENGLISH else None,
+        countdown_s=countdown_s if fmt == Format.ENGLISH else None,
+        hard_close_at=hard_close_at if fmt == Format.ENGLISH else None,
         created_seq=-1,
         state_seq=-1,
     )
@@ -340,6 +388,28 @@ def auction_create(
     a.created_seq = a.state_seq = entry.seq
     a.save(update_fields=["created_seq", "state_seq"])
     return a
+
+
+def _english_rules(
+    *, closes_at: dt.datetime, hard_close_at: dt.datetime | None, **rules: Any
+) -> None:
+    """An English auction's rules checked as the verifier checks its record."""
+    record = {
+        "format": Format.ENGLISH,
+        "closes_at": format_time(closes_at),
+        "hard_close_at": format_time(hard_close_at) if hard_close_at is not None else None,
+        **rules,
+    }
+    try:
+        english_rules.rules_of(record)
+    except clearing.RulesError as exc:
+        raise InvalidInput(str(exc), code=Code.INVALID_RULES, detail={"rules": exc.code}) from None
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput(
+            "an English auction needs increments ([[from, step], ...]) and countdown_s",
+            code=Code.INVALID_RULES,
+            detail={"rules": "invalid_increments"},
+        ) from None
 
 
 @transaction.atomic
@@ -363,7 +433,10 @@ def auction_schedule(*, actor: Actor, auction: int) -> Auction:
         managed=True,
     )
     data: dict[str, Any] = {"auction": a.pk, "hold": hold.pk}
-    if a.by_trustees:
+    if a.is_english:
+        # Open bids: no key. Bidding ends one countdown after the free phase, until bids move it.
+        a.ends_at = english.initial_end(a)
+    elif a.by_trustees:
         # Each trustee's key: the server holds no private key that opens these bids.
         data["trustee_keys"] = trustees.assign_keys(a)
     else:
@@ -375,7 +448,9 @@ def auction_schedule(*, actor: Actor, auction: int) -> Auction:
     a.hold = hold
     entry = _append("auction.schedule", actor, data)
     a.state, a.state_seq = State.SCHEDULED, entry.seq
-    a.save(update_fields=["public_key", "private_key_sealed", "hold", "state", "state_seq"])
+    a.save(
+        update_fields=["public_key", "private_key_sealed", "hold", "state", "state_seq", "ends_at"]
+    )
     if a.opens_at <= now:
         _open(a)
     auction_id = a.pk
@@ -389,7 +464,7 @@ def _enqueue_timers(auction_id: int) -> None:
         return
     if a.state == State.SCHEDULED:
         jobs.send(jobs.ADVANCE, auction_id, eta=a.opens_at)
-    jobs.send(jobs.ADVANCE, auction_id, eta=a.closes_at)
+    jobs.send(jobs.ADVANCE, auction_id, eta=a.bidding_ends_at)
     if a.release_by is not None:  # the trustees' deadline: fail if too few released
         jobs.send(jobs.ADVANCE, auction_id, eta=a.release_by)
 
@@ -528,6 +603,11 @@ def _open_for_bids(actor: Actor, auction: object) -> _Bidding:
         raise NotFound(f"auction {auction} not found", detail={"auction": "not_found"})
     # The instant that decides: taken under the gate that closing must wait for.
     now = timezone.now()
+    if a.format == Format.ENGLISH:
+        raise Conflict(
+            f"auction {a.pk} is an English auction: it takes open bids (raises)",
+            code=Code.WRONG_FORMAT,
+        )
     if a.state in (State.DRAFT, State.SCHEDULED):
         raise Conflict(f"auction {a.pk} is not open for bids yet", code=Code.NOT_OPEN)
     if a.state != State.OPEN or now >= a.closes_at:
@@ -845,21 +925,28 @@ def auction_close(*, auction: int) -> bool:
     # The gate: waits for every bid transaction in flight to commit, and keeps new ones out.
     a = _auction(auction, close_gate=True)
     now = timezone.now()
-    if a.state != State.OPEN or now < a.closes_at:
+    if a.state != State.OPEN or now < a.bidding_ends_at:
         return False
-    commitments = Bid.objects.filter(auction=a, status=Bid.Status.SEALED).order_by("pk")
-    size, root = results.book_root(
-        bytes.fromhex(c) for c in commitments.values_list("commitment", flat=True).iterator(5000)
-    )
-    entry = _append(
-        "auction.close", SYSTEM, {"auction": a.pk, "bids": size, "book_root": root.hex()}, at=now
-    )
+    if a.is_english:
+        data = english.close_data(a)
+        size, root = data["bids"], None
+    else:
+        size, root = _book(a)
+        data = {"auction": a.pk, "bids": size, "book_root": root.hex()}
+    entry = _append("auction.close", SYSTEM, data, at=now)
     a.state, a.state_seq = State.CLOSING, entry.seq
     a.book_size, a.book_root, a.seed = size, root, entry_hash(entry.body)
     reveal = _reveal(a, now)
     a.revealed_seq = reveal.seq if reveal is not None else None
     a.save(update_fields=["state", "state_seq", "book_size", "book_root", "seed", "revealed_seq"])
     return True
+
+
+def _book(a: Auction) -> tuple[int, bytes]:
+    commitments = Bid.objects.filter(auction=a, status=Bid.Status.SEALED).order_by("pk")
+    return results.book_root(
+        bytes.fromhex(c) for c in commitments.values_list("commitment", flat=True).iterator(5000)
+    )
 
 
 def _reveal(a: Auction, now: dt.datetime) -> Any:
@@ -886,11 +973,15 @@ def _reveal(a: Auction, now: dt.datetime) -> Any:
         .order_by("bidder_id")
         .values_list("bidder_id", "salt")
     ]
-    if not bids and not deposits and not applications:
+    # An English auction's bidders are its paddles (english.py).
+    paddles = english.reveal_paddles(a) if a.is_english else []
+    if not bids and not deposits and not applications and not paddles:
         return None
     data: dict[str, Any] = {"auction": a.pk, "bids": bids, "deposits": deposits}
     if applications:
         data["applications"] = applications
+    if a.is_english:
+        data["paddles"] = paddles
     return _append("auction.reveal", SYSTEM, data, at=now)
 
 
@@ -952,6 +1043,9 @@ def auction_clear(*, auction: int) -> bool:
     a = _auction(auction)
     if a.state != State.CLOSING:
         return False
+    if a.is_english:
+        _publish_result(a, {"sealing": Sealing.OPEN}, english.result_of(a), private=None)
+        return True
     released = trustees.opening_keys(a) if a.by_trustees else None
     if a.by_trustees and released is None:
         raise NotReady(f"auction {a.pk} waits for its trustees' keys")
@@ -998,6 +1092,15 @@ def auction_clear(*, auction: int) -> bool:
         seed=stored(a.seed, "seed"),
         root=stored(a.book_root, "book root"),
     )
+    _publish_result(a, opening, result, private=private)
+    return True
+
+
+def _publish_result(
+    a: Auction, opening: dict[str, Any], result: dict[str, Any], private: bytes | None
+) -> None:
+    """The auction.clear entry and what it changes: the bids' outcomes, the auction's result;
+    an undersubscribed auction its rules cancel is cancelled."""
     digest = results.result_sha256(result)
     entry = _append(
         "auction.clear",
@@ -1005,19 +1108,21 @@ def auction_clear(*, auction: int) -> bool:
         {"auction": a.pk, **opening, "result": result, "result_sha256": digest},
     )
     outcome = result["outcome"]
-    update_rows(
-        "auctions_bid",
-        [("status", "text"), ("reason", "text"), ("awarded_lots", "int")],
-        [
-            (
-                row["bid"],
-                Bid.Status.VALID if row["status"] == "valid" else Bid.Status.REJECTED,
-                row["reason"] or "",
-                row["awarded_lots"],
-            )
-            for row in result["bids"]
-        ],
-    )
+    # An English auction's bids have no outcome of their own: its result names the winner.
+    if not a.is_english:
+        update_rows(
+            "auctions_bid",
+            [("status", "text"), ("reason", "text"), ("awarded_lots", "int")],
+            [
+                (
+                    row["bid"],
+                    Bid.Status.VALID if row["status"] == "valid" else Bid.Status.REJECTED,
+                    row["reason"] or "",
+                    row["awarded_lots"],
+                )
+                for row in result["bids"]
+            ],
+        )
     a.private_key, a.result_sha256, a.result_seq = private, digest, entry.seq
     a.result = {"outcome": outcome, "bidders": result["bidders"]}
     a.clearing_price = outcome["clearing_price"]
@@ -1035,7 +1140,6 @@ def auction_clear(*, auction: int) -> bool:
     )
     if outcome["status"] == "cancelled":
         _end(a, SYSTEM, State.CANCELLED, "auction.cancel", "undersubscribed")
-    return True
 
 
 @transaction.atomic

@@ -15,7 +15,17 @@ from ledger.models import LedgerEntry
 from . import records
 from .core import parties
 from .core.replay import AuctionState
-from .models import Application, Auction, Award, Bid, Bidder, Deposit, TrusteeKey, stored
+from .models import (
+    Application,
+    Auction,
+    Award,
+    Bid,
+    Bidder,
+    Deposit,
+    Raise,
+    TrusteeKey,
+    stored,
+)
 
 
 def compare_auction_tables(
@@ -86,6 +96,14 @@ def compare_auction_tables(
         return record
 
     compare_rows("bid", state.bids, rows(Bid, bid))
+    compare_rows(
+        "english bid",
+        state.raises,
+        (
+            records.raise_state(r, revealed=r.auction_id in revealed)
+            for r in Raise.objects.select_related("paddle").order_by("pk").iterator(chunk_size=2000)
+        ),
+    )
     compare_rows("award", state.awards, rows(Award, records.award_state))
     compare_rows("trustee key", state.trustee_keys, rows(TrusteeKey, records.trustee_key_state))
     compare_rows(

@@ -210,6 +210,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/auctions/{pk}/result"): Row(PUBLIC, SHOWN),
     ("GET", "/api/v1/auctions/{pk}/book"): Row(PUBLIC, SHOWN),
     ("POST", "/api/v1/auctions/{pk}/bids"): Row("bid"),
+    # English auctions' open bids: public to read; the scene's auction is sealed (409 for a
+    # raise, after the scope check).
+    ("GET", "/api/v1/auctions/{pk}/raises"): Row(PUBLIC, SHOWN),
+    ("POST", "/api/v1/auctions/{pk}/raises"): Row("bid"),
     ("GET", "/api/v1/auctions/{pk}/bids/mine"): Row("read"),
     # A bid is only ever its bidder's: anyone else (an operator too) gets 404, as if missing.
     ("GET", "/api/v1/auctions/{pk}/bids/{bid}"): Row("read"),

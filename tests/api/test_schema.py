@@ -29,6 +29,7 @@ PUBLIC = {
     "GET /api/v1/auctions/{id}",
     "GET /api/v1/auctions/{id}/book",
     "GET /api/v1/auctions/{id}/result",
+    "GET /api/v1/auctions/{id}/raises",
     "GET /api/v1/auctions/receipts/verifier-keys",
     "GET /api/v1/ledger/checkpoints",
     "GET /api/v1/ledger/checkpoints/{size}",

@@ -15,7 +15,17 @@ from django.utils import timezone
 
 from auctions import services, trustees
 from auctions.core import sealing
-from auctions.models import Application, Auction, Award, Bid, Bidder, BidReceipt, Deposit
+from auctions.models import (
+    Application,
+    Auction,
+    Award,
+    Bid,
+    Bidder,
+    BidReceipt,
+    Deposit,
+    Paddle,
+    Raise,
+)
 from ledger.actors import Actor
 from ledger.exceptions import DomainError
 from ledger.models import LedgerEntry, Role
@@ -131,7 +141,7 @@ def market(db: None) -> Market:
     return Market()
 
 
-_AUCTION_TABLES = (Auction, Bid, BidReceipt, Bidder, Deposit, Award, Application)
+_AUCTION_TABLES = (Auction, Bid, BidReceipt, Bidder, Deposit, Award, Application, Paddle, Raise)
 
 
 def auction_snapshot() -> dict[str, list[dict[str, Any]]]:

@@ -15,6 +15,12 @@ the salt in lowercase hex::
     party       "bluecarbon/bid-party/v1"     origin auction bid bidder salt
     account     "bluecarbon/bid-account/v1"   origin auction bid version account salt
     depositor   "bluecarbon/deposit-party/v1" origin auction bidder salt
+    paddle      "bluecarbon/paddle/v1"        origin auction bidder account salt
+
+A **paddle** is a bidder's pseudonym in an English auction, where bids are open prices: one
+per bidder and auction, on each of its ``bid.raise`` entries, so that everyone sees who is
+bidding against whom without learning who they are. It commits to the account the lot would be
+delivered to as well.
 
 No Django import: the server writes these and auditors recompute them with the same code.
 """
@@ -47,3 +53,7 @@ def account_commitment(
 
 def depositor(origin: str, auction: int, bidder: int, salt: bytes) -> str:
     return _h("bluecarbon/deposit-party/v1", origin, auction, bidder, salt.hex())
+
+
+def paddle(origin: str, auction: int, bidder: int, account: int, salt: bytes) -> str:
+    return _h("bluecarbon/paddle/v1", origin, auction, bidder, account, salt.hex())

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..entry import Entry
 from ..replay import RegistryState, ReplayError
-from . import clearing, onboarding, parties, sealing
+from . import clearing, english, onboarding, parties, sealing
 from . import result as results
 from .onboarding import Onboarding
 
@@ -48,6 +48,8 @@ AUCTION_ENTRY_TYPES = frozenset(
         "trustee.keys",
         "auction.key_release",
         "auction.reveal",
+        # English auctions (english.py): an accepted open bid.
+        "bid.raise",
         # Onboarding (onboarding.py): applications, deposits released or forfeited.
         "application.submit",
         "application.approve",
@@ -117,6 +119,11 @@ class AuctionState:
     pending: _Movement | None = None
     # Applications, and the checks that wait for an auction's reveal (onboarding.py).
     onboarding: Onboarding = field(default_factory=Onboarding)
+    # English auctions: each accepted bid (compared with the raises table), and per auction
+    # the time of its last bid, its bids in ledger order and, until the reveal, each paddle's
+    # bids' entry seqs (its bidder's admission and deposit are checked at the reveal).
+    raises: dict[int, dict[str, Any]] = field(default_factory=dict)
+    english: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     # ---- applying entries -----------------------------------------------------------------
 
@@ -242,6 +249,8 @@ class AuctionState:
             "books": sorted(self.books.items()),
             "cleared": sorted(self.cleared.items()),
             "onboarding": self.onboarding.to_json(),
+            "raises": sorted(self.raises.items()),
+            "english": sorted(self.english.items()),
         }
 
     @classmethod
@@ -263,6 +272,8 @@ class AuctionState:
         s.books = {k: v for k, v in obj["books"]}
         s.cleared = {k: v for k, v in obj["cleared"]}
         s.onboarding = Onboarding.from_json(obj.get("onboarding"))
+        s.raises = {k: v for k, v in obj.get("raises", [])}
+        s.english = {k: v for k, v in obj.get("english", [])}
         return s
 
 
@@ -295,8 +306,12 @@ def _auction_create(
         raise ReplayError("an auction sells from a holding account of the seller")
     # A record without "v" is rules version 1, recomputed as results were before version 2.
     rec.setdefault("v", 1)
+    is_english = rec["format"] == english.FORMAT
     try:
-        results.rules_of(rec)
+        if is_english:
+            english.rules_of(rec)
+        else:
+            results.rules_of(rec)
         results.rules_version(rec)
     except clearing.RulesError as exc:
         raise ReplayError(f"auction rules are invalid: {exc}") from None
@@ -316,12 +331,16 @@ def _auction_create(
         result_sha256="",
         clearing_price=None,
     )
+    if is_english:
+        rec.update(standing_price=None, ends_at=None)
     s.auctions[key] = rec
 
 
 def _check_sealing_rules(rec: dict[str, Any], r: RegistryState) -> None:
     mode, trustees, threshold = rec["sealing"], rec["trustees"], rec["threshold"]
-    if mode == "operator_key":
+    if (mode == "open") != (rec["format"] == english.FORMAT):
+        raise ReplayError("open bids are the English format's, and only its")
+    if mode in ("operator_key", "open"):
         if trustees != [] or threshold is not None or rec["release_by"] is not None:
             raise ReplayError("an auction sealed to the operator's key names no trustees")
         return
@@ -447,7 +466,13 @@ def _auction_schedule(
     ):
         raise ReplayError(f"escrow hold {hold_id} is not this auction's lot")
     s._take(e.seq, "escrow.hold", hold_id, a["quantity"])
-    if a["sealing"] == "trustees":
+    if a["format"] == english.FORMAT:
+        if "public_key" in d or "trustee_keys" in d:
+            raise ReplayError(f"auction {a['id']} takes open bids: it has no keys")
+        public_key = None
+        a["ends_at"] = english.format_time(english.rules_of(a).deadline(None))
+        s.english[a["id"]] = {"last": None, "bids": [], "paddles": {}}
+    elif a["sealing"] == "trustees":
         if "public_key" in d:
             raise ReplayError(f"auction {a['id']} is sealed to trustees: it has no public key")
         _assign_trustee_keys(s, a, d["trustee_keys"])
@@ -495,6 +520,8 @@ def _hex64(value: Any, what: str) -> str:
 
 def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
     a = s._auction(d["auction"], "open")
+    if a["format"] == english.FORMAT:
+        raise ReplayError(f"a sealed bid in auction {a['id']}, an English auction")
     if e.time >= a["closes_at"]:
         raise ReplayError(f"bid taken at {e.time}, after auction {a['id']} closed")
     if "party" in d:
@@ -604,6 +631,141 @@ def _party_bid(s: AuctionState, a: dict[str, Any], d: dict[str, Any], e: Entry) 
     s.ciphertexts[bid_id] = ciphertext
 
 
+def _raise(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    """An English auction's accepted bid: in time, beating the standing price by the rules'
+    increment, not from the paddle already standing, and moving the end as the rules say. Who
+    is behind the paddle (admitted, with its deposit, not the seller) is checked at the
+    reveal."""
+    a = s._auction(d["auction"], "open")
+    if a["format"] != english.FORMAT:
+        raise ReplayError(f"an open bid in auction {a['id']}, which takes sealed bids")
+    rules = english.rules_of(a)
+    book = s.english[a["id"]]
+    last = english.parse_time(book["last"]) if book["last"] is not None else None
+    now = english.parse_time(e.time)
+    bid_id, paddle, price = d["bid"], _hex64(d["paddle"], "paddle"), d["price"]
+    if not rules.bidding_at(now, last):
+        raise ReplayError(
+            f"bid {bid_id!r} taken at {e.time}, after auction {a['id']}'s bidding ended at "
+            f"{english.format_time(rules.deadline(last))}"
+        )
+    refusal = rules.refusal(price, a["standing_price"])
+    if refusal is not None:
+        raise ReplayError(
+            f"bid {bid_id!r} of {price!r} in auction {a['id']}: {refusal} (the lowest valid bid "
+            f"was {rules.minimum(a['standing_price'])})"
+        )
+    if type(bid_id) is not int or bid_id in s.raises:
+        raise ReplayError(f"bid id {bid_id!r} is not new")
+    if book["bids"] and s.raises[book["bids"][-1]]["paddle"] == paddle:
+        raise ReplayError(f"bid {bid_id}: paddle {paddle[:8]} raised its own standing bid")
+    ends_at = english.format_time(rules.deadline(now))
+    if d["ends_at"] != ends_at:
+        raise ReplayError(
+            f"bid {bid_id}: the entry says bidding now ends at {d['ends_at']!r}; the rules give "
+            f"{ends_at}"
+        )
+    s.raises[bid_id] = {
+        "auction": a["id"],
+        "paddle": paddle,
+        "bidder": None,
+        "account": None,
+        "price": price,
+        "time": e.time,
+    }
+    book["bids"].append(bid_id)
+    book["last"] = e.time
+    book["paddles"].setdefault(paddle, []).append(e.seq)
+    a.update(standing_price=price, ends_at=ends_at)
+
+
+def _english_close(a: dict[str, Any], d: dict[str, Any], e: Entry, s: AuctionState) -> None:
+    book = s.english[a["id"]]
+    want = {
+        "auction": a["id"],
+        "bids": len(book["bids"]),
+        "standing_price": a["standing_price"],
+        "ends_at": a["ends_at"],
+    }
+    if d != want:
+        raise ReplayError(
+            f"auction {a['id']}: the close says {d!r}; its bids on the ledger give {want!r}"
+        )
+    if e.time < a["ends_at"]:
+        raise ReplayError(f"auction {a['id']} closed at {e.time}, before bidding ended")
+
+
+def _reveal_paddles(s: AuctionState, a: dict[str, Any], listed: Any, r: RegistryState) -> None:
+    """An English auction's reveal: who is behind each paddle, checked as each sealed bid's
+    party is (admitted and with its deposit at each of its bids, not the seller)."""
+    auction_id = a["id"]
+    book = s.english[auction_id]
+    named: dict[str, tuple[int, int]] = {}
+    for item in listed:
+        bidder, account = item["bidder"], item["account"]
+        salt = bytes.fromhex(_hex64(item["salt"], "salt"))
+        if type(bidder) is not int or type(account) is not int:
+            raise ReplayError(f"auction {auction_id}: a paddle's bidder and account are ids")
+        key = parties.paddle(s.origin, auction_id, bidder, account, salt)
+        if key not in book["paddles"] or key in named:
+            raise ReplayError(
+                f"auction {auction_id}: the reveal names bidder {bidder} for no paddle that bid"
+            )
+        named[key] = (bidder, account)
+    if sorted(named) != sorted(book["paddles"]) or len({b for b, _ in named.values()}) != len(
+        named
+    ):
+        raise ReplayError(f"auction {auction_id}: the reveal leaves paddles unnamed")
+    for key, (bidder, account) in named.items():
+        acc = r._need(r.accounts, account, "account")
+        if acc["organization"] != bidder or acc["kind"] != "holding":
+            raise ReplayError(f"paddle {key[:8]}: awards go to a holding account of the bidder")
+        if bidder == a["seller"]:
+            raise ReplayError(f"paddle {key[:8]}: a seller bid in its own auction")
+        for seq in book["paddles"][key]:
+            if not onboarding.admitted(
+                s.onboarding.state_at(auction_id, bidder, seq),
+                _at(s.bidder_history.get(bidder, []), seq),
+            ):
+                raise ReplayError(
+                    f"paddle {key[:8]}: organization {bidder} was not an approved bidder at "
+                    f"entry {seq}"
+                )
+            held = _at(s.deposit_totals.get((auction_id, bidder), []), seq) or 0
+            if held < a["deposit_required"]:
+                raise ReplayError(
+                    f"paddle {key[:8]}: bidder {bidder} bid at entry {seq} without the required "
+                    "deposit"
+                )
+    for bid_id in book["bids"]:
+        bid = s.raises[bid_id]
+        bid["bidder"], bid["account"] = named[bid["paddle"]]
+    book["paddles"] = {}
+
+
+def _english_clear(s: AuctionState, a: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
+    """The English result recomputed from the accepted bids."""
+    if d.get("sealing") != "open" or "private_key" in d or "opened_with" in d:
+        raise ReplayError(f"auction {a['id']} takes open bids: its clearing opens nothing")
+    bids = [
+        english.Raise(
+            bid=b,
+            price=s.raises[b]["price"],
+            time=s.raises[b]["time"],
+            bidder=s.raises[b]["bidder"],
+            account=s.raises[b]["account"],
+        )
+        for b in s.english[a["id"]]["bids"]
+    ]
+    deposits = {
+        bidder: dep["amount"]
+        for (auction, bidder), dep in s.deposits.items()
+        if auction == a["id"] and dep["state"] == "held" and type(bidder) is int
+    }
+    record = {k: v for k, v in a.items() if k in _RULE_KEYS}
+    return english.build_result(record=record, bids=bids, deposits=deposits)
+
+
 def _at(history: list[list[Any]], seq: int) -> Any:
     """The value a history ([seq, value], ascending) held just before entry ``seq``."""
     value = None
@@ -623,6 +785,8 @@ def _auction_reveal(
     auction_id, origin = a["id"], s.origin
     if auction_id in s.revealed:
         raise ReplayError(f"auction {auction_id} was already revealed")
+    if ("paddles" in d) != (a["format"] == english.FORMAT):
+        raise ReplayError(f"auction {auction_id}: paddles are revealed for English auctions only")
     # The applicants, and the withdrawals and deposits gone out that waited for the reveal.
     onboarding.reveal(s, a, d, r)
     # Deposits first: the bids' checks need each bidder's deposit.
@@ -685,6 +849,8 @@ def _auction_reveal(
                     "deposit"
                 )
         s.bids[bid_id].update(bidder=bidder, account=account)
+    if "paddles" in d:
+        _reveal_paddles(s, a, d["paddles"], r)
     s.revealed.add(auction_id)
 
 
@@ -696,6 +862,10 @@ def _auction_close(
     s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
 ) -> None:
     a = s._auction(d["auction"], "open")
+    if a["format"] == english.FORMAT:
+        _english_close(a, d, e, s)
+        a.update(state="closing", book_size=d["bids"], seed=h.hex())
+        return
     if e.time < a["closes_at"]:
         raise ReplayError(f"auction {a['id']} closed before its closing time")
     counted = _counted(s, a["id"])
@@ -728,8 +898,15 @@ def _auction_clear(
     s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes
 ) -> None:
     a = s._auction(d["auction"], "closing")
-    if any(b in s.bid_parties for b in s.books.get(a["id"], [])):
+    if any(b in s.bid_parties for b in s.books.get(a["id"], [])) or (
+        a["format"] == english.FORMAT and s.english[a["id"]]["paddles"]
+    ):
         raise ReplayError(f"auction {a['id']} was cleared before its bidders were revealed")
+    if a["format"] == english.FORMAT:
+        want = _english_clear(s, a, d)
+        _check_result(a, want, d)
+        _cleared(s, a, want)
+        return
     private: X25519PrivateKey | None = None
     released: dict[int, X25519PrivateKey] = {}
     if d.get("sealing", "operator_key") != a["sealing"]:
@@ -782,13 +959,7 @@ def _auction_clear(
     want = results.build_result(
         record=record, book=book, seed=bytes.fromhex(a["seed"]), root=bytes.fromhex(a["book_root"])
     )
-    if want != d["result"]:
-        raise ReplayError(
-            f"auction {a['id']}: the published result differs from the recomputation: "
-            + _first_difference(want, d["result"])
-        )
-    if results.result_sha256(d["result"]) != d["result_sha256"]:
-        raise ReplayError(f"auction {a['id']}: result_sha256 is not the result's hash")
+    _check_result(a, want, d)
     for row in want["bids"]:
         bid = s.bids[row["bid"]]
         bid.update(
@@ -797,12 +968,26 @@ def _auction_clear(
             awarded_lots=row["awarded_lots"],
         )
         s.ciphertexts.pop(row["bid"], None)
+    a["private_key"] = d.get("private_key")
+    _cleared(s, a, want)
+
+
+def _check_result(a: dict[str, Any], want: dict[str, Any], d: dict[str, Any]) -> None:
+    if want != d["result"]:
+        raise ReplayError(
+            f"auction {a['id']}: the published result differs from the recomputation: "
+            + _first_difference(want, d["result"])
+        )
+    if results.result_sha256(d["result"]) != d["result_sha256"]:
+        raise ReplayError(f"auction {a['id']}: result_sha256 is not the result's hash")
     a.update(
         state="cleared",
-        private_key=d.get("private_key"),
         result_sha256=d["result_sha256"],
         clearing_price=want["outcome"]["clearing_price"],
     )
+
+
+def _cleared(s: AuctionState, a: dict[str, Any], want: dict[str, Any]) -> None:
     s.cleared[a["id"]] = {
         "status": want["outcome"]["status"],
         "awards": [
@@ -835,6 +1020,7 @@ _RULE_KEYS = frozenset(
         "closes_at",
         *SEALING_RULES,
         "v",
+        *english.RULE_KEYS,
     }
 )
 
@@ -938,6 +1124,7 @@ _HANDLERS: dict[str, Any] = {
     "trustee.keys": _trustee_keys,
     "auction.key_release": _key_release,
     "auction.reveal": _auction_reveal,
+    "bid.raise": _raise,
     **{t: onboarding.application_entry for t in onboarding.APPLICATION_ENTRY_TYPES},
     **{t: onboarding.deposit_out for t in onboarding.DEPOSIT_ENTRY_TYPES},
 }
