@@ -105,8 +105,8 @@ class Purchase(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending", "Awaiting payment"
-        DELIVERED = "delivered", "Delivered"
-        DEFAULTED = "defaulted", "Defaulted"
+        DELIVERED = "delivered", "Paid and delivered"
+        DEFAULTED = "defaulted", "Defaulted (lots returned)"
 
     listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="purchases")
     buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="purchases")

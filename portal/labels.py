@@ -64,6 +64,10 @@ LABELS = [
     gettext_noop("Awaiting the decision"),
     gettext_noop("Refused"),
     gettext_noop("Withdrawn by the applicant"),
+    # listings.models.Listing.State ("Withdrawn", "Closed" above), Purchase.State ("Awaiting
+    # payment", "Paid and delivered" above)
+    gettext_noop("Listed"),
+    gettext_noop("Defaulted (lots returned)"),
     # portal.models
     gettext_noop("Awaiting approval"),
     gettext_noop("Approved"),

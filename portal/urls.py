@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import views
+from . import listings, views
 
 
 class IdConverter:
@@ -37,6 +37,11 @@ urlpatterns = [
         views.receipt,
         name="receipt",
     ),
+    path("listings/", listings.board, name="listings"),
+    path("listings/<id:pk>/", listings.listing, name="listing"),
+    path("listings/<id:pk>/take", listings.take, name="listing-take"),
+    path("listings/<id:pk>/withdraw", listings.withdraw, name="listing-withdraw"),
+    path("account/purchases/", listings.purchases, name="purchases"),
     path("registry/certificates/<str:certificate>/", views.certificate, name="certificate"),
     path("account/", views.dashboard, name="dashboard"),
     path("account/retire/", views.retire, name="retire"),

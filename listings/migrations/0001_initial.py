@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
                 ('lots', models.BigIntegerField()),
                 ('quantity', models.BigIntegerField(help_text='kgCO2e')),
                 ('amount_due', models.BigIntegerField(help_text='Minor units')),
-                ('state', models.CharField(choices=[('pending', 'Awaiting payment'), ('delivered', 'Delivered'), ('defaulted', 'Defaulted')], default='pending', max_length=16)),
+                ('state', models.CharField(choices=[('pending', 'Awaiting payment'), ('delivered', 'Paid and delivered'), ('defaulted', 'Defaulted (lots returned)')], default='pending', max_length=16)),
                 ('entry_seq', models.BigIntegerField(help_text='The listing.take entry')),
                 ('resolved_seq', models.BigIntegerField(blank=True, null=True)),
                 ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='purchases', to='ledger.account')),
