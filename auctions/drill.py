@@ -1,6 +1,7 @@
 """The tamper drill's attacks on a settled auction (``ledger/drill.py`` finds ``ATTACKS`` here).
 
-Each picks the latest settled auction of the copy; a ledger without one skips them.
+Each picks the latest settled auction of its kind (sealed, or English) of the copy; a ledger
+without one skips them.
 """
 
 from __future__ import annotations
@@ -12,18 +13,70 @@ from django.db.models import Q
 from ledger.drill_attacks import DATABASE, SIGNING_KEY, Attack, Scene, Step, rewrite
 
 from .core.result import result_sha256
-from .models import Auction, Bid
+from .models import SEALED_FORMATS, Auction, Bid, Format, Raise
 
 
-def _settled() -> Auction | None:
+def _settled(*formats: str) -> Auction | None:
     return (
-        Auction.objects.filter(state=Auction.State.SETTLED, result_seq__isnull=False)
+        Auction.objects.filter(
+            state=Auction.State.SETTLED,
+            result_seq__isnull=False,
+            format__in=formats or SEALED_FORMATS,
+        )
         .order_by("-pk")
         .first()
     )
 
 
 _NONE = "no settled auction in this ledger (the demo data, `manage.py seed_demo`, has one)"
+_NO_ENGLISH = "no settled English auction in this ledger (the demo's Xiangshan lot is one)"
+
+
+def _plan_english_bid_table(scene: Scene) -> Step | str:
+    """A settled English auction's accepted bid, its price changed in the table (what the
+    auction room and the API show)."""
+    auction = _settled(Format.ENGLISH)
+    if auction is None:
+        return _NO_ENGLISH
+    bid = Raise.objects.filter(auction=auction).order_by("entry_seq").first()
+    if bid is None:
+        return f"auction {auction.pk} has no bid"
+    pk, price, tick = bid.pk, bid.price, auction.tick
+
+    def step(scene: Scene) -> str:
+        Raise.objects.filter(pk=pk).update(price=price - tick)
+        return f"bid {pk} of English auction {auction.pk}: its stored price lowered by a tick"
+
+    return step
+
+
+def _plan_english_bid_in_ledger(scene: Scene) -> Step | str:
+    """What only the operator can do: the winning bid.raise rewritten to a lower price (the
+    winner pays less), the result, its hash and the settlement left to match would need more;
+    here the bid alone, re-chained and signed with the log's key, the row to match."""
+    auction = _settled(Format.ENGLISH)
+    if auction is None:
+        return _NO_ENGLISH
+    bid = Raise.objects.filter(auction=auction).order_by("-entry_seq").first()
+    if bid is None:
+        return f"auction {auction.pk} has no bid"
+    seq, pk, tick = bid.entry_seq, bid.pk, auction.tick
+
+    def change(entry: dict[str, Any]) -> None:
+        entry["data"]["price"] -= tick
+
+    def tables() -> None:
+        Raise.objects.filter(pk=pk).update(price=bid.price - tick)
+
+    def step(scene: Scene) -> str:
+        rewrite(seq, change, tables, mac=True, sign_with=scene.log_key)
+        return (
+            f"entry {seq} (bid.raise {pk}, the winning bid of English auction {auction.pk}): "
+            "price lowered by a tick, the row to match; chain, MACs and tree rebuilt, later "
+            "checkpoints deleted, the ledger signed with the log's key"
+        )
+
+    return step
 
 
 def _plan_bid_ciphertext(scene: Scene) -> Step | str:
@@ -127,5 +180,20 @@ ATTACKS = [
         DATABASE,
         ("verify",),
         _plan_result_in_table,
+    ),
+    Attack(
+        "english-bid-table",
+        "a settled English auction's stored bid price changed",
+        DATABASE,
+        ("verify",),
+        _plan_english_bid_table,
+    ),
+    Attack(
+        "english-bid",
+        "a settled English auction's winning bid changed in its entry, signed with the log's "
+        "real key",
+        SIGNING_KEY,
+        ("verify", "monitor", "signer-state", "signer", "witnesses"),
+        _plan_english_bid_in_ledger,
     ),
 ]

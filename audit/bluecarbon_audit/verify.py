@@ -813,6 +813,7 @@ class _Run:
             "auctions": len(self.auction_state.auctions),
             "by_state": dict(sorted(states.items())),
             "bids": len(self.auction_state.bids),
+            "english_bids": len(self.auction_state.raises),
             "recleared": sum(
                 1 for a in self.auction_state.auctions.values() if a.get("result_sha256")
             ),

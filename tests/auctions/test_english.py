@@ -6,6 +6,7 @@ result from the ledger and fails, naming the entry, when one does not hold up.""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import time
 
 import pytest
@@ -310,3 +311,30 @@ def test_deadline_is_the_free_phase_or_the_last_bid_plus_the_countdown():
     assert r.deadline(t0 - dt.timedelta(minutes=5)) == t0 + dt.timedelta(seconds=60)
     assert r.deadline(t0 + dt.timedelta(seconds=59)) == t0 + dt.timedelta(seconds=119)
     assert r.deadline(t0 + dt.timedelta(minutes=29, seconds=30)) == r.hard_close_at
+
+
+def test_the_standalone_verifier_recomputes_an_english_auction_from_the_exported_log(
+    market, tmp_path
+):
+    """``bluecarbon-audit verify`` on the tiles alone: no database, no server code."""
+    from bluecarbon_audit.policy import Policy
+    from bluecarbon_audit.sources import open_source
+    from bluecarbon_audit.verify import VerifyOptions, verify
+    from django.core.management import call_command
+
+    from ledger.signing import trusted_verifiers
+
+    m = market
+    a = english_auction(m)
+    deposits(m, a)
+    b1, b2, _ = m.bidders
+    for org, price in [(b1, 3000), (b2, 3100), (b1, 3200), (b2, 5000)]:
+        bid(m, a, org, price)
+    run_out(a)
+    registry.ledger_checkpoint_issue()
+    call_command("ledger_export_tiles", str(tmp_path / "log"), stdout=io.StringIO())
+    policy = Policy.from_flags([v.to_string() for v in trusted_verifiers()], [], None)
+    report = verify(open_source(str(tmp_path / "log")), VerifyOptions(policy=policy, workers=0))
+    assert report.ok, report.failure
+    assert report.auctions["by_state"] == {"settled": 1}
+    assert report.auctions["english_bids"] == 4 and report.auctions["recleared"] == 1
