@@ -1,10 +1,23 @@
-"""Demo auctions for ``seed_demo``: the Xiangshan seaweed lot sold by sealed bid and settled,
-an open uniform-price auction of Putian oyster credits, and a scheduled Vickrey auction of
-Zhanjiang mangrove credits. Everything goes through the services (and so the ledger).
+"""Demo auctions for ``seed_demo``: the Xiangshan seaweed lot sold as it was held, by a live
+English auction among twenty bidders, and settled; an open uniform-price auction of Putian
+oyster credits; and a scheduled Vickrey auction of Zhanjiang mangrove credits. Everything goes
+through the services (and so the ledger).
 
-Every demo auction is sealed 2-of-3 to three demo trustee organizations (docs/auctions.md
-§3.6). A real trustee makes its keys on its own machine and releases one after the close
-(``bluecarbon-audit trustee``); in the demo their seeds sit in the demo's var directory
+Xiangshan (DOMAIN.md; Ningbo, 28 February 2023): 2,340.1 t in one lot, a 30,000 CNY deposit,
+start 30.00 CNY/t, raises of at least 1.00 CNY/t, many rounds of rising bids by twenty-odd
+companies, the hammer at 106.00 CNY/t (248,050.60 CNY) to a precision-machinery company buying
+for future offsets. The re-enactment keeps the rules and the bids but not the clock: its free
+phase lasts 2 s and its countdown 2 s, where the event ran a free phase of its own and a live
+countdown of minutes (a 60 s countdown is what ``auction.create`` would fix for a real one), so
+that ``seed_demo`` stays quick. Its bids (``XIANGSHAN_BIDS``, a plausible sequence, not the
+event's record, which was not published bid by bid) go through ``english.english_bid``, the
+service the API calls; the later ones land in the timed phase and each restarts the countdown.
+Then the worker's steps, in line: close at the end, clear, settle, the winner's payment.
+
+The sealed demo auctions are sealed 2-of-3 to three demo trustee organizations
+(docs/auctions.md §3.6); the English one takes open bids and has no keys. A real trustee makes
+its keys on its own machine and releases one after the close (``bluecarbon-audit trustee``); in
+the demo their seeds sit in the demo's var directory
 (``demo-trustee-seeds/<handle>.DEMO-ONLY-trustee-seed``, never in the repository) and a task
 labelled DEMO ONLY (``auctions.tasks.demo_trustees_release_task``) releases the keys of two of
 them once a demo auction has closed; the third abstains, as a trustee may. Where no demo seed
@@ -31,8 +44,7 @@ from ledger.core.quantity import parse_money, parse_tonnes
 from ledger.exceptions import DomainError
 from ledger.models import Organization, Role
 
-from . import services, trustees
-from .core import sealing
+from . import english, services, trustees
 from .models import Auction, TrusteeKey
 
 log = logging.getLogger(__name__)
@@ -215,60 +227,171 @@ def _sealed_to(board: list[Organization], closes_at: dt.datetime) -> dict[str, A
     }
 
 
-def _seal(a: Auction, bidder: Organization, tiers: list[dict[str, int]]) -> bytes:
-    return sealing.seal_threshold(
-        trustee_keys=[bytes(k.public_key) for k in trustees.auction_keys(a)],
-        threshold=a.threshold or 0,
-        origin=settings.LEDGER_ORIGIN,
-        auction=a.pk,
-        bidder=bidder.pk,
-        tiers=tiers,
-    )
+# ---- Xiangshan, as held: an English auction among twenty bidders ---------------------------
+
+# The seventeen bidders the Xiangshan auction adds to the demo's three (fictional companies,
+# hence "(demo)"); the first is the winner, a precision-machinery maker buying for future
+# offsets, as at the event.
+XIANGSHAN_WINNER = "ningbo-precision-machinery"
+XIANGSHAN_BIDDERS = (
+    (XIANGSHAN_WINNER, "Ningbo Precision Machinery Co. (demo)"),
+    ("xiangshan-aquatic", "Xiangshan Aquatic Foods Co. (demo)"),
+    ("ningbo-port-logistics", "Ningbo Port Logistics Co. (demo)"),
+    ("cixi-appliances", "Cixi Home Appliances Co. (demo)"),
+    ("beilun-steel", "Beilun Steel Works Co. (demo)"),
+    ("fenghua-textiles", "Fenghua Textiles Co. (demo)"),
+    ("ninghai-auto-parts", "Ninghai Auto Parts Co. (demo)"),
+    ("taizhou-pharma", "Taizhou Pharmaceutical Co. (demo)"),
+    ("yuyao-optoelectronics", "Yuyao Optoelectronics Co. (demo)"),
+    ("wenzhou-electrical", "Wenzhou Electrical Equipment Co. (demo)"),
+    ("shaoxing-dyeing", "Shaoxing Dyeing and Printing Co. (demo)"),
+    ("zhejiang-paper", "Zhejiang Coastal Paper Co. (demo)"),
+    ("jiaxing-materials", "Jiaxing New Materials Co. (demo)"),
+    ("zhoushan-shipbuilding", "Zhoushan Shipbuilding Co. (demo)"),
+    ("hangzhou-bay-petrochem", "Hangzhou Bay Petrochemical Co. (demo)"),
+    ("ningbo-green-leasing", "Ningbo Green Financial Leasing Co. (demo)"),
+    ("shanghai-carbon-asset", "Shanghai Carbon Asset Management Co. (demo)"),
+)
+XIANGSHAN_START, XIANGSHAN_STEP, XIANGSHAN_HAMMER = "30.00", "1.00", "106.00"
+# The demo's clock (the module's docstring): a short free phase, a short countdown.
+XIANGSHAN_FREE_S, XIANGSHAN_COUNTDOWN_S = 2.0, 2
+# (bidder, CNY/t): the free phase's bids, in which twenty companies come in...
+XIANGSHAN_FREE_BIDS = (
+    ("xiangshan-aquatic", "30.00"),
+    ("ningbo-port-logistics", "31.00"),
+    ("cixi-appliances", "33.00"),
+    ("beilun-steel", "35.00"),
+    ("fenghua-textiles", "36.00"),
+    ("ningbo-energy", "38.00"),
+    ("ninghai-auto-parts", "40.00"),
+    ("zhejiang-trading", "42.00"),
+    ("taizhou-pharma", "45.00"),
+    ("yuyao-optoelectronics", "46.00"),
+    ("wenzhou-electrical", "48.00"),
+    ("shenzhen-finance", "50.00"),
+    ("shaoxing-dyeing", "52.00"),
+    ("zhejiang-paper", "53.00"),
+    ("jiaxing-materials", "55.00"),
+    ("zhoushan-shipbuilding", "56.00"),
+    ("hangzhou-bay-petrochem", "58.00"),
+    ("ningbo-green-leasing", "60.00"),
+    ("shanghai-carbon-asset", "61.00"),
+    (XIANGSHAN_WINNER, "63.00"),
+    ("xiangshan-aquatic", "65.00"),
+    ("beilun-steel", "66.00"),
+    ("ningbo-energy", "68.00"),
+    ("zhoushan-shipbuilding", "70.00"),
+)
+# ...and the timed phase's, each restarting the countdown, as the field thins to two.
+XIANGSHAN_TIMED_BIDS = (
+    ("hangzhou-bay-petrochem", "71.00"),
+    (XIANGSHAN_WINNER, "72.00"),
+    ("shanghai-carbon-asset", "74.00"),
+    ("ningbo-energy", "75.00"),
+    ("zhoushan-shipbuilding", "76.00"),
+    (XIANGSHAN_WINNER, "78.00"),
+    ("hangzhou-bay-petrochem", "79.00"),
+    ("shanghai-carbon-asset", "80.00"),
+    ("zhejiang-trading", "82.00"),
+    (XIANGSHAN_WINNER, "83.00"),
+    ("zhoushan-shipbuilding", "85.00"),
+    ("shanghai-carbon-asset", "86.00"),
+    (XIANGSHAN_WINNER, "88.00"),
+    ("hangzhou-bay-petrochem", "89.00"),
+    ("shanghai-carbon-asset", "90.00"),
+    (XIANGSHAN_WINNER, "92.00"),
+    ("zhoushan-shipbuilding", "93.00"),
+    ("shanghai-carbon-asset", "95.00"),
+    (XIANGSHAN_WINNER, "96.00"),
+    ("hangzhou-bay-petrochem", "97.00"),
+    ("shanghai-carbon-asset", "98.00"),
+    (XIANGSHAN_WINNER, "99.00"),
+    ("shanghai-carbon-asset", "100.00"),
+    (XIANGSHAN_WINNER, "101.00"),
+    ("shanghai-carbon-asset", "102.00"),
+    (XIANGSHAN_WINNER, "103.00"),
+    ("shanghai-carbon-asset", "104.00"),
+    (XIANGSHAN_WINNER, XIANGSHAN_HAMMER),
+)
 
 
-def seed_auctions(
-    *, op: Actor, bidders: list[Any], seller_accounts: dict[str, Any], batches: dict[str, Any]
-) -> None:
-    for org in bidders:
+def _wait_until(moment: dt.datetime) -> None:
+    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()) + 0.05)
+
+
+def seed_xiangshan(
+    *, op: Actor, bidders: list[Organization], seller_account: Any, batch: Any
+) -> Auction:
+    """The Xiangshan lot by English auction, bid through ``english.english_bid`` by the demo's
+    bidders and the seventeen it adds (approved, each with a holding account and the 30,000 CNY
+    deposit), then closed at its end, cleared, settled and paid. Returns the auction."""
+    everyone = {org.handle: org for org in bidders}
+    for handle, name in XIANGSHAN_BIDDERS:
+        org = registry.organization_register(
+            actor=op, handle=handle, name=name, roles=[Role.BIDDER]
+        )
+        registry.account_open(actor=op, organization=org.pk, name="Main holding")
         services.bidder_approve(actor=op, organization=org.pk)
-    board = seed_trustees(op=op)
-    now = timezone.now()
-
-    # Xiangshan: one lot of 2,340.1 t, first price, reserve 30.00 CNY/t.
+        everyone[handle] = org
     lot = parse_tonnes("2340.1")
+    now = timezone.now()
     xs = services.auction_create(
         actor=op,
-        account=seller_accounts["xiangshan"].pk,
-        batch=batches["xiangshan"].pk,
+        account=seller_account.pk,
+        batch=batch.pk,
         title="Xihu Port seaweed farming sink, 2022 (Xiangshan, Ningbo)",
-        format="first_price",
+        format="english",
         quantity=lot,
         lot_kg=lot,
-        reserve=parse_money("30.00", "CNY"),
+        reserve=parse_money(XIANGSHAN_START, "CNY"),
         opens_at=now,
-        closes_at=now + dt.timedelta(seconds=1),
+        closes_at=now + dt.timedelta(seconds=XIANGSHAN_FREE_S),
+        increments=[[0, parse_money(XIANGSHAN_STEP, "CNY")]],
+        countdown_s=XIANGSHAN_COUNTDOWN_S,
         **_rules(undersubscribed="cancel"),
-        **_sealed_to(board, now + dt.timedelta(seconds=1)),
     )
-    services.auction_schedule(actor=op, auction=xs.pk)
-    xs.refresh_from_db()
-    prices = {"ningbo-energy": "106.00", "zhejiang-trading": "98.00", "shenzhen-finance": "101.00"}
-    for org in bidders:
+    for org in everyone.values():
         services.deposit_record(actor=op, auction=xs.pk, bidder=org.pk, amount=DEPOSIT)
-        ciphertext = _seal(xs, org, [{"price": parse_money(prices[org.handle], "CNY"), "lots": 1}])
-        services.bid_submit(
-            actor=Actor(f"org:{org.handle}", org.pk), auction=xs.pk, ciphertext=ciphertext
-        )
-    # The worker's steps, here in line: wait for the deadline, close, the demo trustees'
-    # release (what the DEMO ONLY task does for the others), open, clear, settle.
-    time.sleep(max(0.0, (xs.closes_at - timezone.now()).total_seconds()) + 0.05)
-    services.auction_close(auction=xs.pk)
-    demo_trustees_release(auction=xs.pk)
-    services.auction_bids_open(auction=xs.pk, first=0, last=2**62)
+    services.auction_schedule(actor=op, auction=xs.pk)
+
+    def bid(handle: str, price: str) -> None:
+        org = everyone[handle]
+        english.english_bid(actor=_actor(org), auction=xs.pk, price=parse_money(price, "CNY"))
+
+    for handle, price in XIANGSHAN_FREE_BIDS:
+        bid(handle, price)
+    xs.refresh_from_db()
+    _wait_until(xs.closes_at)
+    for handle, price in XIANGSHAN_TIMED_BIDS:
+        bid(handle, price)
+    # The worker's steps, here in line: at the end of the countdown, close (which names the
+    # paddles' bidders), clear, settle; then the winner's payment.
+    xs.refresh_from_db()
+    _wait_until(xs.bidding_ends_at)
+    if not services.auction_close(auction=xs.pk):
+        raise RuntimeError(f"the Xiangshan demo auction {xs.pk} did not close at its end")
     services.auction_clear(auction=xs.pk)
     services.auction_settle(auction=xs.pk)
     for award in xs.awards.all():
         services.award_confirm_payment(actor=op, award=award.pk)
+    xs.refresh_from_db()
+    return xs
+
+
+def seed_auctions(
+    *, op: Actor, bidders: list[Any], seller_accounts: dict[str, Any], batches: dict[str, Any]
+) -> Auction:
+    """The demo's auctions; returns Xiangshan's (settled)."""
+    for org in bidders:
+        services.bidder_approve(actor=op, organization=org.pk)
+    board = seed_trustees(op=op)
+    xs = seed_xiangshan(
+        op=op,
+        bidders=bidders,
+        seller_account=seller_accounts["xiangshan"],
+        batch=batches["xiangshan"],
+    )
+    now = timezone.now()
 
     # Putian oysters: 2,000 t in lots of 1 t, uniform price, open for a week.
     putian = services.auction_create(
@@ -306,3 +429,4 @@ def seed_auctions(
         **_sealed_to(board, now + dt.timedelta(days=9)),
     )
     services.auction_schedule(actor=op, auction=zhanjiang.pk)
+    return xs

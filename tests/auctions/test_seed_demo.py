@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from unittest import mock
 
@@ -22,8 +24,8 @@ from django.utils import timezone
 
 from auctions import demo, services, tasks, trustees
 from auctions.core import sealing
-from auctions.models import Auction, Bid, TrusteeKey
-from ledger.core.entry import decode_entry
+from auctions.models import Auction, Award, Bid, Bidder, Deposit, Paddle, Raise, TrusteeKey
+from ledger.core.entry import decode_entry, format_time
 from ledger.entry_auth import create_key
 from ledger.models import LedgerEntry, Organization, Role
 
@@ -96,19 +98,67 @@ def test_the_demo_auctions_are_sealed_two_of_three_to_three_demo_trustees(db, se
             trustee_keys.public_key(seed, i) for i in range(len(keys))
         ]
     xiangshan, putian, zhanjiang = Auction.objects.order_by("pk")
-    for a in (xiangshan, putian, zhanjiang):
+    for a in (putian, zhanjiang):
         assert a.by_trustees and a.threshold == 2 and a.trustees == [o.pk for o in board]
         assert a.public_key is None and a.private_key_sealed is None
         assert a.release_by is not None and a.release_by > a.closes_at
     assert (putian.state, zhanjiang.state) == (Auction.State.OPEN, Auction.State.SCHEDULED)
-    # Xiangshan was opened by the exchange's and the registry's keys; the auditor abstained.
-    assert xiangshan.state == Auction.State.SETTLED
-    clear = decode_entry(bytes(LedgerEntry.objects.get(seq=xiangshan.result_seq).body))
-    assert clear.data["sealing"] == "trustees" and clear.data["opened_with"] == [1, 2]
-    released = TrusteeKey.objects.filter(auction=xiangshan, private_key__isnull=False)
-    assert sorted(released.values_list("position", flat=True)) == [1, 2]
-    assert xiangshan.clearing_price == 10_600
-    assert not Bid.objects.filter(auction=xiangshan, reason__startswith="unreadable").exists()
+    # Xiangshan takes open bids: no keys, no trustees.
+    assert xiangshan.is_english and xiangshan.sealing == "open" and not xiangshan.trustees
+    assert not TrusteeKey.objects.filter(auction=xiangshan).exists()
+
+
+def test_the_demo_replays_xiangshan_as_held_an_english_auction_among_twenty_bidders(
+    db, settings, tmp_path
+):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", stdout=io.StringIO())
+    xs = Auction.objects.get(title__contains="Xiangshan")
+    assert xs.format == "english" and xs.state == Auction.State.SETTLED
+    assert (xs.quantity, xs.lot_kg, xs.reserve) == (2_340_100, 2_340_100, 3000)
+    assert xs.increments == [[0, 100]] and xs.deposit_required == 3_000_000
+    # Twenty approved bidder organizations bid, each from its holding account with its deposit.
+    paddles = Paddle.objects.filter(auction=xs).select_related("bidder", "account")
+    assert paddles.count() == 20
+    for p in paddles:
+        assert Bidder.objects.get(organization=p.bidder).status == "approved"
+        assert p.account.kind == "holding" and p.account.organization_id == p.bidder_id
+    assert Deposit.objects.filter(auction=xs, amount=3_000_000).count() == 20
+    # Many rising rounds from the start price, each beating the last by at least 1.00 CNY/t;
+    # the later ones in the timed phase, each restarting the countdown.
+    bids = list(Raise.objects.filter(auction=xs).order_by("entry_seq"))
+    prices = [b.price for b in bids]
+    assert prices[0] == 3000 and prices[-1] == 10_600 and len(bids) > 40
+    assert all(b - a >= 100 for a, b in itertools.pairwise(prices))
+    timed = [b for b in bids if b.time >= xs.closes_at]
+    assert len(timed) > 10
+    assert xs.ends_at == bids[-1].time + dt.timedelta(seconds=xs.countdown_s)
+    # The hammer at 106.00 CNY/t: 248,050.60 CNY, paid; the winner a precision-machinery
+    # company, whose deposit was applied; the others' released.
+    (award,) = Award.objects.filter(auction=xs)
+    assert (
+        award.bidder.handle == demo.XIANGSHAN_WINNER and "Precision Machinery" in award.bidder.name
+    )
+    assert (xs.clearing_price, award.amount_due, award.state) == (10_600, 24_805_060, "delivered")
+    states = Counter(Deposit.objects.filter(auction=xs).values_list("state", flat=True))
+    assert states == {"released": 19, "applied": 1}
+    # Closed after the end, by the close entry's own time.
+    (close,) = [
+        e
+        for e in (
+            decode_entry(bytes(b))
+            for b in LedgerEntry.objects.filter(type="auction.close").values_list("body", flat=True)
+        )
+        if e.data["auction"] == xs.pk
+    ]
+    assert close.time >= format_time(xs.ends_at) and close.data["bids"] == len(bids)
+    assert "OK" in _verify()
+
+
+def _verify() -> str:
+    out = io.StringIO()
+    call_command("ledger_verify", "--no-progress", stdout=out)
+    return out.getvalue()
 
 
 def test_the_demo_task_releases_two_of_three_keys_for_a_closed_demo_auction(
@@ -141,13 +191,13 @@ def test_the_demo_task_releases_two_of_three_keys_for_a_closed_demo_auction(
     assert tasks.demo_trustees_release_task() == 0
     assert trustees.released_count(putian) == 0
     settings.PRODUCTION = False
-    monkeypatch.setattr(demo, "KEYS_LOW", 18)  # and each keeps enough unused keys
+    monkeypatch.setattr(demo, "KEYS_LOW", 19)  # and each keeps enough unused keys
     assert tasks.demo_trustees_release_task() == 2
     assert tasks.demo_trustees_release_task() == 0  # released once
     released = TrusteeKey.objects.filter(auction=putian, private_key__isnull=False)
     assert sorted(released.values_list("position", flat=True)) == [1, 2]
     for org in _board():
-        assert TrusteeKey.objects.filter(organization=org, auction__isnull=True).count() == 37
+        assert TrusteeKey.objects.filter(organization=org, auction__isnull=True).count() == 38
     services.auction_bids_open(auction=putian.pk, first=0, last=2**62)
     assert services.auction_clear(auction=putian.pk)
     putian.refresh_from_db()

@@ -3,9 +3,10 @@
 Idempotent: everything is created in one transaction, and a second run finds the demo registry
 and changes nothing. Demo users (password ``bluecarbon-demo`` unless --password is given):
 ``admin`` (superuser, operator), ``registrar``, ``auditor``, ``bidder1``..``bidder3``,
-``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers). The auctions are sealed
-2-of-3 to three demo trustee organizations whose seeds it keeps in the var directory, DEMO ONLY
-(``auctions/demo.py``).
+``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers). Xiangshan's lot is sold by
+an English auction among twenty bidder organizations (the three with users and seventeen more),
+as it was held; the other auctions are sealed 2-of-3 to three demo trustee organizations whose
+seeds it keeps in the var directory, DEMO ONLY (``auctions/demo.py``).
 
 Refused with ``BLUECARBON_ENV=production``: it would create a superuser with a published
 password and fictitious registry data on a real ledger, whose entries can never be deleted.
@@ -258,10 +259,11 @@ class Command(BaseCommand):
             "Xiamen University Coastal Carbon Lab",
         )
 
-        # Xiangshan, February 2023: the whole 2,340.1 t lot auctioned (start 30 CNY/t, a
-        # 30,000 CNY deposit) and sold at 106 CNY/t to one buyer. Here: a sealed-bid,
-        # first-price auction of the single lot, run to delivery.
-        auction_demo.seed_auctions(
+        # Xiangshan, February 2023: the whole 2,340.1 t lot auctioned live (start 30 CNY/t, a
+        # 30,000 CNY deposit, many rising rounds among twenty bidders) and sold at 106 CNY/t to
+        # a precision-machinery company. Here: the same English auction (with a short demo
+        # countdown; auctions/demo.py), run to delivery.
+        xs_auction = auction_demo.seed_auctions(
             op=op,
             bidders=bidders,
             seller_accounts={
@@ -271,15 +273,17 @@ class Command(BaseCommand):
             },
             batches={"xiangshan": xs, "zhanjiang": zj, "putian": pt},
         )
+        # The winner bought for future offsets: it retires part of the lot later in the year.
+        (award,) = xs_auction.awards.all()
         services.credit_retire(
             actor=op,
             batch=xs.pk,
-            account=acct["ningbo-energy"].pk,
+            account=award.account_id,
             quantity=parse_tonnes("1000"),
-            beneficiary="Ningbo Coastal Energy",
-            purpose="Offsetting 2022 Scope 1 emissions",
+            beneficiary="Ningbo Precision Machinery Co.",
+            purpose="Offsetting 2023 Scope 1 emissions",
             jurisdiction="CN-ZJ",
-            reason="Voluntary retirement after the Xiangshan auction",
+            reason="Voluntary retirement of part of the lot bought at the Xiangshan auction",
         )
         services.credit_transfer(
             actor=op,
