@@ -96,3 +96,74 @@ def demand_curve_svg(a, points) -> SafeString:
     )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)
+
+
+def price_history_svg(a, points) -> SafeString:
+    """An English auction's accepted bids as a step line of the standing price over time:
+    ``points`` are (time, price) in ledger order. The start price is a dotted line; each bid
+    a dot. The time axis runs from the first bid to the last (the free phase may be days long
+    and the bidding minutes: from the opening it would squash every bid into one corner)."""
+    title = escape(_("Standing price over time"))
+    start_label = escape(_("start price"))
+    time_label = escape(_("time of the bid (UTC)"))
+    price_label = escape(_("price per tonne"))
+    prices = [p for _t, p in points] + [a.reserve]
+    lo, hi = min(prices), max(prices)
+    span = max(hi - lo, a.tick)
+    lo, hi = max(0, lo - span // 10), hi + span // 10
+    t0 = points[0][0] if points else None
+    t1 = points[-1][0] if points else None
+    seconds = max((t1 - t0).total_seconds(), 1.0) if t0 and t1 else 1.0
+
+    def x(t) -> float:
+        if t0 is None or len(points) == 1:
+            return (LEFT + W - RIGHT) / 2
+        return LEFT + (W - LEFT - RIGHT) * (t - t0).total_seconds() / seconds
+
+    def y(p: int) -> float:
+        return TOP + (H - TOP - BOTTOM) * (hi - p) / max(hi - lo, 1)
+
+    # Step line: a price stands until the next bid, which lifts it.
+    path: list[str] = []
+    for i, (t, p) in enumerate(points):
+        if i:
+            path.append(f"{x(t):.1f},{y(points[i - 1][1]):.1f}")
+        path.append(f"{x(t):.1f},{y(p):.1f}")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" class="chart" '
+        f'role="img" aria-labelledby="price-chart-title">',
+        f'<title id="price-chart-title">{title}</title>',
+        f'<line class="axis" x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}"/>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}"/>',
+    ]
+    ry = y(a.reserve)
+    parts.append(
+        f'<line class="reserve" x1="{LEFT}" y1="{ry:.1f}" x2="{W - RIGHT}" y2="{ry:.1f}"/>'
+    )
+    parts.append(f'<text class="label" x="{LEFT + 4}" y="{ry - 4:.1f}">{start_label}</text>')
+    if len(path) > 1:
+        parts.append(f'<polyline class="demand" points="{" ".join(path)}"/>')
+    for t, p in points[-200:]:  # dots for the last 200 bids; the line carries every one
+        parts.append(f'<circle class="bid-dot" cx="{x(t):.1f}" cy="{y(p):.1f}" r="3"/>')
+    for p in (lo, hi):
+        parts.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y(p) + 4:.1f}" text-anchor="end">'
+            f"{format_money(p, a.currency)}</text>"
+        )
+    if t0 is not None and t1 is not None:
+        parts.append(
+            f'<text class="tick" x="{LEFT}" y="{H - BOTTOM + 16}">{t0:%H:%M:%S}</text>'
+            f'<text class="tick" x="{W - RIGHT}" y="{H - BOTTOM + 16}" text-anchor="end">'
+            f"{t1:%H:%M:%S}</text>"
+        )
+    parts.append(
+        f'<text class="axis-title" x="{(LEFT + W - RIGHT) / 2:.0f}" y="{H - 12}" '
+        f'text-anchor="middle">{time_label}</text>'
+    )
+    parts.append(
+        f'<text class="axis-title" x="14" y="{(TOP + H - BOTTOM) / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {(TOP + H - BOTTOM) / 2:.0f})">'
+        f"{price_label} ({escape(a.currency)})</text>"
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)

@@ -31,6 +31,7 @@ LABELS = [
     gettext_noop("Multi-unit, pay as bid"),
     gettext_noop("Single lot, first price"),
     gettext_noop("Single lot, second price (Vickrey)"),
+    gettext_noop("Single lot, English (ascending open bids)"),
     # auctions.models.TieRule, Undersubscribed
     gettext_noop("Random order (EU style)"),
     gettext_noop("Pro rata, leftover lots by draw (California-Quebec style)"),
@@ -39,6 +40,7 @@ LABELS = [
     # auctions.models.Sealing
     gettext_noop("Threshold of independent trustees"),
     gettext_noop("Operator-held key"),
+    gettext_noop("Not sealed: open prices, pseudonymous bidders"),
     # auctions.models.Auction.State
     gettext_noop("Draft"),
     gettext_noop("Scheduled"),

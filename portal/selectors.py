@@ -12,13 +12,23 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Count, Max, Prefetch, QuerySet, Sum
 
 from auctions import selectors as auction_selectors
 from auctions import trustees
 from auctions.core import result as results
 from auctions.core import sealing
-from auctions.models import Application, Auction, Award, Bid, BidReceipt, Deposit, stored
+from auctions.models import (
+    Application,
+    Auction,
+    Award,
+    Bid,
+    BidReceipt,
+    Deposit,
+    Paddle,
+    Raise,
+    stored,
+)
 from ledger import entry_types as ledger_entry_types
 from ledger import selectors as ledger_selectors
 from ledger.core import merkle
@@ -529,3 +539,71 @@ def ledger_size() -> int:
 def entry_types() -> list[str]:
     """Every type the ledger can hold (from the replay's handlers, not a scan of the ledger)."""
     return sorted(ledger_entry_types.all_types())
+
+
+# ---- the English auction's room ----------------------------------------------------------
+
+ROOM_ROWS = 100  # the bid history a room page shows; the API lists every bid
+
+
+@dataclass(frozen=True)
+class RoomBid:
+    seq: int
+    paddle: str  # the pseudonym's first eight hex digits (Paddle.label)
+    price: int
+    time: datetime
+
+
+def room_bids(a: Auction, *, after: int = 0, limit: int = ROOM_ROWS) -> list[RoomBid]:
+    """An English auction's accepted bids after ledger sequence ``after``, the newest
+    ``limit`` of them, newest first."""
+    rows = (
+        Raise.objects.filter(auction=a, entry_seq__gt=after)
+        .order_by("-entry_seq")
+        .values_list("entry_seq", "paddle__pseudonym", "price", "time")[:limit]
+    )
+    return [RoomBid(seq, pseudonym[:8], price, time) for seq, pseudonym, price, time in rows]
+
+
+def room_history(a: Auction) -> list[tuple[datetime, int]]:
+    """Every accepted bid's (time, price), in ledger order: the room's chart."""
+    return list(Raise.objects.filter(auction=a).order_by("entry_seq").values_list("time", "price"))
+
+
+def room_count(a: Auction) -> tuple[int, int]:
+    """How many bids an English auction took, and the last one's ledger sequence (0: none)."""
+    got = Raise.objects.filter(auction=a).aggregate(n=Count("pk"), last=Max("entry_seq"))
+    return got["n"], got["last"] or 0
+
+
+def room_winner(a: Auction) -> tuple[str, str | None] | None:
+    """The standing bid's paddle label, and its bidder's name once ``auction.reveal`` named
+    it (None before); None if nobody bid."""
+    top = (
+        Raise.objects.filter(auction=a)
+        .order_by("-entry_seq")
+        .select_related("paddle__bidder")
+        .first()
+    )
+    if top is None:
+        return None
+    revealed = a.revealed_seq is not None
+    return top.paddle.label, top.paddle.bidder.name if revealed else None
+
+
+@dataclass(frozen=True)
+class RoomPosition:
+    paddle: str | None  # the label, once the bidder has bid here
+    position: str  # "leading", "outbid" or "none"
+
+
+def room_position(a: Auction, organization: Organization | None) -> RoomPosition | None:
+    """Where a bidder stands in an English auction: its paddle, and whether its bid is the
+    standing one. For the bidder's own eyes only: the paddle is who it is until the end."""
+    if organization is None:
+        return None
+    mine = Paddle.objects.filter(auction=a, bidder=organization).first()
+    if mine is None:
+        return RoomPosition(None, "none")
+    top = Raise.objects.filter(auction=a).order_by("-entry_seq").values_list("paddle", flat=True)
+    return RoomPosition(mine.label, "leading" if top.first() == mine.pk else "outbid")

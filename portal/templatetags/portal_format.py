@@ -22,6 +22,19 @@ def money(minor: int | None, currency: str) -> str:
     return "" if minor is None else format_money(minor, currency)
 
 
+def group_digits(decimal: str) -> str:
+    """A decimal string with its whole part in groups of three: ``"248050.60"`` ->
+    ``"248,050.60"`` (as both the English and the Chinese pages write numbers)."""
+    sign = "-" if decimal.startswith("-") else ""
+    whole, dot, frac = decimal.lstrip("-").partition(".")
+    return f"{sign}{int(whole):,}{dot}{frac}" if whole.isdigit() else decimal
+
+
+@register.filter
+def grouped(decimal: str) -> str:
+    return group_digits(str(decimal)) if decimal else ""
+
+
 @register.filter
 def share(bp: int | None) -> str:
     return "" if bp is None else format_share(bp)
