@@ -188,6 +188,18 @@ class EnglishSerializer(serializers.Serializer):
     )
 
 
+class ClockSerializer(serializers.Serializer):
+    """A clock auction's rules and current round (docs/auctions-ascending.md §6)."""
+
+    start_price = serializers.CharField()
+    increments = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    round_seconds = serializers.IntegerField()
+    round = serializers.IntegerField(allow_null=True)
+    round_price = serializers.CharField(allow_null=True)
+    round_closes_at = serializers.DateTimeField(allow_null=True)
+    round_open = serializers.BooleanField()
+
+
 class AuctionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
@@ -224,6 +236,12 @@ class AuctionOutputSerializer(serializers.Serializer):
         "is made and verified by (docs/auctions.md §5)"
     )
     english = serializers.SerializerMethodField()
+    clock = serializers.SerializerMethodField()
+
+    @extend_schema_field(ClockSerializer(allow_null=True))
+    def get_clock(self, a: Auction) -> dict[str, Any] | None:
+        """null for the other formats."""
+        return selectors.clock_state(a)
 
     @extend_schema_field(EnglishSerializer(allow_null=True))
     def get_english(self, a: Auction) -> dict[str, Any] | None:
@@ -392,12 +410,22 @@ class AuctionCreateApi(BaseApi):
             required=False,
             help_text="english: an end no bid moves (after closes_at); none if absent",
         )
+        round_seconds = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=86_400,
+            help_text="clock: each round after the first (which ends at closes_at) lasts this",
+        )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             currency = attrs["currency"]
             out = dict(attrs)
             if attrs["format"] == Format.ENGLISH and out["sealing"] == Sealing.OPERATOR_KEY:
                 out["sealing"] = Sealing.OPEN  # the default: an English auction is not sealed
+            if attrs["format"] == Format.CLOCK and out["sealing"] == Sealing.OPERATOR_KEY:
+                out["sealing"] = Sealing.OPERATOR_ROUNDS  # its only sealing
+            if "round_seconds" in out:
+                out["round_s"] = out.pop("round_seconds")
             if "countdown_seconds" in out:
                 out["countdown_s"] = out.pop("countdown_seconds")
             out["sealing_mode"] = out.pop("sealing")

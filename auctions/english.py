@@ -44,7 +44,7 @@ def initial_end(a: Auction) -> dt.datetime:
     return rules(a).deadline(None)
 
 
-def _admission(a: Auction, org: Organization) -> None:
+def admission(a: Auction, org: Organization) -> None:
     status = Bidder.objects.filter(organization=org).values_list("status", flat=True).first()
     application = (
         Application.objects.filter(auction=a, bidder=org).values_list("state", flat=True).first()
@@ -70,7 +70,7 @@ def _admission(a: Auction, org: Organization) -> None:
         )
 
 
-def _paddle(a: Auction, org: Organization, account: object) -> Paddle:
+def paddle_for(a: Auction, org: Organization, account: object) -> Paddle:
     """The bidder's paddle in this auction, made at its first bid with the account the lot
     would be delivered to (the one named, or its first holding account)."""
     found = Paddle.objects.filter(auction=a, bidder=org).first()
@@ -140,7 +140,7 @@ def english_bid(*, actor: Actor, auction: object, price: int, account: object = 
     org = locks.bidder_lock(actor.organization_id)
     if org.pk == a.seller_id:
         raise Unprocessable("a seller cannot bid in its own auction", code=Code.OWN_AUCTION)
-    _admission(a, org)
+    admission(a, org)
     r = rules(a)
     refusal = r.refusal(price, a.standing_price)
     if refusal is not None:
@@ -161,7 +161,7 @@ def english_bid(*, actor: Actor, auction: object, price: int, account: object = 
     ).first()
     if leading == org.pk:
         raise Conflict("your bid is already the standing bid", code=Code.ALREADY_LEADING)
-    paddle = _paddle(a, org, account)
+    paddle = paddle_for(a, org, account)
     bid = Raise.objects.create(auction=a, paddle=paddle, price=price, time=now, entry_seq=-1)
     ends_at = r.deadline(now)
     entry = registry.ledger_append(

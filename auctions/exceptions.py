@@ -54,3 +54,5 @@ class AuctionErrorCode(Codes):
     ALREADY_LEADING = "already_leading", 409
     WRONG_FORMAT = "wrong_format", 409
     PADDLE_ACCOUNT = "paddle_account_fixed", 409
+    # Clock auctions (auctions/clock.py).
+    ROUND_BID_REFUSED = "round_bid_refused", 422

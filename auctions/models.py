@@ -42,10 +42,12 @@ class Format(models.TextChoices):
     FIRST_PRICE = "first_price", "Single lot, first price"
     SECOND_PRICE = "second_price", "Single lot, second price (Vickrey)"
     ENGLISH = "english", "Single lot, English (ascending open bids)"
+    CLOCK = "clock", "Multi-unit, ascending clock in rounds"
 
 
 SINGLE_LOT_FORMATS = (Format.FIRST_PRICE, Format.SECOND_PRICE, Format.ENGLISH)
 SEALED_FORMATS = (Format.UNIFORM, Format.PAY_AS_BID, Format.FIRST_PRICE, Format.SECOND_PRICE)
+ASCENDING_FORMATS = (Format.ENGLISH, Format.CLOCK)
 
 
 class TieRule(models.TextChoices):
@@ -65,6 +67,9 @@ class Sealing(models.TextChoices):
     OPERATOR_KEY = "operator_key", "Operator-held key"
     # An English auction's bids are prices everyone sees; only who bids is hidden (paddles).
     OPEN = "open", "Not sealed: open prices, pseudonymous bidders"
+    # A clock auction's round bids: committed on the ledger, opened when the auction ends; the
+    # operator sees them as they arrive (docs/auctions-ascending.md §6).
+    OPERATOR_ROUNDS = "operator_rounds", "Round bids hidden until the end; the operator sees them"
 
 
 MAX_TRUSTEES = 16
@@ -155,6 +160,9 @@ class Auction(models.Model):
     # now (english.Rules.deadline of the last bid's time; every accepted bid may move it).
     standing_price = models.BigIntegerField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
+    # A clock auction's round length (bluecarbon_audit.auctions.clock); its ends_at is the
+    # current round's end. Null for the other formats.
+    round_s = models.PositiveIntegerField(null=True, blank=True)
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     public_key = models.BinaryField(null=True, blank=True)
@@ -211,8 +219,14 @@ class Auction(models.Model):
                     threshold__gte=1,
                     release_by__gt=F("closes_at"),
                 )
-                | Q(sealing="open", threshold__isnull=True, release_by__isnull=True),
+                | Q(sealing="open", threshold__isnull=True, release_by__isnull=True)
+                | Q(sealing="operator_rounds", threshold__isnull=True, release_by__isnull=True),
                 name="auction_sealing_rules",
+            ),
+            models.CheckConstraint(
+                condition=Q(format="clock", sealing="operator_rounds", round_s__gte=1)
+                | (~Q(format="clock") & ~Q(sealing="operator_rounds") & Q(round_s__isnull=True)),
+                name="auction_clock_rules",
             ),
             # Open bids are the English format's, and only its.
             models.CheckConstraint(
@@ -232,6 +246,10 @@ class Auction(models.Model):
     @property
     def is_english(self) -> bool:
         return self.format == Format.ENGLISH
+
+    @property
+    def is_clock(self) -> bool:
+        return self.format == Format.CLOCK
 
     @property
     def bidding_ends_at(self) -> dt.datetime:
@@ -349,6 +367,59 @@ class Raise(models.Model):
 
     def __str__(self) -> str:
         return f"raise {self.pk} to {self.price} in auction {self.auction_id}"
+
+
+class ClockRound(models.Model):
+    """One round of a clock auction: its price and end (``clock.round_open``), and once it
+    ended what was published (``clock.round_close``): the aggregate demand and the number of
+    active bidders, and whether it was the final round."""
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="rounds")
+    number = models.PositiveIntegerField()
+    price = models.BigIntegerField(help_text="Minor units per tonne")
+    opens_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    open_seq = models.BigIntegerField()
+    aggregate = models.BigIntegerField(null=True, blank=True, help_text="Lots demanded")
+    active = models.PositiveIntegerField(null=True, blank=True)
+    final = models.BooleanField(null=True, blank=True)
+    close_seq = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["auction", "number"], name="one_round_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"round {self.number} of auction {self.auction_id}"
+
+
+class ClockBid(models.Model):
+    """A bidder's bid in one round of a clock auction (its latest version): the lots it
+    demands at the round price and, optionally, the exit price inside the round at which its
+    demand drops from the round before's. On the ledger only a commitment (``clock.bid``),
+    opened by the auction's reveal; the salt is secret until then."""
+
+    auction = models.ForeignKey(Auction, on_delete=models.PROTECT, related_name="clock_bids")
+    round = models.ForeignKey(ClockRound, on_delete=models.PROTECT, related_name="bids")
+    paddle = models.ForeignKey(Paddle, on_delete=models.PROTECT, related_name="clock_bids")
+    lots = models.BigIntegerField()
+    exit_price = models.BigIntegerField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    salt = models.BinaryField(editable=False)
+    commitment = models.CharField(max_length=64)
+    entry_seq = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["round", "paddle"], name="one_bid_per_round"),
+            models.CheckConstraint(condition=Q(lots__gte=0), name="clock_bid_lots"),
+        ]
+
+    def __str__(self) -> str:
+        return f"clock bid {self.pk} in round {self.round_id}"
 
 
 class BidReceipt(models.Model):

@@ -41,8 +41,9 @@ def advance(auction_id: int) -> str:
         if a.state == State.OPEN and a.bidding_ends_at <= now:
             jobs.after_commit(jobs.CLOSE, a.pk)
             return "close"
-        if a.state == State.OPEN and a.ends_at is not None:
-            # An English auction's end moved since this timer was set: one at the new end.
+        if a.state == State.OPEN and a.is_english:
+            # An English auction's end moved since this timer was set: one at the new end. (A
+            # clock auction's rounds arm their own timers: auctions/clock.py open_round.)
             ends_at = a.ends_at
             transaction.on_commit(lambda: jobs.send(jobs.ADVANCE, a.pk, eta=ends_at), robust=True)
             return "rearmed"

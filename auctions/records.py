@@ -12,7 +12,18 @@ from ledger.core.entry import format_time
 
 from .core.onboarding import applicant
 from .core.parties import paddle
-from .models import Application, Auction, Award, Bid, Bidder, Deposit, Raise, TrusteeKey
+from .models import (
+    Application,
+    Auction,
+    Award,
+    Bid,
+    Bidder,
+    ClockBid,
+    ClockRound,
+    Deposit,
+    Raise,
+    TrusteeKey,
+)
 
 
 def b64(data: bytes | memoryview | None) -> str | None:
@@ -45,6 +56,8 @@ def auction_rules(a: Auction) -> dict[str, Any]:
         "threshold": a.threshold,
         "release_by": format_time(a.release_by) if a.release_by is not None else None,
     }
+    if a.is_clock:  # its own rules (bluecarbon_audit.auctions.clock)
+        rules |= {"increments": a.increments, "round_s": a.round_s}
     if a.is_english:  # its own rules (bluecarbon_audit.auctions.english)
         rules |= {
             "increments": a.increments,
@@ -78,6 +91,8 @@ def auction_state(a: Auction) -> dict[str, Any]:
             "ends_at": format_time(a.ends_at) if a.ends_at is not None else None,
         }
         if a.is_english
+        else {"ends_at": format_time(a.ends_at) if a.ends_at is not None else None}
+        if a.is_clock
         else {}
     )
 
@@ -117,6 +132,36 @@ def raise_state(r: Raise, *, revealed: bool) -> dict[str, Any]:
         "account": p.account_id if revealed else None,
         "price": r.price,
         "time": format_time(r.time),
+    }
+
+
+def clock_round_state(r: ClockRound) -> dict[str, Any]:
+    return {
+        "id": f"{r.auction_id}/{r.number}",
+        "price": r.price,
+        "opens_at": format_time(r.opens_at),
+        "closes_at": format_time(r.closes_at),
+        "aggregate": r.aggregate,
+        "active": r.active,
+        "final": r.final,
+    }
+
+
+def clock_bid_state(b: ClockBid, *, revealed: bool) -> dict[str, Any]:
+    """A round bid as the replay knows it: its commitment, and what it says once revealed.
+    The paddle is recomputed from the row's bidder, account and salt (as ``raise_state``)."""
+    p = b.paddle
+    return {
+        "id": b.pk,
+        "auction": b.auction_id,
+        "round": b.round.number,
+        "paddle": paddle(
+            settings.LEDGER_ORIGIN, b.auction_id, p.bidder_id, p.account_id, bytes(p.salt)
+        ),
+        "version": b.version,
+        "commitment": b.commitment,
+        "lots": b.lots if revealed else None,
+        "exit_price": b.exit_price if revealed else None,
     }
 
 

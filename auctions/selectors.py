@@ -10,7 +10,7 @@ from django.db.models import Prefetch, QuerySet
 
 from ledger.core.quantity import format_money
 
-from . import english, records
+from . import clock, english, records
 from .core import sealing
 from .models import Auction, Bid, BidReceipt, Raise, TrusteeKey
 
@@ -144,3 +144,25 @@ def english_state(a: Auction) -> dict[str, Any] | None:
 def raises(a: Auction) -> QuerySet[Raise]:
     """An English auction's accepted bids, in ledger order, with their paddles."""
     return Raise.objects.filter(auction=a).select_related("paddle").order_by("entry_seq")
+
+
+def clock_state(a: Auction) -> dict[str, Any] | None:
+    """A clock auction's rules and current round (the API's ``clock``); None for the other
+    formats."""
+    if not a.is_clock:
+        return None
+    r = clock.rules(a)
+    current = clock.current_round(a)
+
+    def money(minor: int) -> str:
+        return format_money(minor, a.currency)
+
+    return {
+        "start_price": money(a.reserve),
+        "increments": [{"from": money(low), "step": money(step)} for low, step in r.increments],
+        "round_seconds": a.round_s,
+        "round": None if current is None else current.number,
+        "round_price": None if current is None else money(current.price),
+        "round_closes_at": None if current is None else current.closes_at,
+        "round_open": current is not None and current.close_seq is None,
+    }

@@ -36,8 +36,9 @@ from ledger.exceptions import ErrorCode
 from ledger.mail import Mail, mail_enqueue
 from ledger.models import Account, Batch, EscrowHold, Membership, Organization, Role
 
-from . import english, jobs, keys, locks, receipts, records, trustees
+from . import clock, english, jobs, keys, locks, receipts, records, trustees
 from .core import clearing, parties, sealing
+from .core import clock as clock_rules
 from .core import english as english_rules
 from .core import onboarding as onboarding_rules
 from .core import result as results
@@ -52,6 +53,8 @@ from .exceptions import (
     Unprocessable,
 )
 from .models import (
+    ASCENDING_FORMATS,
+    SEALED_FORMATS,
     SINGLE_LOT_FORMATS,
     Application,
     Auction,
@@ -235,6 +238,7 @@ def auction_create(
     increments: list[list[int]] | None = None,
     countdown_s: int | None = None,
     hard_close_at: dt.datetime | None = None,
+    round_s: int | None = None,
 ) -> Auction:
     """A draft auction of ``quantity`` kg from a holding, with its rules. Nothing moves until
     it is scheduled. ``sealing_mode`` says who opens the bids: any ``threshold`` of
@@ -283,15 +287,17 @@ def auction_create(
         )
     if release_by is not None:
         release_by = _aware(release_by, "release_by")
-    if fmt == Format.ENGLISH:
-        # Open bids: nobody opens anything, and the rules of the format are its own.
-        if sealing_mode not in (Sealing.OPEN, Sealing.OPERATOR_KEY) or trustee_ids:
+    if fmt in ASCENDING_FORMATS:
+        # Their own rules, and their own sealing: an English auction's bids are open prices; a
+        # clock auction's round bids are committed and opened at the end.
+        wanted = Sealing.OPEN if fmt == Format.ENGLISH else Sealing.OPERATOR_ROUNDS
+        if sealing_mode not in (wanted, Sealing.OPERATOR_KEY) or trustee_ids:
             raise InvalidInput(
-                "an English auction's bids are open prices: it is not sealed",
+                f"a {fmt} auction's sealing is {wanted}",
                 code=Code.INVALID_RULES,
-                detail={"sealing": "english_is_open"},
+                detail={"sealing": f"{fmt}_is_{wanted}"},
             )
-        mode: str = Sealing.OPEN
+        mode: str = wanted
         trustee_list: list[int] = []
         threshold, release_by = None, None
         if hard_close_at is not None:
@@ -300,22 +306,34 @@ def auction_create(
         validation.choice(
             undersubscribed, "undersubscribed", Undersubscribed.values, code=Code.INVALID_RULES
         )
-        _english_rules(
+        english_own: dict[str, Any] = {"countdown_s": countdown_s, "hard_close_at": hard_close_at}
+        clock_own: dict[str, Any] = {"round_s": round_s}
+        own, other = (english_own, clock_own) if fmt == Format.ENGLISH else (clock_own, english_own)
+        if any(v is not None for v in other.values()):
+            raise InvalidInput(
+                f"{', '.join(other)} are not rules of a {fmt} auction",
+                code=Code.INVALID_RULES,
+                detail={"format": f"not_{next(iter(other))}"},
+            )
+        _ascending_rules(
+            format=fmt,
             quantity=quantity,
             lot_kg=lot_kg,
             tick=_int(tick, "tick", low=1),
             reserve=_int(reserve, "reserve"),
             cap_bp=cap_bp,
             bid_guarantee=bid_guarantee,
+            tie_rule=tie_rule,
+            undersubscribed=undersubscribed,
             increments=increments,
-            countdown_s=countdown_s,
             closes_at=closes_at,
-            hard_close_at=hard_close_at,
+            **own,
         )
     else:
-        if increments is not None or countdown_s is not None or hard_close_at is not None:
+        if any(v is not None for v in (increments, countdown_s, hard_close_at, round_s)):
             raise InvalidInput(
-                "increments, countdown and hard close are rules of English auctions only",
+                "increments, countdown, hard close and round length are rules of ascending "
+                "auctions only",
                 code=Code.INVALID_RULES,
                 detail={"format": "not_english"},
             )
@@ -378,9 +396,10 @@ def auction_create(
         threshold=threshold,
         release_by=release_by,
         rules_version=results.RULES_VERSION,
-        increments=increments if fmt == Format.ENGLISH else None,
+        increments=increments if fmt in ASCENDING_FORMATS else None,
         countdown_s=countdown_s if fmt == Format.ENGLISH else None,
         hard_close_at=hard_close_at if fmt == Format.ENGLISH else None,
+        round_s=round_s if fmt == Format.CLOCK else None,
         created_seq=-1,
         state_seq=-1,
     )
@@ -390,23 +409,22 @@ def auction_create(
     return a
 
 
-def _english_rules(
-    *, closes_at: dt.datetime, hard_close_at: dt.datetime | None, **rules: Any
-) -> None:
-    """An English auction's rules checked as the verifier checks its record."""
-    record = {
-        "format": Format.ENGLISH,
-        "closes_at": format_time(closes_at),
-        "hard_close_at": format_time(hard_close_at) if hard_close_at is not None else None,
-        **rules,
-    }
+def _ascending_rules(*, closes_at: dt.datetime, **rules: Any) -> None:
+    """An English or clock auction's rules checked as the verifier checks its record."""
+    record = {"closes_at": format_time(closes_at), **rules}
+    if record.get("hard_close_at") is not None:
+        record["hard_close_at"] = format_time(record["hard_close_at"])
     try:
-        english_rules.rules_of(record)
+        if rules["format"] == Format.ENGLISH:
+            english_rules.rules_of(record)
+        else:
+            clock_rules.rules_of(record)
     except clearing.RulesError as exc:
         raise InvalidInput(str(exc), code=Code.INVALID_RULES, detail={"rules": exc.code}) from None
     except (KeyError, TypeError, ValueError):
         raise InvalidInput(
-            "an English auction needs increments ([[from, step], ...]) and countdown_s",
+            "an ascending auction needs increments ([[from, step], ...]) and countdown_s "
+            "(English) or round_s (clock)",
             code=Code.INVALID_RULES,
             detail={"rules": "invalid_increments"},
         ) from None
@@ -436,6 +454,8 @@ def auction_schedule(*, actor: Actor, auction: int) -> Auction:
     if a.is_english:
         # Open bids: no key. Bidding ends one countdown after the free phase, until bids move it.
         a.ends_at = english.initial_end(a)
+    elif a.is_clock:
+        pass  # committed round bids: no key; its rounds begin when it opens
     elif a.by_trustees:
         # Each trustee's key: the server holds no private key that opens these bids.
         data["trustee_keys"] = trustees.assign_keys(a)
@@ -470,9 +490,12 @@ def _enqueue_timers(auction_id: int) -> None:
 
 
 def _open(a: Auction) -> None:
-    entry = _append("auction.open", Actor.system("auctions"), {"auction": a.pk})
+    now = timezone.now()
+    entry = _append("auction.open", Actor.system("auctions"), {"auction": a.pk}, at=now)
     a.state, a.state_seq = State.OPEN, entry.seq
     a.save(update_fields=["state", "state_seq"])
+    if a.is_clock:
+        clock.open_first_round(a, now)
 
 
 @transaction.atomic
@@ -603,9 +626,9 @@ def _open_for_bids(actor: Actor, auction: object) -> _Bidding:
         raise NotFound(f"auction {auction} not found", detail={"auction": "not_found"})
     # The instant that decides: taken under the gate that closing must wait for.
     now = timezone.now()
-    if a.format == Format.ENGLISH:
+    if a.format in ASCENDING_FORMATS:
         raise Conflict(
-            f"auction {a.pk} is an English auction: it takes open bids (raises)",
+            f"auction {a.pk} is an ascending auction: it takes raises or round bids",
             code=Code.WRONG_FORMAT,
         )
     if a.state in (State.DRAFT, State.SCHEDULED):
@@ -927,8 +950,13 @@ def auction_close(*, auction: int) -> bool:
     now = timezone.now()
     if a.state != State.OPEN or now < a.bidding_ends_at:
         return False
+    if a.is_clock and not clock.close_round(a, now):
+        return False  # not the final round: the next one opened
     if a.is_english:
         data = english.close_data(a)
+        size, root = data["bids"], None
+    elif a.is_clock:
+        data = clock.close_data(a)
         size, root = data["bids"], None
     else:
         size, root = _book(a)
@@ -973,15 +1001,19 @@ def _reveal(a: Auction, now: dt.datetime) -> Any:
         .order_by("bidder_id")
         .values_list("bidder_id", "salt")
     ]
-    # An English auction's bidders are its paddles (english.py).
-    paddles = english.reveal_paddles(a) if a.is_english else []
+    # An ascending auction's bidders are its paddles (english.py), and a clock auction's round
+    # bids are opened (clock.py).
+    ascending = a.format in ASCENDING_FORMATS
+    paddles = english.reveal_paddles(a) if ascending else []
     if not bids and not deposits and not applications and not paddles:
         return None
     data: dict[str, Any] = {"auction": a.pk, "bids": bids, "deposits": deposits}
     if applications:
         data["applications"] = applications
-    if a.is_english:
+    if ascending:
         data["paddles"] = paddles
+    if a.is_clock:
+        data["clock_bids"] = clock.reveal_bids(a)
     return _append("auction.reveal", SYSTEM, data, at=now)
 
 
@@ -1046,6 +1078,9 @@ def auction_clear(*, auction: int) -> bool:
     if a.is_english:
         _publish_result(a, {"sealing": Sealing.OPEN}, english.result_of(a), private=None)
         return True
+    if a.is_clock:
+        _publish_result(a, {"sealing": Sealing.OPERATOR_ROUNDS}, clock.result_of(a), private=None)
+        return True
     released = trustees.opening_keys(a) if a.by_trustees else None
     if a.by_trustees and released is None:
         raise NotReady(f"auction {a.pk} waits for its trustees' keys")
@@ -1108,8 +1143,8 @@ def _publish_result(
         {"auction": a.pk, **opening, "result": result, "result_sha256": digest},
     )
     outcome = result["outcome"]
-    # An English auction's bids have no outcome of their own: its result names the winner.
-    if not a.is_english:
+    # An ascending auction's bids have no outcome of their own: its result names the winners.
+    if a.format in SEALED_FORMATS:
         update_rows(
             "auctions_bid",
             [("status", "text"), ("reason", "text"), ("awarded_lots", "int")],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 import auctions.apis
-import auctions.english_apis
+import auctions.ascending_apis
 import auctions.onboarding_apis
 import ledger.apis.urls
 import listings.apis
@@ -13,7 +13,7 @@ import listings.apis
 app_name = "api"
 urlpatterns = [
     *ledger.apis.urls.urlpatterns,
-    path("v1/", include(auctions.english_apis.urlpatterns)),
+    path("v1/", include(auctions.ascending_apis.urlpatterns)),
     path("v1/", include(auctions.apis.urlpatterns)),
     path("v1/", include(auctions.onboarding_apis.urlpatterns)),
     path("v1/", include(listings.apis.urlpatterns)),

@@ -214,6 +214,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     # raise, after the scope check).
     ("GET", "/api/v1/auctions/{pk}/raises"): Row(PUBLIC, SHOWN),
     ("POST", "/api/v1/auctions/{pk}/raises"): Row("bid"),
+    # Clock auctions' rounds (public) and round bids (the caller's own; a bid needs bid).
+    ("GET", "/api/v1/auctions/{pk}/rounds"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/auctions/{pk}/round-bids"): Row("read"),
+    ("POST", "/api/v1/auctions/{pk}/round-bids"): Row("bid"),
     ("GET", "/api/v1/auctions/{pk}/bids/mine"): Row("read"),
     # A bid is only ever its bidder's: anyone else (an operator too) gets 404, as if missing.
     ("GET", "/api/v1/auctions/{pk}/bids/{bid}"): Row("read"),

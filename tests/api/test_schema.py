@@ -30,6 +30,7 @@ PUBLIC = {
     "GET /api/v1/auctions/{id}/book",
     "GET /api/v1/auctions/{id}/result",
     "GET /api/v1/auctions/{id}/raises",
+    "GET /api/v1/auctions/{id}/rounds",
     "GET /api/v1/auctions/receipts/verifier-keys",
     "GET /api/v1/ledger/checkpoints",
     "GET /api/v1/ledger/checkpoints/{size}",

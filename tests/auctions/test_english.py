@@ -271,7 +271,7 @@ def test_a_forged_raise_below_the_increment_or_after_the_end_fails_verification(
     bid(m, a, b1, 5000)
     # Forced past the service's checks, as a dishonest operator could: b2 "outbids" by 0.10.
     with transaction.atomic():
-        paddle = english._paddle(a, b2, None)
+        paddle = english.paddle_for(a, b2, None)
         forged = Raise.objects.create(
             auction=a, paddle=paddle, price=5010, time=timezone.now(), entry_seq=-1
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..entry import Entry
 from ..replay import RegistryState, ReplayError
-from . import clearing, english, onboarding, parties, sealing
+from . import clearing, clock, english, onboarding, parties, sealing
 from . import result as results
 from .onboarding import Onboarding
 
@@ -50,6 +51,10 @@ AUCTION_ENTRY_TYPES = frozenset(
         "auction.reveal",
         # English auctions (english.py): an accepted open bid.
         "bid.raise",
+        # Clock auctions (clock.py): rounds and committed round bids.
+        "clock.round_open",
+        "clock.bid",
+        "clock.round_close",
         # Onboarding (onboarding.py): applications, deposits released or forfeited.
         "application.submit",
         "application.approve",
@@ -124,6 +129,12 @@ class AuctionState:
     # bids' entry seqs (its bidder's admission and deposit are checked at the reveal).
     raises: dict[int, dict[str, Any]] = field(default_factory=dict)
     english: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Clock auctions: rounds (auction, number) -> what they published; round bids (their
+    # commitments, what they say once revealed); per auction the current round, its bids,
+    # the paddles' bid entries and where the last round close and the open were.
+    clock_rounds: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    clock_bids: dict[int, dict[str, Any]] = field(default_factory=dict)
+    clock: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     # ---- applying entries -----------------------------------------------------------------
 
@@ -251,6 +262,9 @@ class AuctionState:
             "onboarding": self.onboarding.to_json(),
             "raises": sorted(self.raises.items()),
             "english": sorted(self.english.items()),
+            "clock_rounds": [[a, n, v] for (a, n), v in sorted(self.clock_rounds.items())],
+            "clock_bids": sorted(self.clock_bids.items()),
+            "clock": sorted(self.clock.items()),
         }
 
     @classmethod
@@ -274,6 +288,9 @@ class AuctionState:
         s.onboarding = Onboarding.from_json(obj.get("onboarding"))
         s.raises = {k: v for k, v in obj.get("raises", [])}
         s.english = {k: v for k, v in obj.get("english", [])}
+        s.clock_rounds = {(a, n): v for a, n, v in obj.get("clock_rounds", [])}
+        s.clock_bids = {k: v for k, v in obj.get("clock_bids", [])}
+        s.clock = {k: v for k, v in obj.get("clock", [])}
         return s
 
 
@@ -310,6 +327,8 @@ def _auction_create(
     try:
         if is_english:
             english.rules_of(rec)
+        elif rec["format"] == clock.FORMAT:
+            clock.rules_of(rec)
         else:
             results.rules_of(rec)
         results.rules_version(rec)
@@ -333,6 +352,8 @@ def _auction_create(
     )
     if is_english:
         rec.update(standing_price=None, ends_at=None)
+    elif rec["format"] == clock.FORMAT:
+        rec.update(ends_at=None)
     s.auctions[key] = rec
 
 
@@ -340,7 +361,9 @@ def _check_sealing_rules(rec: dict[str, Any], r: RegistryState) -> None:
     mode, trustees, threshold = rec["sealing"], rec["trustees"], rec["threshold"]
     if (mode == "open") != (rec["format"] == english.FORMAT):
         raise ReplayError("open bids are the English format's, and only its")
-    if mode in ("operator_key", "open"):
+    if (mode == "operator_rounds") != (rec["format"] == clock.FORMAT):
+        raise ReplayError("committed round bids are the clock format's, and only its")
+    if mode in ("operator_key", "open", "operator_rounds"):
         if trustees != [] or threshold is not None or rec["release_by"] is not None:
             raise ReplayError("an auction sealed to the operator's key names no trustees")
         return
@@ -472,6 +495,11 @@ def _auction_schedule(
         public_key = None
         a["ends_at"] = english.format_time(english.rules_of(a).deadline(None))
         s.english[a["id"]] = {"last": None, "bids": [], "paddles": {}}
+    elif a["format"] == clock.FORMAT:
+        if "public_key" in d or "trustee_keys" in d:
+            raise ReplayError(f"auction {a['id']} takes committed round bids: it has no keys")
+        public_key = None
+        s.clock[a["id"]] = {"round": 0, "bids": [], "paddles": {}, "at": None}
     elif a["sealing"] == "trustees":
         if "public_key" in d:
             raise ReplayError(f"auction {a['id']} is sealed to trustees: it has no public key")
@@ -490,6 +518,8 @@ def _auction_open(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState
     if e.time < a["opens_at"]:
         raise ReplayError(f"auction {a['id']} opened before its opening time")
     a["state"] = "open"
+    if a["format"] == clock.FORMAT:
+        s.clock[a["id"]]["at"] = e.seq  # round 1 opens in the next entry
 
 
 def _deposit_record(
@@ -695,11 +725,13 @@ def _english_close(a: dict[str, Any], d: dict[str, Any], e: Entry, s: AuctionSta
         raise ReplayError(f"auction {a['id']} closed at {e.time}, before bidding ended")
 
 
-def _reveal_paddles(s: AuctionState, a: dict[str, Any], listed: Any, r: RegistryState) -> None:
-    """An English auction's reveal: who is behind each paddle, checked as each sealed bid's
-    party is (admitted and with its deposit at each of its bids, not the seller)."""
+def _reveal_paddles(
+    s: AuctionState, a: dict[str, Any], listed: Any, r: RegistryState, book: dict[str, Any]
+) -> dict[str, tuple[int, int]]:
+    """An ascending auction's reveal: who is behind each paddle (``book["paddles"]``: each
+    paddle's bid entries), checked as each sealed bid's party is (admitted and with its
+    deposit at each of its bids, not the seller). Returns paddle -> (bidder, account)."""
     auction_id = a["id"]
-    book = s.english[auction_id]
     named: dict[str, tuple[int, int]] = {}
     for item in listed:
         bidder, account = item["bidder"], item["account"]
@@ -737,10 +769,8 @@ def _reveal_paddles(s: AuctionState, a: dict[str, Any], listed: Any, r: Registry
                     f"paddle {key[:8]}: bidder {bidder} bid at entry {seq} without the required "
                     "deposit"
                 )
-    for bid_id in book["bids"]:
-        bid = s.raises[bid_id]
-        bid["bidder"], bid["account"] = named[bid["paddle"]]
     book["paddles"] = {}
+    return named
 
 
 def _english_clear(s: AuctionState, a: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
@@ -766,6 +796,212 @@ def _english_clear(s: AuctionState, a: dict[str, Any], d: dict[str, Any]) -> dic
     return english.build_result(record=record, bids=bids, deposits=deposits)
 
 
+def _round_open(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    """A clock round: round 1 at the start price right after the auction's open, until the
+    rules' closes_at; round n after round n-1 closed with demand above the supply, at the next
+    price, for round_s seconds."""
+    a = s._auction(d["auction"], "open")
+    if a["format"] != clock.FORMAT:
+        raise ReplayError(f"a clock round in auction {a['id']}, which is not a clock auction")
+    book, rules = s.clock[a["id"]], clock.rules_of(a)
+    number = book["round"] + 1
+    if d["round"] != number or book["at"] != e.seq - 1:
+        raise ReplayError(
+            f"auction {a['id']}: round {d['round']!r} opened at entry {e.seq}; round {number} "
+            "opens right after the open or the close of the round before"
+        )
+    if number == 1:
+        price, closes_at = rules.start, a["closes_at"]
+    else:
+        before = s.clock_rounds[(a["id"], number - 1)]
+        price = rules.next_price(before["price"])
+        closes_at = english.format_time(
+            english.parse_time(e.time) + dt.timedelta(seconds=rules.round_s)
+        )
+    if (d["price"], d["closes_at"]) != (price, closes_at):
+        raise ReplayError(
+            f"auction {a['id']}: round {number} at {d['price']!r} until {d['closes_at']!r}; the "
+            f"rules give {price} until {closes_at}"
+        )
+    s.clock_rounds[(a["id"], number)] = {
+        "price": price,
+        "opens_at": e.time,
+        "closes_at": closes_at,
+        "aggregate": None,
+        "active": None,
+        "final": None,
+    }
+    book.update(round=number, at=None)
+    a["ends_at"] = closes_at
+
+
+def _clock_bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    """A committed round bid: in the current round, in time, one per paddle and round (a new
+    version replaces it). What it says is checked when the auction's reveal opens it."""
+    a = s._auction(d["auction"], "open")
+    book = s.clock.get(a["id"])
+    if book is None or not book["round"] or d["round"] != book["round"]:
+        raise ReplayError(f"clock bid {d.get('bid')!r} is not in auction {a['id']}'s open round")
+    rnd = s.clock_rounds[(a["id"], book["round"])]
+    if rnd["final"] is not None or e.time >= rnd["closes_at"]:
+        raise ReplayError(
+            f"clock bid {d['bid']!r} taken at {e.time}, after round {book['round']} of auction "
+            f"{a['id']} ended at {rnd['closes_at']}"
+        )
+    bid_id, paddle = d["bid"], _hex64(d["paddle"], "paddle")
+    commitment = _hex64(d["commitment"], "commitment")
+    bid = s.clock_bids.get(bid_id) if type(bid_id) is int else None
+    if bid is None:
+        same = [
+            b
+            for b in book["bids"]
+            if s.clock_bids[b]["round"] == book["round"] and s.clock_bids[b]["paddle"] == paddle
+        ]
+        if type(bid_id) is not int or d["version"] != 1 or same:
+            raise ReplayError(f"clock bid {bid_id!r} is not new, or its paddle bid this round")
+        bid = {
+            "auction": a["id"],
+            "round": book["round"],
+            "paddle": paddle,
+            "version": 0,
+            "commitment": "",
+            "lots": None,
+            "exit_price": None,
+        }
+        s.clock_bids[bid_id] = bid
+        book["bids"].append(bid_id)
+    if (bid["auction"], bid["round"], bid["paddle"]) != (a["id"], book["round"], paddle) or d[
+        "version"
+    ] != bid["version"] + 1:
+        raise ReplayError(f"clock bid {bid_id} version {d['version']!r} does not follow")
+    bid.update(version=d["version"], commitment=commitment)
+    book["paddles"].setdefault(paddle, []).append(e.seq)
+
+
+def _round_close(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
+    """A round's end: what it publishes (aggregate, active bidders, final) is recomputed from
+    the round's bids once the reveal opens them."""
+    a = s._auction(d["auction"], "open")
+    book = s.clock.get(a["id"])
+    if book is None or d["round"] != book["round"]:
+        raise ReplayError(f"auction {a['id']}: round {d['round']!r} is not the open round")
+    rnd = s.clock_rounds[(a["id"], book["round"])]
+    if rnd["final"] is not None or e.time < rnd["closes_at"]:
+        raise ReplayError(
+            f"auction {a['id']}: round {book['round']} closed at {e.time}, before its end "
+            f"{rnd['closes_at']}"
+        )
+    agg, active, final = d["aggregate"], d["active"], d["final"]
+    if type(agg) is not int or type(active) is not int or type(final) is not bool or agg < 0:
+        raise ReplayError(f"auction {a['id']}: round {book['round']}'s close is malformed")
+    rnd.update(aggregate=agg, active=active, final=final)
+    if final != (agg <= clock.rules_of(a).offered_lots):
+        raise ReplayError(
+            f"auction {a['id']}: round {book['round']} published demand {agg} and final={final}"
+        )
+    book["at"] = e.seq  # the next round, or the auction's close, comes right after
+
+
+def _clock_close(s: AuctionState, a: dict[str, Any], d: dict[str, Any], e: Entry) -> None:
+    book = s.clock[a["id"]]
+    last = s.clock_rounds.get((a["id"], book["round"]))
+    if last is None or not last["final"] or book["at"] != e.seq - 1:
+        raise ReplayError(f"auction {a['id']} closed, but not right after its final round")
+    want = {"auction": a["id"], "rounds": book["round"], "bids": len(book["bids"])}
+    if d != want:
+        raise ReplayError(f"auction {a['id']}: the close says {d!r}; the ledger gives {want!r}")
+
+
+def _reveal_clock_bids(s: AuctionState, a: dict[str, Any], listed: Any) -> None:
+    """Open every round bid, then re-run the rounds: each bid against the activity rule, each
+    round's published aggregate, active bidders and finality."""
+    auction_id, book = a["id"], s.clock[a["id"]]
+    if [item["bid"] for item in listed] != sorted(book["bids"]):
+        raise ReplayError(f"auction {auction_id}: the reveal does not open every round bid")
+    for item in listed:
+        bid = s.clock_bids[item["bid"]]
+        salt = bytes.fromhex(_hex64(item["salt"], "salt"))
+        lots, exit_price = item["lots"], item["exit_price"]
+        if type(lots) is not int or (exit_price is not None and type(exit_price) is not int):
+            raise ReplayError(f"clock bid {item['bid']}: lots and exit price are integers")
+        opened = clock.commitment(
+            s.origin, auction_id, bid["round"], bid["paddle"], lots, exit_price, salt
+        )
+        if opened != bid["commitment"]:
+            raise ReplayError(f"clock bid {item['bid']}: the reveal does not open its commitment")
+        bid.update(lots=lots, exit_price=exit_price)
+    rules = clock.rules_of(a)
+    demand: dict[str, int] = {}  # paddle -> lots in the round before
+    for number in range(1, book["round"] + 1):
+        rnd = s.clock_rounds[(auction_id, number)]
+        before = s.clock_rounds.get((auction_id, number - 1))
+        bids = [s.clock_bids[b] for b in book["bids"] if s.clock_bids[b]["round"] == number]
+        for bid in bids:
+            refusal = rules.refusal(
+                round_no=number,
+                price=rnd["price"],
+                previous_price=before["price"] if before else None,
+                previous_lots=demand.get(bid["paddle"], 0) if number > 1 else None,
+                lots=bid["lots"],
+                exit_price=bid["exit_price"],
+            )
+            if refusal is not None:
+                raise ReplayError(
+                    f"auction {auction_id}: round {number}: paddle {bid['paddle'][:8]}'s bid "
+                    f"breaks a rule: {refusal}"
+                )
+        published = (rnd["aggregate"], rnd["active"])
+        recomputed = (sum(b["lots"] for b in bids), sum(1 for b in bids if b["lots"]))
+        if published != recomputed:
+            raise ReplayError(
+                f"auction {auction_id}: round {number} published aggregate and active "
+                f"{published}, its bids give {recomputed}"
+            )
+        demand = {b["paddle"]: b["lots"] for b in bids}
+
+
+def _clock_clear(s: AuctionState, a: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
+    """The clock allocation recomputed from the opened round bids."""
+    if d.get("sealing") != "operator_rounds" or "private_key" in d or "opened_with" in d:
+        raise ReplayError(f"auction {a['id']}: a clock auction's clearing opens no key")
+    book = s.clock[a["id"]]
+    last = book["round"]
+    named = {k: tuple(v) for k, v in book.get("named", {}).items()}
+    rounds = [
+        {"round": n, "price": v["price"], "aggregate": v["aggregate"], "active": v["active"]}
+        for (auction, n), v in sorted(s.clock_rounds.items())
+        if auction == a["id"]
+    ]
+
+    def lots_in(number: int) -> dict[str, tuple[int, int | None]]:
+        return {
+            s.clock_bids[b]["paddle"]: (s.clock_bids[b]["lots"], s.clock_bids[b]["exit_price"])
+            for b in book["bids"]
+            if s.clock_bids[b]["round"] == number
+        }
+
+    final_bids, before = lots_in(last), lots_in(last - 1)
+    final = []
+    for paddle, (bidder, account) in sorted(named.items(), key=lambda kv: kv[1][0]):
+        lots, exit_price = final_bids.get(paddle, (0, None))
+        previous = lots if last == 1 else before.get(paddle, (0, None))[0]
+        if previous == 0 and lots == 0:
+            continue
+        final.append(
+            clock.Demand(
+                bidder=bidder,
+                account=account,
+                previous=previous,
+                lots=lots,
+                exit_price=exit_price,
+            )
+        )
+    record = {k: v for k, v in a.items() if k in _RULE_KEYS}
+    return clock.build_result(
+        record=record, rounds=rounds, final=final, seed=bytes.fromhex(a["seed"])
+    )
+
+
 def _at(history: list[list[Any]], seq: int) -> Any:
     """The value a history ([seq, value], ascending) held just before entry ``seq``."""
     value = None
@@ -785,8 +1021,8 @@ def _auction_reveal(
     auction_id, origin = a["id"], s.origin
     if auction_id in s.revealed:
         raise ReplayError(f"auction {auction_id} was already revealed")
-    if ("paddles" in d) != (a["format"] == english.FORMAT):
-        raise ReplayError(f"auction {auction_id}: paddles are revealed for English auctions only")
+    if ("paddles" in d) != (a["format"] in (english.FORMAT, clock.FORMAT)):
+        raise ReplayError(f"auction {auction_id}: paddles are revealed for ascending auctions only")
     # The applicants, and the withdrawals and deposits gone out that waited for the reveal.
     onboarding.reveal(s, a, d, r)
     # Deposits first: the bids' checks need each bidder's deposit.
@@ -849,8 +1085,17 @@ def _auction_reveal(
                     "deposit"
                 )
         s.bids[bid_id].update(bidder=bidder, account=account)
-    if "paddles" in d:
-        _reveal_paddles(s, a, d["paddles"], r)
+    if a["format"] == english.FORMAT:
+        named = _reveal_paddles(s, a, d["paddles"], r, s.english[auction_id])
+        for bid_id in s.english[auction_id]["bids"]:
+            bid = s.raises[bid_id]
+            bid["bidder"], bid["account"] = named[bid["paddle"]]
+    elif a["format"] == clock.FORMAT:
+        named = _reveal_paddles(s, a, d["paddles"], r, s.clock[auction_id])
+        s.clock[auction_id]["named"] = {k: list(v) for k, v in named.items()}
+        _reveal_clock_bids(s, a, d["clock_bids"])
+    elif "clock_bids" in d:
+        raise ReplayError(f"auction {auction_id}: round bids are revealed for clock auctions only")
     s.revealed.add(auction_id)
 
 
@@ -864,6 +1109,10 @@ def _auction_close(
     a = s._auction(d["auction"], "open")
     if a["format"] == english.FORMAT:
         _english_close(a, d, e, s)
+        a.update(state="closing", book_size=d["bids"], seed=h.hex())
+        return
+    if a["format"] == clock.FORMAT:
+        _clock_close(s, a, d, e)
         a.update(state="closing", book_size=d["bids"], seed=h.hex())
         return
     if e.time < a["closes_at"]:
@@ -902,8 +1151,8 @@ def _auction_clear(
         a["format"] == english.FORMAT and s.english[a["id"]]["paddles"]
     ):
         raise ReplayError(f"auction {a['id']} was cleared before its bidders were revealed")
-    if a["format"] == english.FORMAT:
-        want = _english_clear(s, a, d)
+    if a["format"] in (english.FORMAT, clock.FORMAT):
+        want = _english_clear(s, a, d) if a["format"] == english.FORMAT else _clock_clear(s, a, d)
         _check_result(a, want, d)
         _cleared(s, a, want)
         return
@@ -1021,6 +1270,7 @@ _RULE_KEYS = frozenset(
         *SEALING_RULES,
         "v",
         *english.RULE_KEYS,
+        *clock.RULE_KEYS,
     }
 )
 
@@ -1125,6 +1375,9 @@ _HANDLERS: dict[str, Any] = {
     "auction.key_release": _key_release,
     "auction.reveal": _auction_reveal,
     "bid.raise": _raise,
+    "clock.round_open": _round_open,
+    "clock.bid": _clock_bid,
+    "clock.round_close": _round_close,
     **{t: onboarding.application_entry for t in onboarding.APPLICATION_ENTRY_TYPES},
     **{t: onboarding.deposit_out for t in onboarding.DEPOSIT_ENTRY_TYPES},
 }

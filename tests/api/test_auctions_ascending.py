@@ -119,3 +119,47 @@ def test_after_the_end_the_bids_name_their_bidders(market, client_for):
     assert result["result"]["outcome"]["clearing_price"] == 4000  # as the entry has it
     awards = auction.awards.all()
     services.award_confirm_payment(actor=OPERATOR, award=awards[0].pk)
+
+
+def test_a_clock_auction_through_the_api(market, client_for):
+    m = market
+    seller = client_for(m.seller, "auction", "read")
+    now = dt.datetime.now(dt.UTC)
+    r = _create(
+        seller,
+        m,
+        format="clock",
+        quantity="100",
+        lot_size="1",
+        bidder_cap=None,
+        increments=[{"from": "0.00", "step": "5.00"}],
+        round_seconds=60,
+        deposit_required="0",
+        closes_at=(now + dt.timedelta(seconds=1)).isoformat(),
+    )
+    assert r.status_code == 201, r.json()
+    a = seller.post(f"/api/v1/auctions/{r.json()['id']}/schedule", format="json").json()
+    assert a["sealing"] is None and a["clock"]["round"] == 1
+    assert (a["clock"]["round_price"], a["clock"]["round_open"]) == ("30.00", True)
+    b1, b2, _ = (client_for(b, "bid", "read") for b in m.bidders)
+    url = f"/api/v1/auctions/{a['id']}/round-bids"
+    assert b1.post(url, {"lots": 70}, format="json").status_code == 201
+    r = b2.post(url, {"lots": 70, "exit_price": "31.00"}, format="json")
+    assert r.status_code == 422 and r.json()["code"] == "round_bid_refused", r.json()
+    assert r.json()["detail"]["rule"] == "invalid_exit_price"
+    assert b2.post(url, {"lots": 70}, format="json").status_code == 201
+    assert [x["lots"] for x in b1.get(url).json()] == [70]  # its own, and only its own
+    public = APIClient()
+    (round1,) = public.get(f"/api/v1/auctions/{a['id']}/rounds").json()
+    assert round1["aggregate"] is None and round1["bids"] is None  # hidden while it runs
+    auction = Auction.objects.get(pk=a["id"])
+    time.sleep(max(0, (auction.bidding_ends_at - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
+    assert not services.auction_close(auction=auction.pk)  # 140 > 100 lots: round 2
+    rounds = public.get(f"/api/v1/auctions/{a['id']}/rounds").json()
+    assert [(x["round"], x["price"], x["aggregate"], x["active"]) for x in rounds] == [
+        (1, "30.00", 140, 2),
+        (2, "35.00", None, None),
+    ]
+    assert rounds[0]["bids"] is None  # the bids themselves only once the auction ended
+    r = b1.post(url, {"lots": 80}, format="json")
+    assert r.json()["detail"]["rule"] == "activity_rule", r.json()
