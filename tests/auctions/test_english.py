@@ -338,3 +338,31 @@ def test_the_standalone_verifier_recomputes_an_english_auction_from_the_exported
     assert report.ok, report.failure
     assert report.auctions["by_state"] == {"settled": 1}
     assert report.auctions["english_bids"] == 4 and report.auctions["recleared"] == 1
+
+
+def test_a_reveal_that_names_another_bidder_behind_a_paddle_is_caught(
+    market, verify_ledger, monkeypatch
+):
+    """The operator's code writes the reveal: naming the loser behind the winning paddle (to
+    give it the lot) does not open the paddle the bids carried."""
+    from tests.auctions.test_verify_auctions import verify_fails
+
+    m = market
+    a = english_auction(m)
+    deposits(m, a)
+    b1, b2, _ = m.bidders
+    bid(m, a, b1, 3000)
+    bid(m, a, b2, 3100)
+    real = services._append
+
+    def forge(type, actor, data, at=None):
+        if type == "auction.reveal":
+            p1, p2 = data["paddles"]
+            p1["bidder"], p2["bidder"] = p2["bidder"], p1["bidder"]
+        return real(type, actor, data, at)
+
+    monkeypatch.setattr(services, "_append", forge)
+    a.refresh_from_db()
+    wait_until(a.bidding_ends_at)
+    assert services.auction_close(auction=a.pk)
+    verify_fails(verify_ledger, "for no paddle that bid")

@@ -140,3 +140,35 @@ def test_a_cancelled_auction_releases_deposits_by_pseudonym(market: Market, veri
     assert cancel.data["deposits_released"] == [deposit.data["depositor"]]
     assert not _entries("auction.reveal")
     verify_ledger()
+
+
+@pytest.mark.parametrize("forgery", ["other bidder", "missing bid", "other salt"])
+def test_a_reveal_written_by_an_insider_that_does_not_open_the_pseudonyms_is_caught(
+    market: Market, verify_ledger, monkeypatch, forgery: str
+) -> None:
+    """The operator's code writes the reveal: one that names another bidder for a bid, leaves
+    a bid out, or gives a salt that does not open its commitment is named by the verifier (the
+    party on the ledger since the bid was taken binds the reveal)."""
+    a = market.auction(closes_in=1)
+    b1, b2 = market.bidders[:2]
+    market.bid(a, b1, [(10_600, 60)])
+    market.bid(a, b2, [(10_400, 40)])
+    real = services._append
+
+    def forge(type: str, actor: Any, data: dict[str, Any], at: Any = None) -> Any:
+        if type == "auction.reveal":
+            bids = data["bids"]
+            if forgery == "other bidder":
+                bids[0]["bidder"] = b2.pk
+            elif forgery == "missing bid":
+                del bids[1]
+            else:
+                bids[0]["salt"] = "00" * 32
+        return real(type, actor, data, at)
+
+    monkeypatch.setattr(services, "_append", forge)
+    wait_for_close(a)
+    assert services.auction_close(auction=a.pk)
+    words = {"other bidder": "does not open its party", "missing bid": "the reveal names bids"}
+    with pytest.raises(AssertionError, match=words.get(forgery, "does not open its party")):
+        verify_ledger()
