@@ -65,7 +65,8 @@ function formatLeft(ms) {
 const MILESTONES = [60, 30, 10];
 
 function tick() {
-  if (phase !== "free" && phase !== "timed" && phase !== "scheduled") return;
+  // Before the opening the page says when bidding opens; the countdown is to the end.
+  if (phase !== "free" && phase !== "timed") return;
   const left = endsAt - (Date.now() + offset);
   if (left <= 0) {
     countdownEl.textContent = say("ended");
@@ -74,7 +75,6 @@ function tick() {
     return;
   }
   countdownEl.textContent = formatLeft(left);
-  if (phase === "scheduled") return;
   for (const mark of MILESTONES) {
     if (left <= mark * 1000 && left > (mark - 2) * 1000 && !spoken.has(mark)) {
       spoken.add(mark);
@@ -83,12 +83,14 @@ function tick() {
   }
 }
 
+// Server-rendered, escaped markup (no script: the CSP would refuse it anyway), put in place
+// only when what it says changed: a live region rewritten with the same words is read again.
 function setHtml(el, html) {
-  // Server-rendered, escaped markup (no script: the CSP would refuse it anyway).
-  if (el && html != null && el.dataset.html !== html) {
-    el.dataset.html = html;
-    el.innerHTML = html;
-  }
+  if (!el || html == null) return;
+  const incoming = document.createElement("template");
+  incoming.innerHTML = html;
+  const words = (node) => node.textContent.replace(/\s+/g, " ").trim();
+  if (words(incoming.content) !== words(el)) el.replaceChildren(incoming.content);
 }
 
 function apply(s) {
