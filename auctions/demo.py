@@ -45,6 +45,7 @@ from ledger.exceptions import DomainError
 from ledger.models import Organization, Role
 
 from . import english, services, trustees
+from .core import sealing
 from .models import Auction, TrusteeKey
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,17 @@ def _sealed_to(board: list[Organization], closes_at: dt.datetime) -> dict[str, A
     }
 
 
+def _seal(a: Auction, bidder: Organization, tiers: list[dict[str, int]]) -> bytes:
+    return sealing.seal_threshold(
+        trustee_keys=[bytes(k.public_key) for k in trustees.auction_keys(a)],
+        threshold=a.threshold or 0,
+        origin=settings.LEDGER_ORIGIN,
+        auction=a.pk,
+        bidder=bidder.pk,
+        tiers=tiers,
+    )
+
+
 # ---- Xiangshan, as held: an English auction among twenty bidders ---------------------------
 
 # The seventeen bidders the Xiangshan auction adds to the demo's three (fictional companies,
@@ -385,12 +397,54 @@ def seed_auctions(
     for org in bidders:
         services.bidder_approve(actor=op, organization=org.pk)
     board = seed_trustees(op=op)
+    now = timezone.now()
+
+    # Rongcheng seagrass: 100 t in lots of 10 t by sealed bid, uniform price, settled: the
+    # sealed formats' whole way (the trustees' release, the opening, the demand curve) on a
+    # finished auction. It closes while the Xiangshan auction runs.
+    rc_closes = now + dt.timedelta(seconds=1)
+    rongcheng = services.auction_create(
+        actor=op,
+        account=seller_accounts["rongcheng"].pk,
+        batch=batches["rongcheng"].pk,
+        title="Rongcheng seagrass meadow sink, 2023: 100 t in lots of 10 t",
+        format="uniform",
+        quantity=parse_tonnes("100"),
+        lot_kg=parse_tonnes("10"),
+        reserve=parse_money("60.00", "CNY"),
+        opens_at=now,
+        closes_at=rc_closes,
+        **_rules(),
+        **_sealed_to(board, rc_closes),
+    )
+    services.auction_schedule(actor=op, auction=rongcheng.pk)
+    rongcheng.refresh_from_db()
+    demand = {"ningbo-energy": ("88.00", 6), "zhejiang-trading": ("85.00", 5)}
+    demand["shenzhen-finance"] = ("80.00", 3)
+    for org in bidders:
+        services.deposit_record(actor=op, auction=rongcheng.pk, bidder=org.pk, amount=DEPOSIT)
+        price, lots = demand[org.handle]
+        tiers = [{"price": parse_money(price, "CNY"), "lots": lots}]
+        services.bid_submit(
+            actor=_actor(org), auction=rongcheng.pk, ciphertext=_seal(rongcheng, org, tiers)
+        )
+
     xs = seed_xiangshan(
         op=op,
         bidders=bidders,
         seller_account=seller_accounts["xiangshan"],
         batch=batches["xiangshan"],
     )
+    # Rongcheng's close, in line as the worker's steps: close, the demo trustees' release
+    # (what the DEMO ONLY task does for the others), open, clear, settle, the payments.
+    _wait_until(rongcheng.closes_at)
+    services.auction_close(auction=rongcheng.pk)
+    demo_trustees_release(auction=rongcheng.pk)
+    services.auction_bids_open(auction=rongcheng.pk, first=0, last=2**62)
+    services.auction_clear(auction=rongcheng.pk)
+    services.auction_settle(auction=rongcheng.pk)
+    for award in rongcheng.awards.all():
+        services.award_confirm_payment(actor=op, award=award.pk)
     now = timezone.now()
 
     # Putian oysters: 2,000 t in lots of 1 t, uniform price, open for a week.

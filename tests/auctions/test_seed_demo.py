@@ -97,12 +97,20 @@ def test_the_demo_auctions_are_sealed_two_of_three_to_three_demo_trustees(db, se
         assert [bytes(k.public_key) for k in keys] == [
             trustee_keys.public_key(seed, i) for i in range(len(keys))
         ]
-    xiangshan, putian, zhanjiang = Auction.objects.order_by("pk")
-    for a in (putian, zhanjiang):
+    rongcheng, xiangshan, putian, zhanjiang = Auction.objects.order_by("pk")
+    for a in (rongcheng, putian, zhanjiang):
         assert a.by_trustees and a.threshold == 2 and a.trustees == [o.pk for o in board]
         assert a.public_key is None and a.private_key_sealed is None
         assert a.release_by is not None and a.release_by > a.closes_at
     assert (putian.state, zhanjiang.state) == (Auction.State.OPEN, Auction.State.SCHEDULED)
+    # Rongcheng was opened by the exchange's and the registry's keys; the auditor abstained.
+    assert rongcheng.state == Auction.State.SETTLED
+    clear = decode_entry(bytes(LedgerEntry.objects.get(seq=rongcheng.result_seq).body))
+    assert clear.data["sealing"] == "trustees" and clear.data["opened_with"] == [1, 2]
+    released = TrusteeKey.objects.filter(auction=rongcheng, private_key__isnull=False)
+    assert sorted(released.values_list("position", flat=True)) == [1, 2]
+    assert not Bid.objects.filter(auction=rongcheng, reason__startswith="unreadable").exists()
+    assert Award.objects.filter(auction=rongcheng, state="delivered").count() == 2
     # Xiangshan takes open bids: no keys, no trustees.
     assert xiangshan.is_english and xiangshan.sealing == "open" and not xiangshan.trustees
     assert not TrusteeKey.objects.filter(auction=xiangshan).exists()
@@ -191,13 +199,13 @@ def test_the_demo_task_releases_two_of_three_keys_for_a_closed_demo_auction(
     assert tasks.demo_trustees_release_task() == 0
     assert trustees.released_count(putian) == 0
     settings.PRODUCTION = False
-    monkeypatch.setattr(demo, "KEYS_LOW", 19)  # and each keeps enough unused keys
+    monkeypatch.setattr(demo, "KEYS_LOW", 18)  # and each keeps enough unused keys
     assert tasks.demo_trustees_release_task() == 2
     assert tasks.demo_trustees_release_task() == 0  # released once
     released = TrusteeKey.objects.filter(auction=putian, private_key__isnull=False)
     assert sorted(released.values_list("position", flat=True)) == [1, 2]
     for org in _board():
-        assert TrusteeKey.objects.filter(organization=org, auction__isnull=True).count() == 38
+        assert TrusteeKey.objects.filter(organization=org, auction__isnull=True).count() == 37
     services.auction_bids_open(auction=putian.pk, first=0, last=2**62)
     assert services.auction_clear(auction=putian.pk)
     putian.refresh_from_db()

@@ -270,8 +270,9 @@ class Command(BaseCommand):
                 "xiangshan": acct["xihu-port-coop"],
                 "zhanjiang": acct["zhanjiang-mangrove"],
                 "putian": acct["putian-oyster"],
+                "rongcheng": acct["rongcheng-seagrass"],
             },
-            batches={"xiangshan": xs, "zhanjiang": zj, "putian": pt},
+            batches={"xiangshan": xs, "zhanjiang": zj, "putian": pt, "rongcheng": rc},
         )
         # The winner bought for future offsets: it retires part of the lot later in the year.
         (award,) = xs_auction.awards.all()
