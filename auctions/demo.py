@@ -1,18 +1,19 @@
 """Demo auctions for ``seed_demo``: the Xiangshan seaweed lot sold as it was held, by a live
-English auction among twenty bidders, and settled; an open uniform-price auction of Putian
-oyster credits; and a scheduled Vickrey auction of Zhanjiang mangrove credits. Everything goes
-through the services (and so the ledger).
+English auction among twenty bidders, and settled; 100 t of Rongcheng seagrass sold by sealed
+bid and settled; an open uniform-price auction of Putian oyster credits; and a scheduled
+Vickrey auction of Zhanjiang mangrove credits. Everything goes through the services (and so
+the ledger).
 
 Xiangshan (DOMAIN.md; Ningbo, 28 February 2023): 2,340.1 t in one lot, a 30,000 CNY deposit,
 start 30.00 CNY/t, raises of at least 1.00 CNY/t, many rounds of rising bids by twenty-odd
 companies, the hammer at 106.00 CNY/t (248,050.60 CNY) to a precision-machinery company buying
-for future offsets. The re-enactment keeps the rules and the bids but not the clock: its free
-phase lasts 2 s and its countdown 2 s, where the event ran a free phase of its own and a live
-countdown of minutes (a 60 s countdown is what ``auction.create`` would fix for a real one), so
-that ``seed_demo`` stays quick. Its bids (``XIANGSHAN_BIDS``, a plausible sequence, not the
+for future offsets. The re-enactment keeps the rules but not the clock: its free phase lasts
+2 s and its countdown 2 s, so that ``seed_demo`` stays quick, where the event was bid live
+with a longer countdown (a real auction here would fix one of a minute or more in its rules).
+Its bids (``XIANGSHAN_FREE_BIDS`` and ``XIANGSHAN_TIMED_BIDS``: a plausible sequence, not the
 event's record, which was not published bid by bid) go through ``english.english_bid``, the
-service the API calls; the later ones land in the timed phase and each restarts the countdown.
-Then the worker's steps, in line: close at the end, clear, settle, the winner's payment.
+service the API calls; each of the timed phase's restarts the countdown. Then the worker's steps,
+in line: close at the end, clear, settle, the winner's payment.
 
 The sealed demo auctions are sealed 2-of-3 to three demo trustee organizations
 (docs/auctions.md §3.6); the English one takes open bids and has no keys. A real trustee makes
