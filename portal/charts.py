@@ -167,3 +167,73 @@ def price_history_svg(a, points) -> SafeString:
     )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)
+
+
+def clock_rounds_svg(a, rounds) -> SafeString:
+    """A clock auction's rounds: each closed round's aggregate demand (lots, across) at its
+    price (up), joined in round order, so the line is the demand curve the clock has revealed
+    so far; the supply (the lots offered) is a vertical line, and the clearing price, once
+    there is one, a horizontal one. ``rounds`` are (number, price, aggregate) of closed rounds."""
+    title = escape(_("Aggregate demand against price, by round"))
+    supply_label = escape(_("supply"))
+    clearing_label = escape(_("clearing price"))
+    lots_label = escape(_("lots demanded in the round"))
+    price_label = escape(_("round price per tonne"))
+    supply = a.offered_lots
+    max_q = max([supply, *(agg for _n, _p, agg in rounds)])
+    max_q += max(max_q // 10, 1)
+    prices = [p for _n, p, _agg in rounds] + [a.reserve]
+    if a.clearing_price is not None:
+        prices.append(a.clearing_price)
+    lo, hi = min(prices), max(prices)
+    span = max(hi - lo, a.tick)
+    lo, hi = max(0, lo - span // 10), hi + span // 10
+
+    def x(q: int) -> float:
+        return LEFT + (W - LEFT - RIGHT) * q / max(max_q, 1)
+
+    def y(p: int) -> float:
+        return TOP + (H - TOP - BOTTOM) * (hi - p) / max(hi - lo, 1)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" class="chart" '
+        f'role="img" aria-labelledby="rounds-chart-title">',
+        f'<title id="rounds-chart-title">{title}</title>',
+        f'<line class="axis" x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}"/>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}"/>',
+        f'<line class="supply" x1="{x(supply):.1f}" y1="{TOP}" x2="{x(supply):.1f}" '
+        f'y2="{H - BOTTOM}"/>',
+        f'<text class="label" x="{x(supply) + 4:.1f}" y="{TOP + 12}">'
+        f"{supply_label} {supply}</text>",
+    ]
+    if a.clearing_price is not None:
+        cy = y(a.clearing_price)
+        parts.append(
+            f'<line class="clearing" x1="{LEFT}" y1="{cy:.1f}" x2="{W - RIGHT}" y2="{cy:.1f}"/>'
+            f'<text class="label" x="{LEFT + 4}" y="{cy - 4:.1f}">{clearing_label} '
+            f"{format_money(a.clearing_price, a.currency)}</text>"
+        )
+    points = " ".join(f"{x(agg):.1f},{y(p):.1f}" for _n, p, agg in rounds)
+    if len(rounds) > 1:
+        parts.append(f'<polyline class="demand" points="{points}"/>')
+    labelled = len(rounds) <= 12  # beyond that the round numbers would overlap
+    for n, p, agg in rounds:
+        parts.append(f'<circle class="bid-dot" cx="{x(agg):.1f}" cy="{y(p):.1f}" r="4"/>')
+        if labelled:
+            parts.append(f'<text class="tick" x="{x(agg) + 6:.1f}" y="{y(p) - 6:.1f}">{n}</text>')
+    for p in (lo, hi):
+        parts.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y(p) + 4:.1f}" text-anchor="end">'
+            f"{format_money(p, a.currency)}</text>"
+        )
+    parts.append(
+        f'<text class="tick" x="{LEFT}" y="{H - BOTTOM + 16}">0</text>'
+        f'<text class="tick" x="{W - RIGHT}" y="{H - BOTTOM + 16}" text-anchor="end">{max_q}</text>'
+        f'<text class="axis-title" x="{(LEFT + W - RIGHT) / 2:.0f}" y="{H - 12}" '
+        f'text-anchor="middle">{lots_label}</text>'
+        f'<text class="axis-title" x="14" y="{(TOP + H - BOTTOM) / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {(TOP + H - BOTTOM) / 2:.0f})">'
+        f"{price_label} ({escape(a.currency)})</text>"
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)

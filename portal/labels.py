@@ -32,6 +32,7 @@ LABELS = [
     gettext_noop("Single lot, first price"),
     gettext_noop("Single lot, second price (Vickrey)"),
     gettext_noop("Single lot, English (ascending open bids)"),
+    gettext_noop("Multi-unit, ascending clock in rounds"),
     # auctions.models.TieRule, Undersubscribed
     gettext_noop("Random order (EU style)"),
     gettext_noop("Pro rata, leftover lots by draw (California-Quebec style)"),
@@ -41,6 +42,7 @@ LABELS = [
     gettext_noop("Threshold of independent trustees"),
     gettext_noop("Operator-held key"),
     gettext_noop("Not sealed: open prices, pseudonymous bidders"),
+    gettext_noop("Round bids hidden until the end; the operator sees them"),
     # auctions.models.Auction.State
     gettext_noop("Draft"),
     gettext_noop("Scheduled"),

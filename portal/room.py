@@ -193,8 +193,13 @@ def page(
 
 
 def auction(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/auctions/<id>/``: the room for an English auction, the sealed formats' page else."""
+    """``/auctions/<id>/``: the room for an English auction, the clock room for a clock
+    auction (clock_room.py), the sealed formats' page else."""
     a = views._auction(pk)
+    if a.is_clock:
+        from . import clock_room  # it builds on this module
+
+        return clock_room.page(request, a)
     if not a.is_english:
         return views.auction(request, pk)
     return page(request, a)

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, Max, Prefetch, QuerySet, Sum
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 
 from auctions import selectors as auction_selectors
 from auctions import trustees
@@ -24,6 +24,8 @@ from auctions.models import (
     Award,
     Bid,
     BidReceipt,
+    ClockBid,
+    ClockRound,
     Deposit,
     Paddle,
     Raise,
@@ -121,7 +123,7 @@ def auctions(
     )
     State = Auction.State
     return {
-        "open": list(qs.filter(state=State.OPEN)),
+        "open": with_clock_rounds(list(qs.filter(state=State.OPEN))),
         "upcoming": list(qs.filter(state=State.SCHEDULED)),
         "closed": list(
             qs.exclude(state__in=[State.OPEN, State.SCHEDULED, State.DRAFT]).order_by("-pk")[
@@ -134,7 +136,7 @@ def auctions(
 
 
 def auctions_open(limit: int = 10) -> list[Auction]:
-    return list(auction_selectors.auction_list(state=Auction.State.OPEN)[:limit])
+    return with_clock_rounds(list(auction_selectors.auction_list(state=Auction.State.OPEN)[:limit]))
 
 
 def my_bids(auction: Auction, organization: Organization | None) -> list[Bid]:
@@ -607,3 +609,135 @@ def room_position(a: Auction, organization: Organization | None) -> RoomPosition
         return RoomPosition(None, "none")
     top = Raise.objects.filter(auction=a).order_by("-entry_seq").values_list("paddle", flat=True)
     return RoomPosition(mine.label, "leading" if top.first() == mine.pk else "outbid")
+
+
+# ---- the clock auction's room ------------------------------------------------------------
+
+
+def clock_rounds(a: Auction) -> list[ClockRound]:
+    """A clock auction's rounds, first to last (a few dozen at most: one every round_s)."""
+    return list(ClockRound.objects.filter(auction=a).order_by("number"))
+
+
+def clock_version(rounds: list[ClockRound]) -> int:
+    """The ledger sequence of the rounds' latest change (a round opened or closed); 0 if none.
+    The room's poll asks for the rounds' table and chart again only past it."""
+    if not rounds:
+        return 0
+    last = rounds[-1]
+    return max(last.open_seq, last.close_seq or 0)
+
+
+@dataclass(frozen=True)
+class ClockPosition:
+    """Where a bidder stands in a clock auction, for its own eyes only (its demand is sealed
+    from everyone else until the end)."""
+
+    paddle: str | None  # the label, once it has bid here
+    round: int | None  # the current round
+    previous: int | None  # its demand in the round before (None in round 1)
+    bid: ClockBid | None  # its bid in the current round (latest version), if any
+    most: int  # the most lots it may demand now (the activity rule; round 1: eligibility)
+
+    @property
+    def active(self) -> bool:
+        """It may still demand lots: in round 1, or with a demand in the round before."""
+        return self.most > 0
+
+    @property
+    def code(self) -> str:
+        """``bid`` (a demand this round), ``missing`` (active, none yet this round: it falls
+        to 0 at the close), ``none`` (round 1, none yet) or ``out`` (no longer active)."""
+        if not self.active:
+            return "out"
+        if self.bid is not None:
+            return "bid"
+        return "none" if self.previous is None else "missing"
+
+
+def clock_position(
+    a: Auction, organization: Organization | None, rounds: list[ClockRound], eligible: int
+) -> ClockPosition | None:
+    """``eligible``: round 1's most lots per bidder (``clock.rules(a).eligible()``)."""
+    if organization is None or not rounds:
+        return None
+    current = rounds[-1]
+    paddle = Paddle.objects.filter(auction=a, bidder=organization).first()
+    mine: dict[int, ClockBid] = {}
+    if paddle is not None:
+        for b in ClockBid.objects.filter(
+            paddle=paddle, round__number__gte=current.number - 1
+        ).select_related("round"):
+            mine[b.round.number] = b
+    if current.number == 1:
+        previous, most = None, eligible
+    else:
+        before = mine.get(current.number - 1)
+        previous = before.lots if before is not None else 0
+        most = previous
+    return ClockPosition(
+        paddle=paddle.label if paddle else None,
+        round=current.number,
+        previous=previous,
+        bid=mine.get(current.number),
+        most=most,
+    )
+
+
+@dataclass(frozen=True)
+class ClockWinner:
+    paddle: str
+    name: str | None  # once auction.reveal named the paddles
+    organization: int
+    lots: int
+    kg: int
+    amount: int  # minor units
+
+
+def clock_result(a: Auction) -> dict[str, Any] | None:
+    """A cleared clock auction's outcome and its allocation per winner, by paddle (and name
+    after the reveal); None before the result."""
+    result = auction_selectors.auction_result(a)
+    if result is None:
+        return None
+    rows = result.get("bidders", [])
+    ids = [r["bidder"] for r in rows]
+    paddles = dict(
+        Paddle.objects.filter(auction=a, bidder_id__in=ids).values_list("bidder_id", "pseudonym")
+    )
+    revealed = a.revealed_seq is not None
+    names = (
+        dict(Organization.objects.filter(pk__in=ids).values_list("pk", "name")) if revealed else {}
+    )
+    return {
+        "outcome": result["outcome"],
+        "winners": [
+            ClockWinner(
+                paddle=paddles.get(r["bidder"], "")[:8],
+                name=names.get(r["bidder"]),
+                organization=r["bidder"],
+                lots=r["awarded_lots"],
+                kg=r["awarded_lots"] * a.lot_kg,
+                amount=r["amount"],
+            )
+            for r in rows
+        ],
+    }
+
+
+def with_clock_rounds(auctions: list[Auction]) -> list[Auction]:
+    """Gives each open clock auction of a list its current round (``clock_round``) in one
+    query: the cards show the round and its price."""
+    open_clock = {a.pk: a for a in auctions if a.is_clock and a.state == Auction.State.OPEN}
+    if open_clock:
+        latest = (
+            ClockRound.objects.filter(auction_id__in=open_clock)
+            .values("auction_id")
+            .annotate(n=Max("number"))
+        )
+        wanted = Q()
+        for row in latest:
+            wanted |= Q(auction_id=row["auction_id"], number=row["n"])
+        for r in ClockRound.objects.filter(wanted):
+            open_clock[r.auction_id].clock_round = r  # type: ignore[attr-defined]
+    return auctions

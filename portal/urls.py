@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import listings, room, views
+from . import clock_room, listings, room, views
 
 
 class IdConverter:
@@ -28,10 +28,14 @@ urlpatterns = [
     path("registry/projects/<str:code>/", views.project, name="project"),
     path("registry/retirements/", views.retirements, name="retirements"),
     path("auctions/", views.auctions, name="auctions"),
-    # An English auction's page is its live room (room.py); the sealed formats' is views'.
+    # An English or clock auction's page is its live room (room.py, clock_room.py); the sealed
+    # formats' is views'.
     path("auctions/<id:pk>/", room.auction, name="auction"),
     path("auctions/<id:pk>/room.json", room.state, name="auction-room-state"),
     path("auctions/<id:pk>/bid", room.bid, name="auction-bid"),
+    # A clock auction's room (clock_room.py): its poll and its round bids.
+    path("auctions/<id:pk>/clock.json", clock_room.state, name="auction-clock-state"),
+    path("auctions/<id:pk>/round-bid", clock_room.bid, name="auction-round-bid"),
     path("auctions/<id:pk>/audit/", views.auction_audit, name="auction-audit"),
     path("auctions/<id:pk>/apply", views.apply, name="apply"),
     path("auctions/<id:pk>/bids/<id:bid>/withdraw", views.withdraw, name="withdraw"),
