@@ -43,6 +43,7 @@ from ledger.apis.base import (
 )
 from ledger.core.quantity import (
     CURRENCY_EXPONENTS,
+    MAX_KG,
     QuantityError,
     format_money,
     format_tonnes,
@@ -191,10 +192,10 @@ class ListingCreateApi(BaseApi):
         )
         closes_at = serializers.DateTimeField(help_text="the unsold lots return to the seller")
         min_lots = serializers.IntegerField(
-            min_value=1, max_value=MAX_ID, default=1, help_text="the smallest take"
+            min_value=1, max_value=MAX_KG, default=1, help_text="the smallest take"
         )
         max_lots_per_buyer = serializers.IntegerField(
-            min_value=1, max_value=MAX_ID, required=False, allow_null=True
+            min_value=1, max_value=MAX_KG, required=False, allow_null=True
         )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +261,7 @@ class ListingTakeApi(BaseApi):
     required_scope = "bid"
 
     class InputSerializer(Body):
-        lots = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        lots = serializers.IntegerField(min_value=1, max_value=MAX_KG)
         up_to = serializers.BooleanField(
             default=False,
             help_text="false: all the lots or none (409 listing_insufficient_lots); true: as "

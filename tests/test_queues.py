@@ -41,6 +41,8 @@ KIND_OF = {
     "auctions.tasks.auction_notify_task": "auctions",
     "auctions.tasks.auctions_due_task": "auctions",
     "auctions.tasks.demo_trustees_release_task": "auctions",
+    "listings.tasks.listing_expire_task": "auctions",
+    "listings.tasks.listings_due_task": "auctions",
     "ledger.tasks.ledger_checkpoint_task": "checkpoints",
     "ledger.tasks.witness_submit_task": "witnesses",
     "ledger.tasks.webhooks_dispatch_task": "webhooks",
