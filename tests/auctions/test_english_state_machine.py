@@ -204,6 +204,10 @@ class EnglishMachine(RuleBasedStateMachine):
         """The code a bid must be refused with, or None: it must be accepted."""
         if model.closed or timezone.now() >= model.end:
             return "auction_closed"
+        # A price below the minimum (on the tick) is refused before the locks, whoever bids
+        # (auctions/english.py, _too_low_already): it could only be refused after them too.
+        if price % TICK == 0 and price < model.minimum():
+            return "bid_too_low"
         if who == SELLER:
             return "own_auction"
         if who == 3:
