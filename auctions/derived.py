@@ -15,8 +15,18 @@ COMPARED = {
     "auctions.Award": "awards and their settlement",
     "auctions.TrusteeKey": "trustees' keys: registration, assignment to an auction, release "
     "(trustee.keys, auction.schedule, auction.key_release)",
+    "auctions.Raise": "an English auction's accepted bids (bid.raise): price, time, paddle "
+    "recomputed from the row's bidder, account and salt; bidder and account once revealed",
+    "auctions.ClockRound": "a clock auction's rounds (clock.round_open, clock.round_close): "
+    "price, times, published aggregate and active bidders, finality",
+    "auctions.ClockBid": "a clock auction's round bids (clock.bid): version, commitment, paddle; "
+    "lots and exit price once the auction's reveal opened them",
 }
-CHECKED: dict[str, str] = {}
+CHECKED: dict[str, str] = {
+    "auctions.Paddle": "a bidder's pseudonym in an ascending auction: each raise and round bid "
+    "compared recomputes its paddle from this row's bidder, account and salt, and the reveal "
+    "names every paddle that bid",
+}
 NOT_DERIVED = {
     "auctions.BidReceipt": "the signed receipt handed to the bidder, who verifies it; it names "
     "the bid's entry, which the ledger holds",
