@@ -1,7 +1,7 @@
 """Demo auctions for ``seed_demo``: the Xiangshan seaweed lot sold as it was held, by a live
 English auction among twenty bidders, and settled; 100 t of Rongcheng seagrass sold by sealed
-bid and settled; an open uniform-price auction of Putian oyster credits; and a scheduled
-Vickrey auction of Zhanjiang mangrove credits. Everything goes through the services (and so
+bid and settled; an open uniform-price auction of Putian oyster credits and an ascending clock
+auction of more of them in its first round; and a scheduled Vickrey auction of Zhanjiang mangrove credits. Everything goes through the services (and so
 the ledger).
 
 Xiangshan (DOMAIN.md; Ningbo, 28 February 2023): 2,340.1 t in one lot, a 30,000 CNY deposit,
@@ -45,7 +45,7 @@ from ledger.core.quantity import parse_money, parse_tonnes
 from ledger.exceptions import DomainError
 from ledger.models import Organization, Role
 
-from . import english, services, trustees
+from . import clock, english, services, trustees
 from .core import sealing
 from .models import Auction, TrusteeKey
 
@@ -466,6 +466,29 @@ def seed_auctions(
     services.auction_schedule(actor=op, auction=putian.pk)
     for org in bidders:
         services.deposit_record(actor=op, auction=putian.pk, bidder=org.pk, amount=DEPOSIT)
+
+    # More Putian oysters: 1,000 t in lots of 10 t by ascending clock (docs/auctions-ascending.md
+    # §6), round 1 at 50.00 CNY/t for a day, then hourly rounds 2.00 CNY/t higher while demand
+    # exceeds the 100 lots. Three bidders have bid in round 1 (135 lots): round 2 will follow.
+    clock_auction = services.auction_create(
+        actor=op,
+        account=seller_accounts["putian"].pk,
+        batch=batches["putian"].pk,
+        title="Putian oyster farming sink, 2021: 1,000 t by ascending clock",
+        format="clock",
+        quantity=parse_tonnes("1000"),
+        lot_kg=parse_tonnes("10"),
+        reserve=parse_money("50.00", "CNY"),
+        opens_at=now,
+        closes_at=now + dt.timedelta(days=1),
+        increments=[[0, parse_money("2.00", "CNY")]],
+        round_s=3600,
+        **_rules(tie_rule="pro_rata"),
+    )
+    services.auction_schedule(actor=op, auction=clock_auction.pk)
+    for org, lots in zip(bidders, (60, 45, 30), strict=False):
+        services.deposit_record(actor=op, auction=clock_auction.pk, bidder=org.pk, amount=DEPOSIT)
+        clock.clock_bid(actor=_actor(org), auction=clock_auction.pk, lots=lots)
 
     # Zhanjiang mangroves: a 500 t lot by second price (Vickrey), opening in two days.
     lot = parse_tonnes("500")

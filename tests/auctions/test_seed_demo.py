@@ -97,7 +97,11 @@ def test_the_demo_auctions_are_sealed_two_of_three_to_three_demo_trustees(db, se
         assert [bytes(k.public_key) for k in keys] == [
             trustee_keys.public_key(seed, i) for i in range(len(keys))
         ]
-    rongcheng, xiangshan, putian, zhanjiang = Auction.objects.order_by("pk")
+    rongcheng, xiangshan, putian, putian_clock, zhanjiang = Auction.objects.order_by("pk")
+    # The ascending formats are not sealed to trustees: the English lot takes open bids, the
+    # clock auction's round bids are committed (docs/auctions-ascending.md).
+    assert (xiangshan.sealing, putian_clock.sealing) == ("open", "operator_rounds")
+    assert putian_clock.state == Auction.State.OPEN and putian_clock.rounds.count() == 1
     for a in (rongcheng, putian, zhanjiang):
         assert a.by_trustees and a.threshold == 2 and a.trustees == [o.pk for o in board]
         assert a.public_key is None and a.private_key_sealed is None
@@ -174,7 +178,7 @@ def test_the_demo_task_releases_two_of_three_keys_for_a_closed_demo_auction(
 ):
     settings.VAR_DIR = tmp_path
     call_command("seed_demo", stdout=io.StringIO())
-    putian = Auction.objects.get(title__startswith="Putian")
+    putian = Auction.objects.get(title__startswith="Putian", format="uniform")
     bidder = Organization.objects.get(handle="ningbo-energy")
     services.bid_submit(
         actor=demo._actor(bidder),
