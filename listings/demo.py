@@ -1,6 +1,6 @@
 """DEMO ONLY: one listing sale on the demo registry (``manage.py seed_demo_listings``, after
 ``seed_demo``): the Xiangshan seaweed sink's holder lists 500 t in 50 t lots at 106.00 CNY/t for
-a week; two demo bidders take lots, one of them has paid."""
+a week; two demo bidders take lots, one of them has paid and retires part of it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import datetime as dt
 
 from django.utils import timezone
 
+from ledger import services as registry
 from ledger.actors import Actor
 from ledger.models import Account, Holding, Organization, Role
 
@@ -64,4 +65,18 @@ def seed_listings(*, op: Actor) -> Listing | None:
     )
     services.purchase_confirm(actor=op, purchase=first.pk)
     del second  # awaiting payment: the purchases page shows both states
+    # The first buyer retires part of what it bought, for three of its sites. (The demo's
+    # ledger then ends as seed_demo's does, with entries the tamper drill's rollback attack
+    # can undo: transfers, retirements, cancellations.)
+    for site in ("Beilun plant", "Zhenhai plant", "Head office"):
+        registry.credit_retire(
+            actor=op,
+            batch=holding.batch_id,
+            account=first.account_id,
+            quantity=10 * TONNE,
+            beneficiary=f"{buyers[0].name}, {site}",
+            purpose="Offsetting 2023 Scope 2 emissions",
+            jurisdiction="CN-ZJ",
+            reason="Credits bought from a listing sale",
+        )
     return x
