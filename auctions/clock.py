@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from bluecarbon.rows import column
 from ledger import services as registry
 from ledger import validation
 from ledger.actors import Actor
@@ -156,6 +157,8 @@ def clock_bid(
         settings.LEDGER_ORIGIN, a.pk, r.number, paddle.pseudonym, lots, exit_price, salt
     )
     found = ClockBid.objects.select_for_update().filter(round=r, paddle=paddle).first()
+    # Written before the ledger head (every statement under it is time other writers wait);
+    # the entry's seq goes in with the entry, in one round trip.
     if found is None:
         bid = ClockBid.objects.create(
             auction=a,
@@ -171,6 +174,7 @@ def clock_bid(
         bid = found
         bid.version += 1
         bid.lots, bid.exit_price, bid.salt, bid.commitment = lots, exit_price, salt, commitment
+        bid.save(update_fields=["version", "lots", "exit_price", "salt", "commitment"])
     entry = registry.ledger_append(
         type="clock.bid",
         actor=actor,
@@ -183,10 +187,16 @@ def clock_bid(
             "commitment": commitment,
         },
         at=now,
+        also=lambda seq: [(_BID_ENTRY_SEQ, [seq, bid.pk])],
     )
     bid.entry_seq = entry.seq
-    bid.save()
     return bid
+
+
+_BID_ENTRY_SEQ = (
+    f"UPDATE {ClockBid._meta.db_table} SET {column(ClockBid, 'entry_seq')} = %s "
+    f"WHERE {column(ClockBid, 'pk')} = %s"
+)
 
 
 def close_round(a: Auction, now: dt.datetime) -> bool:

@@ -1,8 +1,8 @@
 """Demo auctions for ``seed_demo``: the Xiangshan seaweed lot sold as it was held, by a live
 English auction among twenty bidders, and settled; 100 t of Rongcheng seagrass sold by sealed
 bid and settled; an open uniform-price auction of Putian oyster credits and an ascending clock
-auction of more of them in its first round; and a scheduled Vickrey auction of Zhanjiang mangrove credits. Everything goes through the services (and so
-the ledger).
+auction of more of them in its first round; and a scheduled Vickrey auction of Zhanjiang
+mangrove credits. Everything goes through the services (and so the ledger).
 
 Xiangshan (DOMAIN.md; Ningbo, 28 February 2023): 2,340.1 t in one lot, a 30,000 CNY deposit,
 start 30.00 CNY/t, raises of at least 1.00 CNY/t, many rounds of rising bids by twenty-odd

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from bluecarbon.rows import column
 from ledger import services as registry
 from ledger import validation
 from ledger.actors import Actor
@@ -190,6 +191,11 @@ def english_bid(*, actor: Actor, auction: object, price: int, account: object = 
     paddle = paddle_for(a, org, account)
     bid = Raise.objects.create(auction=a, paddle=paddle, price=price, time=now, entry_seq=-1)
     ends_at = r.deadline(now)
+    # Before the ledger head: every statement under it is time every other writer waits. A new
+    # end needs no timer of its own: the one pending at the old end re-arms itself at the new
+    # one (pipeline.advance), so each auction has one timer at a time.
+    a.standing_price, a.ends_at = price, ends_at
+    a.save(update_fields=["standing_price", "ends_at"])
     entry = registry.ledger_append(
         type="bid.raise",
         actor=actor,
@@ -201,14 +207,17 @@ def english_bid(*, actor: Actor, auction: object, price: int, account: object = 
             "ends_at": format_time(ends_at),
         },
         at=now,
+        also=lambda seq: [(_RAISE_ENTRY_SEQ, [seq, bid.pk])],
     )
-    Raise.objects.filter(pk=bid.pk).update(entry_seq=entry.seq)
     bid.entry_seq = entry.seq
-    # A new end needs no timer of its own: the one pending at the old end re-arms itself at
-    # the new one (pipeline.advance), so each auction has one timer at a time.
-    a.standing_price, a.ends_at = price, ends_at
-    a.save(update_fields=["standing_price", "ends_at"])
     return bid
+
+
+# The bid's entry seq, written with its entry in one round trip (ledger_append's ``also``).
+_RAISE_ENTRY_SEQ = (
+    f"UPDATE {Raise._meta.db_table} SET {column(Raise, 'entry_seq')} = %s "
+    f"WHERE {column(Raise, 'pk')} = %s"
+)
 
 
 def close_data(a: Auction) -> dict[str, Any]:
