@@ -71,8 +71,7 @@ def drilled(
     with django_db_blocker.unblock(), override_settings(LEDGER_SIGNER_STATE_FILE=str(state)):
         atomics = TestCase._enter_atomics()  # as a TestCase's class-level data
         try:
-            call_command("seed_demo", stdout=io.StringIO())
-            call_command("seed_demo_listings", stdout=io.StringIO())  # for listings/drill.py
+            call_command("seed_demo", stdout=io.StringIO())  # its listing: listings/drill.py
             before = live_state()
             report = drill.drill_run()
             yield Drilled(report, before, live_state(), databases())

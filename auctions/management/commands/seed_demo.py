@@ -5,8 +5,9 @@ and changes nothing. Demo users (password ``bluecarbon-demo`` unless --password 
 ``admin`` (superuser, operator), ``registrar``, ``auditor``, ``bidder1``..``bidder3``,
 ``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers). Xiangshan's lot is sold by
 an English auction among twenty bidder organizations (the three with users and seventeen more),
-as it was held; the other auctions are sealed 2-of-3 to three demo trustee organizations whose
-seeds it keeps in the var directory, DEMO ONLY (``auctions/demo.py``).
+as it was held; a clock auction of Putian oysters is in its first round; the sealed auctions are
+sealed 2-of-3 to three demo trustee organizations whose seeds it keeps in the var directory, DEMO
+ONLY (``auctions/demo.py``); and a listing sale (挂牌) is on the board (``listings/demo.py``).
 
 Refused with ``BLUECARBON_ENV=production``: it would create a superuser with a published
 password and fictitious registry data on a real ledger, whose entries can never be deleted.
@@ -29,6 +30,7 @@ from ledger.actors import Actor
 from ledger.core.quantity import parse_hectares, parse_share, parse_tonnes
 from ledger.management.commands.seed_methodologies import methodologies_seed
 from ledger.models import Account, Membership, Methodology, Organization, Role
+from listings.demo import seed_listings
 
 REGISTRY = "demo-registry"
 
@@ -58,6 +60,8 @@ class Command(BaseCommand):
             return
         with transaction.atomic(durable=True):
             self._seed(options["password"])
+            # And a listing sale (挂牌) on the board, last: listings/demo.py.
+            seed_listings(op=Actor.system("seed_demo"))
         checkpoint = services.ledger_checkpoint_issue()
         self.stdout.write(
             self.style.SUCCESS(
