@@ -335,6 +335,7 @@ class AuctionListApi(PublicApi):
         """Auctions, newest last, with their rules (public: anyone may read them)."""
         params = query(self.FilterSerializer, request)
         rows, next_after = page_rows(selectors.auction_list(**_filters(params)), params)
+        rows = selectors.with_current_rounds(list(rows))
         return Response(
             {"results": AuctionOutputSerializer(rows, many=True).data, "next_after": next_after}
         )

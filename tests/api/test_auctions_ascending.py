@@ -163,3 +163,31 @@ def test_a_clock_auction_through_the_api(market, client_for):
     assert rounds[0]["bids"] is None  # the bids themselves only once the auction ended
     r = b1.post(url, {"lots": 80}, format="json")
     assert r.json()["detail"]["rule"] == "activity_rule", r.json()
+
+
+def test_the_auction_list_reads_clock_rounds_in_one_query_per_page(
+    market,
+):
+    """No query per clock auction on a page of auctions (its current round)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.auctions.test_clock import clock_auction
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            r = APIClient().get("/api/v1/auctions?format=clock")
+        assert r.status_code == 200
+        return len(captured)
+
+    clock_auction(market, first_round_s=60)
+    one = queries()
+    for _ in range(3):
+        clock_auction(market, first_round_s=60)
+    assert queries() == one
+    assert [a["clock"]["round"] for a in APIClient().get("/api/v1/auctions").json()["results"]] == [
+        1,
+        1,
+        1,
+        1,
+    ]
