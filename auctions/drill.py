@@ -13,7 +13,7 @@ from django.db.models import Q
 from ledger.drill_attacks import DATABASE, SIGNING_KEY, Attack, Scene, Step, rewrite
 
 from .core.result import result_sha256
-from .models import SEALED_FORMATS, Auction, Bid, Format, Raise
+from .models import SEALED_FORMATS, Auction, Bid, ClockBid, Format, Raise
 
 
 def _settled(*formats: str) -> Auction | None:
@@ -159,6 +159,29 @@ def _plan_result_in_table(scene: Scene) -> Step | str:
     return step
 
 
+def _plan_clock_round_bid(scene: Scene) -> Step | str:
+    """A clock auction's round bid, its demand raised in the table while the auction runs
+    (before the reveal, the ledger has only the bid's commitment)."""
+    bid = (
+        ClockBid.objects.filter(auction__format=Format.CLOCK)
+        .select_related("round")
+        .order_by("-pk")
+        .first()
+    )
+    if bid is None:
+        return "no clock round bid in this ledger (the demo's Putian clock auction has three)"
+    pk, lots, auction = bid.pk, bid.lots, bid.auction_id
+
+    def step(scene: Scene) -> str:
+        ClockBid.objects.filter(pk=pk).update(lots=lots + 1)
+        return (
+            f"round bid {pk} of clock auction {auction}: its stored demand raised from {lots} "
+            f"to {lots + 1} lots"
+        )
+
+    return step
+
+
 ATTACKS = [
     Attack(
         "bid-ciphertext",
@@ -195,5 +218,12 @@ ATTACKS = [
         SIGNING_KEY,
         ("verify", "monitor", "signer-state", "signer", "witnesses"),
         _plan_english_bid_in_ledger,
+    ),
+    Attack(
+        "clock-round-bid",
+        "a clock auction's round bid changed in the database while the auction runs",
+        DATABASE,
+        ("verify",),
+        _plan_clock_round_bid,
     ),
 ]

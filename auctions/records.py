@@ -10,6 +10,7 @@ from django.conf import settings
 
 from ledger.core.entry import format_time
 
+from .core.clock import commitment as clock_commitment
 from .core.onboarding import applicant
 from .core.parties import paddle
 from .models import (
@@ -149,17 +150,28 @@ def clock_round_state(r: ClockRound) -> dict[str, Any]:
 
 def clock_bid_state(b: ClockBid, *, revealed: bool) -> dict[str, Any]:
     """A round bid as the replay knows it: its commitment, and what it says once revealed.
-    The paddle is recomputed from the row's bidder, account and salt (as ``raise_state``)."""
+    The paddle and the commitment are recomputed from the row (as ``raise_state``'s paddle)."""
     p = b.paddle
+    pseudonym = paddle(
+        settings.LEDGER_ORIGIN, b.auction_id, p.bidder_id, p.account_id, bytes(p.salt)
+    )
     return {
         "id": b.pk,
         "auction": b.auction_id,
         "round": b.round.number,
-        "paddle": paddle(
-            settings.LEDGER_ORIGIN, b.auction_id, p.bidder_id, p.account_id, bytes(p.salt)
-        ),
+        "paddle": pseudonym,
         "version": b.version,
-        "commitment": b.commitment,
+        # Recomputed from the row's lots, exit price and salt: a changed demand shows before
+        # the reveal too (the ledger has the commitment since the bid was taken).
+        "commitment": clock_commitment(
+            settings.LEDGER_ORIGIN,
+            b.auction_id,
+            b.round.number,
+            pseudonym,
+            b.lots,
+            b.exit_price,
+            bytes(b.salt),
+        ),
         "lots": b.lots if revealed else None,
         "exit_price": b.exit_price if revealed else None,
     }

@@ -215,3 +215,16 @@ def test_the_pure_clearing_price_is_the_lowest_that_fits():
     # D(32.00) = 40 + 60 = 100 fits: the price is 32.00, no excess.
     assert clock_core.clearing_price(rules, 3500, 3000, final) == 3200
     assert rules.next_price(3000) == 3500
+
+
+def test_a_round_bid_changed_before_the_end_is_caught_by_its_commitment(market, verify_ledger):
+    """Before the reveal the ledger has only each round bid's commitment: the row's lots, exit
+    price and salt must still open it."""
+    from tests.auctions.test_verify_auctions import verify_fails
+
+    m = market
+    a = clock_auction(m, first_round_s=60)
+    b = bid(m, a, m.bidders[0], 40)
+    verify_ledger()
+    ClockBid.objects.filter(pk=b.pk).update(lots=45)
+    verify_fails(verify_ledger, f"clock bid {b.pk}", "commitment")
