@@ -93,6 +93,34 @@ def committed_db(_append_only_restored: None, transactional_db: None) -> Iterato
     _reset_worker_signer_states()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_outlasts_a_deadlock() -> Iterator[None]:
+    """The flush that empties the database after a committed test TRUNCATEs every table; the
+    session worker may still be finishing what that test's commits enqueued (a checkpoint, a
+    timer), reading tables in another order, and PostgreSQL then ends one of the two as a
+    deadlock. When it picks the flush, try the flush again: production never truncates, so
+    this is the test harness's race, not the application's."""
+    import time
+
+    from django.db import OperationalError
+
+    ops = type(connection.ops)
+    original = ops.execute_sql_flush
+
+    def execute_sql_flush(self: object, sql_list: list[str]) -> None:
+        for attempt in range(5):
+            try:
+                return original(self, sql_list)  # type: ignore[arg-type]
+            except OperationalError as exc:
+                if "deadlock" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    ops.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]
+    yield
+    ops.execute_sql_flush = original  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup: None, django_db_blocker) -> Iterator[Worker]:
     """One real worker process for the session, consuming every kind of work on queues of its

@@ -277,7 +277,9 @@ def test_the_json_gives_the_round_the_server_time_and_new_rounds_after_a_sequenc
     # Another bidder's demand in this round is nowhere in what the public gets.
     bid(market, a, market.bidders[1], 37)
     s = client.get(f"/auctions/{a.pk}/clock.json").json()
-    assert "37" not in s["rows"] and "37" not in (s["phase_text"] + s["announce"])
+    # (Times are left out of the search: "02:37:05" is not a demand.)
+    public = re.sub(r"\d\d:\d\d(:\d\d)?", "", s["rows"] + s["phase_text"] + s["announce"])
+    assert "37" not in public
     html = client.get(f"/auctions/{a.pk}/").content.decode()
     assert ">37<" not in html and "37 lots" not in html
     assert client.get("/auctions/999999/clock.json").status_code == 404
