@@ -16,10 +16,10 @@ transaction, under the ledger head), and any other movement is an error. No Djan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .entry import Entry
+from .managed_escrow import ESCROW_ENTRY_TYPES, ManagedEscrow
 from .quantity import CURRENCY_EXPONENTS, KG_PER_TONNE, MAX_KG, MAX_MINOR
 from .replay import RegistryState, ReplayError
 
@@ -35,7 +35,6 @@ LISTING_ENTRY_TYPES = frozenset(
 )
 # An escrow hold whose reference starts with this is a listing's: only the listing moves it.
 LISTING_PREFIX = "listing:"
-ESCROW_ENTRY_TYPES = frozenset({"escrow.hold", "escrow.release", "escrow.deliver"})
 
 # The listing's states: open (takes are accepted between its opening and closing times),
 # withdrawn (the seller took back the unsold lots), closed (expired at its closing time).
@@ -136,15 +135,6 @@ def take_fill(
     return lots
 
 
-@dataclass
-class _Movement:
-    seq: int
-    type: str
-    hold: int
-    quantity: int
-    to: int | None = None
-
-
 class ListingState:
     """The replayed listings and purchases (their tables' records, ``listings/records.py``),
     each listing's escrow hold, and the escrow movement waiting for its listing entry."""
@@ -154,8 +144,7 @@ class ListingState:
         # bound to it).
         self.listings: dict[int, dict[str, Any]] = {}
         self.purchases: dict[int, dict[str, Any]] = {}
-        self.holds: dict[int, int] = {}  # escrow hold -> listing
-        self.pending: _Movement | None = None
+        self.escrow = ManagedEscrow(LISTING_PREFIX, "listing")  # its holds: hold -> listing
 
     # ---- applying entries -----------------------------------------------------------------
 
@@ -164,61 +153,17 @@ class ListingState:
         registry's replay applied the credit effects."""
         try:
             if entry.type in ESCROW_ENTRY_TYPES:
-                self._escrow(entry)
+                self.escrow.note(entry)
                 return
             handler = _HANDLERS.get(entry.type)
             if handler is not None:
                 handler(self, entry.data, entry, registry)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ReplayError(f"malformed {entry.type} data: {exc!r}") from None
-        if self.pending is not None and self.pending.seq < entry.seq:
-            raise ReplayError(
-                f"entry {self.pending.seq} moved listing {self._hold_listing(self.pending)}'s "
-                "escrowed credits outside the listing"
-            )
+        self.escrow.check_after(entry.seq)
 
     def finish(self) -> None:
-        if self.pending is not None:
-            raise ReplayError(
-                f"entry {self.pending.seq} moved listing {self._hold_listing(self.pending)}'s "
-                "escrowed credits outside the listing"
-            )
-
-    def _hold_listing(self, m: _Movement) -> Any:
-        return self.holds.get(m.hold, "(new)")
-
-    def _escrow(self, entry: Entry) -> None:
-        d = entry.data
-        if entry.type == "escrow.hold":
-            ref = d["hold"]["reference"]
-            if type(ref) is str and ref.startswith(LISTING_PREFIX):
-                self._set_pending(
-                    _Movement(entry.seq, entry.type, d["hold"]["id"], d["hold"]["quantity"])
-                )
-            return
-        if d["hold"] in self.holds:
-            self._set_pending(
-                _Movement(entry.seq, entry.type, d["hold"], d["quantity"], d.get("to"))
-            )
-
-    def _set_pending(self, movement: _Movement) -> None:
-        if self.pending is not None:
-            raise ReplayError(f"entry {self.pending.seq} moved listing escrow outside the listing")
-        self.pending = movement
-
-    def _take(self, seq: int, type: str, hold: int, quantity: int, to: int | None = None) -> None:
-        """Consume the movement the entry right before this one made."""
-        m = self.pending
-        if m is None or m.seq != seq - 1 or m.type != type or m.hold != hold:
-            raise ReplayError(f"expected the entry before to be {type} of escrow hold {hold}")
-        if m.quantity != quantity or m.to != to:
-            raise ReplayError(
-                f"{type} of escrow hold {hold} moved {m.quantity} kg"
-                + (f" to {m.to}" if m.to is not None else "")
-                + f"; the listing accounts for {quantity} kg"
-                + (f" to {to}" if to is not None else "")
-            )
-        self.pending = None
+        self.escrow.finish()
 
     def _listing(self, listing_id: Any, *states: str) -> dict[str, Any]:
         a = self.listings.get(listing_id) if type(listing_id) is int else None
@@ -265,12 +210,11 @@ class ListingState:
     # ---- snapshot (for incremental verification) ------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        if self.pending is not None:
-            raise ReplayError("cannot save a state with an escrow movement pending")
+        self.escrow.check_saveable()
         return {
             "listings": sorted(self.listings.items()),
             "purchases": sorted(self.purchases.items()),
-            "holds": sorted(self.holds.items()),
+            "holds": sorted(self.escrow.holds.items()),
         }
 
     @classmethod
@@ -280,7 +224,7 @@ class ListingState:
             return s
         s.listings = {k: v for k, v in obj["listings"]}
         s.purchases = {k: v for k, v in obj["purchases"]}
-        s.holds = {k: v for k, v in obj["holds"]}
+        s.escrow.holds = {k: v for k, v in obj["holds"]}
         return s
 
 
@@ -322,10 +266,10 @@ def _create(s: ListingState, d: dict[str, Any], e: Entry, r: RegistryState) -> N
         f"{LISTING_PREFIX}{key}",
     ):
         raise ReplayError(f"escrow hold {hold_id} is not listing {key}'s lots")
-    if hold_id in s.holds:
-        raise ReplayError(f"escrow hold {hold_id} is already listing {s.holds[hold_id]}'s")
-    s._take(e.seq, "escrow.hold", hold_id, quantity)
-    s.holds[hold_id] = key
+    if hold_id in s.escrow.holds:
+        raise ReplayError(f"escrow hold {hold_id} is already listing {s.escrow.holds[hold_id]}'s")
+    s.escrow.take(e.seq, "escrow.hold", hold_id, quantity)
+    s.escrow.holds[hold_id] = key
     s.listings[key] = {
         **rec,
         "state": OPEN,
@@ -392,7 +336,7 @@ def _take_lots(s: ListingState, d: dict[str, Any], e: Entry, r: RegistryState) -
 def _confirm(s: ListingState, d: dict[str, Any], e: Entry, r: RegistryState) -> None:
     a = s._listing(d["listing"])
     p = s._purchase(d, a)
-    s._take(e.seq, "escrow.deliver", a["hold"], p["quantity"], to=p["account"])
+    s.escrow.take(e.seq, "escrow.deliver", a["hold"], p["quantity"], to=p["account"])
     p.update(state=DELIVERED, resolved_seq=e.seq)
     s._escrow_balances(a, r)
 
@@ -408,7 +352,7 @@ def _default(s: ListingState, d: dict[str, Any], e: Entry, r: RegistryState) -> 
     if back == "listing":
         a["remaining_lots"] += p["lots"]
     else:
-        s._take(e.seq, "escrow.release", a["hold"], p["quantity"])
+        s.escrow.take(e.seq, "escrow.release", a["hold"], p["quantity"])
     p.update(state=DEFAULTED, resolved_seq=e.seq)
     s._escrow_balances(a, r)
 
@@ -423,7 +367,7 @@ def _end(s: ListingState, d: dict[str, Any], e: Entry, r: RegistryState) -> None
             f"{d['lots']!r}"
         )
     if d["lots"]:
-        s._take(e.seq, "escrow.release", a["hold"], d["lots"] * a["lot_kg"])
+        s.escrow.take(e.seq, "escrow.release", a["hold"], d["lots"] * a["lot_kg"])
     a.update(
         state=WITHDRAWN if e.type == "listing.withdraw" else CLOSED,
         remaining_lots=0,

@@ -24,6 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..entry import Entry
+from ..managed_escrow import ESCROW_ENTRY_TYPES, ManagedEscrow
 from ..replay import RegistryState, ReplayError
 from . import clearing, clock, english, onboarding, parties, sealing
 from . import result as results
@@ -73,17 +74,7 @@ OPERATOR_KEY_RULES: dict[str, Any] = {
     "threshold": None,
     "release_by": None,
 }
-ESCROW_ENTRY_TYPES = frozenset({"escrow.hold", "escrow.release", "escrow.deliver"})
 MANAGED_PREFIX = "auction:"
-
-
-@dataclass
-class _Movement:
-    seq: int
-    type: str
-    hold: int
-    quantity: int
-    to: int | None = None
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -105,7 +96,11 @@ class AuctionState:
     ciphertexts: dict[int, bytes] = field(default_factory=dict)
     deposits: dict[tuple[int, int | str], dict[str, Any]] = field(default_factory=dict)
     awards: dict[int, dict[str, Any]] = field(default_factory=dict)
-    holds: dict[int, int] = field(default_factory=dict)  # escrow hold -> auction
+    # The auctions' escrow holds (hold -> auction) and the movement waiting for its auction
+    # entry. A hold made under the prefix but never scheduled is named "None", as it always was.
+    escrow: ManagedEscrow = field(
+        default_factory=lambda: ManagedEscrow(MANAGED_PREFIX, "auction", unassigned="None")
+    )
     # Trustees' one-time keys: id -> organization, public key, the auction and position it is
     # assigned to, the private key once released (and the entry that released it).
     trustee_keys: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -121,7 +116,6 @@ class AuctionState:
     # decided (for settling).
     books: dict[int, list[int]] = field(default_factory=dict)
     cleared: dict[int, dict[str, Any]] = field(default_factory=dict)
-    pending: _Movement | None = None
     # Applications, and the checks that wait for an auction's reveal (onboarding.py).
     onboarding: Onboarding = field(default_factory=Onboarding)
     # English auctions: each accepted bid (compared with the raises table), and per auction
@@ -143,7 +137,7 @@ class AuctionState:
         applied its credit effects. Other entries only check that no movement is left."""
         try:
             if entry.type in ESCROW_ENTRY_TYPES:
-                self._escrow(entry)
+                self.escrow.note(entry)
                 return
             handler = _HANDLERS.get(entry.type)
             if handler is None:
@@ -151,54 +145,10 @@ class AuctionState:
             handler(self, entry.data, entry, registry, entry_hash)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ReplayError(f"malformed {entry.type} data: {exc!r}") from None
-        if self.pending is not None and self.pending.seq < entry.seq:
-            raise ReplayError(
-                f"entry {self.pending.seq} moved auction {self._hold_auction(self.pending.hold)}'s "
-                "escrowed credits outside the auction"
-            )
+        self.escrow.check_after(entry.seq)
 
     def finish(self) -> None:
-        if self.pending is not None:
-            raise ReplayError(
-                f"entry {self.pending.seq} moved auction {self._hold_auction(self.pending.hold)}'s "
-                "escrowed credits outside the auction"
-            )
-
-    def _hold_auction(self, hold: int) -> int | None:
-        return self.holds.get(hold)
-
-    def _escrow(self, entry: Entry) -> None:
-        d = entry.data
-        if entry.type == "escrow.hold":
-            ref = d["hold"]["reference"]
-            if type(ref) is str and ref.startswith(MANAGED_PREFIX):
-                self._set_pending(
-                    _Movement(entry.seq, entry.type, d["hold"]["id"], d["hold"]["quantity"])
-                )
-            return
-        if d["hold"] in self.holds:
-            self._set_pending(
-                _Movement(entry.seq, entry.type, d["hold"], d["quantity"], d.get("to"))
-            )
-
-    def _set_pending(self, movement: _Movement) -> None:
-        if self.pending is not None:
-            raise ReplayError(f"entry {self.pending.seq} moved auction escrow outside the auction")
-        self.pending = movement
-
-    def _take(self, seq: int, type: str, hold: int, quantity: int, to: int | None = None) -> None:
-        """Consume the movement the entry right before this one made."""
-        m = self.pending
-        if m is None or m.seq != seq - 1 or m.type != type or m.hold != hold:
-            raise ReplayError(f"expected the entry before to be {type} of escrow hold {hold}")
-        if m.quantity != quantity or m.to != to:
-            raise ReplayError(
-                f"{type} of escrow hold {hold} moved {m.quantity} kg"
-                + (f" to {m.to}" if m.to is not None else "")
-                + f"; the auction accounts for {quantity} kg"
-                + (f" to {to}" if to is not None else "")
-            )
-        self.pending = None
+        self.escrow.finish()
 
     def _auction(self, auction_id: Any, *states: str) -> dict[str, Any]:
         a = self.auctions.get(auction_id) if type(auction_id) is int else None
@@ -214,8 +164,8 @@ class AuctionState:
         """Cancel or fail: whatever was left of the lot went back to the seller just before."""
         if a["hold"] is None:
             return  # a draft: nothing was escrowed (a movement before it is caught by apply)
-        if self.pending is not None:
-            self._take(seq, "escrow.release", a["hold"], self.pending.quantity)
+        if self.escrow.pending is not None:
+            self.escrow.take(seq, "escrow.release", a["hold"], self.escrow.pending.quantity)
         if registry.holds[a["hold"]]["remaining"] != 0:
             raise ReplayError(f"auction {a['id']} ended with credits left in its escrow")
 
@@ -239,8 +189,7 @@ class AuctionState:
     # ---- snapshot (for incremental verification) ------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        if self.pending is not None:
-            raise ReplayError("cannot save a state with an escrow movement pending")
+        self.escrow.check_saveable()
         return {
             "bidders": sorted(self.bidders.items()),
             "auctions": sorted(self.auctions.items()),
@@ -250,7 +199,7 @@ class AuctionState:
             ],
             "deposits": [[a, b, d] for (a, b), d in self.deposits.items()],
             "awards": sorted(self.awards.items()),
-            "holds": sorted(self.holds.items()),
+            "holds": sorted(self.escrow.holds.items()),
             "trustee_keys": sorted(self.trustee_keys.items()),
             "released_at": sorted(self.released_at.items()),
             "bid_parties": sorted(self.bid_parties.items()),
@@ -276,7 +225,7 @@ class AuctionState:
         s.ciphertexts = {k: base64.b64decode(v) for k, v in obj["ciphertexts"]}
         s.deposits = {(a, b): d for a, b, d in obj["deposits"]}
         s.awards = {k: v for k, v in obj["awards"]}
-        s.holds = {k: v for k, v in obj["holds"]}
+        s.escrow.holds = {k: v for k, v in obj["holds"]}
         s.trustee_keys = {k: v for k, v in obj.get("trustee_keys", [])}
         s.released_at = {k: v for k, v in obj.get("released_at", [])}
         s.bid_parties = {k: v for k, v in obj.get("bid_parties", [])}
@@ -488,7 +437,7 @@ def _auction_schedule(
         f"{MANAGED_PREFIX}{a['id']}",
     ):
         raise ReplayError(f"escrow hold {hold_id} is not this auction's lot")
-    s._take(e.seq, "escrow.hold", hold_id, a["quantity"])
+    s.escrow.take(e.seq, "escrow.hold", hold_id, a["quantity"])
     if a["format"] == english.FORMAT:
         if "public_key" in d or "trustee_keys" in d:
             raise ReplayError(f"auction {a['id']} takes open bids: it has no keys")
@@ -509,7 +458,7 @@ def _auction_schedule(
         if len(_b64(d["public_key"], "public_key")) != 32 or "trustee_keys" in d:
             raise ReplayError("an auction's public key is 32 bytes (X25519)")
         public_key = d["public_key"]
-    s.holds[hold_id] = a["id"]
+    s.escrow.holds[hold_id] = a["id"]
     a.update(hold=hold_id, public_key=public_key, state="scheduled")
 
 
@@ -1293,7 +1242,7 @@ def _auction_settle(
     if d["unsold"] != a["quantity"] - sold:
         raise ReplayError(f"auction {a['id']}: unsold should be {a['quantity'] - sold} kg")
     if d["unsold"]:
-        s._take(e.seq, "escrow.release", a["hold"], d["unsold"])
+        s.escrow.take(e.seq, "escrow.release", a["hold"], d["unsold"])
     if registry_remaining(r, a["hold"]) != sold:
         raise ReplayError(
             f"auction {a['id']}: escrow holds {registry_remaining(r, a['hold'])} kg, awards {sold}"
@@ -1331,9 +1280,9 @@ def _award_resolve(
         raise ReplayError(f"award {d['award']} is already {w['state']}")
     deliver = e.type == "award.deliver"
     if deliver:
-        s._take(e.seq, "escrow.deliver", a["hold"], w["quantity"], to=w["account"])
+        s.escrow.take(e.seq, "escrow.deliver", a["hold"], w["quantity"], to=w["account"])
     else:
-        s._take(e.seq, "escrow.release", a["hold"], w["quantity"])
+        s.escrow.take(e.seq, "escrow.release", a["hold"], w["quantity"])
     deposit = s.deposits.get((a["id"], w["bidder"]))
     amount = deposit["amount"] if deposit and deposit["state"] == "held" else 0
     if d["deposit_applied" if deliver else "deposit_forfeited"] != amount:
