@@ -5,6 +5,7 @@ re-runs every round from the opened bids."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -228,3 +229,24 @@ def test_a_round_bid_changed_before_the_end_is_caught_by_its_commitment(market, 
     verify_ledger()
     ClockBid.objects.filter(pk=b.pk).update(lots=45)
     verify_fails(verify_ledger, f"clock bid {b.pk}", "commitment")
+
+
+def test_an_insider_who_ends_a_round_early_in_the_database_is_caught(market, verify_ledger):
+    """A superuser moves a round's end forward (to shut out a bidder who has not bid yet): the
+    worker closes the round at once, and its close entry's time is before the round's end,
+    which the ledger fixed when the round opened."""
+    from tests.auctions.test_verify_auctions import verify_fails
+
+    m = market
+    a = clock_auction(m, first_round_s=30)
+    b1, b2, _ = m.bidders
+    bid(m, a, b1, 60)
+    bid(m, a, b2, 50)
+    early = timezone.now() - dt.timedelta(seconds=1)
+    Auction.objects.filter(pk=a.pk).update(closes_at=early, ends_at=early)
+    ClockRound.objects.filter(auction=a, number=1).update(closes_at=early)
+    assert not services.auction_close(auction=a.pk)  # round 2 opens
+    assert ClockRound.objects.filter(auction=a, number=2).exists()
+    # The tables put back as the ledger has them: the close entry's own time gives it away.
+    ClockRound.objects.filter(auction=a, number=1).update(closes_at=a.closes_at)
+    verify_fails(verify_ledger, f"auction {a.pk}", "before its end")

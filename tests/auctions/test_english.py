@@ -18,6 +18,7 @@ from auctions.core import english as rules_core
 from auctions.core import parties
 from auctions.exceptions import Conflict, InvalidInput, PermissionDenied, Unprocessable
 from auctions.models import Auction, Award, Deposit, Paddle, Raise
+from auctions.services import closing
 from ledger import services as registry
 from ledger.core.entry import decode_entry, format_time
 from ledger.models import LedgerEntry, Role
@@ -353,7 +354,7 @@ def test_a_reveal_that_names_another_bidder_behind_a_paddle_is_caught(
     b1, b2, _ = m.bidders
     bid(m, a, b1, 3000)
     bid(m, a, b2, 3100)
-    real = services._append
+    real = closing._append  # the reveal's append
 
     def forge(type, actor, data, at=None):
         if type == "auction.reveal":
@@ -361,8 +362,28 @@ def test_a_reveal_that_names_another_bidder_behind_a_paddle_is_caught(
             p1["bidder"], p2["bidder"] = p2["bidder"], p1["bidder"]
         return real(type, actor, data, at)
 
-    monkeypatch.setattr(services, "_append", forge)
+    monkeypatch.setattr(closing, "_append", forge)
     a.refresh_from_db()
     wait_until(a.bidding_ends_at)
     assert services.auction_close(auction=a.pk)
     verify_fails(verify_ledger, "for no paddle that bid")
+
+
+def test_an_insider_who_ends_bidding_early_in_the_database_is_caught(market, verify_ledger):
+    """A superuser moves the end forward to cut a rival off: the worker closes at once, and the
+    close contradicts the end its bids on the ledger give."""
+    from tests.auctions.test_verify_auctions import verify_fails
+
+    m = market
+    a = english_auction(m, free_s=30)
+    deposits(m, a)
+    b1, b2, _ = m.bidders
+    bid(m, a, b1, 3000)
+    bid(m, a, b2, 3100)
+    a.refresh_from_db()
+    Auction.objects.filter(pk=a.pk).update(ends_at=timezone.now() - dt.timedelta(seconds=1))
+    assert services.auction_close(auction=a.pk)
+    verify_fails(verify_ledger, f"auction {a.pk}", "its bids on the ledger give")
+    # The table put back as the ledger has it: the close entry itself still gives it away.
+    Auction.objects.filter(pk=a.pk).update(ends_at=a.ends_at)
+    verify_fails(verify_ledger, "cannot be replayed", f"auction {a.pk}: the close says")
