@@ -33,8 +33,8 @@ from ledger.apis.base import (
     decimal_regex,
     list_schema,
     on_one_path,
+    page,
     page_of,
-    page_rows,
     path_id,
     pattern,
     query,
@@ -157,21 +157,18 @@ class ListingListApi(PublicApi):
         seller = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
         batch = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
-    @extend_schema(
-        operation_id="listings_list",
-        tags=["listings"],
-        parameters=[FilterSerializer],
-        responses=responses({200: page_of("ListingPage", ListingOutputSerializer)}, 400),
+    @list_schema(
+        "listings_list",
+        "listings",
+        FilterSerializer,
+        page_of("ListingPage", ListingOutputSerializer),
     )
     def get(self, request: Request) -> Response:
         """Listings, oldest first, with their terms and what remains (public: anyone may read
         the board)."""
         params = query(self.FilterSerializer, request)
         filters = {k: params[k] for k in ("state", "seller", "batch") if k in params}
-        rows, next_after = page_rows(selectors.listing_list(**filters), params)
-        return Response(
-            {"results": ListingOutputSerializer(rows, many=True).data, "next_after": next_after}
-        )
+        return page(selectors.listing_list(**filters), params, ListingOutputSerializer)
 
 
 class ListingCreateApi(BaseApi):
@@ -243,12 +240,7 @@ ListingsApi = on_one_path("ListingsApi", ListingListApi, ListingCreateApi)
 
 
 class ListingRetrieveApi(PublicApi):
-    @extend_schema(
-        operation_id="listings_retrieve",
-        tags=["listings"],
-        parameters=ID_PARAM,
-        responses=responses({200: ListingOutputSerializer}, 404),
-    )
+    @retrieve_schema("listings_retrieve", "listings", ListingOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
         """A listing: its batch, terms, state and the lots that remain."""
         x = selectors.listing_get(path_id(pk, "listing"))
