@@ -1,16 +1,18 @@
 """The room of an ascending clock auction (issue 16, part 4; docs/auctions-ascending.md §6).
 
-As the English room (room.py): whole without JavaScript (the round, its price and end, the
-rounds so far as a table and a chart, the bidder's demands and a plain bid form whose refusals
-come back translated on the field they concern), kept live by ``clock_room.js`` polling
-``clock.json`` every 1.5 s while a round runs. The answer carries the server's clock (the
-countdown to the round's end is right on a skewed device) and, when a round opened or closed
-since the ``after`` sequence the page holds, the rounds' rows and chart rendered here, so one
-place formats and translates.
+As the English room (room.py), and built on the same ``live_room.LiveRoom``: whole without
+JavaScript (the round, its price and end, the rounds so far as a table and a chart, the
+bidder's demands and a plain bid form whose refusals come back translated on the field they
+concern), kept live by ``clock_room.js`` polling ``clock.json`` every 1.5 s while a round runs.
+The answer carries the server's clock (the countdown to the round's end is right on a skewed
+device) and, when a round opened or closed since the ``after`` sequence the page holds, the
+rounds' rows and chart rendered here, so one place formats and translates.
 
 A bid names the round it was made for (the form's ``round``): a round that closed while the
 bidder typed must not receive lots meant for the one before, so the bid is refused unless that
-round is still the current one, checked under the bid gate the round's close waits for.
+round is still the current one, checked under the bid gate the round's close waits for. The
+template writes the round field itself, always the current round: a form refused for a round
+that has closed is shown again for the new one.
 """
 
 from __future__ import annotations
@@ -19,31 +21,35 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-from django.contrib import messages
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from auctions import clock, locks, onboarding
+from auctions import clock, locks
 from auctions.core import clock as clock_rules
 from auctions.exceptions import AuctionErrorCode as Code
 from auctions.models import Auction, ClockBid, ClockRound
 from ledger.actors import Actor
 from ledger.core.entry import format_time
-from ledger.core.quantity import QuantityError, parse_money
 from ledger.exceptions import DomainError
 
-from . import charts, room, selectors, views
-from .context import viewer
+from . import charts, selectors, views
+from .live_room import (
+    OVER,
+    POLL_MS,
+    BidForm,
+    LiveRoom,
+    Refusal,
+    Refused,
+    money,
+    refusal_message,
+)
 
 State = Auction.State
-OVER = room.OVER
-POLL_MS = room.POLL_MS
 MAX_LOTS = 10**12  # the API's bound on lots
 
 
@@ -51,7 +57,7 @@ class RoundChanged(Exception):
     """The bid was made for a round that is no longer the current one."""
 
 
-class ClockBidForm(forms.Form):
+class ClockBidForm(BidForm):
     round = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     lots = forms.CharField(
         label=gettext_lazy("Lots you demand at this round's price"),
@@ -68,15 +74,6 @@ class ClockBidForm(forms.Form):
         label=gettext_lazy("Deliver the lots to"), coerce=int, required=False, empty_value=None
     )
 
-    def __init__(self, *args: Any, auction: Auction, accounts: list[Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.auction = auction
-        field = self.fields["account"]
-        assert isinstance(field, forms.TypedChoiceField)
-        field.choices = [(acc.pk, f"{acc.name} (#{acc.pk})") for acc in accounts]
-        if not accounts:  # its paddle's account is fixed by its first bid
-            del self.fields["account"]
-
     def clean_lots(self) -> int:
         raw = self.cleaned_data["lots"].strip()
         if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LOTS:
@@ -87,22 +84,7 @@ class ClockBidForm(forms.Form):
 
     def clean_exit_price(self) -> int | None:
         raw = self.cleaned_data["exit_price"].strip()
-        if not raw:
-            return None
-        try:
-            return parse_money(raw, self.auction.currency, "exit_price")
-        except QuantityError as exc:
-            if exc.code == "too_precise":
-                raise forms.ValidationError(
-                    _("At most two decimals, e.g. 106.50."), code=exc.code
-                ) from None
-            raise forms.ValidationError(
-                _("A price per tonne as a decimal number, e.g. 106.00."), code=exc.code
-            ) from None
-
-
-def _money(minor: int | None, a: Auction) -> str:
-    return room._money(minor, a)
+        return self.parse_price(raw, "exit_price") if raw else None
 
 
 def _previous_price(rounds: list[ClockRound]) -> int | None:
@@ -117,7 +99,7 @@ def refusal(exc: DomainError, a: Auction, rounds: list[ClockRound]) -> tuple[str
             return _("This round has closed: bid again in the next round, if there is one."), "lots"
         if exc.code == Code.WRONG_FORMAT:
             return _("This auction does not take round bids."), "lots"
-        return room.refusal(exc, a), "lots"
+        return refusal_message(exc, a), "lots"
     rule = exc.detail.get("rule")
     previous = exc.detail.get("previous_lots")
     current = rounds[-1] if rounds else None
@@ -146,10 +128,10 @@ def refusal(exc: DomainError, a: Auction, rounds: list[ClockRound]) -> tuple[str
                 "tick of %(tick)s."
             )
             % {
-                "low": _money(low, a),
-                "high": _money(current.price, a),
+                "low": money(low, a),
+                "high": money(current.price, a),
                 "cur": a.currency,
-                "tick": _money(a.tick, a),
+                "tick": money(a.tick, a),
             },
             "exit_price",
         )
@@ -177,88 +159,10 @@ def phase(a: Auction, current: ClockRound | None, now: dt.datetime) -> str:
     return "running"
 
 
-def room_context(a: Auction, org: Any) -> dict[str, Any]:
-    """What the room shows, the page and the JSON alike."""
-    now = timezone.now()
-    r = clock.rules(a)
-    rounds = selectors.clock_rounds(a)
-    current = rounds[-1] if rounds else None
-    closed = [x for x in rounds if x.close_seq is not None]
-    p = phase(a, current, now)
-    over = a.state in OVER
-    return {
-        "a": a,
-        "now": now,
-        "phase": p,
-        "rounds": rounds,
-        "rounds_desc": list(reversed(rounds)),
-        "closed": closed,
-        "last_closed": closed[-1] if closed else None,
-        "current": current,
-        "previous_price": _previous_price(rounds),
-        "next_price": r.next_price(current.price) if current is not None else None,
-        "step": r.next_price(current.price) - current.price if current is not None else None,
-        "increments": [(low, step) for low, step in r.increments],
-        "eligible": r.eligible(),
-        "version": selectors.clock_version(rounds),
-        "position": selectors.clock_position(a, org, rounds, r.eligible()),
-        "result": selectors.clock_result(a) if over else None,
-        "org_id": org.pk if org is not None else None,
-        "poll_ms": POLL_MS,
-    }
-
-
 def _chart(a: Auction, closed: list[ClockRound]) -> Any:
     if not closed:
         return None
     return charts.clock_rounds_svg(a, [(x.number, x.price, x.aggregate or 0) for x in closed])
-
-
-def page(
-    request: HttpRequest, a: Auction, form: ClockBidForm | None = None, status: int = 200
-) -> HttpResponse:
-    who = viewer(request)
-    org = who["organization"]
-    context = room_context(a, org)
-    application = selectors.my_application(a, org)
-    admitted = org is not None and onboarding.admitted(a, org)
-    seller = org is not None and org.pk == a.seller_id
-    position = context["position"]
-    can_bid = (
-        who["is_bidder"]
-        and admitted
-        and not seller
-        and a.state == State.OPEN
-        and context["current"] is not None
-    )
-    accounts = selectors.holding_accounts(org) if position and not position.paddle else []
-    if form is None and can_bid:
-        # The template writes the round field itself, always the current round: a form
-        # refused for a round that has closed is shown again for the new one.
-        form = ClockBidForm(auction=a, accounts=accounts)
-    context.update(
-        {
-            "chart": _chart(a, context["closed"]),
-            "application": application,
-            "deposit": selectors.my_deposit(a, org),
-            "admitted": admitted,
-            "is_seller": seller,
-            "can_apply": who["is_bidder"]
-            and a.state in (State.SCHEDULED, State.OPEN)
-            and not seller
-            and (application is None or application.state in ("refused", "withdrawn")),
-            "can_bid": can_bid,
-            "form": form if can_bid else None,
-        }
-    )
-    return render(request, "portal/auction_clock.html", context, status=status)
-
-
-def _clock(pk: int) -> Auction:
-    a = views._auction(pk)
-    if not a.is_clock:
-        raise Http404
-    return a
 
 
 def _place(actor: Actor, a: Auction, data: dict[str, Any]) -> ClockBid:
@@ -278,67 +182,6 @@ def _place(actor: Actor, a: Auction, data: dict[str, Any]) -> ClockBid:
         )
 
 
-@views.organization_required
-@require_POST
-def bid(request: HttpRequest, pk: int) -> HttpResponse:
-    """A round bid from the room's form: plain (answered with the room, the refusal on its
-    field, or a redirect to the room), or sent by clock_room.js asking for JSON (answered
-    with the message alone)."""
-    a = _clock(pk)
-    org = viewer(request)["organization"]
-    rounds = selectors.clock_rounds(a)
-    position = selectors.clock_position(a, org, rounds, clock.rules(a).eligible())
-    accounts = selectors.holding_accounts(org) if position and not position.paddle else []
-    form = ClockBidForm(request.POST, auction=a, accounts=accounts)
-    error: dict[str, Any] | None = None  # the JSON answer of a refusal, and its status
-    status = 400
-    if form.is_valid():
-        try:
-            b = _place(Actor.for_user(request.user), a, form.cleaned_data)
-        except RoundChanged:
-            error, status = {"code": "round_changed", "message": _changed(a), "field": "lots"}, 409
-        except DomainError as exc:
-            message, field = refusal(exc, a, selectors.clock_rounds(a))
-            error = {"code": str(exc.code), "message": message, "field": field}
-            if exc.code == Code.ROUND_BID_REFUSED:
-                error["rule"] = exc.detail.get("rule")
-            status = exc.status_code
-        if error is not None:
-            form.add_error(error["field"], error["message"])
-    else:
-        field, errors = next(iter(form.errors.items()))
-        field = field if field in ("lots", "exit_price") else "lots"
-        error = {"code": "invalid", "message": str(errors[0]), "field": field}
-    if error is not None:
-        if room._wants_json(request):
-            return JsonResponse(error, status=status)
-        return page(request, _clock(pk), form, status=400)
-    if b.exit_price is None:
-        done = _("Your demand in round %(n)s: %(lots)s lots at %(price)s %(cur)s/t.") % {
-            "n": b.round.number,
-            "lots": b.lots,
-            "price": _money(b.round.price, a),
-            "cur": a.currency,
-        }
-    else:
-        done = _(
-            "Your demand in round %(n)s: %(lots)s lots from %(exit)s %(cur)s/t on, your demand "
-            "of the round before below it."
-        ) % {
-            "n": b.round.number,
-            "lots": b.lots,
-            "exit": _money(b.exit_price, a),
-            "cur": a.currency,
-        }
-    done += " " + _("Ledger entry %(seq)s; hidden from other bidders until the end.") % {
-        "seq": b.entry_seq
-    }
-    if room._wants_json(request):
-        return JsonResponse({"message": done, "seq": b.entry_seq}, status=201)
-    messages.success(request, done)
-    return redirect("portal:auction", pk=pk)
-
-
 def _changed(a: Auction) -> str:
     current = clock.current_round(a)
     if current is None or current.close_seq is not None:
@@ -346,55 +189,7 @@ def _changed(a: Auction) -> str:
     return _(
         "The round changed while you were bidding: round %(n)s is open at %(price)s %(cur)s/t. "
         "Nothing was sent; check your demand and bid again."
-    ) % {"n": current.number, "price": _money(current.price, a), "cur": a.currency}
-
-
-def state(request: HttpRequest, pk: int) -> JsonResponse:
-    """``clock.json?after=<seq>``: the room now; the rounds' rows and chart if a round opened
-    or closed after ``after``."""
-    a = _clock(pk)
-    org = viewer(request)["organization"]
-    after = room._after(request)
-    c = room_context(a, org)
-    current: ClockRound | None = c["current"]
-    position = c["position"]
-    changed = c["version"] > after
-    over = a.state in OVER
-    last = c["last_closed"]
-    body: dict[str, Any] = {
-        "state": a.state,
-        "state_label": _(a.get_state_display()),
-        "phase": c["phase"],
-        "server_time": format_time(c["now"]),
-        "round": current.number if current else None,
-        "price": current.price if current else None,
-        "price_text": _money(current.price, a) if current else "",
-        "previous_price": c["previous_price"],
-        "closes_at": format_time(current.closes_at) if current else None,
-        "next_price_text": _money(c["next_price"], a),
-        "step_text": _money(c["step"], a),
-        "version": c["version"],
-        "rows": render_to_string("portal/_clock_rows.html", c).strip() if changed else None,
-        "chart": (str(_chart(a, c["closed"]) or "") if changed else None),
-        "phase_text": render_to_string("portal/_clock_phase.html", c).strip(),
-        # What a screen reader hears when the round changes (the page compares round numbers).
-        "announce": _round_news(a, current, last),
-        "position": (
-            None
-            if position is None
-            else {
-                "code": position.code,
-                "most": position.most,
-                "previous": position.previous,
-                "html": render_to_string("portal/_clock_position.html", c).strip(),
-            }
-        ),
-        "result": render_to_string("portal/_clock_result.html", c).strip() if over else None,
-        "final": a.state in (State.CLEARED, State.SETTLED, State.CANCELLED, State.FAILED),
-    }
-    response = JsonResponse(body)
-    response["Cache-Control"] = "no-store"
-    return response
+    ) % {"n": current.number, "price": money(current.price, a), "cur": a.currency}
 
 
 def _round_news(a: Auction, current: ClockRound | None, last: ClockRound | None) -> str:
@@ -404,7 +199,7 @@ def _round_news(a: Auction, current: ClockRound | None, last: ClockRound | None)
         return ""
     news = _("Round %(n)s is open at %(price)s %(cur)s/t.") % {
         "n": current.number,
-        "price": _money(current.price, a),
+        "price": money(current.price, a),
         "cur": a.currency,
     }
     if last is not None:
@@ -412,3 +207,129 @@ def _round_news(a: Auction, current: ClockRound | None, last: ClockRound | None)
             "Round %(n)s closed: aggregate demand %(agg)s lots, %(active)s active bidders."
         ) % {"n": last.number, "agg": last.aggregate, "active": last.active}
     return news
+
+
+class ClockRoom(LiveRoom):
+    template = "portal/auction_clock.html"
+    partials = "clock"
+    form_class = ClockBidForm
+    fields = ("lots", "exit_price")
+
+    def is_room_of(self, a: Auction) -> bool:
+        return a.is_clock
+
+    def context(self, a: Auction, org: Any, *, after: int = 0) -> dict[str, Any]:
+        now = timezone.now()
+        r = clock.rules(a)
+        rounds = selectors.clock_rounds(a)
+        current = rounds[-1] if rounds else None
+        closed = [x for x in rounds if x.close_seq is not None]
+        p = phase(a, current, now)
+        over = a.state in OVER
+        return {
+            "a": a,
+            "now": now,
+            "phase": p,
+            "rounds": rounds,
+            "rounds_desc": list(reversed(rounds)),
+            "closed": closed,
+            "last_closed": closed[-1] if closed else None,
+            "current": current,
+            "previous_price": _previous_price(rounds),
+            "next_price": r.next_price(current.price) if current is not None else None,
+            "step": r.next_price(current.price) - current.price if current is not None else None,
+            "increments": [(low, step) for low, step in r.increments],
+            "eligible": r.eligible(),
+            "version": selectors.clock_version(rounds),
+            "position": selectors.clock_position(a, org, rounds, r.eligible()),
+            "result": selectors.clock_result(a) if over else None,
+            "org_id": org.pk if org is not None else None,
+            "poll_ms": POLL_MS,
+        }
+
+    def position(self, a: Auction, org: Any) -> Any:
+        rounds = selectors.clock_rounds(a)
+        return selectors.clock_position(a, org, rounds, clock.rules(a).eligible())
+
+    def takes_bids(self, a: Auction, c: dict[str, Any]) -> bool:
+        return super().takes_bids(a, c) and c["current"] is not None
+
+    def page_context(self, a: Auction, c: dict[str, Any]) -> dict[str, Any]:
+        return {"chart": _chart(a, c["closed"])}
+
+    def place(self, request: HttpRequest, a: Auction, data: dict[str, Any]) -> tuple[str, int]:
+        try:
+            b = _place(Actor.for_user(request.user), a, data)
+        except RoundChanged:
+            raise Refused(Refusal(_changed(a), "lots", "round_changed", 409)) from None
+        if b.exit_price is None:
+            done = _("Your demand in round %(n)s: %(lots)s lots at %(price)s %(cur)s/t.") % {
+                "n": b.round.number,
+                "lots": b.lots,
+                "price": money(b.round.price, a),
+                "cur": a.currency,
+            }
+        else:
+            done = _(
+                "Your demand in round %(n)s: %(lots)s lots from %(exit)s %(cur)s/t on, your "
+                "demand of the round before below it."
+            ) % {
+                "n": b.round.number,
+                "lots": b.lots,
+                "exit": money(b.exit_price, a),
+                "cur": a.currency,
+            }
+        done += " " + _("Ledger entry %(seq)s; hidden from other bidders until the end.") % {
+            "seq": b.entry_seq
+        }
+        return done, b.entry_seq
+
+    def refusal(self, exc: DomainError, a: Auction) -> Refusal:
+        message, field = refusal(exc, a, selectors.clock_rounds(a))
+        rule = exc.detail.get("rule") if exc.code == Code.ROUND_BID_REFUSED else None
+        return Refusal(message, field, str(exc.code), exc.status_code, rule)
+
+    def answer(self, r: Refusal) -> dict[str, Any]:
+        body = {**super().answer(r), "field": r.field}
+        if r.code == Code.ROUND_BID_REFUSED:
+            body["rule"] = r.rule
+        return body
+
+    def poll_fields(self, a: Auction, c: dict[str, Any], after: int) -> dict[str, Any]:
+        current: ClockRound | None = c["current"]
+        changed = c["version"] > after
+        return {
+            "round": current.number if current else None,
+            "price": current.price if current else None,
+            "price_text": money(current.price, a) if current else "",
+            "previous_price": c["previous_price"],
+            "closes_at": format_time(current.closes_at) if current else None,
+            "next_price_text": money(c["next_price"], a),
+            "step_text": money(c["step"], a),
+            "version": c["version"],
+            "rows": render_to_string("portal/_clock_rows.html", c).strip() if changed else None,
+            "chart": (str(_chart(a, c["closed"]) or "") if changed else None),
+            # What a screen reader hears when the round changes (the page compares round
+            # numbers).
+            "announce": _round_news(a, current, c["last_closed"]),
+        }
+
+    def position_fields(self, position: Any) -> dict[str, Any]:
+        return {"code": position.code, "most": position.most, "previous": position.previous}
+
+
+ROOM = ClockRoom()
+
+
+@views.organization_required
+@require_POST
+def bid(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/auctions/<id>/round-bid``: a round bid from the room's form, its refusal on its field
+    (a round that changed meanwhile: ``round_changed``, 409 in JSON)."""
+    return ROOM.bid(request, pk)
+
+
+def state(request: HttpRequest, pk: int) -> JsonResponse:
+    """``clock.json?after=<seq>``: the room now; the rounds' rows and chart if a round opened
+    or closed after ``after``."""
+    return ROOM.state(request, pk)
