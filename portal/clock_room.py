@@ -48,6 +48,7 @@ from .live_room import (
     money,
     refusal_message,
 )
+from .throttle import poll_limited
 
 State = Auction.State
 MAX_LOTS = 10**12  # the API's bound on lots
@@ -329,6 +330,7 @@ def bid(request: HttpRequest, pk: int) -> HttpResponse:
     return ROOM.bid(request, pk)
 
 
+@poll_limited
 def state(request: HttpRequest, pk: int) -> JsonResponse:
     """``clock.json?after=<seq>``: the room now; the rounds' rows and chart if a round opened
     or closed after ``after``."""

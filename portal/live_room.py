@@ -9,7 +9,8 @@ refusal of its service reads (``refusal``), and the fields its JSON adds (``poll
 The poll's answer always carries the state, the phase, the server's clock (a countdown on a
 skewed device is right) and, rendered here from the room's partials
 (``portal/_<partials>_<part>.html``), the phase text, the bidder's position and the result:
-one place formats and translates. ``?after=<seq>`` keeps it small.
+one place formats and translates. ``?after=<seq>`` keeps it small. The poll is throttled per
+user, or per address when nobody is signed in (``throttle.poll_limited``).
 """
 
 from __future__ import annotations

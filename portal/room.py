@@ -35,6 +35,7 @@ from ledger.exceptions import DomainError
 
 from . import charts, clock_room, selectors, views
 from .live_room import OVER, POLL_MS, BidForm, LiveRoom, Refusal, money, refusal_message
+from .throttle import poll_limited
 
 State = Auction.State
 
@@ -189,6 +190,7 @@ def bid(request: HttpRequest, pk: int) -> HttpResponse:
     return ROOM.bid(request, pk)
 
 
+@poll_limited
 def state(request: HttpRequest, pk: int) -> JsonResponse:
     """``room.json?after=<entry_seq>``: the room now, and the bids since ``after``."""
     return ROOM.state(request, pk)

@@ -1,4 +1,5 @@
-"""Sign-in throttling: failed sign-ins count, successful ones do not.
+"""Throttles: sign-ins, where failed ones count and successful ones do not; and the live rooms'
+polls (``poll_limited``, at the end).
 
 Three limits slow password guessing (django-ratelimit's counters, in the default cache: Redis
 in production, shared by every web process): per address, per address and user name, and per
@@ -22,7 +23,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import ngettext
 from django_ratelimit.core import get_usage
@@ -131,5 +132,55 @@ def sign_in_limited(view: Any) -> Any:
         if response.status_code == 302 and request.user.is_authenticated:
             _give_back(request)
         return response
+
+    return wrapped
+
+
+# ---- the live rooms' polls ------------------------------------------------------------------
+
+POLL_GROUP = "room-poll"  # one counter for both rooms' JSON: a user's tabs add up
+
+
+def _poll_key(_group: str, request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"address:{_address(request)}"
+
+
+def _poll_rate(_group: str, request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    signed_in = user is not None and user.is_authenticated
+    return str(settings.ROOM_POLL_RATES["user" if signed_in else "address"])
+
+
+def poll_limited(view: Any) -> Any:
+    """``view`` (a live room's poll, portal/live_room.py) behind one limit per signed-in user,
+    or per address for visitors (ROOM_POLL_RATES): over it, 429 with how long to wait, which
+    the room's script waits before it asks again."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        usage = get_usage(request, group=POLL_GROUP, key=_poll_key, rate=_poll_rate, increment=True)
+        if usage is None or not usage["should_limit"]:
+            return view(request, *args, **kwargs)
+        # time_left < 0: the cache failed, and django-ratelimit fails closed (as sign-in does).
+        wait = usage["time_left"] if usage["time_left"] >= 0 else 60
+        wait = max(wait, 1)
+        refused = JsonResponse(
+            {
+                "code": "throttled",
+                "message": ngettext(
+                    "Too many requests from here. Try again in %(n)d second.",
+                    "Too many requests from here. Try again in %(n)d seconds.",
+                    wait,
+                )
+                % {"n": wait},
+            },
+            status=429,
+        )
+        refused["Retry-After"] = str(wait)
+        refused["Cache-Control"] = "no-store"
+        return refused
 
     return wrapped

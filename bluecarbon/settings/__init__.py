@@ -120,6 +120,13 @@ RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "portal.views.too_many_requests"
 if os.environ.get("RATELIMIT_IP_META_KEY"):  # behind a proxy, e.g. HTTP_X_REAL_IP
     RATELIMIT_IP_META_KEY = os.environ["RATELIMIT_IP_META_KEY"]
+# The live rooms' polls (portal/throttle.py's poll_limited), one counter for room.json and
+# clock.json: a tab polls every 1.5 s, 40 a minute, so a signed-in user may keep about seven
+# rooms open at once; visitors behind one address (an office, a NAT) share theirs.
+ROOM_POLL_RATES = {
+    "user": os.environ.get("ROOM_POLL_RATE_USER", "300/m"),
+    "address": os.environ.get("ROOM_POLL_RATE_ADDRESS", "1200/m"),
+}
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + (
     [] if PRODUCTION else ["django_ratelimit.E003"]
 )

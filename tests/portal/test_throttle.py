@@ -1,5 +1,5 @@
 """Sign-in throttling counts failed sign-ins only, and says how long to wait, in English and
-Chinese."""
+Chinese; the live rooms' polls are limited per user or address, with a Retry-After."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 from django.utils import translation
+from django_ratelimit.core import _split_rate
 
 from portal.throttle import sign_in_limited, wait_message
+from tests.auctions.conftest import Market
+from tests.auctions.test_clock import clock_auction
+from tests.auctions.test_english import english_auction
+from tests.portal.test_pages import user_for
 
 PASSWORD = "a-long-test-password"
 
@@ -125,3 +130,32 @@ def test_an_address_is_the_proxys_client_and_an_ipv6_prefix(target, settings):
         sign_in(Client(HTTP_X_REAL_IP=f"2001:db8:1:2::{i + 1:x}"), "guess", username="other")
     r = sign_in(Client(HTTP_X_REAL_IP="2001:db8:1:2:ffff::1"), "guess", username="other")
     assert r.status_code == 429
+
+
+def test_a_rooms_poll_is_limited_per_user_or_address_and_says_how_long_to_wait(settings, db):
+    settings.ROOM_POLL_RATES = {"user": "3/m", "address": "5/m"}
+    m = Market()
+    english = f"/auctions/{english_auction(m, free_s=30, countdown_s=60).pk}/room.json"
+    clock = f"/auctions/{clock_auction(m, first_round_s=30, round_s=60).pk}/clock.json"
+    first = user_for(m.bidders[0], "first")
+    # One counter for both rooms' polls: a user's tabs add up.
+    assert [first.get(url).status_code for url in (english, clock, english)] == [200] * 3
+    r = first.get(clock)
+    assert r.status_code == 429 and r["Cache-Control"] == "no-store"
+    assert 0 < int(r["Retry-After"]) <= 60  # the rest of the minute's window
+    assert r.json()["code"] == "throttled" and "Try again in" in r.json()["message"]
+    # Another user counts apart; visitors count by address.
+    assert user_for(m.bidders[1], "second").get(english).status_code == 200
+    visitor = Client(REMOTE_ADDR="203.0.113.9")
+    assert [visitor.get(english).status_code for _ in range(6)] == [200] * 5 + [429]
+    visitor.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    assert "此处请求过于频繁" in visitor.get(clock).json()["message"]
+    assert Client(REMOTE_ADDR="203.0.113.10").get(clock).status_code == 200
+
+
+def test_the_rooms_poll_limits_leave_room_for_a_few_tabs(settings):
+    # room.js and clock_room.js poll every 1.5 s: five tabs of one user, or of visitors
+    # behind one address, never meet the limit.
+    for rate in settings.ROOM_POLL_RATES.values():
+        limit, seconds = _split_rate(rate)
+        assert limit >= 5 * seconds / 1.5, rate

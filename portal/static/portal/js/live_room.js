@@ -63,13 +63,22 @@ export function serverClock(serverTime) {
   };
 }
 
-// Polls url() after wait() ms, gives each answer to apply(s), and stops at a final one.
-// Returns the function that polls now.
+// Polls url() after wait() ms, gives each answer to apply(s), and stops at a final one. Over
+// the room's poll limit (429) it waits what Retry-After says, and longer at each refusal in a
+// row; a poll asked for meanwhile (a tab shown again, a bid sent) waits as well. Returns the
+// function that polls now.
 export function startPolling({ url, clock, apply, wait, POLL_MS }) {
   let timer = null;
+  let notBefore = 0;
+  let refusals = 0;
 
   async function poll() {
     clearTimeout(timer);
+    const early = notBefore - Date.now();
+    if (early > 0) {
+      timer = setTimeout(poll, early);
+      return;
+    }
     let final = false;
     try {
       const sent = Date.now();
@@ -80,16 +89,21 @@ export function startPolling({ url, clock, apply, wait, POLL_MS }) {
       });
       const got = Date.now();
       if (response.ok) {
+        refusals = 0;
         const s = await response.json();
         clock.sync(s.server_time, sent, got);
         apply(s);
         final = s.final;
+      } else if (response.status === 429) {
+        refusals += 1;
+        const retry = Number(response.headers.get("Retry-After")) * 1000 || 0;
+        notBefore = got + Math.max(retry, Math.min(60_000, POLL_MS * 2 ** refusals));
       }
     } catch {
       // The network dropped a poll: the next one catches up (what changed comes by sequence).
     }
     if (final) return;
-    timer = setTimeout(poll, wait());
+    timer = setTimeout(poll, Math.max(wait(), notBefore - Date.now()));
   }
 
   document.addEventListener("visibilitychange", () => {
