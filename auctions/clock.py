@@ -1,8 +1,8 @@
 """The ascending clock auction's writes (docs/auctions-ascending.md §6): rounds at rising prices,
 each bidder's demand per round committed on the ledger and opened at the end, the aggregate
 demand and the number of active bidders published at each round's close, and the final
-allocation through the sealed formats' pipeline (``auction_close`` and ``auction_clear`` call in
-here for this format's steps).
+allocation through the one pipeline of every format (the steps at the end of this module, which
+``services/formats.py`` maps the format to, are this format's part of it).
 
 Sealing is ``operator_rounds``, labelled as such everywhere: a round bid reaches the server in
 the clear (over TLS) and its entry carries only a commitment, so other bidders and the public
@@ -31,7 +31,7 @@ from . import english, jobs, locks, records
 from .core import clock, parties
 from .exceptions import AuctionErrorCode as Code
 from .exceptions import Conflict, NotFound, PermissionDenied, Unprocessable
-from .models import Auction, ClockBid, ClockRound, stored
+from .models import Auction, ClockBid, ClockRound, Sealing, stored
 
 State = Auction.State
 SYSTEM = Actor.system("auctions")
@@ -299,3 +299,44 @@ def result_of(a: Auction) -> dict[str, Any]:
         final=final,
         seed=stored(a.seed, "seed"),
     )
+
+
+# ---- this format's steps in the auction pipeline (services/formats.py) ---------------------
+
+
+def scheduled(a: Auction) -> dict[str, Any]:
+    """Committed round bids: no key; its rounds begin when it opens."""
+    return {}
+
+
+def opened(a: Auction, now: dt.datetime) -> None:
+    """Round 1 opens with the auction."""
+    open_first_round(a, now)
+
+
+def bidding_over(a: Auction, now: dt.datetime) -> bool:
+    """The current round closes; bidding is over only if it was the final round (else the next
+    round opened)."""
+    return close_round(a, now)
+
+
+def close_entry(a: Auction) -> tuple[dict[str, Any], int, bytes | None]:
+    """The close entry (``close_data``); the book is the round bids, with no Merkle root."""
+    data = close_data(a)
+    return data, data["bids"], None
+
+
+def reveal_data(a: Auction) -> dict[str, Any]:
+    """The reveal's own members: the bidders behind the paddles, and every round bid opened."""
+    return {"paddles": english.reveal_paddles(a), "clock_bids": reveal_bids(a)}
+
+
+def clearing(a: Auction) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
+    """The allocation from the rounds; the bids were never sealed to a key, so none is
+    published."""
+    return {"sealing": Sealing.OPERATOR_ROUNDS}, result_of(a), None
+
+
+def bid_outcomes(a: Auction, result: dict[str, Any]) -> None:
+    """None: a clock auction's round bids have no outcome of their own; its result names the
+    winners."""

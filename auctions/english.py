@@ -1,7 +1,7 @@
 """The English auction's writes (docs/auctions-ascending.md): open bids that must beat the
 standing price, a countdown each bid in the timed phase restarts, and the end, the award and
-the settlement through the sealed formats' pipeline (``auction_close``, ``auction_clear`` and
-``auction_settle`` call in here for this format's own steps).
+the settlement through the one pipeline of every format (the steps at the end of this module,
+which ``services/formats.py`` maps the format to, are this format's part of it).
 
 Bids serialize on the auction's row: each one's validity depends on the standing price, which
 the bid before it set. The row lock is taken under the bid gate held shared (``locks``), and
@@ -31,7 +31,7 @@ from .core import english, parties
 from .core import onboarding as onboarding_rules
 from .exceptions import AuctionErrorCode as Code
 from .exceptions import Conflict, NotFound, PermissionDenied, Unprocessable
-from .models import Application, Auction, Bidder, Deposit, Format, Paddle, Raise
+from .models import Application, Auction, Bidder, Deposit, Format, Paddle, Raise, Sealing
 
 State = Auction.State
 
@@ -256,3 +256,42 @@ def result_of(a: Auction) -> dict[str, Any]:
         .values_list("pk", "price", "time", "paddle__bidder_id", "paddle__account_id")
     ]
     return english.build_result(record=records.auction_rules(a), bids=bids, deposits=deposits)
+
+
+# ---- this format's steps in the auction pipeline (services/formats.py) ---------------------
+
+
+def scheduled(a: Auction) -> dict[str, Any]:
+    """Open bids: no key. Bidding ends one countdown after the free phase, until bids move it."""
+    a.ends_at = initial_end(a)
+    return {}
+
+
+def opened(a: Auction, now: dt.datetime) -> None:
+    """Nothing begins with the opening: bids are taken as they come until the end."""
+
+
+def bidding_over(a: Auction, now: dt.datetime) -> bool:
+    """Bidding ends at the auction's end (moved by the bids), which has come."""
+    return True
+
+
+def close_entry(a: Auction) -> tuple[dict[str, Any], int, bytes | None]:
+    """The close entry (``close_data``); the book is the bids taken, with no Merkle root."""
+    data = close_data(a)
+    return data, data["bids"], None
+
+
+def reveal_data(a: Auction) -> dict[str, Any]:
+    """The reveal's own member: the bidders behind the paddles."""
+    return {"paddles": reveal_paddles(a)}
+
+
+def clearing(a: Auction) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
+    """The result from the accepted bids; the prices were open, so no key is published."""
+    return {"sealing": Sealing.OPEN}, result_of(a), None
+
+
+def bid_outcomes(a: Auction, result: dict[str, Any]) -> None:
+    """None: an English auction's bids have no outcome of their own; its result names the
+    winner."""

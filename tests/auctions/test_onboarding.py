@@ -332,7 +332,7 @@ def test_a_bid_the_service_let_through_while_its_application_was_pending_fails_a
     a = m.auction(closes_in=1.5)
     org = _newcomer(m)
     onboarding.application_submit(actor=m.actor(org), auction=a.pk)
-    monkeypatch.setattr("auctions.services.onboarding_rules.admitted", lambda *args: True)
+    monkeypatch.setattr("auctions.services.bidding.onboarding_rules.admitted", lambda *args: True)
     m.bid(a, org, [(5000, 1)])
     monkeypatch.undo()
     verify_ledger()  # before the reveal, nothing shows who bid

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from auctions import services
 from auctions.core import parties
 from auctions.models import Auction, Bid, Deposit
+from auctions.services import closing
 from ledger.core.entry import decode_entry
 from ledger.models import LedgerEntry
 
@@ -153,7 +154,7 @@ def test_a_reveal_written_by_an_insider_that_does_not_open_the_pseudonyms_is_cau
     b1, b2 = market.bidders[:2]
     market.bid(a, b1, [(10_600, 60)])
     market.bid(a, b2, [(10_400, 40)])
-    real = services._append
+    real = closing._append  # the reveal's append
 
     def forge(type: str, actor: Any, data: dict[str, Any], at: Any = None) -> Any:
         if type == "auction.reveal":
@@ -166,7 +167,7 @@ def test_a_reveal_written_by_an_insider_that_does_not_open_the_pseudonyms_is_cau
                 bids[0]["salt"] = "00" * 32
         return real(type, actor, data, at)
 
-    monkeypatch.setattr(services, "_append", forge)
+    monkeypatch.setattr(closing, "_append", forge)
     wait_for_close(a)
     assert services.auction_close(auction=a.pk)
     words = {"other bidder": "does not open its party", "missing bid": "the reveal names bids"}

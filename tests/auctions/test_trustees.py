@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from auctions import pipeline, services, trustees
 from auctions.core import sealing
-from auctions.exceptions import Conflict, InvalidInput, NotFound, Unprocessable
+from auctions.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from auctions.models import Auction, Bid, Deposit, TrusteeKey
 from ledger.core.entry import decode_entry
 from ledger.models import LedgerEntry, Role
@@ -252,7 +252,7 @@ def test_no_key_is_taken_before_the_close_and_only_from_the_auctions_trustees(
             actor=factories.actor_for(outsider), auction=a.pk, private_key=board.private(a, org)
         )
     bidder = market.bidders[0]
-    with refused(type(services.PermissionDenied("x")), "permission_denied"):
+    with refused(PermissionDenied, "permission_denied"):
         trustees.trustee_release(
             actor=factories.actor_for(bidder), auction=a.pk, private_key=board.private(a, org)
         )
