@@ -131,7 +131,7 @@ class HoldingAdmin(ReadOnlyAdmin):
 
 @admin.register(models.EscrowHold)
 class EscrowHoldAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "account", "batch", "quantity", "remaining", "reference")
+    list_display = ("pk", "account", "batch", "quantity", "remaining", "reference", "owner")
 
 
 @admin.register(models.Retirement)

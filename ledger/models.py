@@ -25,6 +25,10 @@ Invariants, and where they are enforced:
   so are their normalised keys (``origin_key``, ``origin_tx_key``: NFKC, case-folded, format
   characters removed, registry-specific shapes such as VCS-2236 = 2236; ledger/core/origin.py),
   so that no spelling of an id registers it twice.
+* An auction's lot and a listing's lots move only through the auction or the listing: the hold's
+  ``owner`` column says so, a check constraint ties it to the reference's ``auction:`` or
+  ``listing:`` prefix, the escrow services refuse any other mover, and the verifier compares
+  the column with the owner the replayed reference gives.
 
 Quantities are integers: kgCO2e, basis points, square metres. See ``ledger/core/quantity.py``.
 """
@@ -34,6 +38,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Left
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -273,6 +279,45 @@ class Holding(models.Model):
         return f"{self.account_id}/{self.batch_id}"
 
 
+class EscrowHoldOwner(models.TextChoices):
+    """Who moves an escrow hold. An auction's lot or a listing's lots move only through the
+    auction or the listing (ledger/services/escrow.py: ``managed=True``), so that a seller
+    cannot take back credits under sale; any other hold is its holder's to release."""
+
+    HOLDER = "", "holder"
+    AUCTION = "auction", "auction"
+    LISTING = "listing", "listing"
+
+    @classmethod
+    def of(cls, reference: str) -> EscrowHoldOwner:
+        """The owner a hold's reference gives it: the ledger records only the reference, so
+        this is how both ``escrow_hold`` and the verifier's replay set the column."""
+        for owner, prefix in ESCROW_OWNER_PREFIXES.items():
+            if reference.startswith(prefix):
+                return owner
+        return cls.HOLDER
+
+
+# The reference of each owner's holds starts ``auction:<id>`` or ``listing:<id>``.
+ESCROW_OWNER_PREFIXES = {EscrowHoldOwner.AUCTION: "auction:", EscrowHoldOwner.LISTING: "listing:"}
+
+
+def _reference_starts(prefix: str) -> Q:
+    # Not ``reference__startswith``: SQLite's LIKE ignores ASCII case, so "Auction:1" would
+    # count as an auction's there and not on PostgreSQL or in Python. SUBSTR/LEFT compare
+    # case-sensitively on both, as ``str.startswith`` does.
+    return Q(Exact(Left("reference", len(prefix)), prefix))
+
+
+def _owner_matches_reference() -> Q:
+    managed = Q()
+    holder = Q(owner=EscrowHoldOwner.HOLDER)
+    for owner, prefix in ESCROW_OWNER_PREFIXES.items():
+        managed |= Q(owner=owner) & _reference_starts(prefix)
+        holder &= ~_reference_starts(prefix)
+    return managed | holder
+
+
 class EscrowHold(models.Model):
     """Credits set aside from a holding (an auction lot, a pending delivery)."""
 
@@ -281,6 +326,10 @@ class EscrowHold(models.Model):
     quantity = models.BigIntegerField()
     remaining = models.BigIntegerField()
     reference = models.CharField(max_length=200)
+    # Derived from the reference when the hold is made (``EscrowHoldOwner.of``) and tied to it by a
+    # constraint; not in the hold's ledger entry, but compared with the replay by the verifier.
+    # "" rather than NULL for the holder's own: a CHECK passes when it evaluates to NULL.
+    owner = models.CharField(max_length=7, choices=EscrowHoldOwner.choices, blank=True, default="")
 
     class Meta:
         ordering = ["pk"]
@@ -288,7 +337,10 @@ class EscrowHold(models.Model):
             models.CheckConstraint(
                 condition=Q(quantity__gt=0, remaining__gte=0, remaining__lte=F("quantity")),
                 name="escrow_hold_remaining_range",
-            )
+            ),
+            models.CheckConstraint(
+                condition=_owner_matches_reference(), name="escrow_hold_owner_by_reference"
+            ),
         ]
 
     def __str__(self) -> str:

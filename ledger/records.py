@@ -102,6 +102,12 @@ def escrow_hold_state(h: EscrowHold) -> dict[str, Any]:
     }
 
 
+def escrow_hold_row(h: EscrowHold) -> dict[str, Any]:
+    """The hold as the verifier compares it: its state and its owner, which no entry records
+    (``escrow_hold`` derives it from the reference, and so does the verifier's expectation)."""
+    return {**escrow_hold_state(h), "owner": h.owner}
+
+
 def retirement_record(r: Retirement) -> dict[str, Any]:
     return {
         "certificate": r.certificate,

@@ -60,6 +60,27 @@ def _append_only_restored(django_db_setup: None, django_db_blocker) -> Iterator[
             triggers.install(connection)
 
 
+@pytest.fixture
+def escrow_owner_check_dropped(db: None) -> Iterator[None]:
+    """What a database superuser can do: switch off the check that ties an escrow hold's owner
+    to its reference. The test's transaction (``db``, not ``transactional_db``) rolls
+    PostgreSQL's DROP back; SQLite's pragma belongs to the connection, so it is reset here."""
+    postgresql = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgresql:
+            # The test's rows leave deferred foreign-key checks ALTER TABLE will not run past.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                "ALTER TABLE ledger_escrowhold DROP CONSTRAINT escrow_hold_owner_by_reference"
+            )
+        else:
+            cursor.execute("PRAGMA ignore_check_constraints = ON")
+    yield
+    if not postgresql:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA ignore_check_constraints = OFF")
+
+
 @pytest.fixture(autouse=True)
 def _signer_state(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Each test's own checkpoint-signer state (ledger/signer.py): the state outlives the

@@ -9,23 +9,30 @@ from django.db import transaction
 from .. import locks, records, validation
 from ..actors import Actor
 from ..exceptions import Conflict, ErrorCode, NotFound, Unprocessable
-from ..models import Account, EscrowHold, Holding, LedgerEntry
+from ..models import (
+    ESCROW_OWNER_PREFIXES,
+    Account,
+    EscrowHold,
+    EscrowHoldOwner,
+    Holding,
+    LedgerEntry,
+)
 from .append import _ledger_append
 from .checks import _account, _kg
 from .credits import _batch, _check_tradable, _sender
 
-# Escrow holds whose reference starts with this belong to an auction: only the auction's own
-# services move them (``managed=True``), so a seller cannot take back a lot under auction.
-MANAGED_PREFIX = "auction:"
-# A listing's lots likewise (listings/, docs/listings.md): ``listing:<id>``. Its own prefix, not
-# ``auction:<...>``: the auctions' replay takes every ``auction:`` hold for an auction's lot.
-LISTING_PREFIX = "listing:"
-MANAGED_PREFIXES = (MANAGED_PREFIX, LISTING_PREFIX)
+# The references of an auction's lot and a listing's lots (ledger/models.py: EscrowHoldOwner).
+# A listing's are not ``auction:<...>``: the auctions' replay takes every ``auction:`` hold for
+# an auction's lot.
+MANAGED_PREFIX = ESCROW_OWNER_PREFIXES[EscrowHoldOwner.AUCTION]
+LISTING_PREFIX = ESCROW_OWNER_PREFIXES[EscrowHoldOwner.LISTING]
 
 
-def _check_managed(reference: str, managed: bool) -> None:
-    if reference.startswith(MANAGED_PREFIXES) and not managed:
-        kind = "an auction" if reference.startswith(MANAGED_PREFIX) else "a listing"
+def _check_managed(owner: str, reference: str, managed: bool) -> None:
+    """Only the auction or listing services (``managed=True``) move a hold an auction or a
+    listing owns, or make one, so that a seller cannot take back a lot under sale."""
+    if owner != EscrowHoldOwner.HOLDER and not managed:
+        kind = "an auction" if owner == EscrowHoldOwner.AUCTION else "a listing"
         raise Conflict(
             f"escrow hold '{reference}' belongs to {kind} and moves only through it",
             code=ErrorCode.MANAGED_HOLD,
@@ -45,7 +52,8 @@ def escrow_hold(
 ) -> EscrowHold:
     quantity = _kg(quantity)
     reference = validation.text(reference, "reference", max_length=200)
-    _check_managed(reference, managed)
+    owner = EscrowHoldOwner.of(reference)
+    _check_managed(owner, reference, managed)
     acc = _sender(actor, account, "account")
     b = _batch(batch, lock=False)  # escrow does not change the batch's totals
     h = locks.holdings_lock([(acc.pk, b.pk)])[(acc.pk, b.pk)]
@@ -54,7 +62,12 @@ def escrow_hold(
     h.escrowed += quantity
     h.save(update_fields=["tradable", "escrowed"])
     hold = EscrowHold.objects.create(
-        account=acc, batch=b, quantity=quantity, remaining=quantity, reference=reference
+        account=acc,
+        batch=b,
+        quantity=quantity,
+        remaining=quantity,
+        reference=reference,
+        owner=owner,
     )
     _ledger_append(
         type="escrow.hold",
@@ -84,7 +97,9 @@ def _escrow_take(
     )
     if peek is None or not actor.may_act_for(peek.account.organization_id):
         raise NotFound(f"escrow hold {hold_id} not found")
-    _check_managed(peek.reference, managed)
+    # The row's owner, not its reference: the constraint keeps the two in step, and the
+    # verifier catches a row changed with its constraint dropped.
+    _check_managed(peek.owner, peek.reference, managed)
     locks.batch_lock(peek.batch_id)
     pairs = [(peek.account_id, peek.batch_id)]
     if recipient is not None:

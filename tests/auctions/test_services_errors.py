@@ -16,7 +16,7 @@ from auctions.exceptions import Conflict, InvalidInput, NotFound, PermissionDeni
 from auctions.models import Auction
 from ledger import services as registry
 from ledger.exceptions import CommonCode, ErrorCode
-from ledger.models import Account
+from ledger.models import Account, EscrowHold, EscrowHoldOwner
 from tests import factories
 from tests.auctions.conftest import OPERATOR, TONNE, run_to_settlement
 
@@ -207,6 +207,7 @@ def test_only_operators_record_deposits_before_the_close(market, refused):
 
 def test_a_lot_under_auction_moves_only_through_the_auction(market, refused):
     a = market.auction()
+    assert EscrowHold.objects.get(pk=a.hold_id).owner == EscrowHoldOwner.AUCTION
     with refused(Conflict, ErrorCode.MANAGED_HOLD):
         registry.escrow_release(actor=market.sell, hold=a.hold_id, quantity=1)
     with refused(Conflict, ErrorCode.MANAGED_HOLD):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from auctions import records, selectors, services
 from auctions.core import result as results
@@ -193,6 +193,17 @@ def test_escrow_moved_outside_the_auction_fails(market, verify_ledger):
     # Code that bypassed the auction (the managed flag is the auction services' own).
     entry = registry.escrow_release(actor=OPERATOR, hold=a.hold_id, quantity=TONNE, managed=True)
     verify_fails(verify_ledger, f"entry {entry.seq}", "outside the auction")
+
+
+def test_a_lot_freed_from_its_auction_in_the_table_fails(
+    market, verify_ledger, escrow_owner_check_dropped
+):
+    """An insider clears the owner of an auction's lot (its check dropped), which would let the
+    seller release it: the owner is in no entry, but the replayed reference gives it."""
+    a = market.auction()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_escrowhold SET owner = '' WHERE id = %s", [a.hold_id])
+    verify_fails(verify_ledger, f"escrow hold {a.hold_id} differs from the ledger", "owner")
 
 
 def test_a_changed_bid_row_fails_verification(market, verify_ledger):

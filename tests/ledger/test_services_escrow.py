@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 
 from ledger import services
 from ledger.core.quantity import MAX_KG
@@ -17,7 +18,7 @@ from ledger.exceptions import (
     PermissionDenied,
     Unprocessable,
 )
-from ledger.models import Batch, EscrowHold, Holding
+from ledger.models import Batch, EscrowHold, EscrowHoldOwner, Holding
 from tests import factories
 from tests.factories import OPERATOR
 
@@ -315,3 +316,142 @@ def test_it_rejects_a_delivery_quantity_that_is_not_a_positive_integer_in_range(
         services.escrow_deliver(
             actor=OPERATOR, hold=hold.pk, recipient=world.buyer_account.pk, quantity=quantity
         )
+
+
+# ---- who moves a hold: the owner column -------------------------------------------------------
+
+
+def owned_hold(world, batch, reference: str) -> EscrowHold:
+    """A hold as an auction's or a listing's services make one. (Without the auction or the
+    listing itself, so the ledger would not verify: the replay of auctions and listings takes
+    every ``auction:`` and ``listing:`` hold for one of theirs. tests/auctions and
+    tests/listings verify real ones.)"""
+    return services.escrow_hold(
+        actor=world.dev,
+        batch=batch.pk,
+        account=world.dev_account.pk,
+        quantity=1_000,
+        reference=reference,
+        managed=True,
+    )
+
+
+def set_owner(hold: EscrowHold, owner: str) -> None:
+    """An insider's UPDATE, past the services."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_escrowhold SET owner = %s WHERE id = %s", [owner, hold.pk])
+
+
+@pytest.mark.parametrize(
+    ("reference", "owner"),
+    [
+        ("auction:7", "auction"),
+        ("listing:7", "listing"),
+        ("auction 7 lot 1", ""),
+        # Case counts, as in str.startswith, on SQLite too (whose LIKE ignores it).
+        ("Auction:7", ""),
+        ("LISTING:7", ""),
+    ],
+)
+def test_a_holds_owner_is_the_one_its_reference_names(
+    world, batch, one_new_entry, reference, owner
+):
+    with one_new_entry() as new:
+        h = owned_hold(world, batch, reference)
+
+    assert EscrowHold.objects.get(pk=h.pk).owner == owner
+    # The column is not in the entry: its bytes are as before the column existed.
+    assert new.entry.data == {
+        "hold": {
+            "id": h.pk,
+            "account": world.dev_account.pk,
+            "batch": batch.pk,
+            "quantity": 1_000,
+            "reference": reference,
+        }
+    }
+
+
+def test_a_hold_with_another_case_of_a_managed_prefix_is_the_holders_own(
+    world, batch, verify_ledger
+):
+    h = escrow(world, batch, reference="Auction:7")
+
+    services.escrow_release(actor=world.dev, hold=h.pk, quantity=300_000)
+
+    assert remaining(h) == 0
+    verify_ledger()
+
+
+@pytest.mark.parametrize(
+    ("reference", "owner"),
+    [
+        ("auction:7", ""),
+        ("auction:7", "listing"),
+        ("listing:7", ""),
+        ("listing:7", "auction"),
+        ("auction 7 lot 1", "auction"),
+        ("Auction:7", "auction"),
+        ("auction 7 lot 1", "seller"),
+    ],
+)
+def test_the_database_refuses_an_owner_its_reference_does_not_give(world, batch, reference, owner):
+    h = owned_hold(world, batch, reference)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        set_owner(h, owner)
+
+    assert EscrowHold.objects.get(pk=h.pk).owner == EscrowHoldOwner.of(reference)
+
+
+def test_the_database_refuses_a_reference_changed_away_from_its_owner(world, batch):
+    h = owned_hold(world, batch, "auction:7")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EscrowHold.objects.filter(pk=h.pk).update(reference="auction 7")
+
+
+def test_the_holder_cannot_release_a_hold_an_auction_owns(world, batch):
+    h = owned_hold(world, batch, "auction:7")
+
+    with pytest.raises(Conflict) as err:
+        services.escrow_release(actor=world.dev, hold=h.pk, quantity=1)
+    assert err.value.code == ErrorCode.MANAGED_HOLD
+    assert err.value.message == (
+        "escrow hold 'auction:7' belongs to an auction and moves only through it"
+    )
+    assert err.value.detail == {"reference": "managed"}
+    assert remaining(h) == 1_000
+
+
+def test_no_one_makes_a_hold_under_a_managed_reference_without_its_service(world, batch, refused):
+    with refused(Conflict, ErrorCode.MANAGED_HOLD) as err:
+        escrow(world, batch, reference="listing:7")
+    assert (
+        err.value.message
+        == "escrow hold 'listing:7' belongs to a listing and moves only through it"
+    )
+
+
+def test_the_escrow_services_read_the_owner_from_the_row(
+    world, batch, hold, escrow_owner_check_dropped
+):
+    """Not from the reference: a hold an insider gave to an auction stays put for its holder
+    (and the verifier names the row, below)."""
+    set_owner(hold, "auction")
+
+    with pytest.raises(Conflict) as err:
+        services.escrow_release(actor=world.dev, hold=hold.pk, quantity=1)
+    assert err.value.code == ErrorCode.MANAGED_HOLD
+    assert remaining(hold) == 300_000
+
+
+def test_an_owner_changed_in_the_table_fails_verification(
+    world, batch, hold, verify_ledger, escrow_owner_check_dropped
+):
+    set_owner(hold, "listing")
+
+    with pytest.raises(AssertionError) as failed:
+        verify_ledger()
+    assert f"escrow hold {hold.pk} differs from the ledger" in str(failed.value)
+    assert "owner" in str(failed.value)

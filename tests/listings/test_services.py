@@ -11,7 +11,7 @@ from django.db import transaction
 from bluecarbon.errors import CommonCode
 from ledger import services as registry
 from ledger.exceptions import ErrorCode
-from ledger.models import EscrowHold, LedgerEntry, Role
+from ledger.models import EscrowHold, EscrowHoldOwner, LedgerEntry, Role
 from listings import services
 from listings.exceptions import (
     Conflict,
@@ -259,6 +259,7 @@ def test_only_operators_settle_and_each_purchase_once(board, refused):
 
 def test_a_listings_hold_moves_only_through_the_listing(board, refused):
     x = board.listing()
+    assert EscrowHold.objects.get(pk=x.hold_id).owner == EscrowHoldOwner.LISTING
     with refused(Conflict, ErrorCode.MANAGED_HOLD):
         registry.escrow_release(actor=board.sell, hold=x.hold_id, quantity=TONNE)
     with refused(Conflict, ErrorCode.MANAGED_HOLD):

@@ -13,7 +13,7 @@ from bluecarbon_audit.policy import Policy
 from bluecarbon_audit.sources import open_source
 from bluecarbon_audit.verify import Report, VerifyOptions, verify
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ledger import services as registry
@@ -119,6 +119,15 @@ def test_escrow_moved_outside_the_listing_fails(board, verify_ledger):
     # Code that bypassed the listing (the managed flag is the listing services' own).
     entry = registry.escrow_release(actor=OPERATOR, hold=x.hold_id, quantity=TONNE, managed=True)
     verify_fails(verify_ledger, f"entry {entry.seq}", "outside the listing")
+
+
+def test_a_listings_hold_given_to_another_owner_in_the_table_is_caught(
+    board, verify_ledger, escrow_owner_check_dropped
+):
+    x = board.listing()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_escrowhold SET owner = 'auction' WHERE id = %s", [x.hold_id])
+    verify_fails(verify_ledger, f"escrow hold {x.hold_id} differs from the ledger", "owner")
 
 
 def test_a_purchase_row_changed_in_the_database_is_caught(board, verify_ledger):
