@@ -35,7 +35,7 @@ from ledger.core.quantity import QuantityError, format_money, parse_money
 from ledger.exceptions import NotFound
 
 from . import onboarding, selectors, services
-from .models import Application, Auction, Deposit
+from .models import Application, Auction, Bidder, Deposit
 
 _MONEY_ABOVE_ZERO = decimal_regex(2, 13, zero=False)
 _HANDLE = r"[a-z0-9][a-z0-9._-]{0,63}"  # what organization_register takes
@@ -425,8 +425,81 @@ class OrganizationOnboardApi(BaseApi):
         return self.idempotent(request, run)
 
 
+class BidderOutputSerializer(serializers.Serializer):
+    organization = serializers.IntegerField(source="organization_id")
+    status = serializers.ChoiceField(choices=Bidder.Status.choices)
+    entry_seq = serializers.IntegerField(help_text="the bidder.status entry that set it")
+
+
+_ORG_PARAM = [
+    OpenApiParameter("pk", int, OpenApiParameter.PATH, description="the organization's id")
+]
+
+
+class _BidderStatusApi(BaseApi):
+    """An organization's standing status as a bidder (``onboarding.admitted``): an approval
+    admits it to every auction it has not applied to (an application decides where it applied);
+    a suspension keeps it from bidding anywhere, applications approved or not."""
+
+    required_scope = "onboard"
+    service: Any = None
+
+    def post(self, request: Request, pk: str) -> Response:
+        organization = path_id(pk, "organization")
+        service = type(self).service
+
+        def run() -> Response:
+            bidder = service(actor=self.actor(request), organization=organization)
+            return Response(BidderOutputSerializer(bidder).data)
+
+        return self.idempotent(request, run)
+
+
+class BidderApproveApi(_BidderStatusApi):
+    service = staticmethod(services.bidder_approve)
+
+    @extend_schema(
+        operation_id="organizations_bidder_approve",
+        tags=["onboarding"],
+        request=None,
+        parameters=_ORG_PARAM,
+        responses=responses({200: BidderOutputSerializer}, 403, 404, 422),
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Approve an organization with the bidder role to bid (operators; ``bidder.status``
+        on the ledger). Approving an approved bidder changes nothing and appends nothing."""
+        return super().post(request, pk)
+
+
+class BidderSuspendApi(_BidderStatusApi):
+    service = staticmethod(services.bidder_suspend)
+
+    @extend_schema(
+        operation_id="organizations_bidder_suspend",
+        tags=["onboarding"],
+        request=None,
+        parameters=_ORG_PARAM,
+        responses=responses({200: BidderOutputSerializer}, 403, 404),
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Suspend a bidder (operators; ``bidder.status`` on the ledger): from its next bid on
+        it bids nowhere, whatever its applications; bids already made stand. Suspending a
+        suspended bidder changes nothing and appends nothing."""
+        return super().post(request, pk)
+
+
 urlpatterns = [
     path("organizations", OrganizationOnboardApi.as_view(), name="organizations"),
+    path(
+        "organizations/<str:pk>/bidder/approve",
+        BidderApproveApi.as_view(),
+        name="organization-bidder-approve",
+    ),
+    path(
+        "organizations/<str:pk>/bidder/suspend",
+        BidderSuspendApi.as_view(),
+        name="organization-bidder-suspend",
+    ),
     path("auctions/<str:pk>/applications", ApplicationsApi.as_view(), name="auction-applications"),
     path(
         "auctions/<str:pk>/applications/<str:bidder>/approve",

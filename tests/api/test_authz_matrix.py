@@ -230,6 +230,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     # developer's own, which nobody has applied to: its lists are empty for everyone
     # (tests/api/test_onboarding.py shows an operator every applicant and a stranger none).
     ("POST", "/api/v1/organizations"): Row("onboard", owner="registry"),
+    # An organization's standing status as a bidder (the scene's buyer): the operator's.
+    ("POST", "/api/v1/organizations/{pk}/bidder/approve"): Row("onboard", owner="registry"),
+    ("POST", "/api/v1/organizations/{pk}/bidder/suspend"): Row("onboard", owner="registry"),
     ("GET", "/api/v1/auctions/{pk}/applications"): Row("read", HIDDEN, operator=HIDDEN),
     ("POST", "/api/v1/auctions/{pk}/applications"): Row("bid"),
     ("POST", "/api/v1/auctions/{pk}/applications/{bidder}/approve"): Row(
@@ -359,6 +362,7 @@ class Scene:
             "escrow-holds": self.hold.pk,
             "webhooks": self.endpoint.pk,
             "auctions": self.auction.pk,
+            "organizations": w.buyer.pk,
             "listings": self.listing.pk if self.listing else 0,
             "purchases": self.purchase.pk if self.purchase else 0,
         }

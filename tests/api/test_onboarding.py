@@ -233,3 +233,55 @@ def test_the_guides_onboarding_requests_are_accepted_as_written(market, exchange
     deposit = {**bodies["auctions/3/deposits"][0], "bidder": org.pk}
     r = onboard.post(f"/api/v1/auctions/{a.pk}/deposits", deposit, format="json")
     assert (r.status_code, r.json()["amount"]) == (200, "30000.00")
+
+
+def test_an_exchange_suspends_and_reapproves_a_bidder_by_api(market, exchange, client_for):
+    """The standing approval (``bidder.status``): suspended, a bidder bids nowhere, whatever its
+    applications; approved again, it bids. Each change is one entry; a repeat is none."""
+    from auctions.exceptions import PermissionDenied
+    from auctions.models import Bidder
+
+    m = market
+    a = m.auction()
+    org = m.bidders[0]
+    onboard = client_for(exchange, "onboard", "read")
+    url = f"/api/v1/organizations/{org.pk}/bidder"
+    head = LedgerEntry.objects.count()
+    r = onboard.post(f"{url}/suspend", format="json", HTTP_IDEMPOTENCY_KEY="sus-1")
+    assert r.status_code == 200, r.json()
+    assert (r.json()["organization"], r.json()["status"]) == (org.pk, "suspended")
+    entry = LedgerEntry.objects.get(seq=r.json()["entry_seq"])
+    assert entry.type == "bidder.status" and LedgerEntry.objects.count() == head + 1
+    with pytest.raises(PermissionDenied) as refused:
+        _bid(m, a, org)
+    assert refused.value.code == "bidder_not_approved"
+    # The same request again is the same answer; suspending again appends nothing.
+    again = onboard.post(f"{url}/suspend", format="json", HTTP_IDEMPOTENCY_KEY="sus-1")
+    assert again.json() == r.json()
+    onboard.post(f"{url}/suspend", format="json", HTTP_IDEMPOTENCY_KEY="sus-2")
+    assert LedgerEntry.objects.count() == head + 1
+    r = onboard.post(f"{url}/approve", format="json", HTTP_IDEMPOTENCY_KEY="ap-1")
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    assert Bidder.objects.get(organization=org).status == "approved"
+    _bid(m, a, org)
+
+
+def test_bidder_status_by_api_is_the_operators_and_names_what_is_wrong(
+    market, exchange, client_for
+):
+    m = market
+    org = m.bidders[0]
+    # The bidder itself, even with the onboard scope, is not an operator: 403, nothing written.
+    own = client_for(org, "onboard", "read")
+    head = LedgerEntry.objects.count()
+    r = own.post(f"/api/v1/organizations/{org.pk}/bidder/approve", format="json")
+    assert r.status_code == 403, r.json()
+    onboard = client_for(exchange, "onboard", "read")
+    r = onboard.post(f"/api/v1/organizations/{exchange.pk}/bidder/approve", format="json")
+    assert (r.status_code, r.json()["code"]) == (422, "bidder_not_approved")
+    assert "does not have the bidder role" in r.json()["message"]
+    r = onboard.post("/api/v1/organizations/999999/bidder/suspend", format="json")
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    r = onboard.post("/api/v1/organizations/x/bidder/suspend", format="json")
+    assert r.status_code in (400, 404) and "code" in r.json()
+    assert LedgerEntry.objects.count() == head
