@@ -339,8 +339,9 @@ def test_the_list_shows_the_format_the_round_and_its_price(market, second_round,
     card = re.search(r"<article class=\"card\">.*?</article>", html, re.S).group(0)
     assert "Round</dt><dd>2</dd>" in card and "Round price</dt><dd>35.00 CNY/t" in card
     assert "Round ends in" in card
+    assert "Round bids: the operator sees them" in card  # operator_rounds, said up front
     html = zh(client).get("/auctions/").content.decode()
-    assert "时钟" in html and "本轮价格" in html
+    assert "时钟" in html and "本轮价格" in html and "轮次报价\uff1a运营方可见" in html
 
 
 def test_the_room_says_everything_in_chinese(market, second_round, first):

@@ -399,3 +399,23 @@ def test_the_audit_page_recomputes_an_auction_sealed_to_trustees_and_hides_bidde
     html = auditor.get(f"/auctions/{a.pk}/audit/").content.decode()
     assert 'id="recompute-ok"' in html
     assert f"<td>{b1.pk}</td>" in html
+
+
+def test_each_auction_card_says_who_can_read_its_bids(market, client):
+    """The list says, before anyone opens an auction, who can read its bids: k of n trustees,
+    or the operator's own key (operators can read them before the close)."""
+    from tests.auctions.test_trustees import Trustees, trustee_auction
+
+    operator_held = market.auction(closes_in=3600, title="Operator-held lot")
+    trustees = trustee_auction(market, Trustees(3), closes_in=3600, title="Trustee lot")
+    html = client.get("/auctions/").content.decode()
+    cards = {
+        title: card
+        for card in re.findall(r'<article class="card">.*?</article>', html, re.S)
+        for title in [re.search(r"<h3><a [^>]*>([^<]*)</a>", card)[1]]
+    }
+    assert "Sealed: 2 of 3 trustees" in cards[trustees.title]
+    assert "Sealed: operator-held key" in cards[operator_held.title]
+    assert "trustees" not in cards[operator_held.title]
+    zh = client.get("/auctions/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "密封\uff1a3 位受托人中任意 2 位" in zh and "密封\uff1a运营方持有密钥" in zh

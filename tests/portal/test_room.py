@@ -202,8 +202,9 @@ def test_the_list_shows_the_format_the_standing_price_and_the_time_left(market, 
     html = client.get("/auctions/").content.decode()
     assert "Single lot, English (ascending open bids)" in html
     assert "Standing price" in html and "45.00 CNY/t" in html and "Time left" in html
+    assert "Open prices, pseudonymous bidders" in html  # who can read the bids: everyone
     html = zh(client).get("/auctions/").content.decode()
-    assert "英式" in html
+    assert "英式" in html and "价格公开\uff0c竞买人以号牌匿名" in html
 
 
 def test_the_room_says_everything_in_chinese(market, room, first):
