@@ -41,6 +41,8 @@ from .models import (
     Cancellation,
     Checkpoint,
     CheckpointCosignature,
+    EscrowHold,
+    EscrowHoldOwner,
     Holding,
     LedgerEntry,
     LedgerHead,
@@ -588,6 +590,28 @@ def _plan_holding_row(scene: Scene) -> Step | str:
     return step
 
 
+def _plan_escrow_owner(scene: Scene) -> Step | str:
+    hold = (
+        EscrowHold.objects.filter(owner=EscrowHoldOwner.AUCTION, remaining__gt=0)
+        .order_by("-pk")
+        .first()
+    )
+    if hold is None:
+        return "no auction's lot is in escrow"
+    pk, reference = hold.pk, hold.reference
+
+    def step(scene: Scene) -> str:
+        # The column's database check ties it to the reference: the insider drops the check.
+        _sql("ALTER TABLE ledger_escrowhold DROP CONSTRAINT escrow_hold_owner_by_reference")
+        EscrowHold.objects.filter(pk=pk).update(owner=EscrowHoldOwner.HOLDER)
+        return (
+            f"escrow hold {pk} ({reference}): its owner cleared, the check dropped (its seller "
+            "could take the lot back during the auction)"
+        )
+
+    return step
+
+
 NOTHING = Attack(
     "none", "nothing: the untouched copy (no mechanism may fire)", DATABASE, (), _plan_nothing
 )
@@ -704,4 +728,11 @@ ATTACKS: list[Attack] = [
         "re-signed history: keys must be pinned out of band.",
     ),
     Attack("holding-row", "a holding row changed", DATABASE, ("verify",), _plan_holding_row),
+    Attack(
+        "escrow-owner",
+        "an auction's lot made the seller's own hold in the database",
+        DATABASE,
+        ("verify",),
+        _plan_escrow_owner,
+    ),
 ]

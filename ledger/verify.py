@@ -715,7 +715,7 @@ def _holds_with_owners(holds: dict[int, dict[str, Any]]) -> dict[int, dict[str, 
         ref = h["reference"]
         # The replay takes a reference as written; one that is not text gives no owner, and
         # the comparison names the row.
-        rows[key] = {**h, "owner": EscrowHoldOwner.of(ref) if isinstance(ref, str) else None}
+        rows[key] = {**h, "owner": EscrowHoldOwner.of(ref).value if isinstance(ref, str) else None}
     return rows
 
 

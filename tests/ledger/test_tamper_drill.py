@@ -125,6 +125,7 @@ def test_each_attack_is_detected_by_every_mechanism_the_threat_model_names(drill
         ("leaf-rebuilt", "signer", "stored Merkle tree's root at size {size}"),
         ("extra-key", "pinned", "signature does not verify with a trusted key"),
         ("holding-row", "verify", "holding of account"),
+        ("escrow-owner", "verify", "owner"),
         ("bid-ciphertext", "verify", "stored ciphertext does not hash to its commitment"),
         ("auction-result", "verify", "published result differs from the recomputation"),
     ],
