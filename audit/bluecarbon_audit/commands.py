@@ -155,9 +155,18 @@ def render_report(report: Report, seconds: float | None = None) -> str:
             a = report.auctions
             if a.get("auctions"):
                 states = ", ".join(f"{n} {s}" for s, n in a["by_state"].items())
+                kinds = [
+                    f"{a[key]} {what}"
+                    for key, what in (
+                        ("bids", "sealed bids"),
+                        ("english_bids", "English bids"),
+                        ("clock_bids", "clock round bids"),
+                    )
+                    if a.get(key)
+                ]
                 checks.append(
                     f"auctions: {a['auctions']} ({states}); {a['recleared']} re-cleared from "
-                    f"their revealed keys, {a['bids']} bids"
+                    f"their revealed keys; " + (", ".join(kinds) or "no bids")
                 )
             listed = report.listings
             if listed.get("listings"):

@@ -814,6 +814,7 @@ class _Run:
             "by_state": dict(sorted(states.items())),
             "bids": len(self.auction_state.bids),
             "english_bids": len(self.auction_state.raises),
+            "clock_bids": len(self.auction_state.clock_bids),
             "recleared": sum(
                 1 for a in self.auction_state.auctions.values() if a.get("result_sha256")
             ),
