@@ -37,8 +37,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
-from django.db.models.functions import Left
+from django.db.models import F, Func, Q, Value
 from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -302,11 +301,27 @@ class EscrowHoldOwner(models.TextChoices):
 ESCROW_OWNER_PREFIXES = {EscrowHoldOwner.AUCTION: "auction:", EscrowHoldOwner.LISTING: "listing:"}
 
 
+class Prefix(Func):
+    """``SUBSTR(text,1,n)``: the first ``n`` characters, on SQLite and PostgreSQL alike.
+
+    Its arguments are joined by a bare comma: Django's SQLite introspection
+    (``_get_column_collations``) splits a table's CREATE statement on ", " to find its
+    columns, and a CHECK holding ", " breaks it (IndexError) for every later look at the table
+    (``inspectdb``, a test that reads every table's description)."""
+
+    function = "SUBSTR"
+    arg_joiner = ","
+    output_field = models.CharField()
+
+    def __init__(self, expression: str, length: int) -> None:
+        super().__init__(F(expression), Value(1), Value(length))
+
+
 def _reference_starts(prefix: str) -> Q:
     # Not ``reference__startswith``: SQLite's LIKE ignores ASCII case, so "Auction:1" would
-    # count as an auction's there and not on PostgreSQL or in Python. SUBSTR/LEFT compare
+    # count as an auction's there and not on PostgreSQL or in Python. SUBSTR compares
     # case-sensitively on both, as ``str.startswith`` does.
-    return Q(Exact(Left("reference", len(prefix)), prefix))
+    return Q(Exact(Prefix("reference", len(prefix)), prefix))
 
 
 def _owner_matches_reference() -> Q:

@@ -4,11 +4,11 @@ moves, "" for the holder's own. Existing rows take it from their reference's pre
 
 from typing import Any
 
-import django.db.models.functions.text
 import django.db.models.lookups
 from django.db import migrations, models
-from django.db.models.functions import Left
 from django.db.models.lookups import Exact
+
+import ledger.models
 
 # As of this migration (ledger/models.py: ESCROW_OWNER_PREFIXES).
 PREFIXES = {"auction": "auction:", "listing": "listing:"}
@@ -18,7 +18,9 @@ def backfill(apps: Any, schema_editor: Any) -> None:
     EscrowHold = apps.get_model("ledger", "EscrowHold")
     for owner, prefix in PREFIXES.items():
         # Case-sensitive, as the constraint below (SQLite's LIKE is not).
-        EscrowHold.objects.filter(Exact(Left("reference", len(prefix)), prefix)).update(owner=owner)
+        EscrowHold.objects.filter(
+            Exact(ledger.models.Prefix("reference", len(prefix)), prefix)
+        ).update(owner=owner)
 
 
 class Migration(migrations.Migration):
@@ -45,26 +47,26 @@ class Migration(migrations.Migration):
                     models.Q(
                         ("owner", "auction"),
                         django.db.models.lookups.Exact(
-                            django.db.models.functions.text.Left("reference", 8), "auction:"
+                            ledger.models.Prefix("reference", 8), "auction:"
                         ),
                     ),
                     models.Q(
                         ("owner", "listing"),
                         django.db.models.lookups.Exact(
-                            django.db.models.functions.text.Left("reference", 8), "listing:"
+                            ledger.models.Prefix("reference", 8), "listing:"
                         ),
                     ),
                     models.Q(
                         ("owner", ""),
                         models.Q(
                             django.db.models.lookups.Exact(
-                                django.db.models.functions.text.Left("reference", 8), "auction:"
+                                ledger.models.Prefix("reference", 8), "auction:"
                             ),
                             _negated=True,
                         ),
                         models.Q(
                             django.db.models.lookups.Exact(
-                                django.db.models.functions.text.Left("reference", 8), "listing:"
+                                ledger.models.Prefix("reference", 8), "listing:"
                             ),
                             _negated=True,
                         ),
