@@ -24,6 +24,8 @@ from ledger.models import Organization, Role
 
 from . import onboarding, services
 from .models import Application, Auction, Award, Bid, Bidder, BidReceipt, Deposit
+from .records import b64
+from .tasks import auction_advance_task
 
 
 def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, fn: Any, **kwargs: Any) -> bool:
@@ -231,8 +233,6 @@ def fail_auctions(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QueryS
 
 @admin.action(description="Advance now (enqueue whatever step is due)")
 def advance_auctions(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) -> None:
-    from .tasks import auction_advance_task
-
     for a in qs:
         auction_advance_task.delay(a.pk)
     modeladmin.message_user(request, f"{qs.count()} auction(s) nudged.")
@@ -295,8 +295,6 @@ class AuctionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="public key (base64)")
     def public_key_b64(self, a: Auction) -> str:
-        from .records import b64
-
         return b64(a.public_key) or ""
 
     @admin.display(description="book root")
@@ -305,8 +303,6 @@ class AuctionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="private key (published after close)")
     def published_private_key(self, a: Auction) -> str:
-        from .records import b64
-
         return b64(a.private_key) or "not published: bidding has not closed"
 
 

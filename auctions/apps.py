@@ -8,6 +8,7 @@ class AuctionsConfig(AppConfig):
     verbose_name = "Sealed-bid auctions"
 
     def ready(self) -> None:
+        # Here, not at the top: the models these modules import load once the registry is ready.
         from django.conf import settings
         from django.core.exceptions import ImproperlyConfigured
 

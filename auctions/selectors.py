@@ -8,7 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
+from ledger.core.entry import decode_entry
 from ledger.core.quantity import format_money
+from ledger.models import LedgerEntry
 
 from . import clock, english, records
 from .core import sealing
@@ -110,9 +112,6 @@ def bids_of(organization: int | None) -> QuerySet[Bid]:
 def auction_result(a: Auction) -> dict | None:
     """The whole published result (every opened bid), as its auction.clear entry carries it;
     None before the auction is cleared."""
-    from ledger.core.entry import decode_entry
-    from ledger.models import LedgerEntry
-
     if a.result_seq is None:
         return None
     body = LedgerEntry.objects.values_list("body", flat=True).get(seq=a.result_seq)

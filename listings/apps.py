@@ -8,6 +8,7 @@ class ListingsConfig(AppConfig):
     verbose_name = "Listing sales"
 
     def ready(self) -> None:
+        # Here, not at the top: the models these modules import load once the registry is ready.
         from bluecarbon_audit.listings import LISTING_ENTRY_TYPES, ListingState
 
         from ledger import entry_types

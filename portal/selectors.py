@@ -14,8 +14,8 @@ from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 
+from auctions import records, trustees
 from auctions import selectors as auction_selectors
-from auctions import trustees
 from auctions.core import result as results
 from auctions.core import sealing
 from auctions.models import (
@@ -353,7 +353,6 @@ def recompute(a: Auction) -> dict[str, Any]:
                 error=error,
             )
         )
-    from auctions import records
 
     rebuilt = results.build_result(
         record=records.auction_rules(a),

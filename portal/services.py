@@ -18,9 +18,12 @@ from auctions import services as auctions
 from ledger import services as registry
 from ledger.actors import Actor
 from ledger.exceptions import Conflict, ErrorCode, PermissionDenied
-from ledger.models import Membership, Organization, Role
+from ledger.models import Checkpoint, Membership, Organization, Role
+from ledger.signing import trusted_verifiers
+from ledger.verify import VerificationError, verify_ledger
 
 from .models import SignupRequest, VerificationRun
+from .reports import report_sign, report_text
 
 log = logging.getLogger(__name__)
 PROGRESS_TTL = 3600
@@ -155,9 +158,6 @@ def verification_runs_stalled() -> list[int]:
 def verification_run(*, run: int) -> VerificationRun | None:
     """Run ``ledger_verify``'s full verification for a queued run, publishing progress as it
     goes and its report at the end. Once: a second delivery finds the run taken."""
-    from ledger.signing import trusted_verifiers
-    from ledger.verify import VerificationError, verify_ledger
-
     claimed = VerificationRun.objects.filter(pk=run, status=VerificationRun.Status.QUEUED).update(
         status=VerificationRun.Status.RUNNING, started_at=timezone.now()
     )
@@ -205,9 +205,6 @@ def verification_run(*, run: int) -> VerificationRun | None:
 
 def _signed_report(run: int, fields: dict[str, Any], report: Any) -> dict[str, Any]:
     """The run's signed report (portal/reports.py), and the checkpoint it vouches for."""
-    from ledger.models import Checkpoint
-
-    from .reports import report_sign, report_text
 
     checkpoint = None
     if report is not None and report.latest_checkpoint is not None:

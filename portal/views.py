@@ -35,9 +35,11 @@ from django_ratelimit.decorators import ratelimit
 from auctions import onboarding, records
 from auctions import selectors as auction_selectors
 from auctions import services as auction_services
+from auctions.export import export_stream
 from auctions.models import Auction, BidReceipt
 from auctions.receipts import receipt_verifiers
 from ledger import services as registry
+from ledger import tiles, witnesses
 from ledger.actors import Actor
 from ledger.core.entry import format_time
 from ledger.exceptions import DomainError, NotFound
@@ -48,6 +50,8 @@ from ledger.views import certificate_context
 from . import charts, forms, selectors, services
 from .context import viewer
 from .models import VerificationRun
+from .reports import report_verifiers
+from .tasks import verification_run_task
 from .throttle import sign_in_limited
 
 
@@ -395,8 +399,6 @@ def entry(request: HttpRequest, seq: int) -> HttpResponse:
 
 @auditor_required
 def checkpoints(request: HttpRequest) -> HttpResponse:
-    from ledger import witnesses
-
     policy = witnesses.policy()
     page = selectors.checkpoints(before=_page_ints(request, "before"))
     return render(
@@ -418,8 +420,6 @@ def checkpoints(request: HttpRequest) -> HttpResponse:
 
 @auditor_required
 def verification(request: HttpRequest) -> HttpResponse:
-    from ledger import tiles
-
     runs = list(VerificationRun.objects.select_related("requested_by")[:30])
     reported = VerificationRun.objects.exclude(report="").filter(finished_at__isnull=False)
     return render(
@@ -448,9 +448,6 @@ def verification_report(request: HttpRequest, pk: int) -> HttpResponse:
 def export_download(request: HttpRequest) -> StreamingHttpResponse:
     """The export bundle (``manage.py ledger_export``'s archive), streamed as it is read, in one
     snapshot; memory stays flat at any ledger size. ``bluecarbon-audit verify`` checks it."""
-    from auctions.export import export_stream
-    from ledger import tiles
-
     if tiles.checkpoint_latest() is None:
         raise Http404
     response = StreamingHttpResponse(export_stream(), content_type="application/x-tar")
@@ -462,8 +459,6 @@ def export_download(request: HttpRequest) -> StreamingHttpResponse:
 
 def report_verifier_keys(request: HttpRequest) -> HttpResponse:
     """The keys verification reports are signed with (not the ledger's checkpoint keys)."""
-    from .reports import report_verifiers
-
     text = "".join(v.to_string() + "\n" for v in report_verifiers())
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="report-verifier-keys.txt"'
@@ -473,8 +468,6 @@ def report_verifier_keys(request: HttpRequest) -> HttpResponse:
 @auditor_required
 @require_POST
 def verification_start(request: HttpRequest) -> HttpResponse:
-    from .tasks import verification_run_task
-
     run, new = services.verification_request(user=request.user)
     if new:
         transaction.on_commit(lambda: verification_run_task.delay(run.pk), robust=True)

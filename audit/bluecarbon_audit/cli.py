@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from . import __version__
+from . import __version__, commands, trustee_commands
 from .cosignature import Cosigner
 from .note import NoteError
 from .witness import (
@@ -150,8 +150,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--prefix", default="", help="URL path prefix, e.g. /witness")
     serve.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
 
-    from . import trustee_commands
-
     trustee_commands.add_parser(commands, _trust_flags)
     return parser
 
@@ -201,12 +199,8 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("verify", "proof", "monitor"):
-        from . import commands
-
         return commands.run(args)
     if args.command == "trustee":
-        from . import trustee_commands
-
         return trustee_commands.run(args)
     try:
         if args.action == "keygen":

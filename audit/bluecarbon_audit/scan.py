@@ -373,6 +373,6 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
+    import resource  # Unix only, and needed only where /proc is not (macOS): kept here
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -6,8 +6,11 @@ import json
 from typing import Any
 
 from django import template
+from django.utils.translation import gettext
 
 from ledger.core.quantity import format_money, format_share, format_tonnes
+from ledger.models import Ecosystem
+from portal.labels import REASONS
 
 register = template.Library()
 
@@ -76,22 +79,16 @@ def accessible(field: Any) -> str:
 @register.filter
 def reason(code: str | None) -> str:
     """A result's reason code in words, in the reader's language (the code if unknown)."""
-    from portal.labels import REASONS
-
     return str(REASONS.get(code or "", code or ""))
 
 
 @register.filter
 def ecosystem(code: str) -> str:
     """An ecosystem's code as its name, in the reader's language."""
-    from ledger.models import Ecosystem
-
     return Ecosystem.name_of(code)
 
 
 @register.filter
 def tr(label: str) -> str:
     """A model's choice label in the reader's language (portal/labels.py lists them)."""
-    from django.utils.translation import gettext
-
     return gettext(str(label))
