@@ -23,38 +23,35 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tempfile
-from itertools import count, pairwise
+from itertools import pairwise
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    Bundle,
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    multiple,
-    precondition,
-    rule,
-)
+from hypothesis.stateful import Bundle, initialize, invariant, multiple, precondition, rule
 
 from auctions import clock
 from auctions import services as auctions
 from auctions.core import clock as core
-from auctions.models import Auction, Award, ClockBid, ClockRound, Deposit
+from auctions.models import Auction, Award, ClockBid, ClockRound
 from ledger import services as registry
-from ledger import signer
-from ledger.exceptions import DomainError
-from ledger.models import Batch, EscrowHold, Holding, LedgerEntry, Role
+from ledger.models import LedgerEntry
 from ledger.signing import get_signer, trusted_verifiers
-from ledger.verify import verify_ledger
 from tests import factories
 from tests.auctions.conftest import auction_snapshot
+from tests.state_machine_support import (
+    Market,
+    SavepointMachine,
+    assert_deposits_balance,
+    assert_replay_reproduces_the_tables,
+    assert_supply_adds_up,
+    assert_the_lot_is_never_over_allocated,
+    code_of,
+    run,
+)
 
 OPERATOR = factories.OPERATOR
 TONNE = 1000
@@ -143,33 +140,15 @@ def demand_at(p: int, demands: dict[int, tuple[int, int, int]]) -> dict[int, int
     return {who: lots if p >= ex else prev for who, (prev, lots, ex) in demands.items()}
 
 
-class ClockMachine(RuleBasedStateMachine):
+class ClockMachine(SavepointMachine):
     awards = Bundle("awards")
+    # Moved only by the rules here: a bid lands in the round the machine chose.
+    frozen_clock = True
 
     def __init__(self) -> None:
         super().__init__()
-        signer.state_reset()
-        self._atomic = transaction.atomic()
-        self._atomic.__enter__()
-        # The clock every service reads: frozen (a microsecond more at each reading, so that
-        # entries keep their order) and moved only by the rules here, so that a bid lands in
-        # the round the machine chose, never in the one a slow step happened to reach.
-        self.base = timezone.now()
-        self.skipped = dt.timedelta()
-        ticks = count()
-        self._clock = mock.patch.object(
-            timezone,
-            "now",
-            lambda: self.base + self.skipped + dt.timedelta(microseconds=next(ticks)),
-        )
-        self._clock.start()
         self.deposits: dict[int, int] = {}  # bidder index: recorded
         self.standalone_checked = False
-
-    def teardown(self) -> None:
-        self._clock.stop()
-        transaction.set_rollback(True)
-        self._atomic.__exit__(None, None, None)
 
     @initialize(
         bands=st.sampled_from(INCREMENTS),
@@ -181,15 +160,9 @@ class ClockMachine(RuleBasedStateMachine):
     def world(self, bands, cap_bp, undersubscribed, tie_rule, opening):
         assert LedgerEntry.objects.count() == 0
         get_signer()  # on a fresh machine, the development key and the trusted keys file
-        self.w = factories.World()
-        batch = self.w.issue(1_000 * TONNE, share_bp=0)
-        self.bidders = []
-        for i in range(5):
-            org = factories.organization(Role.BIDDER)
-            factories.account(org)
-            if i != UNAPPROVED:
-                auctions.bidder_approve(actor=OPERATOR, organization=org.pk)
-            self.bidders.append(org)
+        self.market = Market(5, unapproved={UNAPPROVED})
+        assert self.market.seller == SELLER
+        self.w, batch, self.bidders = self.market.w, self.market.batch, self.market.bidders
         now = timezone.now()
         a = auctions.auction_create(
             actor=self.w.dev,
@@ -223,23 +196,11 @@ class ClockMachine(RuleBasedStateMachine):
         for who, lots in enumerate(opening):
             self._bid(who, min(lots, self.m.eligible), None)
 
-    def _actor(self, who: int):
-        return self.w.dev if who == SELLER else factories.actor_for(self.bidders[who])
-
-    def _attempt(self, fn, **kwargs) -> tuple[Any, DomainError | None]:
-        before = LedgerEntry.objects.count()
-        try:
-            with transaction.atomic():
-                return fn(**kwargs), None
-        except DomainError as exc:
-            assert LedgerEntry.objects.count() == before, "a refused operation wrote the ledger"
-            return None, exc
-
     # ---- rules ------------------------------------------------------------------------------
 
     @rule(who=st.integers(0, 4))
     def deposit(self, who: int) -> None:
-        _, err = self._attempt(
+        _, err = self.attempt(
             auctions.deposit_record,
             actor=OPERATOR,
             auction=self.m.pk,
@@ -249,7 +210,7 @@ class ClockMachine(RuleBasedStateMachine):
         if err is None:
             self.deposits[who] = self.deposits.get(who, 0) + DEPOSIT
         else:  # only once the auction has closed
-            assert self.m.closed and str(err.code) == "auction_wrong_state", err
+            assert self.m.closed and code_of(err) == "auction_wrong_state", err
 
     def _expected(self, who: int, lots: int, exit_price: int | None) -> str | None:
         """``code`` or ``round_bid_refused:rule`` a bid must be refused with, or None."""
@@ -268,18 +229,16 @@ class ClockMachine(RuleBasedStateMachine):
     def _bid(self, who: int, lots: int, exit_price: int | None) -> None:
         want = self._expected(who, lots, exit_price)
         before = self._tables() if want is not None else None
-        b, err = self._attempt(
+        b, err = self.attempt(
             clock.clock_bid,
-            actor=self._actor(who),
+            actor=self.market.actor(who),
             auction=self.m.pk,
             lots=lots,
             exit_price=exit_price,
         )
-        got = None
-        if err is not None:
-            got = str(err.code)
-            if got == "round_bid_refused":
-                got += f":{err.detail['rule']}"
+        got = code_of(err)
+        if err is not None and got == "round_bid_refused":
+            got += f":{err.detail['rule']}"
         assert got == want, f"bid {lots} lots, exit {exit_price} by {who}: {got}, rules: {want}"
         event(f"bid: {got or 'accepted'}")
         if b is None:  # a refused bid changed nothing, in any table
@@ -460,12 +419,12 @@ class ClockMachine(RuleBasedStateMachine):
 
     @rule(award=awards, paid=st.booleans())
     def award_resolve(self, award: int, paid: bool) -> None:
-        _, err = self._attempt(
+        _, err = self.attempt(
             auctions.award_confirm_payment if paid else auctions.award_default,
             actor=OPERATOR,
             award=award,
         )
-        assert err is None or str(err.code) == "award_resolved", err
+        assert err is None or code_of(err) == "award_resolved", err
 
     # ---- checks -----------------------------------------------------------------------------
 
@@ -578,54 +537,25 @@ class ClockMachine(RuleBasedStateMachine):
     def deposits_balance(self) -> None:
         if not hasattr(self, "m"):
             return
-        a = Auction.objects.get(pk=self.m.pk)
-        awards = {w.bidder_id: w for w in Award.objects.filter(auction=a)}
-        rows = {d.bidder_id: d for d in Deposit.objects.filter(auction=a)}
         recorded = {self.bidders[who].pk: amount for who, amount in self.deposits.items()}
-        assert {b: d.amount for b, d in rows.items()} == recorded
-        for bidder, d in rows.items():
-            if a.state in ("open", "closing", "cleared"):
-                want = "held"
-            elif bidder in awards:
-                want = {"pending": "held", "delivered": "applied", "defaulted": "forfeited"}[
-                    awards[bidder].state
-                ]
-            else:
-                want = "released"
-            assert d.state == want, (a.state, bidder, d.state, want)
+        assert_deposits_balance(self.m.pk, recorded)
 
     @invariant()
     def the_supply_is_never_over_allocated(self) -> None:
         if not hasattr(self, "m"):
             return
-        a = Auction.objects.get(pk=self.m.pk)
-        hold = EscrowHold.objects.get(pk=a.hold_id)
-        awards = list(Award.objects.filter(auction=a))
-        assert sum(w.quantity for w in awards) <= a.quantity
-        pending = sum(w.quantity for w in awards if w.state == "pending")
-        if a.state in ("open", "closing", "cleared"):
-            assert hold.remaining == a.quantity
-        else:
-            assert hold.remaining == pending
-        for b in Batch.objects.all():
-            held = sum(h.tradable + h.escrowed for h in Holding.objects.filter(batch=b))
-            assert held + b.retired + b.cancelled == b.issued
+        assert_the_lot_is_never_over_allocated(self.m.pk)
+        assert_supply_adds_up()
 
     @invariant()
     def replay_reproduces_the_tables(self) -> None:
         if hasattr(self, "m"):
-            verify_ledger(verifiers=trusted_verifiers())
+            assert_replay_reproduces_the_tables()
 
 
 @pytest.mark.django_db
 def test_random_clock_auctions_follow_the_rules_and_replay_to_the_live_state():
-    ClockMachine.TestCase.settings = settings(
-        max_examples=25,
-        stateful_step_count=60,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    ClockMachine.TestCase().runTest()
+    run(ClockMachine, steps=60)
 
 
 # ---- the pure core against a brute force ---------------------------------------------------

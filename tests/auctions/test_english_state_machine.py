@@ -15,35 +15,30 @@ tables (``verify_ledger``)."""
 from __future__ import annotations
 
 import datetime as dt
-from itertools import count, pairwise
-from typing import Any
-from unittest import mock
+from itertools import pairwise
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    Bundle,
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    multiple,
-    precondition,
-    rule,
-)
+from hypothesis.stateful import Bundle, initialize, invariant, multiple, precondition, rule
 
 from auctions import english
 from auctions import services as auctions
-from auctions.models import Auction, Award, Deposit, Raise
-from ledger import signer
-from ledger.exceptions import DomainError
-from ledger.models import Batch, EscrowHold, Holding, LedgerEntry, Role
-from ledger.signing import trusted_verifiers
-from ledger.verify import verify_ledger
+from auctions.models import Auction, Award, Raise
+from ledger.models import LedgerEntry
 from tests import factories
 from tests.auctions.conftest import auction_snapshot
+from tests.state_machine_support import (
+    Market,
+    SavepointMachine,
+    assert_deposits_balance,
+    assert_replay_reproduces_the_tables,
+    assert_supply_adds_up,
+    assert_the_lot_is_never_over_allocated,
+    code_of,
+    run,
+)
 
 OPERATOR = factories.OPERATOR
 TONNE = 1000
@@ -88,60 +83,25 @@ class Model:
         return START if s is None else s + step_at(self.bands, s)
 
 
-class EnglishMachine(RuleBasedStateMachine):
+class EnglishMachine(SavepointMachine):
     auctions = Bundle("auctions")
     awards = Bundle("awards")
+    # Moved only by the time_passes and run_out rules: a bid's phase is the one the machine
+    # chose.
+    frozen_clock = True
 
     def __init__(self) -> None:
         super().__init__()
-        signer.state_reset()
-        self._atomic = transaction.atomic()
-        self._atomic.__enter__()
-        # The clock every service reads: frozen (a microsecond more at each reading, so that
-        # entries keep their order) and moved by the time_passes rule, so that a bid's phase is
-        # the one the machine chose, never the one a slow step happened to land in.
-        self.base = timezone.now()
-        self.skipped = dt.timedelta()
-        ticks = count()
-        self._clock = mock.patch.object(
-            timezone,
-            "now",
-            lambda: self.base + self.skipped + dt.timedelta(microseconds=next(ticks)),
-        )
-        self._clock.start()
         self.models: dict[int, Model] = {}
         self.deposits: dict[tuple[int, int], int] = {}  # (auction, bidder index): recorded
-
-    def teardown(self) -> None:
-        self._clock.stop()
-        transaction.set_rollback(True)
-        self._atomic.__exit__(None, None, None)
 
     @initialize(target=auctions, bands=st.sampled_from(INCREMENTS))
     def world(self, bands):
         assert LedgerEntry.objects.count() == 0
-        self.w = factories.World()
-        self.batch = self.w.issue(1_000 * TONNE, share_bp=0)
-        self.bidders = []
-        for i in range(4):
-            org = factories.organization(Role.BIDDER)
-            factories.account(org)
-            if i < 3:
-                auctions.bidder_approve(actor=OPERATOR, organization=org.pk)
-            self.bidders.append(org)
+        self.market = Market(4, unapproved={3})
+        assert self.market.seller == SELLER
+        self.w, self.batch, self.bidders = self.market.w, self.market.batch, self.market.bidders
         return self.create(bands, None, "cancel")  # every example has an auction from the start
-
-    def _actor(self, who: int):
-        return self.w.dev if who == SELLER else factories.actor_for(self.bidders[who])
-
-    def _attempt(self, fn, **kwargs) -> tuple[Any, str | None]:
-        before = LedgerEntry.objects.count()
-        try:
-            with transaction.atomic():
-                return fn(**kwargs), None
-        except DomainError as exc:
-            assert LedgerEntry.objects.count() == before, "a refused operation wrote the ledger"
-            return None, str(exc.code)
 
     # ---- rules ------------------------------------------------------------------------------
 
@@ -154,7 +114,7 @@ class EnglishMachine(RuleBasedStateMachine):
     def create(self, bands, hard, undersubscribed):
         now = timezone.now()
         closes_at = now + dt.timedelta(seconds=FREE_S)
-        a, code = self._attempt(
+        a, err = self.attempt(
             auctions.auction_create,
             actor=self.w.dev,
             account=self.w.dev_account.pk,
@@ -177,7 +137,7 @@ class EnglishMachine(RuleBasedStateMachine):
             countdown_s=COUNTDOWN_S,
             hard_close_at=None if hard is None else closes_at + dt.timedelta(seconds=hard),
         )
-        assert code is None, code
+        assert err is None, err
         a = auctions.auction_schedule(actor=self.w.dev, auction=a.pk)
         assert a.state == Auction.State.OPEN
         self.models[a.pk] = Model(a)
@@ -187,18 +147,18 @@ class EnglishMachine(RuleBasedStateMachine):
 
     @rule(auction=auctions, who=st.integers(0, 3))
     def deposit(self, auction: int, who: int) -> None:
-        _, code = self._attempt(
+        _, err = self.attempt(
             auctions.deposit_record,
             actor=OPERATOR,
             auction=auction,
             bidder=self.bidders[who].pk,
             amount=DEPOSIT,
         )
-        if code is None:
+        if err is None:
             key = (auction, who)
             self.deposits[key] = self.deposits.get(key, 0) + DEPOSIT
         else:  # only once the auction has closed
-            assert self.models[auction].closed and code == "auction_wrong_state", code
+            assert self.models[auction].closed and code_of(err) == "auction_wrong_state", err
 
     def _expected(self, model: Model, who: int, price: int) -> str | None:
         """The code a bid must be refused with, or None: it must be accepted."""
@@ -233,9 +193,10 @@ class EnglishMachine(RuleBasedStateMachine):
         price = model.minimum() + delta
         want = self._expected(model, who, price)
         before = auction_snapshot() if want is not None else None
-        r, code = self._attempt(
-            english.english_bid, actor=self._actor(who), auction=auction, price=price
+        r, err = self.attempt(
+            english.english_bid, actor=self.market.actor(who), auction=auction, price=price
         )
+        code = code_of(err)
         assert code == want, f"bid {price} by {who}: {code}, the rules say {want}"
         event(f"bid: {code or 'accepted'}")
         if r is not None:
@@ -294,7 +255,7 @@ class EnglishMachine(RuleBasedStateMachine):
 
     @rule(award=awards, paid=st.booleans())
     def award_resolve(self, award: int, paid: bool) -> None:
-        self._attempt(
+        self.attempt(
             auctions.award_confirm_payment if paid else auctions.award_default,
             actor=OPERATOR,
             award=award,
@@ -342,55 +303,26 @@ class EnglishMachine(RuleBasedStateMachine):
     @invariant()
     def deposits_balance(self) -> None:
         for pk in self.models:
-            a = Auction.objects.get(pk=pk)
-            award = Award.objects.filter(auction=a).first()
-            rows = {d.bidder_id: d for d in Deposit.objects.filter(auction=a)}
             recorded = {
                 self.bidders[who].pk: amount
                 for (auction, who), amount in self.deposits.items()
                 if auction == pk
             }
-            assert {b: d.amount for b, d in rows.items()} == recorded
-            for bidder, d in rows.items():
-                if a.state in ("open", "closing", "cleared"):
-                    want = "held"
-                elif award is not None and bidder == award.bidder_id:
-                    want = {"pending": "held", "delivered": "applied", "defaulted": "forfeited"}[
-                        award.state
-                    ]
-                else:
-                    want = "released"
-                assert d.state == want, (a.state, bidder, d.state, want)
+            assert_deposits_balance(pk, recorded)
 
     @precondition(lambda self: hasattr(self, "w"))
     @invariant()
     def the_lot_is_never_over_allocated(self) -> None:
         for pk in self.models:
-            a = Auction.objects.get(pk=pk)
-            hold = EscrowHold.objects.get(pk=a.hold_id)
-            awards = list(Award.objects.filter(auction=a))
-            assert sum(w.quantity for w in awards) <= a.quantity
-            pending = sum(w.quantity for w in awards if w.state == "pending")
-            if a.state in ("open", "closing", "cleared"):
-                assert hold.remaining == a.quantity
-            else:
-                assert hold.remaining == pending
-        for b in Batch.objects.all():
-            held = sum(h.tradable + h.escrowed for h in Holding.objects.filter(batch=b))
-            assert held + b.retired + b.cancelled == b.issued
+            assert_the_lot_is_never_over_allocated(pk)
+        assert_supply_adds_up()
 
     @precondition(lambda self: hasattr(self, "w"))
     @invariant()
     def replay_reproduces_the_tables(self) -> None:
-        verify_ledger(verifiers=trusted_verifiers())
+        assert_replay_reproduces_the_tables()
 
 
 @pytest.mark.django_db
 def test_random_english_auctions_follow_the_rules_and_replay_to_the_live_state():
-    EnglishMachine.TestCase.settings = settings(
-        max_examples=25,
-        stateful_step_count=50,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    EnglishMachine.TestCase().runTest()
+    run(EnglishMachine, steps=50)

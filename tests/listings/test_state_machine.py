@@ -7,76 +7,40 @@ reproduces the live tables (``verify_ledger``); a refused operation leaves the l
 from __future__ import annotations
 
 import datetime as dt
-from unittest import mock
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    Bundle,
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    multiple,
-    precondition,
-    rule,
-)
+from hypothesis.stateful import Bundle, initialize, invariant, multiple, precondition, rule
 
 from ledger import services as registry
-from ledger import signer
-from ledger.exceptions import DomainError
-from ledger.models import Batch, EscrowHold, Holding, LedgerEntry, Role
-from ledger.signing import trusted_verifiers
-from ledger.verify import verify_ledger
+from ledger.models import EscrowHold, Holding, LedgerEntry
 from listings import services
 from listings.models import Listing, Purchase
 from tests import factories
+from tests.state_machine_support import (
+    Market,
+    SavepointMachine,
+    assert_replay_reproduces_the_tables,
+    assert_supply_adds_up,
+    run,
+)
 
 OPERATOR = factories.OPERATOR
 TONNE = 1000
 
 
-class ListingMachine(RuleBasedStateMachine):
+class ListingMachine(SavepointMachine):
     listings = Bundle("listings")
     purchases = Bundle("purchases")
-
-    def __init__(self) -> None:
-        super().__init__()
-        signer.state_reset()
-        self._atomic = transaction.atomic()
-        self._atomic.__enter__()
-        self.skipped = dt.timedelta()
-        real_now = timezone.now
-        self._clock = mock.patch.object(timezone, "now", lambda: real_now() + self.skipped)
-        self._clock.start()
-
-    def teardown(self) -> None:
-        self._clock.stop()
-        transaction.set_rollback(True)
-        self._atomic.__exit__(None, None, None)
 
     @initialize()
     def world(self) -> None:
         assert LedgerEntry.objects.count() == 0
-        self.w = factories.World()
-        self.batch = self.w.issue(1_000 * TONNE, share_bp=0)
-        self.buyers = []
-        for _ in range(3):
-            org = factories.organization(Role.BIDDER)
-            factories.account(org)
-            self.buyers.append(org)
-
-    def _attempt(self, fn, **kwargs):
-        before = LedgerEntry.objects.count()
-        try:
-            with transaction.atomic():
-                result = fn(**kwargs)
-        except DomainError:
-            assert LedgerEntry.objects.count() == before, "a refused operation wrote the ledger"
-            return None
-        return result
+        # Buyers need no approval: a take only needs the buyer role.
+        self.market = Market(3, approve=False)
+        self.w, self.batch, self.buyers = self.market.w, self.market.batch, self.market.bidders
 
     @precondition(lambda self: hasattr(self, "w"))
     @rule(
@@ -90,7 +54,7 @@ class ListingMachine(RuleBasedStateMachine):
     )
     def create(self, lots, lot_t, cap, min_lots, delay, minutes):
         now = timezone.now()
-        x = self._attempt(
+        x, _ = self.attempt(
             services.listing_create,
             actor=self.w.dev,
             account=self.w.dev_account.pk,
@@ -114,9 +78,12 @@ class ListingMachine(RuleBasedStateMachine):
         up_to=st.booleans(),
     )
     def take(self, listing, buyer, lots, up_to):
-        actor = self.w.dev if buyer == 3 else factories.actor_for(self.buyers[buyer])
-        p = self._attempt(
-            services.listing_take, actor=actor, listing=listing, lots=lots, up_to=up_to
+        p, _ = self.attempt(
+            services.listing_take,
+            actor=self.market.actor(buyer),
+            listing=listing,
+            lots=lots,
+            up_to=up_to,
         )
         return p.pk if p else multiple()
 
@@ -132,7 +99,7 @@ class ListingMachine(RuleBasedStateMachine):
 
     @rule(purchase=purchases, paid=st.booleans())
     def resolve(self, purchase, paid):
-        self._attempt(
+        self.attempt(
             services.purchase_confirm if paid else services.purchase_default,
             actor=OPERATOR,
             purchase=purchase,
@@ -141,7 +108,7 @@ class ListingMachine(RuleBasedStateMachine):
     @rule(listing=listings, by_seller=st.booleans())
     def withdraw(self, listing, by_seller):
         actor = self.w.dev if by_seller else factories.actor_for(self.buyers[0])
-        self._attempt(services.listing_withdraw, actor=actor, listing=listing)
+        self.attempt(services.listing_withdraw, actor=actor, listing=listing)
 
     @precondition(lambda self: hasattr(self, "w"))
     @rule(minutes=st.sampled_from([1, 10, 121]))
@@ -203,22 +170,14 @@ class ListingMachine(RuleBasedStateMachine):
     @precondition(lambda self: hasattr(self, "w"))
     @invariant()
     def supply_adds_up(self) -> None:
-        for b in Batch.objects.all():
-            held = sum(h.tradable + h.escrowed for h in Holding.objects.filter(batch=b))
-            assert held + b.retired + b.cancelled == b.issued
+        assert_supply_adds_up()
 
     @precondition(lambda self: hasattr(self, "w"))
     @invariant()
     def replay_reproduces_the_tables(self) -> None:
-        verify_ledger(verifiers=trusted_verifiers())
+        assert_replay_reproduces_the_tables()
 
 
 @pytest.mark.django_db
 def test_random_listing_sequences_replay_to_the_live_state():
-    ListingMachine.TestCase.settings = settings(
-        max_examples=25,
-        stateful_step_count=30,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    ListingMachine.TestCase().runTest()
+    run(ListingMachine, steps=30)
