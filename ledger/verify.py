@@ -79,6 +79,7 @@ from .verify_walk import (
     StoredTreeMark,
     VerificationError,
     Walk,
+    WalkContext,
     diff,
     stream_rows,
     walk_rows,
@@ -185,7 +186,6 @@ def _verify(
     if on_total:
         on_total(max(head_size - start.seq, 0))
     report = Report(first_seq=start.seq)
-    state, frontier, prev = start.state, start.frontier, start.prev
 
     if start.checkpoint is not None:
         _check_earlier_checkpoints(start, verifiers, origin)
@@ -216,123 +216,49 @@ def _verify(
         }
         for stream in streams.values():
             closing.callback(stream.close)
-        return _verify_entries(
-            start,
-            report,
-            state,
-            frontier,
-            prev,
-            checkpoints,
-            next_cp,
-            streams,
-            head,
-            head_size,
-            verifiers,
-            origin,
-            progress,
+        walk = Walk(start.seq, start.prev, next_cp, start.checkpoint)
+        context = WalkContext(
+            report=report,
+            state=start.state,
+            frontier=start.frontier,
+            checkpoints=checkpoints,
+            streams=streams,
+            apps=start.apps,
+            verifiers=verifiers,
+            origin=origin,
+            progress=progress,
         )
+        _walk_entries(walk, context, max(head_size - start.seq, 0), tree_size=int(mark[0]))
+        return _finish_rows(start, walk, context, head)
 
 
-def _verify_entries(
-    start: _Start,
-    report: Report,
-    state: RegistryState,
-    frontier: merkle.Frontier,
-    prev: bytes,
-    checkpoints: Iterator[tuple[Any, ...]],
-    next_cp: tuple[Any, ...] | None,
-    streams: dict[str, RecordStream],
-    head: LedgerHead | None,
-    head_size: int,
-    verifiers: list[Verifier],
-    origin: str,
-    progress: Progress | None,
-) -> Report:
-    workers = verify_parallel.workers_for(max(head_size - start.seq, 0), frontier, start.seq)
+def _walk_entries(walk: Walk, context: WalkContext, entries: int, tree_size: int) -> None:
+    """Every row from ``walk.expected`` on: by the parallel path if it pays, else serially."""
+    workers = verify_parallel.workers_for(entries, context.frontier, walk.expected)
     if workers:
-        walk = Walk(start.seq, prev, next_cp, start.checkpoint, start.apps)
-        rss = verify_parallel.walk_parallel(
-            workers,
-            walk,
-            report,
-            state,
-            frontier,
-            checkpoints,
-            streams,
-            verifiers,
-            origin,
-            progress,
-            tree_size=int(start.tree_mark[0]) if start.tree_mark is not None else 0,
-        )
-        report.worker_peak_rss_mb = rss
-        return _finish_rows(
-            walk, start, report, state, frontier, streams, head, head_size, progress
-        )
+        rss = verify_parallel.walk_parallel(workers, walk, context, tree_size)
+        context.report.worker_peak_rss_mb = rss
+        return
     rows: Generator[tuple[Any, ...], None, None] = stream_rows(
         "SELECT seq, body, type, mac FROM ledger_ledgerentry WHERE seq >= %s ORDER BY seq",
-        (start.seq,),
+        (walk.expected,),
     )
     try:
-        return _verify_rows(
-            rows,
-            start,
-            report,
-            state,
-            frontier,
-            prev,
-            checkpoints,
-            next_cp,
-            streams,
-            head,
-            head_size,
-            verifiers,
-            origin,
-            progress,
-        )
+        walk_rows(rows, walk, context)
     finally:
         # Close server-side cursors now, inside the transaction that declared them.
         rows.close()
 
 
-def _verify_rows(
-    rows: Iterator[tuple[Any, ...]],
-    start: _Start,
-    report: Report,
-    state: RegistryState,
-    frontier: merkle.Frontier,
-    prev: bytes,
-    checkpoints: Iterator[tuple[Any, ...]],
-    next_cp: tuple[Any, ...] | None,
-    streams: dict[str, RecordStream],
-    head: LedgerHead | None,
-    head_size: int,
-    verifiers: list[Verifier],
-    origin: str,
-    progress: Progress | None,
-) -> Report:
-    walk = Walk(start.seq, prev, next_cp, start.checkpoint, start.apps)
-    walk_rows(
-        rows, walk, report, state, frontier, checkpoints, streams, verifiers, origin, progress
-    )
-    return _finish_rows(walk, start, report, state, frontier, streams, head, head_size, progress)
-
-
 def _finish_rows(
-    walk: Walk,
-    start: _Start,
-    report: Report,
-    state: RegistryState,
-    frontier: merkle.Frontier,
-    streams: dict[str, RecordStream],
-    head: LedgerHead | None,
-    head_size: int,
-    progress: Progress | None,
+    start: _Start, walk: Walk, context: WalkContext, head: LedgerHead | None
 ) -> Report:
     """The checks after the last row: tail, head, records, tables, supply, stored tree."""
+    report, state, frontier = context.report, context.state, context.frontier
     expected, prev, next_cp = walk.expected, walk.prev, walk.next_cp
     last_verified_cp = walk.last_verified_cp
-    if progress and (expected - start.seq) % 1000:
-        progress((expected - start.seq) % 1000)
+    if context.progress and (expected - start.seq) % 1000:
+        context.progress((expected - start.seq) % 1000)
 
     report.entries = expected - start.seq
     if next_cp is not None:
@@ -340,13 +266,14 @@ def _finish_rows(
             f"checkpoint at size {next_cp[0]} but the ledger ends at {expected}: "
             "entries were removed from the end"
         )
+    head_size = head.size if head else 0
     if head_size != expected or (head is not None and bytes(head.last_hash) != prev):
         raise VerificationError(
             f"ledger head says {head_size} entries, the ledger has {expected}"
             if head_size != expected
             else "ledger head's last hash does not match the last entry"
         )
-    for stream in streams.values():
+    for stream in context.streams.values():
         stream.finish()
     try:
         for app in start.apps.values():

@@ -25,6 +25,7 @@ How:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import mmap
@@ -46,18 +47,9 @@ from psycopg import sql
 from . import verify_nodes
 from .core import merkle, scan
 from .core.entry import decode_canonical_entry
-from .core.note import Verifier
-from .core.replay import RegistryState, ReplayError
+from .core.replay import ReplayError
 from .entry_auth import entry_key
-from .verify_walk import (
-    Progress,
-    RecordStream,
-    Report,
-    VerificationError,
-    Walk,
-    reached,
-    walk_rows,
-)
+from .verify_walk import VerificationError, Walk, WalkContext, reached, walk_rows
 
 SEGMENT = 1 << 17  # seq values per COPY: bounds the record and checkpoint rows read ahead
 CHUNK = 1 << 13  # rows per worker task
@@ -77,24 +69,14 @@ def workers_for(entries: int, frontier: merkle.Frontier, start_seq: int) -> int:
     return workers if frontier.size == start_seq else 0
 
 
-def walk_parallel(
-    workers: int,
-    walk: Walk,
-    report: Report,
-    state: RegistryState,
-    frontier: merkle.Frontier,
-    checkpoints: Iterator[tuple[Any, ...]],
-    streams: dict[str, RecordStream],
-    verifiers: list[Verifier],
-    origin: str,
-    progress: Progress | None,
-    tree_size: int,
-) -> list[float]:
+def walk_parallel(workers: int, walk: Walk, context: WalkContext, tree_size: int) -> list[float]:
     """``walk_rows`` over every row from ``walk.expected`` on; returns the workers' peak
     resident memory (MB). The workers also check the stored Merkle nodes (of the stored tree of
     ``tree_size`` leaves) under the rows they scan: what they found is left in ``walk.nodes``."""
-    ahead = _Checkpoints(checkpoints, walk.next_cp)
-    apply = _Applier(walk, report, state, frontier, ahead, streams, verifiers, origin, progress)
+    ahead = _Checkpoints(context.checkpoints, walk.next_cp)
+    # The walk takes its checkpoints from the read-ahead, which this loop fills segment by segment.
+    context = dataclasses.replace(context, checkpoints=ahead)
+    apply = _Applier(walk, context)
     in_flight = QUEUED_PER_WORKER * workers
     # One slot more than chunks in flight: the one being filled is never being read.
     open_nodes = _node_check(tree_size)
@@ -114,7 +96,7 @@ def walk_parallel(
         while (stored := _first_seq_from(lo)) is not None:
             lo, hi = stored, stored + SEGMENT
             ahead.prefetch(hi)
-            for stream in streams.values():
+            for stream in context.streams.values():
                 stream.prefetch(hi)
             with _copy(lo, hi) as messages:
                 while (filled := messages.fill(pool.slot(slot), CHUNK)) is not None:
@@ -402,24 +384,11 @@ class _Pool:
 class _Applier:
     """Applies one chunk's runs, and ``walk_rows`` to every row between them."""
 
-    def __init__(
-        self,
-        walk: Walk,
-        report: Report,
-        state: RegistryState,
-        frontier: merkle.Frontier,
-        checkpoints: _Checkpoints,
-        streams: dict[str, RecordStream],
-        verifiers: list[Verifier],
-        origin: str,
-        progress: Progress | None,
-    ) -> None:
-        self.walk, self.report, self.state, self.frontier = walk, report, state, frontier
-        self.checkpoints, self.streams = checkpoints, streams
-        self.verifiers, self.origin, self.progress = verifiers, origin, progress
+    def __init__(self, walk: Walk, context: WalkContext) -> None:
+        self.walk, self.context = walk, context
 
     def chunk(self, first_seq: int, chunk: bytes, runs: list[scan.Run]) -> None:
-        walk, pos = self.walk, 0
+        walk, frontier, pos = self.walk, self.context.frontier, 0
         if walk.expected != first_seq:
             raise RuntimeError(f"chunk of entry {first_seq} applied at entry {walk.expected}")
         for run in runs:
@@ -428,7 +397,7 @@ class _Applier:
             if pos < offsets[0]:
                 self.serial(chunk, pos, offsets[0])
             if (
-                run.start == walk.expected == self.frontier.size
+                run.start == walk.expected == frontier.size
                 and run.first_prev == walk.prev.hex().encode()
             ):
                 self.run(chunk, run, offsets)
@@ -443,23 +412,13 @@ class _Applier:
         while pos < end:
             row, pos = scan.parse_row(chunk, pos)
             rows.append(row)
-        walk_rows(
-            iter(rows),
-            self.walk,
-            self.report,
-            self.state,
-            self.frontier,
-            self.checkpoints,
-            self.streams,
-            self.verifiers,
-            self.origin,
-            self.progress,
-        )
+        walk_rows(iter(rows), self.walk, self.context)
 
     def run(self, chunk: bytes, run: scan.Run, offsets: array[int]) -> None:
         """What ``walk_rows`` does for each of the run's rows once its checks have passed:
         push the leaf, check a checkpoint of that size, replay the transfer."""
-        walk, frontier, start, count = self.walk, self.frontier, run.start, len(offsets)
+        walk, context, start, count = self.walk, self.context, run.start, len(offsets)
+        frontier = context.frontier
         moves = array("q")
         moves.frombytes(run.moves)
         replayed = 0
@@ -476,19 +435,12 @@ class _Applier:
             self.replay(chunk, run, offsets, moves, replayed, last)
             replayed = last
             while walk.next_cp is not None and walk.next_cp[0] == frontier.size:
-                walk.last_verified_cp = reached(
-                    walk.next_cp,
-                    frontier,
-                    walk.last_verified_cp,
-                    self.report,
-                    self.verifiers,
-                    self.origin,
-                )
-                walk.next_cp = next(self.checkpoints, None)
+                walk.last_verified_cp = reached(walk.next_cp, walk.last_verified_cp, context)
+                walk.next_cp = next(context.checkpoints, None)
         self.replay(chunk, run, offsets, moves, replayed, count)
         walk.expected, walk.prev = start + count, run.last_hash
-        if self.progress and (thousands := (start + count) // 1000 - start // 1000):
-            self.progress(1000 * thousands)
+        if context.progress and (thousands := (start + count) // 1000 - start // 1000):
+            context.progress(1000 * thousands)
 
     def replay(
         self,
@@ -501,7 +453,7 @@ class _Applier:
     ) -> None:
         """Replay the run's rows i..stop-1: in bulk while they are plain transfers between
         existing holdings, each other one as ``walk_rows`` replays it."""
-        state = self.state
+        state, streams, report = self.context.state, self.context.streams, self.context.report
         while i < stop:
             i += state.transfers(moves, i, stop)
             if i == stop:
@@ -513,6 +465,6 @@ class _Applier:
             except ReplayError as exc:
                 raise VerificationError(f"cannot be replayed: {exc}", seq) from None
             for table, fields in produced:
-                self.streams[table].expect(seq, fields)
-                self.report.records += 1
+                streams[table].expect(seq, fields)
+                report.records += 1
             i += 1

@@ -159,33 +159,43 @@ class Walk:
     prev: bytes
     next_cp: tuple[Any, ...] | None
     last_verified_cp: tuple[int, bytes] | None
-    apps: dict[str, entry_types.ReplayExtension]
     nodes: verify_nodes.NodeProof | None = None  # the parallel path's workers' node check
+
+
+@dataclass(frozen=True)
+class WalkContext:
+    """What a walk works with and never replaces, from its first row to its last: the report it
+    counts into, the state it replays into, the frontier it extends, the checkpoints after
+    ``Walk.next_cp`` (by size), the record streams, the other apps' replay states, the trusted
+    keys, and the progress callback. The objects change as the walk goes; the fields do not."""
+
+    report: Report
+    state: RegistryState
+    frontier: merkle.Frontier
+    checkpoints: Iterator[tuple[Any, ...]]
+    streams: dict[str, RecordStream]
+    apps: dict[str, entry_types.ReplayExtension]
+    verifiers: list[Verifier]
+    origin: str
+    progress: Progress | None
     # Read once per verification: the parallel path calls walk_rows for every few rows.
     key: EntryKey = field(default_factory=entry_key)
     registry_types: frozenset[str] = field(default_factory=entry_types.registry_types)
     known_types: frozenset[str] = field(default_factory=entry_types.all_types)
 
 
-def walk_rows(
-    rows: Iterator[tuple[Any, ...]],
-    walk: Walk,
-    report: Report,
-    state: RegistryState,
-    frontier: merkle.Frontier,
-    checkpoints: Iterator[tuple[Any, ...]],
-    streams: dict[str, RecordStream],
-    verifiers: list[Verifier],
-    origin: str,
-    progress: Progress | None,
-) -> None:
+def walk_rows(rows: Iterator[tuple[Any, ...]], walk: Walk, context: WalkContext) -> None:
     """Check, hash, push and replay ``rows`` (seq, body, type, mac), continuing from ``walk``. The
     parallel path (``verify_parallel``) calls this for every row its workers did not prove."""
     expected, prev, next_cp = walk.expected, walk.prev, walk.next_cp
     last_verified_cp = walk.last_verified_cp
+    # Locals, not attribute lookups, in the loop below: it runs once per entry.
+    report, state, frontier = context.report, context.state, context.frontier
+    checkpoints, streams = context.checkpoints, context.streams
+    apps, progress = context.apps, context.progress
     sha256, push, match = hashlib.sha256, frontier.push, TRANSFER_BYTES.fullmatch
     prev_hex = prev.hex().encode()
-    registry_types, known_types, key = walk.registry_types, walk.known_types, walk.key
+    registry_types, known_types, key = context.registry_types, context.known_types, context.key
     for seq, body, column_type, mac in rows:
         body = bytes(body)
         if seq != expected:
@@ -225,9 +235,7 @@ def walk_rows(
         # Integrity before meaning: a signed root that fails is reported as such, before any
         # disagreement the altered entry causes with the tables.
         while next_cp is not None and next_cp[0] == frontier.size:
-            last_verified_cp = reached(
-                next_cp, frontier, last_verified_cp, report, verifiers, origin
-            )
+            last_verified_cp = reached(next_cp, last_verified_cp, context)
             next_cp = next(checkpoints, None)
         expected += 1
         if progress and not expected % 1000:
@@ -241,7 +249,7 @@ def walk_rows(
             produced = state.apply(entry) if entry.type in registry_types else []
             # Other apps' entries, and the registry's that touch them (an auction's lot is
             # an escrow hold).
-            for app in walk.apps.values():
+            for app in apps.values():
                 app.apply(entry, state, prev)
         except ReplayError as exc:
             raise VerificationError(f"cannot be replayed: {exc}", seq) from None
@@ -303,17 +311,13 @@ class StoredTreeMark(tuple[Any, ...]):
 
 
 def reached(
-    cp: tuple[Any, ...],
-    frontier: merkle.Frontier,
-    last_verified: tuple[int, bytes] | None,
-    report: Report,
-    verifiers: list[Verifier],
-    origin: str,
+    cp: tuple[Any, ...], last_verified: tuple[int, bytes] | None, context: WalkContext
 ) -> tuple[int, bytes] | None:
     """The walk has reached ``cp``'s size: check the checkpoint (or note the stored tree's
     true shape there). Returns the last checkpoint verified."""
+    frontier = context.frontier
     if isinstance(cp, StoredTreeMark):
         cp.frontier = merkle.Frontier(frontier.size, frontier.hashes)
         return last_verified
-    report.checkpoints += 1
-    return check_checkpoint(cp, frontier.root(), verifiers, origin)
+    context.report.checkpoints += 1
+    return check_checkpoint(cp, frontier.root(), context.verifiers, context.origin)
