@@ -68,7 +68,7 @@ from django.db import transaction
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
-from . import claims, egress, entry_types, jobs, locks
+from . import claims, egress, entry_types, jobs, locks, policy
 from .actors import Actor
 from .core.entry import decode_entry
 from .exceptions import Conflict, ErrorCode, InvalidInput, NotFound
@@ -243,11 +243,11 @@ def _own(actor: Actor, endpoint_id: object) -> WebhookEndpoint:
     """One of the actor's endpoints. A deactivated one (``DELETE``) is gone for its owner as
     if it had never been: it, its delivery log and its replay are 404, like another's."""
     endpoint = (
-        WebhookEndpoint.objects.filter(pk=endpoint_id, active=True).first()
+        WebhookEndpoint.objects.filter(pk=endpoint_id).first()
         if isinstance(endpoint_id, int) and 0 < endpoint_id < 2**62
         else None
     )
-    if endpoint is None or not actor.may_act_for(endpoint.organization_id):
+    if endpoint is None or not policy.webhook_endpoint_visible_to(actor, endpoint):
         raise NotFound(f"webhook endpoint {endpoint_id} not found")
     return endpoint
 

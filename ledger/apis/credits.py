@@ -30,7 +30,7 @@ from rest_framework.renderers import StaticHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import selectors, services
+from .. import policy, selectors, services
 from ..actors import Actor
 from ..core.entry import decode_entry
 from ..core.quantity import format_tonnes
@@ -45,7 +45,7 @@ from ..inputs import (
     TransferBody,
     pattern,
 )
-from ..models import Account, Cancellation, EscrowHold, LedgerEntry, Retirement, Reversal
+from ..models import Cancellation, EscrowHold, LedgerEntry, Retirement, Reversal
 from ..views import certificate_context
 from .base import (
     ID_PARAM as _ID,
@@ -83,10 +83,6 @@ def _filtered(qs: QuerySet[Any], params: dict[str, Any]) -> QuerySet[Any]:
     if "batch" in params:
         qs = qs.filter(batch_id=params["batch"])
     return qs
-
-
-def _own(qs: QuerySet[Any], actor: Actor) -> QuerySet[Any]:
-    return qs if actor.is_operator else qs.filter(account__organization_id=actor.organization_id)
 
 
 def _entry_times(seqs: Iterable[int]) -> dict[int, str]:
@@ -192,15 +188,8 @@ class TransferListApi(BaseApi):
         ``next_after`` until it is null (a page may be short, even empty, before the end)."""
         params = _query(self.FilterSerializer, request)
         actor = self.actor(request)
-        mine = (
-            None
-            if actor.is_operator
-            else set(
-                Account.objects.filter(organization_id=actor.owner_id).values_list("pk", flat=True)
-            )
-        )
         results, next_after = _transfers_page(
-            mine=mine,
+            mine=policy.account_ids_visible_to(actor),
             account=params.get("account"),
             batch=params.get("batch"),
             after=params["after"],
@@ -262,7 +251,7 @@ class EscrowHoldListApi(ListApi):
     output = EscrowHoldOutputSerializer
 
     def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[EscrowHold]:
-        return _filtered(_own(EscrowHold.objects.all(), actor), params)
+        return _filtered(policy.escrow_holds_visible_to(actor), params)
 
     @list_schema(
         "escrow_holds_list",
@@ -320,7 +309,7 @@ class EscrowHoldRetrieveApi(RetrieveApi):
     output = EscrowHoldOutputSerializer
 
     def rows(self, actor: Actor) -> QuerySet[EscrowHold]:
-        return _own(EscrowHold.objects.all(), actor)
+        return policy.escrow_holds_visible_to(actor)
 
     @retrieve_schema("escrow_holds_retrieve", "credits", EscrowHoldOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
@@ -397,7 +386,9 @@ class RetirementListApi(ListApi):
     output = RetirementListItemSerializer
 
     def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Retirement]:
-        return _filtered(_own(Retirement.objects.select_related("batch__project"), actor), params)
+        return _filtered(
+            policy.retirements_visible_to(actor).select_related("batch__project"), params
+        )
 
     def context(self, rows: list[Retirement]) -> dict[str, Any]:
         return {"times": _entry_times(r.entry_seq for r in rows)}
@@ -552,7 +543,7 @@ class CancellationListApi(ListApi):
     output = CancellationListItemSerializer
 
     def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Cancellation]:
-        return _filtered(_own(Cancellation.objects.all(), actor), params)
+        return _filtered(policy.cancellations_visible_to(actor), params)
 
     def context(self, rows: list[Cancellation]) -> dict[str, Any]:
         return {"times": _entry_times(c.entry_seq for c in rows)}

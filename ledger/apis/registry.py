@@ -28,7 +28,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import services
+from .. import policy, services
 from ..actors import Actor
 from ..core import origin
 from ..core.quantity import format_tonnes
@@ -162,16 +162,10 @@ class HoldingOutputSerializer(serializers.Serializer):
     escrowed = TonnesField()
 
 
-def _accounts_visible(actor: Actor) -> QuerySet[Account]:
-    qs = Account.objects.all()
-    return qs if actor.is_operator else qs.filter(organization_id=actor.owner_id)
-
-
-def _holdings_visible(actor: Actor) -> QuerySet[Holding]:
+def _positions(actor: Actor) -> QuerySet[Holding]:
     # A holding that went back to zero (all sold, retired or cancelled) is history, not a
     # position: the ledger keeps that history.
-    qs = Holding.objects.select_related("batch").exclude(tradable=0, escrowed=0)
-    return qs if actor.is_operator else qs.filter(account__organization_id=actor.owner_id)
+    return policy.holdings_visible_to(actor).select_related("batch").exclude(tradable=0, escrowed=0)
 
 
 class OrganizationRetrieveApi(BaseApi):
@@ -201,7 +195,7 @@ class AccountListApi(ListApi):
     output = AccountOutputSerializer
 
     def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Account]:
-        return _accounts_visible(actor)
+        return policy.accounts_visible_to(actor)
 
     @list_schema(
         "accounts_list",
@@ -255,8 +249,8 @@ class AccountRetrieveApi(RetrieveApi):
     output = OutputSerializer
 
     def rows(self, actor: Actor) -> QuerySet[Account]:
-        positions = Prefetch("holdings", _holdings_visible(actor).order_by("pk"), "positions")
-        return _accounts_visible(actor).prefetch_related(positions)
+        positions = Prefetch("holdings", _positions(actor).order_by("pk"), "positions")
+        return policy.accounts_visible_to(actor).prefetch_related(positions)
 
     @retrieve_schema("accounts_retrieve", "registry", OutputSerializer)
     def get(self, request: Request, pk: str) -> Response:
@@ -631,7 +625,7 @@ class HoldingListApi(ListApi):
     output = HoldingOutputSerializer
 
     def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Holding]:
-        qs = _holdings_visible(actor)
+        qs = _positions(actor)
         if "account" in params:
             qs = qs.filter(account_id=params["account"])
         if "batch" in params:

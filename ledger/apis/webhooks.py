@@ -16,7 +16,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import entry_types, webhooks
+from .. import entry_types, policy, webhooks
 from ..models import WebhookDelivery, WebhookEndpoint
 from .base import ID_PARAM, MAX_ID, BaseApi, Body, PageSerializer, page, page_of, path_id, query
 from .base import responses as _responses
@@ -144,7 +144,7 @@ class WebhooksApi(BaseApi):
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request)
-        rows = WebhookEndpoint.objects.filter(organization_id=actor.owner_id, active=True)
+        rows = policy.webhook_endpoints_of(actor)
         return Response(EndpointOutputSerializer(rows.order_by("pk"), many=True).data)
 
 
