@@ -49,7 +49,7 @@ from ledger.core.quantity import (
 )
 from ledger.exceptions import NotFound
 
-from . import receipts, records, selectors, services, trustees
+from . import policy, receipts, records, selectors, services, trustees
 from .core import sealing
 from .models import (
     MAX_TRUSTEES,
@@ -59,7 +59,6 @@ from .models import (
     Format,
     Sealing,
     TieRule,
-    TrusteeKey,
     Undersubscribed,
 )
 
@@ -509,10 +508,8 @@ class TrusteeKeyListApi(BaseApi):
     def get(self, request: Request) -> Response:
         """The caller's trustee keys: unused (no auction), assigned, released."""
         params = query(PageSerializer, request)
-        org = self.actor(request).organization_id
-        rows, next_after = page_rows(
-            TrusteeKey.objects.filter(organization_id=org or 0).order_by("pk"), params
-        )
+        keys = policy.trustee_keys_visible_to(self.actor(request))
+        rows, next_after = page_rows(keys.order_by("pk"), params)
         return Response(
             {"results": TrusteeKeyOutputSerializer(rows, many=True).data, "next_after": next_after}
         )
@@ -847,7 +844,7 @@ class MyAuctionBidsApi(BaseApi):
         like every list (``?after=&limit=``, ``{"results": [...], "next_after": ...}``)."""
         a = _auction(pk)
         params = query(PageSerializer, request)
-        bids = selectors.bids_of(self.actor(request).organization_id).filter(auction=a)
+        bids = selectors.bid_list(actor=self.actor(request)).filter(auction=a)
         rows, next_after = page_rows(bids, params)
         return Response(
             {"results": BidOutputSerializer(rows, many=True).data, "next_after": next_after}
@@ -863,7 +860,7 @@ def _my_bid(request: Request, view: BaseApi, pk: str, bid: str) -> Bid:
     if (
         found is None
         or found.auction_id != path_id(pk, "auction")
-        or found.bidder_id != view.actor(request).organization_id
+        or not policy.bid_visible_to(view.actor(request), found)
     ):
         raise NotFound(f"bid {bid} not found")
     return found
@@ -941,7 +938,7 @@ class MyBidListApi(BaseApi):
     def get(self, request: Request) -> Response:
         """The caller's bids in every auction, with their receipts."""
         params = query(PageSerializer, request)
-        qs: QuerySet[Bid] = selectors.bids_of(self.actor(request).organization_id)
+        qs: QuerySet[Bid] = selectors.bid_list(actor=self.actor(request))
         rows, next_after = page_rows(qs, params)
         return Response(
             {"results": BidOutputSerializer(rows, many=True).data, "next_after": next_after}

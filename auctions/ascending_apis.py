@@ -35,7 +35,7 @@ from ledger.core.entry import format_time
 from ledger.core.quantity import QuantityError, format_money, parse_money
 from ledger.exceptions import NotFound
 
-from . import clock, english, selectors
+from . import clock, english, policy, selectors
 from .models import Auction, ClockBid, ClockRound, Raise
 
 _PRICE = decimal_regex(2, 13, zero=True)
@@ -251,9 +251,8 @@ class RoundBidListApi(BaseApi):
         """The caller's round bids in this clock auction, latest version of each round."""
         a = _auction(pk)
         rows = (
-            ClockBid.objects.filter(
-                auction=a, paddle__bidder_id=self.actor(request).organization_id
-            )
+            policy.round_bids_visible_to(self.actor(request))
+            .filter(auction=a)
             .select_related("round")
             .order_by("round__number")
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -34,7 +33,7 @@ from ledger.apis.registry import AccountOutputSerializer
 from ledger.core.quantity import QuantityError, format_money, parse_money
 from ledger.exceptions import NotFound
 
-from . import onboarding, selectors, services
+from . import onboarding, policy, selectors, services
 from .models import Application, Auction, Bidder, Deposit
 
 _MONEY_ABOVE_ZERO = decimal_regex(2, 13, zero=False)
@@ -83,11 +82,6 @@ class DepositOutputSerializer(serializers.Serializer):
     entry_seq = serializers.IntegerField(help_text="the ledger entry that last changed it")
 
 
-def _visible(actor_org: int | None, is_operator: bool, qs: QuerySet[Any]) -> QuerySet[Any]:
-    """An operator's key sees every bidder's; any other key its organization's own."""
-    return qs if is_operator else qs.filter(bidder_id=actor_org or 0)
-
-
 # ---- applications ----------------------------------------------------------------------------
 
 
@@ -110,8 +104,7 @@ class ApplicationListApi(BaseApi):
         applicant's, e.g. ``?state=pending`` to decide on)."""
         a = _auction(pk)
         params = query(self.FilterSerializer, request)
-        actor = self.actor(request)
-        qs = _visible(actor.organization_id, actor.is_operator, a.applications.all())
+        qs = policy.applications_visible_to(self.actor(request)).filter(auction=a)
         if "state" in params:
             qs = qs.filter(state=params["state"])
         rows, next_after = page_rows(qs, params)
@@ -263,9 +256,10 @@ class DepositListApi(BaseApi):
         """Deposits for this auction: the caller's own (an operator's key: every bidder's)."""
         a = _auction(pk)
         params = query(self.FilterSerializer, request)
-        actor = self.actor(request)
-        qs = _visible(
-            actor.organization_id, actor.is_operator, a.deposits.select_related("auction")
+        qs = (
+            policy.deposits_visible_to(self.actor(request))
+            .filter(auction=a)
+            .select_related("auction")
         )
         if "state" in params:
             qs = qs.filter(state=params["state"])

@@ -8,11 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
+from ledger.actors import Actor
 from ledger.core.entry import decode_entry
 from ledger.core.quantity import format_money
 from ledger.models import LedgerEntry
 
-from . import clock, english, records
+from . import clock, english, policy, records
 from .core import sealing
 from .models import Auction, Bid, BidReceipt, ClockRound, Raise, TrusteeKey
 
@@ -95,18 +96,22 @@ def auction_sealing(a: Auction, keys: list[TrusteeKey] | None = None) -> dict[st
     }
 
 
-def _bids() -> QuerySet[Bid]:
-    return Bid.objects.defer("ciphertext", "opened").prefetch_related(
-        Prefetch("receipts", queryset=BidReceipt.objects.order_by("pk"))
+def _bids(qs: QuerySet[Bid] | None = None) -> QuerySet[Bid]:
+    return (
+        (Bid.objects.all() if qs is None else qs)
+        .defer("ciphertext", "opened")
+        .prefetch_related(Prefetch("receipts", queryset=BidReceipt.objects.order_by("pk")))
     )
 
 
 def bid_get(pk: int) -> Bid | None:
+    """Any bid: the caller asks ``policy.bid_visible_to`` before it shows one."""
     return _bids().filter(pk=pk).first()
 
 
-def bids_of(organization: int | None) -> QuerySet[Bid]:
-    return _bids().filter(bidder_id=organization or 0).order_by("pk")
+def bid_list(*, actor: Actor) -> QuerySet[Bid]:
+    """The bids the actor may read (its own: policy.bids_visible_to), with their receipts."""
+    return _bids(policy.bids_visible_to(actor)).order_by("pk")
 
 
 def auction_result(a: Auction) -> dict | None:
