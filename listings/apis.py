@@ -144,8 +144,7 @@ def _listing_out(pk: int) -> dict[str, Any]:
 
 
 def _purchase_out(p: Purchase) -> dict[str, Any]:
-    found = selectors.purchases_visible(None, True).filter(pk=p.pk).first()
-    return PurchaseOutputSerializer(found).data
+    return PurchaseOutputSerializer(selectors.purchase_get(p.pk)).data
 
 
 # ---- listings ----------------------------------------------------------------------------
@@ -323,10 +322,6 @@ class ListingWithdrawApi(BaseApi):
 # ---- purchases ---------------------------------------------------------------------------
 
 
-def _visible(actor: Actor) -> QuerySet[Purchase]:
-    return selectors.purchases_visible(actor.organization_id, actor.is_operator)
-
-
 class PurchaseListApi(ListApi):
     class FilterSerializer(PageSerializer):
         listing = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
@@ -335,7 +330,7 @@ class PurchaseListApi(ListApi):
     output = PurchaseOutputSerializer
 
     def rows(self, actor: Actor, params: dict[str, Any]) -> QuerySet[Purchase]:
-        qs = _visible(actor)
+        qs = selectors.purchase_list(actor=actor)
         if "listing" in params:
             qs = qs.filter(listing_id=params["listing"])
         if "state" in params:
@@ -359,7 +354,7 @@ class PurchaseRetrieveApi(RetrieveApi):
     output = PurchaseOutputSerializer
 
     def rows(self, actor: Actor) -> QuerySet[Purchase]:
-        return _visible(actor)
+        return selectors.purchase_list(actor=actor)
 
     @retrieve_schema("purchases_retrieve", "listings", PurchaseOutputSerializer)
     def get(self, request: Request, pk: str) -> Response:

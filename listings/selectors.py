@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from ledger.actors import Actor
 from ledger.models import Organization
 
+from . import policy
 from .models import Listing, Purchase
 
 
@@ -46,19 +48,20 @@ def listings_board() -> dict[str, list[Listing]]:
     }
 
 
-def purchases_visible(organization_id: int | None, is_operator: bool) -> QuerySet[Purchase]:
-    """Purchases the caller may see: an operator all, a buyer its own, a seller those of its
-    listings."""
-    qs = Purchase.objects.select_related("listing").order_by("pk")
-    if is_operator:
-        return qs
-    org = organization_id or 0
-    return qs.filter(Q(buyer_id=org) | Q(listing__seller_id=org))
+def purchase_list(*, actor: Actor) -> QuerySet[Purchase]:
+    """The purchases the actor may see (policy.purchases_visible_to), by id."""
+    return policy.purchases_visible_to(actor).select_related("listing").order_by("pk")
+
+
+def purchase_get(pk: int) -> Purchase | None:
+    """Any purchase: for the answer to a write the caller was allowed to make."""
+    return Purchase.objects.select_related("listing").filter(pk=pk).first()
 
 
 def purchases_of(org: Organization) -> QuerySet[Purchase]:
+    """What ``org`` bought (policy.purchases_of), newest first."""
     return (
-        Purchase.objects.filter(buyer=org)
+        policy.purchases_of(org.pk)
         .select_related("listing__batch__project", "account")
         .order_by("-pk")
     )
@@ -68,9 +71,7 @@ def bought_lots(listing: Listing, org: Organization | None) -> int:
     if org is None:
         return 0
     return sum(
-        Purchase.objects.filter(
-            listing=listing,
-            buyer=org,
-            state__in=(Purchase.State.PENDING, Purchase.State.DELIVERED),
-        ).values_list("lots", flat=True)
+        policy.purchases_of(org.pk)
+        .filter(listing=listing, state__in=(Purchase.State.PENDING, Purchase.State.DELIVERED))
+        .values_list("lots", flat=True)
     )
