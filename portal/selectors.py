@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 
+from auctions import policy as auction_policy
 from auctions import records, trustees
 from auctions import selectors as auction_selectors
 from auctions.core import result as results
@@ -32,6 +33,7 @@ from auctions.models import (
     stored,
 )
 from ledger import entry_types as ledger_entry_types
+from ledger import policy as ledger_policy
 from ledger import selectors as ledger_selectors
 from ledger.core import merkle
 from ledger.core.entry import decode_entry, entry_hash
@@ -39,7 +41,6 @@ from ledger.models import (
     Account,
     Batch,
     Checkpoint,
-    Holding,
     LedgerEntry,
     LedgerHead,
     Organization,
@@ -143,7 +144,8 @@ def my_bids(auction: Auction, organization: Organization | None) -> list[Bid]:
     if organization is None:
         return []
     bids = list(
-        Bid.objects.filter(auction=auction, bidder=organization)
+        auction_policy.bids_of(organization.pk)
+        .filter(auction=auction)
         .defer("ciphertext", "opened")
         .prefetch_related(Prefetch("receipts", queryset=BidReceipt.objects.order_by("pk")))
         .order_by("pk")
@@ -156,19 +158,21 @@ def my_bids(auction: Auction, organization: Organization | None) -> list[Bid]:
 def my_deposit(auction: Auction, organization: Organization | None) -> Deposit | None:
     if organization is None:
         return None
-    return Deposit.objects.filter(auction=auction, bidder=organization).first()
+    return auction_policy.deposits_of(organization.pk).filter(auction=auction).first()
 
 
 def my_application(auction: Auction, organization: Organization | None) -> Application | None:
     if organization is None:
         return None
-    return Application.objects.filter(auction=auction, bidder=organization).first()
+    return auction_policy.applications_of(organization.pk).filter(auction=auction).first()
 
 
 def holding_accounts(organization: Organization | None) -> list[Account]:
     if organization is None:
         return []
-    return list(organization.accounts.filter(kind=Account.Kind.HOLDING).order_by("pk"))
+    return list(
+        ledger_policy.accounts_of(organization.pk).filter(kind=Account.Kind.HOLDING).order_by("pk")
+    )
 
 
 @dataclass(frozen=True)
@@ -376,23 +380,23 @@ def recompute(a: Auction) -> dict[str, Any]:
 
 def dashboard(organization: Organization) -> dict[str, Any]:
     holdings = list(
-        Holding.objects.filter(account__organization=organization)
+        ledger_policy.holdings_of(organization.pk)
         .exclude(tradable=0, escrowed=0)
         .select_related("account", "batch", "batch__project")
         .order_by("batch__serial", "account_id")
     )
     deposits = list(
-        Deposit.objects.filter(bidder=organization).select_related("auction").order_by("-pk")
+        auction_policy.deposits_of(organization.pk).select_related("auction").order_by("-pk")
     )
     bids = list(
-        Bid.objects.filter(bidder=organization)
+        auction_policy.bids_of(organization.pk)
         .defer("ciphertext", "opened")
         .select_related("auction")
         .prefetch_related(Prefetch("receipts", queryset=BidReceipt.objects.order_by("pk")))
         .order_by("-pk")[:PAGE]
     )
     awards = list(
-        Award.objects.filter(bidder=organization)
+        auction_policy.awards_of(organization.pk)
         .select_related("auction", "account")
         .order_by("-pk")
     )
@@ -603,7 +607,7 @@ def room_position(a: Auction, organization: Organization | None) -> RoomPosition
     standing one. For the bidder's own eyes only: the paddle is who it is until the end."""
     if organization is None:
         return None
-    mine = Paddle.objects.filter(auction=a, bidder=organization).first()
+    mine = auction_policy.paddles_of(organization.pk).filter(auction=a).first()
     if mine is None:
         return RoomPosition(None, "none")
     top = Raise.objects.filter(auction=a).order_by("-entry_seq").values_list("paddle", flat=True)
@@ -661,7 +665,7 @@ def clock_position(
     if organization is None or not rounds:
         return None
     current = rounds[-1]
-    paddle = Paddle.objects.filter(auction=a, bidder=organization).first()
+    paddle = auction_policy.paddles_of(organization.pk).filter(auction=a).first()
     mine: dict[int, ClockBid] = {}
     if paddle is not None:
         for b in ClockBid.objects.filter(

@@ -33,17 +33,18 @@ from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
 from auctions import onboarding, records
+from auctions import policy as auction_policy
 from auctions import selectors as auction_selectors
 from auctions import services as auction_services
 from auctions.export import export_stream
-from auctions.models import Auction, BidReceipt
+from auctions.models import Auction
 from auctions.receipts import receipt_verifiers
+from ledger import policy as ledger_policy
 from ledger import services as registry
 from ledger import tiles, witnesses
 from ledger.actors import Actor
 from ledger.core.entry import format_time
 from ledger.exceptions import DomainError, NotFound
-from ledger.models import Holding
 from ledger.signing import trusted_verifiers
 from ledger.views import certificate_context
 
@@ -248,8 +249,9 @@ def receipt(request: HttpRequest, pk: int, bid: int, version: int) -> HttpRespon
     """One receipt as a text file (a C2SP signed note), for the bidder to keep."""
     org = viewer(request)["organization"]
     r = (
-        BidReceipt.objects.select_related("bid")
-        .filter(bid_id=bid, bid__auction_id=pk, bid__bidder=org, version=version)
+        auction_policy.receipts_of(org.pk)
+        .select_related("bid")
+        .filter(bid_id=bid, bid__auction_id=pk, version=version)
         .first()
     )
     if r is None:
@@ -280,7 +282,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def retire(request: HttpRequest) -> HttpResponse:
     org = viewer(request)["organization"]
     holdings = list(
-        Holding.objects.filter(account__organization=org, tradable__gt=0, account__kind="holding")
+        ledger_policy.holdings_of(org.pk)
+        .filter(tradable__gt=0, account__kind="holding")
         .select_related("account", "batch")
         .order_by("batch__serial")
     )
