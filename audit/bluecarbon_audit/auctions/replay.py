@@ -497,6 +497,33 @@ def _hex64(value: Any, what: str) -> str:
     return value
 
 
+def _bid_or_new(
+    s: AuctionState, a: dict[str, Any], d: dict[str, Any], action: str, bidder: int | None
+) -> tuple[dict[str, Any], bool]:
+    """The bid an entry acts on, and whether this entry made it: only a first submission
+    (version 1) of an id not seen before may. ``bidder`` is None for a bid under its pseudonym
+    (named at the reveal)."""
+    bid_id = d["bid"]
+    bid = s.bids.get(bid_id) if type(bid_id) is int else None
+    if bid is not None:
+        return bid, False
+    if action != "submit" or d["version"] != 1 or type(bid_id) is not int:
+        raise ReplayError(f"bid {bid_id!r} is unknown")
+    s.books.setdefault(a["id"], []).append(bid_id)
+    bid = {
+        "auction": a["id"],
+        "bidder": bidder,
+        "account": None,
+        "version": 0,
+        "commitment": "",
+        "status": "withdrawn",
+        "reason": "",
+        "awarded_lots": None,
+    }
+    s.bids[bid_id] = bid
+    return bid, True
+
+
 def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: bytes) -> None:
     a = s._auction(d["auction"], "open")
     if a["format"] == english.FORMAT:
@@ -515,22 +542,7 @@ def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: byte
     held = deposit["amount"] if deposit and deposit["state"] == "held" else 0
     if held < a["deposit_required"]:
         raise ReplayError(f"bidder {bidder} bid without the required deposit")
-    bid = s.bids.get(bid_id) if type(bid_id) is int else None
-    if bid is None:
-        if action != "submit" or d["version"] != 1 or type(bid_id) is not int:
-            raise ReplayError(f"bid {bid_id!r} is unknown")
-        s.books.setdefault(a["id"], []).append(bid_id)
-        bid = {
-            "auction": a["id"],
-            "bidder": bidder,
-            "account": None,
-            "version": 0,
-            "commitment": "",
-            "status": "withdrawn",
-            "reason": "",
-            "awarded_lots": None,
-        }
-        s.bids[bid_id] = bid
+    bid, _ = _bid_or_new(s, a, d, action, bidder)
     if (bid["auction"], bid["bidder"]) != (a["id"], bidder) or d["version"] != bid["version"] + 1:
         raise ReplayError(f"bid {bid_id} version {d['version']} does not follow {bid['version']}")
     # A new bid starts "withdrawn" at version 0 above: only a submit can follow that.
@@ -562,22 +574,8 @@ def _bid(s: AuctionState, d: dict[str, Any], e: Entry, r: RegistryState, h: byte
 def _party_bid(s: AuctionState, a: dict[str, Any], d: dict[str, Any], e: Entry) -> None:
     """A bid under its pseudonym: everything about who bid is checked at the reveal."""
     bid_id, action, party = d["bid"], e.type.split(".")[1], _hex64(d["party"], "party")
-    bid = s.bids.get(bid_id) if type(bid_id) is int else None
-    if bid is None:
-        if action != "submit" or d["version"] != 1 or type(bid_id) is not int:
-            raise ReplayError(f"bid {bid_id!r} is unknown")
-        s.books.setdefault(a["id"], []).append(bid_id)
-        bid = {
-            "auction": a["id"],
-            "bidder": None,
-            "account": None,
-            "version": 0,
-            "commitment": "",
-            "status": "withdrawn",
-            "reason": "",
-            "awarded_lots": None,
-        }
-        s.bids[bid_id] = bid
+    bid, new = _bid_or_new(s, a, d, action, None)
+    if new:
         s.bid_parties[bid_id] = {"party": party, "versions": []}
     hidden = s.bid_parties.get(bid_id)
     if hidden is None or hidden["party"] != party or bid["auction"] != a["id"]:
