@@ -36,7 +36,7 @@ from typing import Any
 
 from bluecarbon_audit.tiledir import write_atomic
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import selectors
 from .core import merkle
@@ -219,15 +219,22 @@ def _publish(size: int, root: bytes, note: str, key: tuple[str, str]) -> Checkpo
     """Store a signed note, unless a row of that size is there already (then it must be it)."""
     with transaction.atomic():
         existing = Checkpoint.objects.filter(size=size).first()
-        if existing is not None:
-            if bytes(existing.root) != root:
-                raise SignerRefused(
-                    f"the stored checkpoint at size {size} has another root than the signer's"
-                )
-            return None
-        return Checkpoint.objects.create(
-            size=size, root=root, note=note, key_name=key[0], key_hash=key[1]
-        )
+        if existing is None:
+            try:
+                with transaction.atomic():
+                    return Checkpoint.objects.create(
+                        size=size, root=root, note=note, key_name=key[0], key_hash=key[1]
+                    )
+            except IntegrityError:
+                # Another signer process (with a state file of its own: another host, or a
+                # test process beside the worker) stored this size between our look and our
+                # insert; its insert committed first. The same root is the same checkpoint.
+                existing = Checkpoint.objects.get(size=size)
+        if bytes(existing.root) != root:
+            raise SignerRefused(
+                f"the stored checkpoint at size {size} has another root than the signer's"
+            )
+        return None
 
 
 def _alarm(exc: SignerRefused) -> None:
