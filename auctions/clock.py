@@ -27,7 +27,7 @@ from ledger import validation
 from ledger.actors import Actor
 from ledger.core.entry import format_time
 
-from . import english, jobs, locks, records
+from . import english, intake, jobs, locks, records
 from .core import clock, parties
 from .exceptions import AuctionErrorCode as Code
 from .exceptions import Conflict, NotFound, PermissionDenied, Unprocessable
@@ -121,9 +121,7 @@ def clock_bid(
             code=Code.CLOSED,
             detail={"closes_at": format_time(a.bidding_ends_at)},
         )
-    org = locks.bidder_lock(actor.organization_id)
-    if org.pk == a.seller_id:
-        raise Unprocessable("a seller cannot bid in its own auction", code=Code.OWN_AUCTION)
+    org = intake.bidder_of(a, actor.organization_id)
     english.admission(a, org)
     previous_price, previous_lots = None, None
     paddle = a.paddles.filter(bidder=org).first()

@@ -26,7 +26,7 @@ from ledger.actors import Actor
 from ledger.core.entry import format_time
 from ledger.models import Account, Organization
 
-from . import locks, records
+from . import intake, locks, records
 from .core import english, parties
 from .core import onboarding as onboarding_rules
 from .exceptions import AuctionErrorCode as Code
@@ -156,17 +156,8 @@ def english_bid(*, actor: Actor, auction: object, price: int, account: object = 
     now = timezone.now()  # under the row lock: bids are ordered, and their times with them
     if not a.is_english:
         raise Conflict(f"auction {a.pk} takes sealed bids, not open ones", code=Code.WRONG_FORMAT)
-    if a.state in (State.DRAFT, State.SCHEDULED):
-        raise Conflict(f"auction {a.pk} is not open for bids yet", code=Code.NOT_OPEN)
-    if a.state != State.OPEN or now >= a.bidding_ends_at:
-        raise Conflict(
-            f"auction {a.pk} closed for bids at {format_time(a.bidding_ends_at)}",
-            code=Code.CLOSED,
-            detail={"closes_at": format_time(a.bidding_ends_at)},
-        )
-    org = locks.bidder_lock(actor.organization_id)
-    if org.pk == a.seller_id:
-        raise Unprocessable("a seller cannot bid in its own auction", code=Code.OWN_AUCTION)
+    intake.refuse_unless_taking_bids(a, now, a.bidding_ends_at)
+    org = intake.bidder_of(a, actor.organization_id)
     admission(a, org)
     r = rules(a)
     refusal = r.refusal(price, a.standing_price)

@@ -23,13 +23,12 @@ from ledger.actors import Actor
 from ledger.core.entry import format_time
 from ledger.models import Account, Organization
 
-from .. import locks, receipts, records
+from .. import intake, locks, receipts, records
 from ..core import onboarding as onboarding_rules
 from ..core import parties, sealing
 from ..exceptions import AuctionErrorCode as Code
 from ..exceptions import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from ..models import ASCENDING_FORMATS, Auction, Bid, BidReceipt, Deposit
-from .common import State
 
 
 def _ciphertext(value: object) -> bytes:
@@ -96,17 +95,8 @@ def _open_for_bids(actor: Actor, auction: object) -> _Bidding:
             f"auction {a.pk} is an ascending auction: it takes raises or round bids",
             code=Code.WRONG_FORMAT,
         )
-    if a.state in (State.DRAFT, State.SCHEDULED):
-        raise Conflict(f"auction {a.pk} is not open for bids yet", code=Code.NOT_OPEN)
-    if a.state != State.OPEN or now >= a.closes_at:
-        raise Conflict(
-            f"auction {a.pk} closed for bids at {format_time(a.closes_at)}",
-            code=Code.CLOSED,
-            detail={"closes_at": format_time(a.closes_at)},
-        )
-    org = locks.bidder_lock(actor.organization_id)
-    if org.pk == a.seller_id:
-        raise Unprocessable("a seller cannot bid in its own auction", code=Code.OWN_AUCTION)
+    intake.refuse_unless_taking_bids(a, now, a.closes_at)
+    org = intake.bidder_of(a, actor.organization_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (SELECT status FROM auctions_bidder WHERE organization_id = %s), "
