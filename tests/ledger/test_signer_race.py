@@ -12,17 +12,7 @@ from django.db import connection, transaction
 from ledger import services, signer
 from ledger.models import Checkpoint
 from tests import factories
-
-
-def more(world, n: int = 3) -> None:
-    for q in range(1, n + 1):
-        services.credit_transfer(
-            actor=world.dev,
-            batch=world.batch.pk,
-            sender=world.dev_account.pk,
-            recipient=world.buyer_account.pk,
-            quantity=q,
-        )
+from tests.ledger.test_signer import more
 
 
 class _Rollback(Exception):
