@@ -285,3 +285,15 @@ def test_a_verified_state_carries_open_auctions_across_incremental_runs(market, 
         "ledger_verify", "--no-progress", "--since-checkpoint", "--state-file", state, stdout=out
     )
     assert out.getvalue().startswith("OK: ")
+
+
+def test_an_insider_who_lifts_a_suspension_in_the_table_is_caught(market, verify_ledger):
+    """A suspension is a bidder.status entry (the API's POST .../bidder/suspend): a superuser
+    who sets the row back to approved, so that the bidder's bids are taken again, is named."""
+    from auctions.models import Bidder
+
+    org = market.bidders[0]
+    services.bidder_suspend(actor=OPERATOR, organization=org.pk)
+    verify_ledger()
+    Bidder.objects.filter(organization=org).update(status=Bidder.Status.APPROVED)
+    verify_fails(verify_ledger, "bidder", "status")
