@@ -21,7 +21,6 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseForbidden,
     JsonResponse,
     QueryDict,
     StreamingHttpResponse,
@@ -67,7 +66,9 @@ def auditor_required(view: Any) -> Any:
         if not request.user.is_authenticated:
             return redirect(f"{reverse('portal:login')}?next={request.path}")
         if not viewer(request)["is_auditor"]:
-            return HttpResponseForbidden(_("Auditors and operators only."))
+            # The site's 403 page (header, language switch, a way on), not a bare line of text.
+            reason = _("Auditors and operators only.")
+            return render(request, "403.html", {"reason": reason}, status=403)
         return view(request, *args, **kwargs)
 
     return wrapped
