@@ -70,7 +70,87 @@ def auction_create(
     """A draft auction of ``quantity`` kg from a holding, with its rules. Nothing moves until
     it is scheduled. ``sealing_mode`` says who opens the bids: any ``threshold`` of
     ``trustee_ids``, who release their keys by ``release_by`` (``trustees``), or a key the
-    operator holds (``operator_key``)."""
+    operator holds (``operator_key``).
+
+    Two steps, as everywhere a function grew long: ``_draft`` checks the rules and reads
+    nothing but the clock; this function finds the holding and the batch and writes."""
+    fields = _draft(
+        title=title,
+        format=format,
+        quantity=quantity,
+        lot_kg=lot_kg,
+        currency=currency,
+        tick=tick,
+        reserve=reserve,
+        cap_bp=cap_bp,
+        deposit_required=deposit_required,
+        bid_guarantee=bid_guarantee,
+        tie_rule=tie_rule,
+        undersubscribed=undersubscribed,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        sealing_mode=sealing_mode,
+        trustee_ids=trustee_ids,
+        threshold=threshold,
+        release_by=release_by,
+        increments=increments,
+        countdown_s=countdown_s,
+        hard_close_at=hard_close_at,
+        round_s=round_s,
+    )
+    acc = Account.objects.filter(pk=validation.object_id(account) or 0).first()
+    if acc is None or not actor.may_act_for(acc.organization_id):
+        raise NotFound(f"account {account} not found", detail={"account": "not_found"})
+    if acc.kind != Account.Kind.HOLDING:
+        raise Unprocessable("auctions sell from a holding account", code=ErrorCode.BUFFER_ACCOUNT)
+    b = Batch.objects.filter(pk=validation.object_id(batch) or 0).first()
+    if b is None:
+        raise NotFound(f"batch {batch} not found", detail={"batch": "not_found"})
+    # Not created yet: the entry must name the id, so take it from the row and then append.
+    a = Auction.objects.create(
+        **fields,
+        seller_id=acc.organization_id,
+        account=acc,
+        batch=b,
+        rules_version=results.RULES_VERSION,
+        created_seq=-1,
+        state_seq=-1,
+    )
+    entry = _append("auction.create", actor, {"auction": records.auction_rules(a)})
+    a.created_seq = a.state_seq = entry.seq
+    a.save(update_fields=["created_seq", "state_seq"])
+    return a
+
+
+def _draft(
+    *,
+    title: str,
+    format: str,
+    quantity: int,
+    lot_kg: int,
+    currency: str,
+    tick: int,
+    reserve: int,
+    cap_bp: int | None,
+    deposit_required: int,
+    bid_guarantee: bool,
+    tie_rule: str,
+    undersubscribed: str,
+    opens_at: dt.datetime,
+    closes_at: dt.datetime,
+    sealing_mode: str,
+    trustee_ids: list[int] | None,
+    threshold: int | None,
+    release_by: dt.datetime | None,
+    increments: list[list[int]] | None,
+    countdown_s: int | None,
+    hard_close_at: dt.datetime | None,
+    round_s: int | None,
+) -> dict[str, Any]:
+    """The check step of ``auction_create``: the auction's fields as they are stored (the
+    rules that apply to its format, the others left empty), or ``InvalidInput`` naming the
+    first rule broken. The rules are checked as the verifier checks the create entry's record
+    (``clearing.Rules``, ``english_rules.rules_of``, ``clock_rules.rules_of``)."""
     if not isinstance(title, str) or not title.strip() or len(title.strip()) > 200:
         raise InvalidInput(
             "title is required (at most 200 characters)", detail={"title": "invalid"}
@@ -114,47 +194,31 @@ def auction_create(
         )
     if release_by is not None:
         release_by = _aware(release_by, "release_by")
-    if fmt in ASCENDING_FORMATS:
-        # Their own rules, and their own sealing: an English auction's bids are open prices; a
-        # clock auction's round bids are committed and opened at the end.
-        wanted = Sealing.OPEN if fmt == Format.ENGLISH else Sealing.OPERATOR_ROUNDS
-        if sealing_mode not in (wanted, Sealing.OPERATOR_KEY) or trustee_ids:
-            raise InvalidInput(
-                f"a {fmt} auction's sealing is {wanted}",
-                code=Code.INVALID_RULES,
-                detail={"sealing": f"{fmt}_is_{wanted}"},
-            )
-        mode: str = wanted
-        trustee_list: list[int] = []
-        threshold, release_by = None, None
-        if hard_close_at is not None:
-            hard_close_at = _aware(hard_close_at, "hard_close_at")
-        validation.choice(tie_rule, "tie_rule", TieRule.values, code=Code.INVALID_RULES)
-        validation.choice(
+    common: dict[str, Any] = {
+        "format": fmt,
+        "quantity": quantity,
+        "lot_kg": lot_kg,
+        "tick": _int(tick, "tick", low=1),
+        "reserve": _int(reserve, "reserve"),
+        "cap_bp": cap_bp,
+        "bid_guarantee": bid_guarantee,
+        "tie_rule": validation.choice(
+            tie_rule, "tie_rule", TieRule.values, code=Code.INVALID_RULES
+        ),
+        "undersubscribed": validation.choice(
             undersubscribed, "undersubscribed", Undersubscribed.values, code=Code.INVALID_RULES
-        )
-        english_own: dict[str, Any] = {"countdown_s": countdown_s, "hard_close_at": hard_close_at}
-        clock_own: dict[str, Any] = {"round_s": round_s}
-        own, other = (english_own, clock_own) if fmt == Format.ENGLISH else (clock_own, english_own)
-        if any(v is not None for v in other.values()):
-            raise InvalidInput(
-                f"{', '.join(other)} are not rules of a {fmt} auction",
-                code=Code.INVALID_RULES,
-                detail={"format": f"not_{next(iter(other))}"},
-            )
-        _ascending_rules(
-            format=fmt,
-            quantity=quantity,
-            lot_kg=lot_kg,
-            tick=_int(tick, "tick", low=1),
-            reserve=_int(reserve, "reserve"),
-            cap_bp=cap_bp,
-            bid_guarantee=bid_guarantee,
-            tie_rule=tie_rule,
-            undersubscribed=undersubscribed,
-            increments=increments,
+        ),
+    }
+    if fmt in ASCENDING_FORMATS:
+        own = _ascending_draft(
+            common,
             closes_at=closes_at,
-            **own,
+            sealing_mode=sealing_mode,
+            trustee_ids=trustee_ids,
+            increments=increments,
+            countdown_s=countdown_s,
+            hard_close_at=hard_close_at,
+            round_s=round_s,
         )
     else:
         if any(v is not None for v in (increments, countdown_s, hard_close_at, round_s)):
@@ -169,71 +233,77 @@ def auction_create(
         )
         try:
             clearing.Rules(
-                format=fmt,
                 offered_lots=quantity // lot_kg,
-                lot_kg=lot_kg,
-                tick=_int(tick, "tick", low=1),
-                reserve=_int(reserve, "reserve"),
-                cap_bp=cap_bp,
-                tie_rule=validation.choice(
-                    tie_rule, "tie_rule", TieRule.values, code=Code.INVALID_RULES
-                ),
-                undersubscribed=validation.choice(
-                    undersubscribed,
-                    "undersubscribed",
-                    Undersubscribed.values,
-                    code=Code.INVALID_RULES,
-                ),
-                bid_guarantee=bid_guarantee,
+                **{k: v for k, v in common.items() if k != "quantity"},
             )
         except clearing.RulesError as exc:
             raise InvalidInput(
                 str(exc), code=Code.INVALID_RULES, detail={"rules": exc.code}
             ) from None
+        own = {
+            "sealing": mode,
+            "trustees": trustee_list,
+            "threshold": threshold,
+            "release_by": release_by,
+            "increments": None,
+            "countdown_s": None,
+            "hard_close_at": None,
+            "round_s": None,
+        }
+    return {
+        **common,
+        **own,
+        "title": title.strip(),
+        "currency": currency,
+        "deposit_required": deposit_required,
+        "opens_at": opens_at,
+        "closes_at": closes_at,
+    }
 
-    acc = Account.objects.filter(pk=validation.object_id(account) or 0).first()
-    if acc is None or not actor.may_act_for(acc.organization_id):
-        raise NotFound(f"account {account} not found", detail={"account": "not_found"})
-    if acc.kind != Account.Kind.HOLDING:
-        raise Unprocessable("auctions sell from a holding account", code=ErrorCode.BUFFER_ACCOUNT)
-    b = Batch.objects.filter(pk=validation.object_id(batch) or 0).first()
-    if b is None:
-        raise NotFound(f"batch {batch} not found", detail={"batch": "not_found"})
-    # Not created yet: the entry must name the id, so take it from the row and then append.
-    a = Auction.objects.create(
-        title=title.strip(),
-        seller_id=acc.organization_id,
-        account=acc,
-        batch=b,
-        format=fmt,
-        quantity=quantity,
-        lot_kg=lot_kg,
-        currency=currency,
-        tick=tick,
-        reserve=reserve,
-        cap_bp=cap_bp,
-        deposit_required=deposit_required,
-        bid_guarantee=bid_guarantee,
-        tie_rule=tie_rule,
-        undersubscribed=undersubscribed,
-        opens_at=opens_at,
-        closes_at=closes_at,
-        sealing=mode,
-        trustees=trustee_list,
-        threshold=threshold,
-        release_by=release_by,
-        rules_version=results.RULES_VERSION,
-        increments=increments if fmt in ASCENDING_FORMATS else None,
-        countdown_s=countdown_s if fmt == Format.ENGLISH else None,
-        hard_close_at=hard_close_at if fmt == Format.ENGLISH else None,
-        round_s=round_s if fmt == Format.CLOCK else None,
-        created_seq=-1,
-        state_seq=-1,
-    )
-    entry = _append("auction.create", actor, {"auction": records.auction_rules(a)})
-    a.created_seq = a.state_seq = entry.seq
-    a.save(update_fields=["created_seq", "state_seq"])
-    return a
+
+def _ascending_draft(
+    common: dict[str, Any],
+    *,
+    closes_at: dt.datetime,
+    sealing_mode: str,
+    trustee_ids: list[int] | None,
+    increments: list[list[int]] | None,
+    countdown_s: int | None,
+    hard_close_at: dt.datetime | None,
+    round_s: int | None,
+) -> dict[str, Any]:
+    """An English or clock auction's own fields: its sealing is fixed by its format (an English
+    auction's bids are open prices; a clock auction's round bids are committed and opened at the
+    end), and only its format's timing rules may be given."""
+    fmt = common["format"]
+    wanted = Sealing.OPEN if fmt == Format.ENGLISH else Sealing.OPERATOR_ROUNDS
+    if sealing_mode not in (wanted, Sealing.OPERATOR_KEY) or trustee_ids:
+        raise InvalidInput(
+            f"a {fmt} auction's sealing is {wanted}",
+            code=Code.INVALID_RULES,
+            detail={"sealing": f"{fmt}_is_{wanted}"},
+        )
+    if hard_close_at is not None:
+        hard_close_at = _aware(hard_close_at, "hard_close_at")
+    english_own: dict[str, Any] = {"countdown_s": countdown_s, "hard_close_at": hard_close_at}
+    clock_own: dict[str, Any] = {"round_s": round_s}
+    own, other = (english_own, clock_own) if fmt == Format.ENGLISH else (clock_own, english_own)
+    if any(v is not None for v in other.values()):
+        raise InvalidInput(
+            f"{', '.join(other)} are not rules of a {fmt} auction",
+            code=Code.INVALID_RULES,
+            detail={"format": f"not_{next(iter(other))}"},
+        )
+    _ascending_rules(**common, increments=increments, closes_at=closes_at, **own)
+    return {
+        "sealing": wanted,
+        "trustees": [],
+        "threshold": None,
+        "release_by": None,
+        "increments": increments,
+        **{k: None for k in other},
+        **own,
+    }
 
 
 def _ascending_rules(*, closes_at: dt.datetime, **rules: Any) -> None:
