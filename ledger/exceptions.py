@@ -19,10 +19,13 @@ __all__ = [
     "Conflict",
     "DomainError",
     "ErrorCode",
+    "IntegrityFailure",
     "InvalidInput",
     "NotFound",
     "PermissionDenied",
+    "TooLarge",
     "Unprocessable",
+    "UnsupportedMediaType",
 ]
 
 
@@ -43,3 +46,30 @@ class ErrorCode(Codes):
     IDEMPOTENCY_MISMATCH = "idempotency_key_reused", 422
     IDEMPOTENCY_IN_PROGRESS = "idempotency_key_in_progress", 409
     WEBHOOK_ENDPOINT_LIMIT = "webhook_endpoint_limit", 409
+    # A project's documents (ledger/documents.py, services/documents.py).
+    DOCUMENT_EMPTY = "document_empty", 400
+    DOCUMENT_TOO_LARGE = "document_too_large", 413
+    DOCUMENT_MEDIA_TYPE = "document_media_type", 415
+    DOCUMENT_CONTENT_MISMATCH = "document_content_mismatch", 422
+    DOCUMENT_EXISTS = "document_exists", 409
+    DOCUMENT_INTEGRITY = "document_integrity", 500
+    DOCUMENT_MISSING = "document_missing", 500
+
+
+class TooLarge(DomainError):
+    """More bytes than the operation takes (413): nothing was stored."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(DomainError):
+    """A kind of content the operation does not take (415): nothing was stored."""
+
+    status_code = 415
+
+
+class IntegrityFailure(DomainError):
+    """What the registry holds does not match its ledger (500): it refuses to serve it rather
+    than serve something the ledger does not vouch for. Operators must look (it is logged)."""
+
+    status_code = 500

@@ -4,8 +4,8 @@ Design
 ------
 The ledger (``LedgerEntry``) is the source of truth. Every other registry table is derived
 from it: replaying the entries from sequence 0 rebuilds organizations, accounts, projects,
-batches, holdings, escrow holds, retirements, cancellations and reversals exactly, and
-``manage.py ledger_verify`` does that and compares.
+batches, holdings, escrow holds, retirements, cancellations, reversals and projects' documents
+exactly, and ``manage.py ledger_verify`` does that and compares.
 
 Invariants, and where they are enforced:
 
@@ -419,6 +419,45 @@ class Reversal(models.Model):
 
     def __str__(self) -> str:
         return f"reversal at entry {self.entry_seq}"
+
+
+class DocumentKind(models.TextChoices):
+    MONITORING_REPORT = "monitoring_report", "Monitoring report"
+    VERIFICATION_REPORT = "verification_report", "Verification report"
+    VALIDATION_REPORT = "validation_report", "Validation report"
+    OTHER = "other", "Other"
+
+
+class DocumentMediaType(models.TextChoices):
+    PDF = "application/pdf", "PDF"
+    TEXT = "text/plain", "Text"
+    PNG = "image/png", "PNG image"
+    JPEG = "image/jpeg", "JPEG image"
+
+
+class ProjectDocument(models.Model):
+    """A file a registry attached to a project (a monitoring or verification report): its
+    bytes are stored once by their SHA-256 outside the database (``ledger/documents.py``), and
+    its ``document.attach`` entry carries that hash, so a download can prove what it serves."""
+
+    entry_seq = models.BigIntegerField(unique=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="documents")
+    kind = models.CharField(max_length=24, choices=DocumentKind.choices)
+    title = models.CharField(max_length=300)
+    media_type = models.CharField(max_length=32, choices=DocumentMediaType.choices)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    attached_at = models.DateTimeField()  # the entry's time
+
+    class Meta:
+        ordering = ["entry_seq"]
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gt=0), name="document_size_positive"),
+            models.UniqueConstraint(fields=["project", "sha256"], name="document_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.sha256[:12]})"
 
 
 # ---- the ledger itself ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .core.entry import format_time
 from .models import (
     Account,
     Batch,
@@ -21,6 +22,7 @@ from .models import (
     Methodology,
     Organization,
     Project,
+    ProjectDocument,
     Retirement,
     Reversal,
 )
@@ -138,3 +140,21 @@ def reversal_record(r: Reversal) -> dict[str, Any]:
         "evidence_sha256": r.evidence_sha256,
         "description": r.description,
     }
+
+
+def document_record(d: ProjectDocument) -> dict[str, Any]:
+    return {
+        "id": d.pk,
+        "project": d.project_id,
+        "kind": d.kind,
+        "title": d.title,
+        "media_type": d.media_type,
+        "size": d.size,
+        "sha256": d.sha256,
+    }
+
+
+def document_row(d: ProjectDocument) -> dict[str, Any]:
+    """The document as the verifier compares it: its record and when it was attached, which the
+    entry carries as its time."""
+    return {**document_record(d), "attached_at": format_time(d.attached_at)}

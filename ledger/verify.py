@@ -7,7 +7,8 @@
 2. appends the leaf to a Merkle frontier; when the frontier reaches the size of a stored
    checkpoint, checks the checkpoint's root and its Ed25519 signature against trusted keys;
 3. replays the entry into a fresh ``RegistryState`` and matches the records it produces
-   (retirements, cancellations, reversals) against the database rows, also streamed.
+   (retirements, cancellations, reversals, projects' documents) against the database rows,
+   also streamed.
 
 At the end it compares the replayed organizations, accounts, methodologies, projects, batches,
 holdings and escrow holds with the live tables, and checks the supply invariant. Memory holds
@@ -67,6 +68,7 @@ from .models import (
     Methodology,
     Organization,
     Project,
+    ProjectDocument,
     Retirement,
     Reversal,
     TreeHead,
@@ -212,6 +214,7 @@ def _verify(
                 ("retirement", Retirement, records.retirement_record),
                 ("cancellation", Cancellation, records.cancellation_record),
                 ("reversal", Reversal, records.reversal_record),
+                ("document", ProjectDocument, records.document_row),
             )
         }
         for stream in streams.values():

@@ -7,8 +7,8 @@ verifier compares what it builds with the live tables, row by row.
 
 State that is bounded by the number of things (organizations, accounts, projects, batches,
 holdings, escrow holds) is kept in memory. Records that grow with every entry (retirements,
-cancellations, reversals) are not kept: ``apply`` returns them, and the verifier matches them
-against the database as it streams.
+cancellations, reversals, projects' documents) are not kept: ``apply`` returns them, and the
+verifier matches them against the database as it streams.
 """
 
 from __future__ import annotations
@@ -346,6 +346,39 @@ def _reversal_record(s: RegistryState, d: dict[str, Any], e: Entry) -> list[Reco
     return records
 
 
+# A project's documents (``document.attach``): the closed lists the registry accepts. A file's
+# type is what its first bytes say it is (ledger/documents.py sniffs them), never only what
+# its uploader claimed.
+DOCUMENT_KINDS = frozenset(
+    ("monitoring_report", "verification_report", "validation_report", "other")
+)
+DOCUMENT_MEDIA_TYPES = frozenset(("application/pdf", "text/plain", "image/png", "image/jpeg"))
+DOCUMENT_MAX_BYTES = 20 * 1024 * 1024
+_HEX = frozenset("0123456789abcdef")
+
+
+def _document_attach(s: RegistryState, d: dict[str, Any], e: Entry) -> list[Record]:
+    doc = d["document"]
+    s._need(s.projects, doc["project"], "project")
+    where = f"document {doc['id']!r}"
+    if type(doc["id"]) is not int or doc["id"] <= 0:
+        raise ReplayError(f"{where}: its id is not a positive integer")
+    if doc["kind"] not in DOCUMENT_KINDS:
+        raise ReplayError(f"{where}: unknown kind {doc['kind']!r}")
+    if doc["media_type"] not in DOCUMENT_MEDIA_TYPES:
+        raise ReplayError(f"{where}: media type {doc['media_type']!r} is not accepted")
+    size = doc["size"]
+    if type(size) is not int or not 0 < size <= DOCUMENT_MAX_BYTES:
+        raise ReplayError(f"{where}: size {size!r} is not 1 to {DOCUMENT_MAX_BYTES} bytes")
+    digest = doc["sha256"]
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
+        raise ReplayError(f"{where}: sha256 {digest!r} is not 64 lowercase hex digits")
+    if not isinstance(doc["title"], str) or not doc["title"].strip():
+        raise ReplayError(f"{where}: no title")
+    # The row also keeps when it was attached: the entry's time.
+    return [("document", {**doc, "attached_at": e.time})]
+
+
 _HANDLERS: dict[str, Callable[[RegistryState, dict[str, Any], Entry], list[Record] | None]] = {
     "org.register": _org_register,
     "account.open": _account_open,
@@ -360,5 +393,6 @@ _HANDLERS: dict[str, Callable[[RegistryState, dict[str, Any], Entry], list[Recor
     "credit.retire": _credit_retire,
     "credit.cancel": _credit_cancel,
     "reversal.record": _reversal_record,
+    "document.attach": _document_attach,
 }
 ENTRY_TYPES = frozenset(_HANDLERS)

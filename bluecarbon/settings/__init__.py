@@ -253,6 +253,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "CircuitStateEnum": "ledger.webhooks.CIRCUIT_STATES",
+        # Two fields named kind: an account's and a document's.
+        "AccountKindEnum": ["holding", "buffer"],
+        "DocumentKindEnum": "ledger.models.DocumentKind",
         "SealingEnum": "auctions.models.Sealing",
     },
 }
@@ -297,6 +300,10 @@ LEDGER_VERIFIER_KEYS_FILE = Path(
         "LEDGER_VERIFIER_KEYS_FILE", str(LEDGER_SIGNING_KEY_FILE.parent / "verifier-keys.txt")
     )
 )
+# Projects' documents (monitoring and verification reports), stored once each by SHA-256
+# (ledger/documents.py). Back it up with the database: a row whose file is gone is refused at
+# download, never served as something else.
+DOCUMENTS_DIR = Path(os.environ.get("DOCUMENTS_DIR", str(VAR_DIR / "documents")))
 # The key that authenticates each entry (HMAC; ledger/entry_auth.py), held by the application
 # and not the database. Production requires it.
 LEDGER_ENTRY_KEY_FILE = Path(

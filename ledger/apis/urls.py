@@ -7,11 +7,12 @@ from __future__ import annotations
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import bulk, credits, log, registry, tiles, webhooks
+from . import bulk, credits, documents, log, registry, tiles, webhooks
 
 urlpatterns = [
     path("v1/", include(registry.urlpatterns)),
     path("v1/", include(credits.urlpatterns)),
+    path("v1/", include(documents.urlpatterns)),
     path("v1/", include(log.urlpatterns)),
     path("v1/", include(tiles.urlpatterns)),
     path("v1/ledger/tlog/", include(tiles.tlog_urlpatterns)),

@@ -1,9 +1,9 @@
-"""Every write to the registry, one module per aggregate: organizations and accounts,
-methodologies and projects, issuance, credits (transfers, retirements, cancellations,
+"""Every write to the registry, one module per aggregate: organizations and accounts, methodologies
+and projects, projects' documents, issuance, credits (transfers, retirements, cancellations,
 reversals), escrow, checkpoints, access (API keys). Each public function validates, locks (in
 the order given in ``locks.py``), changes the derived tables and appends exactly one ledger
-entry (``append.py``: the only writer of entries), all in one transaction: either the change
-and its entry are both committed, or neither is.
+entry (``append.py``: the only writer of entries), all in one transaction: either the change and
+its entry are both committed, or neither is.
 
 Each service ends alike: it creates or changes its rows, then appends its entry with the
 rows' records (``records.py``). What differs is the entry's type and record; the append itself
@@ -27,6 +27,7 @@ from .credits import (
     credit_transfer_many,
     reversal_record,
 )
+from .documents import project_document_attach
 from .escrow import LISTING_PREFIX, MANAGED_PREFIX, escrow_deliver, escrow_hold, escrow_release
 from .issuance import batch_issue
 from .organizations import account_open, organization_register
@@ -55,6 +56,7 @@ __all__ = [
     "ledger_head_lock",
     "methodology_register",
     "organization_register",
+    "project_document_attach",
     "project_register",
     "project_update",
     "reversal_record",

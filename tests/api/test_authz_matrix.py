@@ -19,13 +19,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from auctions import services as auction_services
 from auctions.models import Auction
 from ledger import services, webhooks
-from ledger.models import ApiKey, Batch, EscrowHold, Retirement, Role, WebhookEndpoint
+from ledger.models import (
+    ApiKey,
+    Batch,
+    EscrowHold,
+    ProjectDocument,
+    Retirement,
+    Role,
+    WebhookEndpoint,
+)
 from listings import services as listing_services
 from listings.models import Listing, Purchase
 from tests import factories
@@ -86,6 +95,12 @@ def _issue(s: Scene) -> dict[str, Any]:
     }
 
 
+def _document_body() -> dict[str, Any]:
+    # A multipart upload (``call`` sends a body with a file as multipart/form-data).
+    upload = SimpleUploadedFile("survey.txt", b"Sediment survey, plot 7\n", "text/plain")
+    return {"kind": "other", "title": "Survey", "file": upload}
+
+
 def _auction_body(s: Scene) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     return {
@@ -136,6 +151,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/batches"): Row("issue", NOT_FOUND, _issue, owner="registry"),
     ("GET", "/api/v1/batches/{pk}"): Row("read", SHOWN),
     ("GET", "/api/v1/holdings"): Row("read", HIDDEN),
+    # A project's documents (ledger/apis/documents.py): its registry attaches them, anyone
+    # lists and downloads them.
+    ("GET", "/api/v1/projects/{pk}/documents"): Row(PUBLIC, SHOWN),
+    ("POST", "/api/v1/projects/{pk}/documents"): Row(
+        "issue", NOT_FOUND, lambda s: _document_body(), owner="registry"
+    ),
+    ("GET", "/api/v1/documents/{pk}"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/documents/{pk}/content"): Row(PUBLIC, SHOWN),
     # ---- credits (ledger/apis/credits.py)
     ("GET", "/api/v1/transfers"): Row("read", HIDDEN),
     ("POST", "/api/v1/transfers"): Row("transfer", NOT_FOUND, _transfer),
@@ -351,6 +374,7 @@ class Scene:
     clients: dict[str, APIClient] = field(default_factory=dict)
     listing: Listing | None = None
     purchase: Purchase | None = None
+    document: ProjectDocument | None = None
 
     def url(self, path: str, row: Row) -> str:
         w = self.world
@@ -365,6 +389,7 @@ class Scene:
             "organizations": w.buyer.pk,
             "listings": self.listing.pk if self.listing else 0,
             "purchases": self.purchase.pk if self.purchase else 0,
+            "documents": self.document.pk if self.document else 0,
         }
         values = {
             "{certificate}": self.retirement.certificate,
@@ -459,6 +484,14 @@ def scene(world: World) -> Scene:
     assert checkpoint is not None
     scene = Scene(w, b, hold, retirement, endpoint, checkpoint.size, auction)
     scene.listing, scene.purchase = listing, purchase
+    scene.document = services.project_document_attach(
+        actor=factories.OPERATOR,
+        project=w.project.pk,
+        kind="monitoring_report",
+        title="Monitoring report",
+        content=b"Mangrove plots surveyed\n",
+        media_type="text/plain",
+    )
     return scene
 
 
@@ -467,6 +500,8 @@ def call(client: APIClient, method: str, url: str, body: dict[str, Any] | None =
         return client.get(url)
     if method == "DELETE":
         return client.delete(url)
+    if body is not None and "file" in body:
+        return client.post(url, body, format="multipart")
     return getattr(client, method.lower())(url, body if body is not None else {}, format="json")
 
 

@@ -23,7 +23,9 @@ from ledger.exceptions import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    TooLarge,
     Unprocessable,
+    UnsupportedMediaType,
 )
 from ledger.models import (
     Account,
@@ -36,6 +38,7 @@ from ledger.models import (
     Methodology,
     Organization,
     Project,
+    ProjectDocument,
     Retirement,
     Reversal,
 )
@@ -47,6 +50,8 @@ STATUS = {
     PermissionDenied: 403,
     Conflict: 409,
     Unprocessable: 422,
+    TooLarge: 413,
+    UnsupportedMediaType: 415,
 }
 
 _TABLES = (
@@ -60,6 +65,7 @@ _TABLES = (
     Retirement,
     Cancellation,
     Reversal,
+    ProjectDocument,
     LedgerEntry,
     LedgerHead,
 )
