@@ -1,4 +1,6 @@
-"""Server-rendered SVG charts (no script, no library): an auction's demand curve.
+"""Server-rendered SVG charts (no script, no library): an auction's demand curve, its price
+history and rounds, and the registry's supply and retirements (over time, by ecosystem, by
+jurisdiction).
 
 The curve is cumulative counted demand (lots) against price, highest price first: the step
 function the clearing walks down until it meets the supply. The supply is a vertical line at
@@ -9,8 +11,10 @@ from __future__ import annotations
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from ledger.core.quantity import format_money
+from portal.templatetags.portal_format import tonnes
 
 W, H = 640, 360
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 50
@@ -235,5 +239,154 @@ def clock_rounds_svg(a, rounds) -> SafeString:
         f'transform="rotate(-90 14 {(TOP + H - BOTTOM) / 2:.0f})">'
         f"{price_label} ({escape(a.currency)})</text>"
     )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)
+
+
+# ---- the registry's statistics ---------------------------------------------------------------
+# Narrower than the auction charts: these are read on phones too, and a 560-wide viewBox keeps
+# their labels legible at 390 px. Each chart has a <title> and a <desc>, every bar a <title> of
+# its own (a tooltip), and the page puts the same numbers in a table under it.
+
+SW = 560
+
+
+def _nice_ceiling_tonnes(kg: int) -> int:
+    """The axis top, in kg: the smallest 1, 2 or 5 times a power of ten tonnes at or above
+    ``kg`` (integers only)."""
+    tonnes = max(-(-kg // 1000), 1)
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= tonnes:
+                return m * step * 1000
+        step *= 10
+
+
+def _text(x: float, y: float, text: str, cls: str = "tick", anchor: str = "start") -> str:
+    return f'<text class="{cls}" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{text}</text>'
+
+
+def timeline_svg(periods, *, chart_id: str = "timeline") -> SafeString:
+    """Tonnes issued and retired in each period (``portal.figures.Period``), as pairs of bars
+    on one tonnes axis."""
+    title = escape(_("Credits issued and retired over time"))
+    unit = pgettext("unit of mass", "t")
+    t = escape(unit)
+    issued_word, retired_word = escape(_("Issued")), escape(pgettext("credits", "Retired"))
+    total_issued = sum(p.issued for p in periods)
+    total_retired = sum(p.retired for p in periods)
+    first, last = (periods[0].label, periods[-1].label) if periods else ("", "")
+    desc = escape(
+        _(
+            "From %(first)s to %(last)s: %(issued)s issued and %(retired)s retired. "
+            "The table after the chart lists each period."
+        )
+        % {
+            "first": first,
+            "last": last,
+            "issued": f"{tonnes(total_issued)} {unit}",
+            "retired": f"{tonnes(total_retired)} {unit}",
+        }
+    )
+    h, left, right, top, bottom = 300, 76, 12, 28, 44
+    top_kg = _nice_ceiling_tonnes(
+        max([p.issued for p in periods] + [p.retired for p in periods] + [1])
+    )
+    n = max(len(periods), 1)
+    slot = (SW - left - right) / n
+    bar = max(min(slot * 0.38, 28), 1.5)
+
+    def y(kg: int) -> float:
+        return top + (h - top - bottom) * (top_kg - kg) / top_kg
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SW} {h}" class="chart stats" '
+        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" id="{chart_id}">',
+        f'<title id="{chart_id}-title">{title}</title>',
+        f'<desc id="{chart_id}-desc">{desc}</desc>',
+        f'<rect class="key-issued" x="{left}" y="6" width="12" height="12"/>',
+        _text(left + 16, 16, issued_word, "label"),
+        f'<rect class="key-retired" x="{left + 110}" y="6" width="12" height="12"/>',
+        _text(left + 126, 16, retired_word, "label"),
+    ]
+    for kg in (0, top_kg // 2, top_kg):
+        parts.append(
+            f'<line class="grid" x1="{left}" y1="{y(kg):.1f}" x2="{SW - right}" y2="{y(kg):.1f}"/>'
+        )
+        parts.append(_text(left - 6, y(kg) + 4, f"{tonnes(kg)} {t}", anchor="end"))
+    # Every label when they fit, else every k-th (and the last), so none overlap.
+    every = max(1, -(-n * 48 // (SW - left - right)))
+    for i, p in enumerate(periods):
+        x0 = left + slot * i + (slot - 2 * bar) / 2
+        label = escape(p.label)
+        for kind, value, x in (("issued", p.issued, x0), ("retired", p.retired, x0 + bar)):
+            word = issued_word if kind == "issued" else retired_word
+            parts.append(
+                f'<rect class="bar-{kind}" x="{x:.1f}" y="{y(value):.1f}" width="{bar:.1f}" '
+                f'height="{y(0) - y(value):.1f}" data-period="{label}" data-kg="{value}">'
+                f"<title>{label}: {word} {tonnes(value)} {t}</title></rect>"
+            )
+        if i % every == 0 or i == n - 1:
+            parts.append(_text(left + slot * (i + 0.5), h - bottom + 16, label, anchor="middle"))
+    parts.append(
+        f'<line class="axis" x1="{left}" y1="{y(0):.1f}" x2="{SW - right}" y2="{y(0):.1f}"/>'
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)
+
+
+def composition_svg(rows, *, chart_id: str, title: str, name_of=str) -> SafeString:
+    """One horizontal bar per row (``portal.figures.composition``), as long as its issued
+    tonnes and split into retired, cancelled and the rest (held, in escrow or in the buffer)."""
+    unit = pgettext("unit of mass", "t")
+    t = escape(unit)
+    words = {
+        "retired": escape(pgettext("credits", "Retired")),
+        "cancelled": escape(pgettext("credits", "Cancelled")),
+        "remaining": escape(_("Not retired")),
+    }
+    names = [escape(name_of(r["key"])) for r in rows]
+    desc = escape(
+        _("Issued tonnes of each, split into retired, cancelled and not retired: %(list)s.")
+        % {"list": "; ".join(f"{name_of(r['key'])} {tonnes(r['issued'])} {unit}" for r in rows)}
+    )
+    row_h, left, right, top = 34, 150, 12, 34
+    h = top + row_h * max(len(rows), 1) + 24
+    top_kg = _nice_ceiling_tonnes(max([r["issued"] for r in rows] + [1]))
+    span = SW - left - right
+
+    def w(kg: int) -> float:
+        return span * kg / top_kg
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SW} {h}" class="chart stats" '
+        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" id="{chart_id}">',
+        f'<title id="{chart_id}-title">{escape(title)}</title>',
+        f'<desc id="{chart_id}-desc">{desc}</desc>',
+    ]
+    x = float(left)
+    for kind in ("retired", "cancelled", "remaining"):
+        parts.append(f'<rect class="key-{kind}" x="{x:.1f}" y="8" width="12" height="12"/>')
+        parts.append(_text(x + 16, 18, words[kind], "label"))
+        x += 130
+    for i, (r, name) in enumerate(zip(rows, names, strict=True)):
+        y0 = top + row_h * i
+        parts.append(_text(left - 8, y0 + row_h / 2 + 2, name, "label", "end"))
+        x = float(left)
+        for kind in ("retired", "cancelled", "remaining"):
+            kg = r[kind]
+            if kg <= 0:
+                continue
+            parts.append(
+                f'<rect class="bar-{kind}" x="{x:.1f}" y="{y0 + 6}" width="{w(kg):.1f}" '
+                f'height="{row_h - 12}" data-kg="{kg}">'
+                f"<title>{name}: {words[kind]} {tonnes(kg)} {t}</title></rect>"
+            )
+            x += w(kg)
+    base = top + row_h * max(len(rows), 1)
+    parts.append(f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{base}"/>')
+    parts.append(_text(left, base + 16, f"0 {t}"))
+    parts.append(_text(SW - right, base + 16, f"{tonnes(top_kg)} {t}", anchor="end"))
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import clock_room, listings, room, views
+from . import clock_room, figure_views, listings, room, views
 
 
 class IdConverter:
@@ -26,6 +26,19 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("registry/projects/", views.projects, name="projects"),
     path("registry/projects/<str:code>/", views.project, name="project"),
+    # The projects on a map, each project's location as GeoJSON, the charts (figure_views.py).
+    path("registry/map/", figure_views.project_map, name="project-map"),
+    path(
+        "registry/map/projects.geojson",
+        figure_views.project_map_geojson,
+        name="project-map-geojson",
+    ),
+    path(
+        "registry/projects/<str:code>/location.geojson",
+        figure_views.project_location,
+        name="project-location",
+    ),
+    path("registry/statistics/", figure_views.statistics, name="statistics"),
     path("registry/retirements/", views.retirements, name="retirements"),
     path("auctions/", views.auctions, name="auctions"),
     # An English or clock auction's page is its live room (room.py, clock_room.py); the sealed
