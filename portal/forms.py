@@ -10,26 +10,71 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from auctions.models import Format
-from ledger.core.quantity import QuantityError, format_tonnes, parse_tonnes
+from bluecarbon.errors import DomainError
+from ledger.core.quantity import QuantityError, parse_tonnes
 from ledger.models import Ecosystem
+from portal.numbers import plain, tonnes_text
+
+# What a reader is told about a quantity it typed, by QuantityError's stable code: in words,
+# in tonnes, in the page's language (the code's own message is for API clients).
+TONNES_ERRORS = {
+    "not_a_decimal": _("Enter the quantity in tonnes as a number, for example 12.5."),
+    "too_precise": _(
+        "A quantity has at most three decimals (one kilogram). Nothing is rounded: "
+        "enter the tonnes exactly."
+    ),
+    "negative": _("The quantity cannot be negative."),
+    "zero": _("Enter a quantity greater than zero."),
+    "too_large": _("The quantity is too large."),
+}
 
 
 class TonnesField(forms.Field):
-    """A decimal string of tonnes with at most three decimals -> integer kgCO2e."""
+    """A decimal string of tonnes with at most three decimals -> integer kgCO2e. Thousands
+    separators are accepted ("2,340.1"), as the pages write tonnes."""
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "maxlength": 24})
 
     def to_python(self, value: Any) -> int | None:
-        text = (value or "").strip()
+        text = plain((value or "").strip())
         if not text:
             return None
         try:
             return parse_tonnes(text)
         except QuantityError as exc:
-            raise forms.ValidationError(exc.message, code=exc.code) from None
+            message = TONNES_ERRORS.get(exc.code, TONNES_ERRORS["not_a_decimal"])
+            raise forms.ValidationError(message, code=exc.code) from None
+
+
+def retire_error(exc: DomainError) -> tuple[str | None, str]:
+    """A refusal of ``credit_retire`` as the retirement form says it: the field it is about
+    and a sentence in tonnes, in the page's language."""
+    detail = exc.detail or {}
+    if exc.code == "insufficient_balance":
+        return "quantity", gettext(
+            "This holding has %(held)s t tradable; you asked to retire %(asked)s t."
+        ) % {
+            "held": tonnes_text(int(detail.get("tradable", 0))),
+            "asked": tonnes_text(int(detail.get("requested", 0))),
+        }
+    if exc.code == "credits_retired":
+        return "holding", (
+            gettext("These credits were retired or cancelled already, and never move again.")
+        )
+    if exc.code == "not_found":
+        return "holding", str(gettext("This holding is no longer yours or no longer exists."))
+    if exc.code == "project_not_active":
+        return "holding", str(
+            gettext("Credits of this project cannot be retired while it is not active.")
+        )
+    field = next(iter(detail), None)
+    return (field if isinstance(field, str) else None), str(
+        gettext("The registry refused the retirement (%(code)s).") % {"code": exc.code}
+    )
 
 
 class RetireForm(forms.Form):
@@ -55,7 +100,12 @@ class RetireForm(forms.Form):
         field.choices = [
             (
                 f"{h.account_id}:{h.batch_id}",
-                f"{h.account.name} — {h.batch.serial} ({format_tonnes(h.tradable)} t)",
+                gettext("%(account)s — %(batch)s (%(t)s t)")
+                % {
+                    "account": h.account.name,
+                    "batch": h.batch.serial,
+                    "t": tonnes_text(h.tradable),
+                },
             )
             for h in holdings
         ]
@@ -123,10 +173,3 @@ class LedgerFilterForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-
-
-class ProjectFilterForm(forms.Form):
-    ecosystem = forms.ChoiceField(
-        label=_("Ecosystem"), required=False, choices=translated(Ecosystem.choices)
-    )
-    jurisdiction = forms.CharField(label=_("Jurisdiction"), required=False, max_length=6)

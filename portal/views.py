@@ -15,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth import views as auth_views
 from django.db import transaction
 from django.http import (
     Http404,
@@ -50,9 +49,12 @@ from ledger.views import certificate_context
 from . import charts, forms, selectors, services
 from .context import viewer
 from .models import VerificationRun
+from .names import Names
+from .printable import absolute_url, qr_svg
 from .reports import report_verifiers
 from .tasks import verification_run_task
 from .throttle import sign_in_limited
+from .two_factor_views import SignInView
 
 
 def _page_ints(request: HttpRequest, name: str) -> int | None:
@@ -102,18 +104,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-def projects(request: HttpRequest) -> HttpResponse:
-    form = forms.ProjectFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    return render(
-        request,
-        "portal/projects.html",
-        {
-            "form": form,
-            "projects": list(selectors.projects(**{k: v for k, v in filters.items() if v})),
-            "jurisdictions": selectors.jurisdictions(),
-        },
-    )
+# The projects, batches and retirements lists are registry.py's.
 
 
 def project(request: HttpRequest, code: str) -> HttpResponse:
@@ -123,29 +114,7 @@ def project(request: HttpRequest, code: str) -> HttpResponse:
     return render(request, "portal/project.html", {"project": p})
 
 
-def retirements(request: HttpRequest) -> HttpResponse:
-    before = _page_ints(request, "before")
-    rows = list(selectors.retirements(after=before)[: selectors.PAGE + 1])
-    more = len(rows) > selectors.PAGE
-    rows = rows[: selectors.PAGE]
-    return render(
-        request,
-        "portal/retirements.html",
-        {"retirements": rows, "next_before": rows[-1].entry_seq if more else None},
-    )
-
-
 # ---- auctions ------------------------------------------------------------------------------
-
-
-def auctions(request: HttpRequest) -> HttpResponse:
-    form = forms.AuctionFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    return render(
-        request,
-        "portal/auctions.html",
-        {"form": form, "groups": selectors.auctions(**{k: v for k, v in filters.items() if v})},
-    )
 
 
 def _auction(pk: int) -> Auction:
@@ -210,6 +179,11 @@ def auction_audit(request: HttpRequest, pk: int) -> HttpResponse:
             "a": a,
             "book": book,
             "opened": opened,
+            # The page's bidders by name, in one query.
+            "names": Names.of(
+                organizations=[records.public_bidder(b, a) for b in book]
+                + [r["bidder"] for r in opened]
+            ),
             "next_after": book[-1].pk if more else None,
             "check": check,
         },
@@ -304,8 +278,8 @@ def retire(request: HttpRequest) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                 )
         except DomainError as exc:
-            field = next(iter(exc.detail), None) if exc.detail else None
-            form.add_error(field if field in form.fields else "quantity", exc.message)
+            field, said = forms.retire_error(exc)
+            form.add_error(field if field in form.fields else None, said)
         else:
             messages.success(request, _("Retired. Certificate %(c)s.") % {"c": r.certificate})
             return redirect("portal:certificate", certificate=r.certificate)
@@ -321,6 +295,11 @@ def certificate(request: HttpRequest, certificate: str) -> HttpResponse:
         return render(
             request, "ledger/certificate.html", {"c": None, "certificate": certificate}, status=404
         )
+    # The printed certificate's QR code opens this page, where it verifies (docs/portal.md).
+    number = context["c"].retirement.certificate
+    url = absolute_url(request, reverse("portal:certificate", kwargs={"certificate": number}))
+    context["verify_url"] = url
+    context["qr"] = qr_svg(url, title=_("QR code of %(url)s") % {"url": url})
     return render(request, "ledger/certificate.html", context)
 
 
@@ -328,7 +307,8 @@ def certificate(request: HttpRequest, certificate: str) -> HttpResponse:
 
 
 # Failed sign-ins are limited (portal/throttle.py); the admin's form is wrapped the same way.
-sign_in = sign_in_limited(auth_views.LoginView.as_view(template_name="portal/login.html"))
+# The password step, then the code step for a user with two-factor sign-in (two_factor_views).
+sign_in = sign_in_limited(SignInView.as_view())
 
 
 def too_many_requests(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -386,6 +366,8 @@ def ledger(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "entries": rows,
+            # Every actor of the page by name, in one query per kind (users, API keys).
+            "names": Names.of(actors=[e["actor"] for e in rows]),
             "next_query": query.urlencode() if next_before is not None else None,
             "types": selectors.entry_types(),
             "size": selectors.ledger_size(),

@@ -310,7 +310,7 @@ def test_after_the_end_the_room_shows_the_clearing_price_the_allocation_and_the_
     for org, lots, amount in ((b1, 50, "1,750.00"), (b2, 20, "700.00"), (b3, 30, "1,050.00")):
         assert re.search(
             rf"<td>{re.escape(org.name)}</td><td class=\"num\">{lots}</td>"
-            rf"<td class=\"num\">{lots}\.000</td><td class=\"num\">{amount}</td>",
+            rf"<td class=\"num\">{lots}</td><td class=\"num\">{amount}</td>",
             result,
         ), org.name
     assert 'id="round-form"' not in html and "final" in html

@@ -33,7 +33,7 @@ def test_a_bidder_applies_on_the_page_and_sees_its_application_and_deposit(marke
     page = user_for(org, "newcomer")
     text = _standing(page.get(f"/auctions/{a.pk}/").content.decode())
     assert "Application none" in text
-    assert "Your deposit none recorded · required 30000.00 CNY" in text
+    assert "Your deposit none recorded · required 30,000.00 CNY" in text
     assert "You may bid no: apply to bid in this auction Apply to bid" in text
     r = page.post(f"/auctions/{a.pk}/apply")
     assert r.status_code == 302
@@ -41,7 +41,7 @@ def test_a_bidder_applies_on_the_page_and_sees_its_application_and_deposit(marke
     m.deposit(a, org, 3_000_000)
     text = _standing(page.get(f"/auctions/{a.pk}/").content.decode())
     assert "Awaiting the decision" in text
-    assert "Your deposit 30000.00 CNY (Held)" in text
+    assert "Your deposit 30,000.00 CNY (Held)" in text
     assert "Apply to bid" not in text  # pending: nothing to apply for
     assert "only an approved application admits you" in text
     onboarding.application_refuse(
@@ -57,7 +57,7 @@ def test_a_bidder_applies_on_the_page_and_sees_its_application_and_deposit(marke
     # In Chinese.
     page.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
     text = _standing(page.get(f"/auctions/{a.pk}/").content.decode())
-    assert "您的竞买申请与保证金 竞买申请 已批准 您的保证金 30000.00 CNY" in text
+    assert "您的竞买申请与保证金 竞买申请 已批准 您的保证金 30,000.00 元" in text
     assert "可否出价 可以" in text
 
 

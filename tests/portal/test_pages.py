@@ -20,7 +20,7 @@ from ledger.models import LedgerEntry, Membership, Retirement, Role
 from portal import selectors as portal_selectors
 from portal import services as portal_services
 from portal.models import SignupRequest, VerificationRun
-from tests import factories
+from tests import factories, two_factor
 from tests.auctions.conftest import OPERATOR, TONNE, Market, run_to_settlement
 
 PASSWORD = "a-long-test-password"
@@ -30,9 +30,7 @@ def user_for(org, name: str, **extra) -> Client:
     user = get_user_model().objects.create_user(name, f"{name}@example.org", PASSWORD, **extra)
     if org is not None:
         Membership.objects.create(user=user, organization=org)
-    client = Client()
-    client.force_login(user)
-    return client
+    return two_factor.force_login(Client(), user)  # an operator enrolled and verified
 
 
 @pytest.fixture
@@ -199,7 +197,7 @@ def test_retiring_through_the_form_makes_a_certificate(market, client):
     )
     html = r.content.decode()
     assert r.status_code == 200 and 'aria-invalid="true"' in html
-    assert "at most 3 decimal places" in html
+    assert "at most three decimals (one kilogram)" in html  # in words, in tonnes
     assert LedgerEntry.objects.count() == before
     r = seller.post(
         "/account/retire/",
@@ -387,7 +385,7 @@ def test_the_audit_page_recomputes_an_auction_sealed_to_trustees_and_hides_bidde
     market.bid(a, b2, [(5000, 60)])
     html = auditor.get(f"/auctions/{a.pk}/audit/").content.decode()
     assert "sealed until the close" in html
-    assert f"<td>{b1.pk}</td>" not in html.split("Commitments", 1)[1]
+    assert b1.name not in html.split("Commitments", 1)[1]
     from tests.auctions.conftest import wait_for_close
 
     wait_for_close(a)
@@ -398,7 +396,8 @@ def test_the_audit_page_recomputes_an_auction_sealed_to_trustees_and_hides_bidde
     assert auction_services.auction_clear(auction=a.pk)
     html = auditor.get(f"/auctions/{a.pk}/audit/").content.decode()
     assert 'id="recompute-ok"' in html
-    assert f"<td>{b1.pk}</td>" in html
+    # After the reveal the bidder is named, and an auditor sees its id beside the name.
+    assert f'{b1.name} <small class="ledger-id">#{b1.pk}</small>' in html
 
 
 def test_each_auction_card_says_who_can_read_its_bids(market, client):

@@ -187,7 +187,7 @@ def test_after_the_end_the_room_shows_the_hammer_the_winner_and_the_lots_value(m
     assert "Hammer price" in html and "106.00 CNY/t" in html
     assert f"<code>{top.paddle.pseudonym[:8]}</code> · {market.bidders[1].name}" in html
     # 106.00 CNY/t x 2,340.1 t: Xiangshan's hammer.
-    assert "248,050.60 CNY" in html and "2,340.100 t at the hammer price" in html
+    assert "248,050.60 CNY" in html and "2,340.1 t at the hammer price" in html
     s = client.get(f"/auctions/{a.pk}/room.json").json()
     assert s["final"] is True and market.bidders[1].name in s["result"]
     assert 'id="raise-form"' not in html

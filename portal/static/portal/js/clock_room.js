@@ -14,7 +14,7 @@ import {
 } from "./live_room.js";
 
 const room = liveRoom("clock-room");
-const { data, CUR, TICK, POLL_MS, say, formatLeft, money } = room;
+const { data, CUR, PER_T, TICK, POLL_MS, say, formatLeft, money } = room;
 const ELIGIBLE = Number(data.eligible);
 
 const num = (s) => (s === "" || s == null ? null : Number(s));
@@ -74,12 +74,12 @@ function apply(s) {
   }
   if (round !== null) {
     $("room-round").textContent = String(round);
-    $("room-price").textContent = `${s.price_text} ${CUR}/t`;
+    $("room-price").textContent = `${s.price_text} ${PER_T}`;
     showEnds(s.closes_at);
     closesAt = Date.parse(s.closes_at);
   }
   const over = s.phase === "over";
-  $("room-next").textContent = over || !s.next_price_text ? "—" : `${s.next_price_text} ${CUR}/t`;
+  $("room-next").textContent = over || !s.next_price_text ? "—" : `${s.next_price_text} ${PER_T}`;
   $("room-step").textContent = over || !s.step_text ? "" : say("step", { step: s.step_text });
   if (s.rows !== null) {
     document.querySelector("#room-rounds tbody").innerHTML = s.rows;

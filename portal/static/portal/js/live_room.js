@@ -25,6 +25,8 @@ export function liveRoom(sectionId) {
   const text = $("i18n-room").dataset;
   const CUR = data.currency;
   const EXP = exponent(CUR);
+  // "CNY/t" on English pages, "元/吨" on Chinese ones (portal_format's price_unit).
+  const PER_T = data.perTonne || `${CUR}/t`;
 
   function say(key, values = {}) {
     const all = { cur: CUR, ...values };
@@ -43,6 +45,7 @@ export function liveRoom(sectionId) {
   return {
     data,
     CUR,
+    PER_T,
     EXP,
     TICK: Number(data.tick),
     POLL_MS: Number(data.pollMs) || 1500,

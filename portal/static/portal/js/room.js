@@ -14,7 +14,7 @@ import {
 } from "./live_room.js";
 
 const room = liveRoom("room");
-const { data, CUR, EXP, TICK, POLL_MS, say, formatLeft, money } = room;
+const { data, CUR, PER_T, EXP, TICK, POLL_MS, say, formatLeft, money } = room;
 const MAX_ROWS = 100;
 // [[from, step], ...] in minor units, as the rules' increments (bands rise from 0).
 const BANDS = data.increments.split(",").map((pair) => pair.split(":").map(Number));
@@ -63,11 +63,11 @@ function apply(s) {
   if (s.standing !== null && String(s.standing) !== data.standing) {
     data.standing = String(s.standing);
     $("standing-label").textContent = say("standing");
-    standingEl.textContent = `${s.standing_text} ${CUR}/t`;
+    standingEl.textContent = `${s.standing_text} ${PER_T}`;
     countdownSay.textContent = "";
   }
   minimum = s.minimum;
-  $("room-minimum").textContent = s.minimum === null ? "—" : `${s.minimum_text} ${CUR}/t`;
+  $("room-minimum").textContent = s.minimum === null ? "—" : `${s.minimum_text} ${PER_T}`;
   const newEnd = Date.parse(s.ends_at);
   if (newEnd !== endsAt) {
     endsAt = newEnd;
