@@ -47,6 +47,7 @@ from .models import (
     LedgerEntry,
     LedgerHead,
     MerkleNode,
+    ProjectDocument,
     Retirement,
     TreeHead,
 )
@@ -612,6 +613,22 @@ def _plan_escrow_owner(scene: Scene) -> Step | str:
     return step
 
 
+def _plan_document_hash(scene: Scene) -> Step | str:
+    doc = ProjectDocument.objects.order_by("-pk").first()
+    if doc is None:
+        return "no project has a document"
+    pk, digest = doc.pk, doc.sha256
+
+    def step(scene: Scene) -> str:
+        # The insider points the row at other bytes (a report of their own, stored beside it):
+        # downloads would serve those, their hash matching the row.
+        forged = hashlib.sha256(b"forged report " + digest.encode()).hexdigest()
+        ProjectDocument.objects.filter(pk=pk).update(sha256=forged)
+        return f"document {pk}: its SHA-256 changed to another file's ({forged[:12]}...)"
+
+    return step
+
+
 NOTHING = Attack(
     "none", "nothing: the untouched copy (no mechanism may fire)", DATABASE, (), _plan_nothing
 )
@@ -734,5 +751,12 @@ ATTACKS: list[Attack] = [
         DATABASE,
         ("verify",),
         _plan_escrow_owner,
+    ),
+    Attack(
+        "document-hash",
+        "a project document's hash changed in the database (another file served as the report)",
+        DATABASE,
+        ("verify",),
+        _plan_document_hash,
     ),
 ]

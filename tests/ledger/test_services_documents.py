@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from ledger import demo, documents, records, services
+from ledger import demo, documents, drill_attacks, records, services
 from ledger.actors import Actor
 from ledger.exceptions import (
     CommonCode,
@@ -214,3 +214,44 @@ def test_a_damaged_file_in_the_store_is_replaced_when_the_same_bytes_are_stored(
     attach(world)
     assert target.read_bytes() == PDF
     assert documents.read_verified(digest, what="test") == PDF
+
+
+# ---- the attacks: an insider edits the table ---------------------------------------------------
+
+
+def test_the_drills_attack_on_a_documents_hash_is_caught_and_named(world, verify_ledger):
+    doc = attach(world)
+    attack = next(a for a in drill_attacks.ATTACKS if a.id == "document-hash")
+    assert attack.claimed == ("verify",)
+    step = attack.plan(None)  # type: ignore[arg-type]
+    assert callable(step)
+    assert step(None).startswith(f"document {doc.pk}: its SHA-256 changed")  # type: ignore[arg-type]
+    with pytest.raises(AssertionError) as failure:
+        verify_ledger()
+    assert "document row differs from the ledger: sha256: ledger" in str(failure.value)
+    assert f"ledger '{doc.sha256}'" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            {"title": "Verification report (corrected)"},
+            "document row differs from the ledger: title",
+        ),
+        ({"kind": "other"}, "document row differs from the ledger: kind"),
+        ({"size": 1}, "document row differs from the ledger: size"),
+    ],
+)
+def test_any_other_change_to_a_documents_row_is_named_too(world, verify_ledger, change, words):
+    doc = attach(world)
+    ProjectDocument.objects.filter(pk=doc.pk).update(**change)
+    with pytest.raises(AssertionError, match=words):
+        verify_ledger()
+
+
+def test_a_deleted_document_row_is_missing_and_a_row_without_entry_is_named(world, verify_ledger):
+    doc = attach(world)
+    ProjectDocument.objects.filter(pk=doc.pk).update(entry_seq=doc.entry_seq + 1000)
+    with pytest.raises(AssertionError, match="document recorded by the ledger is missing"):
+        verify_ledger()

@@ -126,6 +126,7 @@ def test_each_attack_is_detected_by_every_mechanism_the_threat_model_names(drill
         ("extra-key", "pinned", "signature does not verify with a trusted key"),
         ("holding-row", "verify", "holding of account"),
         ("escrow-owner", "verify", "owner"),
+        ("document-hash", "verify", "document row differs from the ledger: sha256"),
         ("bid-ciphertext", "verify", "stored ciphertext does not hash to its commitment"),
         ("auction-result", "verify", "published result differs from the recomputation"),
     ],

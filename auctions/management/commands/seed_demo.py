@@ -21,15 +21,17 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from auctions import demo as auction_demo
+from ledger import demo as ledger_demo
 from ledger import services
 from ledger.actors import Actor
 from ledger.core.quantity import parse_hectares, parse_share, parse_tonnes
 from ledger.management.commands.seed_methodologies import methodologies_seed
-from ledger.models import Account, Membership, Methodology, Organization, Role
+from ledger.models import Account, Membership, Methodology, Organization, Project, Role
 from listings.demo import seed_listings
 
 REGISTRY = "demo-registry"
@@ -37,10 +39,6 @@ REGISTRY = "demo-registry"
 
 def _point(lon: str, lat: str) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [lon, lat]}
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Command(BaseCommand):
@@ -62,12 +60,18 @@ class Command(BaseCommand):
             self._seed(options["password"])
             # And a listing sale (挂牌) on the board, last: listings/demo.py.
             seed_listings(op=Actor.system("seed_demo"))
+            # Each project's monitoring and verification reports, attached by its registry.
+            for project in Project.objects.filter(registry__handle=REGISTRY).order_by("pk"):
+                ledger_demo.seed_documents(actor=Actor.system("seed_demo"), project=project)
         checkpoint = services.ledger_checkpoint_issue()
         self.stdout.write(
             self.style.SUCCESS(
                 f"demo data loaded; checkpoint at size {checkpoint.size if checkpoint else '-'}"
             )
         )
+        # The demo operator signs in with a second factor too, as every operator must; the
+        # portal's command enrols it and says how (on a terminal only).
+        call_command("demo_two_factor", stdout=self.stdout)
 
     def _user(self, username: str, org: Organization, password: str, **extra: Any) -> None:
         User = get_user_model()
@@ -217,7 +221,10 @@ class Command(BaseCommand):
                 monitoring_start=start,
                 monitoring_end=end,
                 verification_body=body,
-                verification_report_sha256=_sha(f"verification report {p.code} {start} {end}"),
+                # The report attached to the project below (ledger/demo.py), by its hash.
+                verification_report_sha256=hashlib.sha256(
+                    ledger_demo.verification_report(p.code, start, end, body)
+                ).hexdigest(),
                 quantity=parse_tonnes(tonnes),
                 buffer_share_bp=parse_share(share),
                 holder=acct[devs[dev].handle].pk,
