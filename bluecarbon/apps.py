@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 from django.contrib.staticfiles.apps import StaticFilesConfig as DjangoStaticFilesConfig
 
 
@@ -14,3 +15,8 @@ class StaticFilesConfig(DjangoStaticFilesConfig):
         "auctions/vendor/hpke/build/*",
         "auctions/vendor/shamir/build/*",
     ]
+
+
+class AdminConfig(DjangoAdminConfig):
+    # The admin behind two-factor sign-in (portal/admin_site.py).
+    default_site = "portal.admin_site.TwoFactorAdminSite"

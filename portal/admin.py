@@ -7,13 +7,14 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from ledger.actors import Actor
 from ledger.admin import ReadOnlyAdmin
 from ledger.exceptions import DomainError
 
 from . import services
-from .models import SignupRequest, VerificationRun
+from .models import RecoveryCodeDevice, SignupRequest, VerificationRun
 
 
 @admin.action(description="Approve: register the organization and admit it to bid (ledgered)")
@@ -50,3 +51,28 @@ class SignupRequestAdmin(ReadOnlyAdmin):
 @admin.register(VerificationRun)
 class VerificationRunAdmin(ReadOnlyAdmin):
     list_display = ("pk", "status", "created_at", "finished_at", "entries", "message")
+
+
+# Two-factor devices: listed without their secrets (django-otp's own TOTP admin shows the key and
+# a QR code of it, and lets anyone with the permission make a device for someone else). An
+# operator with the delete permission resets a user who lost both the phone and the recovery
+# codes; the user enrols again at the next sign-in.
+admin.site.unregister(TOTPDevice)
+
+
+class TwoFactorDeviceAdmin(admin.ModelAdmin):
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username",)
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+admin.site.register(TOTPDevice, TwoFactorDeviceAdmin)
+admin.site.register(RecoveryCodeDevice, TwoFactorDeviceAdmin)

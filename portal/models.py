@@ -73,3 +73,9 @@ class VerificationRun(models.Model):
 
     def __str__(self) -> str:
         return f"verification {self.pk}: {self.status}"
+
+
+# Recovery codes for two-factor sign-in, kept as hashes (a django-otp device of the portal's).
+from .two_factor_models import RecoveryCode, RecoveryCodeDevice  # noqa: E402
+
+__all__ = ["RecoveryCode", "RecoveryCodeDevice", "SignupRequest", "VerificationRun"]

@@ -129,7 +129,11 @@ def sign_in_limited(view: Any) -> Any:
             refused["Retry-After"] = str(wait)
             return refused
         response: HttpResponse = view(request, *args, **kwargs)
-        if response.status_code == 302 and request.user.is_authenticated:
+        # Signed in, or the password accepted and the code step next (two_factor_views).
+        accepted = request.user.is_authenticated or getattr(
+            request, "sign_in_password_accepted", False
+        )
+        if response.status_code == 302 and accepted:
             _give_back(request)
         return response
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import clock_room, figure_views, listings, room, views
+from . import clock_room, figure_views, listings, room, two_factor_views, views
 
 
 class IdConverter:
@@ -67,6 +67,8 @@ urlpatterns = [
     path("account/retire/", views.retire, name="retire"),
     path("account/signup/", views.signup, name="signup"),
     path("account/login/", views.sign_in, name="login"),
+    path("account/login/code/", two_factor_views.sign_in_code, name="login-code"),
+    path("account/two-factor/", two_factor_views.two_factor_page, name="two-factor"),
     path("account/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/ledger/", views.ledger, name="ledger"),
     path("audit/ledger/<id:seq>/", views.entry, name="entry"),

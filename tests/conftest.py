@@ -21,6 +21,15 @@ ARTIFACTS = Path(
 
 
 @pytest.fixture
+def admin_client(admin_user):  # pytest-django's, with the second factor the admin asks for
+    from django.test import Client
+
+    from tests.two_factor import force_login
+
+    return force_login(Client(), admin_user)
+
+
+@pytest.fixture
 def world(db: None) -> World:
     from tests.factories import World
 

@@ -43,7 +43,7 @@ ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h]
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "bluecarbon.apps.AdminConfig",  # django.contrib.admin behind two-factor sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "csp",
     "django_ratelimit",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "ledger",
     "auctions",
     "listings",
@@ -70,6 +72,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Two-factor sign-in (portal/two_factor.py): which device verified this session, then the
+    # gate that keeps an unverified operator to enrolment.
+    "django_otp.middleware.OTPMiddleware",
+    "portal.two_factor.Gate",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -208,6 +214,9 @@ STATIC_URL = "static/"
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "portal:home"
+# Two-factor sign-in (portal/two_factor.py): the name authenticator apps show for the account.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Blue carbon registry")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGGING = {

@@ -12,15 +12,14 @@ from django.contrib.auth import get_user_model
 from auctions import keys
 from auctions.models import Auction, Award, Bidder, Deposit
 from ledger.models import LedgerEntry, Role
-from tests import factories
+from tests import factories, two_factor
 from tests.auctions.conftest import TONNE, run_to_settlement
 
 
 @pytest.fixture
 def desk(client, db):
     user = get_user_model().objects.create_superuser("operator", "op@example.org", "pw-123456")
-    client.force_login(user)
-    return client
+    return two_factor.force_login(client, user)  # the admin asks for a verified session
 
 
 def _action(desk, model: str, action: str, ids: list[int]):

@@ -79,7 +79,9 @@ def test_operators_and_auditors_see_the_banner_and_no_one_else(people, kind, req
         assert BANNER not in page(people["anonymous"], path)
         assert BANNER not in page(people["bidder"], path)
     assert BANNER not in page(people["bidder"], "/account/")
-    assert BANNER not in page(people["anonymous"], "/admin/login/")
+    # The admin signs in through the portal's sign-in (two-factor sign-in, portal/admin_site.py).
+    assert people["anonymous"].get("/admin/login/")["Location"].startswith("/account/login/")
+    assert BANNER not in page(people["anonymous"], "/account/login/?next=/admin/")
 
 
 def test_the_banner_names_what_happened(people, request, settings):
