@@ -14,6 +14,7 @@ class StaticFilesConfig(DjangoStaticFilesConfig):
         "node_modules",
         "auctions/vendor/hpke/build/*",
         "auctions/vendor/shamir/build/*",
+        "portal/vendor/natural-earth/build/*",
     ]
 
 

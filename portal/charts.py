@@ -289,7 +289,7 @@ def timeline_svg(periods, *, chart_id: str = "timeline") -> SafeString:
             "retired": f"{tonnes(total_retired)} {unit}",
         }
     )
-    h, left, right, top, bottom = 300, 76, 12, 28, 44
+    h, left, right, top, bottom = 300, 96, 12, 30, 44
     top_kg = _nice_ceiling_tonnes(
         max([p.issued for p in periods] + [p.retired for p in periods] + [1])
     )
@@ -307,8 +307,8 @@ def timeline_svg(periods, *, chart_id: str = "timeline") -> SafeString:
         f'<desc id="{chart_id}-desc">{desc}</desc>',
         f'<rect class="key-issued" x="{left}" y="6" width="12" height="12"/>',
         _text(left + 16, 16, issued_word, "label"),
-        f'<rect class="key-retired" x="{left + 110}" y="6" width="12" height="12"/>',
-        _text(left + 126, 16, retired_word, "label"),
+        f'<rect class="key-retired" x="{left + 130}" y="6" width="12" height="12"/>',
+        _text(left + 146, 16, retired_word, "label"),
     ]
     for kg in (0, top_kg // 2, top_kg):
         parts.append(
@@ -316,7 +316,7 @@ def timeline_svg(periods, *, chart_id: str = "timeline") -> SafeString:
         )
         parts.append(_text(left - 6, y(kg) + 4, f"{tonnes(kg)} {t}", anchor="end"))
     # Every label when they fit, else every k-th (and the last), so none overlap.
-    every = max(1, -(-n * 48 // (SW - left - right)))
+    every = max(1, -(-n * 72 // (SW - left - right)))
     for i, p in enumerate(periods):
         x0 = left + slot * i + (slot - 2 * bar) / 2
         label = escape(p.label)
@@ -351,8 +351,10 @@ def composition_svg(rows, *, chart_id: str, title: str, name_of=str) -> SafeStri
         _("Issued tonnes of each, split into retired, cancelled and not retired: %(list)s.")
         % {"list": "; ".join(f"{name_of(r['key'])} {tonnes(r['issued'])} {unit}" for r in rows)}
     )
-    row_h, left, right, top = 34, 150, 12, 34
-    h = top + row_h * max(len(rows), 1) + 24
+    # Each row's name above its bar, so the bars take the whole width on a phone and a long
+    # name ("Macroalgae (seaweed farming)") never runs off the edge.
+    row_h, left, right, top = 50, 12, 12, 36
+    h = top + row_h * max(len(rows), 1) + 26
     top_kg = _nice_ceiling_tonnes(max([r["issued"] for r in rows] + [1]))
     span = SW - left - right
 
@@ -367,26 +369,26 @@ def composition_svg(rows, *, chart_id: str, title: str, name_of=str) -> SafeStri
     ]
     x = float(left)
     for kind in ("retired", "cancelled", "remaining"):
-        parts.append(f'<rect class="key-{kind}" x="{x:.1f}" y="8" width="12" height="12"/>')
-        parts.append(_text(x + 16, 18, words[kind], "label"))
-        x += 130
+        parts.append(f'<rect class="key-{kind}" x="{x:.1f}" y="6" width="14" height="14"/>')
+        parts.append(_text(x + 20, 19, words[kind], "label"))
+        x += 170
     for i, (r, name) in enumerate(zip(rows, names, strict=True)):
         y0 = top + row_h * i
-        parts.append(_text(left - 8, y0 + row_h / 2 + 2, name, "label", "end"))
+        parts.append(_text(left, y0 + 16, f"{name} · {tonnes(r['issued'])} {t}", "label"))
         x = float(left)
         for kind in ("retired", "cancelled", "remaining"):
             kg = r[kind]
             if kg <= 0:
                 continue
             parts.append(
-                f'<rect class="bar-{kind}" x="{x:.1f}" y="{y0 + 6}" width="{w(kg):.1f}" '
-                f'height="{row_h - 12}" data-kg="{kg}">'
+                f'<rect class="bar-{kind}" x="{x:.1f}" y="{y0 + 22}" width="{w(kg):.1f}" '
+                f'height="{row_h - 28}" data-kg="{kg}">'
                 f"<title>{name}: {words[kind]} {tonnes(kg)} {t}</title></rect>"
             )
             x += w(kg)
     base = top + row_h * max(len(rows), 1)
     parts.append(f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{base}"/>')
-    parts.append(_text(left, base + 16, f"0 {t}"))
-    parts.append(_text(SW - right, base + 16, f"{tonnes(top_kg)} {t}", anchor="end"))
+    parts.append(_text(left, base + 18, f"0 {t}"))
+    parts.append(_text(SW - right, base + 18, f"{tonnes(top_kg)} {t}", anchor="end"))
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every interpolated text is escaped or numeric)

@@ -199,8 +199,9 @@ def test_the_composition_chart_splits_each_bar_into_retired_cancelled_and_the_re
     widths = [
         float(w) for w in re.findall(r'class="bar-\w+" x="[\d.]+" y="\d+" width="([\d.]+)"', svg)
     ]
-    # 900 t of an axis of 1,000 t over 398 units: 119.4 + 39.8 + 199.0; then 39.8.
-    assert widths == [119.4, 39.8, 199.0, 39.8]
+    # 900 t of an axis of 1,000 t over 536 units: 160.8 + 53.6 + 268.0; then 53.6.
+    assert widths == [160.8, 53.6, 268.0, 53.6]
+    assert ">mangrove · 900 吨</text>" in svg
     assert "300 吨</title>" in svg
 
 

@@ -73,8 +73,17 @@ function overviewMap(el) {
     const marker = L.marker([lat, lon], { title: label, alt: label, keyboard: true, riseOnHover: true });
     marker.bindTooltip(label);
     marker.on("click", () => window.location.assign(p.url));
+    // Leaflet makes the icon a focusable role="button" but acts on Enter only for popups:
+    // Enter and Space open the project, as a button's would.
+    marker.on("keydown", (e) => {
+      if (e.originalEvent.key === "Enter" || e.originalEvent.key === " ") {
+        e.originalEvent.preventDefault();
+        window.location.assign(p.url);
+      }
+    });
+    // The icon exists once the map has a view (after the fitting below), hence on "add".
+    marker.on("add", () => marker.getElement().setAttribute("data-href", p.url));
     marker.addTo(map);
-    marker.getElement()?.setAttribute("data-href", p.url);
     markers.push(marker);
   }
   if (markers.length) {
