@@ -82,6 +82,9 @@ class StoragePathway(models.TextChoices):
 class Organization(models.Model):
     handle = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    # The name in Chinese where the registrar gave one ("" if not): on the ledger like the name,
+    # in the registering entry's data only when given (so older entries replay unchanged).
+    name_zh = models.CharField(max_length=200, blank=True, default="")
     roles = models.JSONField(default=list, help_text="Sorted list of Role values")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -133,6 +136,7 @@ class Account(models.Model):
 class Methodology(models.Model):
     code = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=300)
+    name_zh = models.CharField(max_length=300, blank=True, default="")  # as Organization's
     standard = models.CharField(max_length=100)
     ecosystems = models.JSONField(default=list)
 
@@ -153,6 +157,7 @@ class Project(models.Model):
 
     code = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=300)
+    name_zh = models.CharField(max_length=300, blank=True, default="")  # as Organization's
     ecosystem = models.CharField(max_length=16, choices=Ecosystem.choices)
     storage_pathway = models.CharField(max_length=20, choices=StoragePathway.choices)
     methodology = models.ForeignKey(Methodology, on_delete=models.PROTECT, related_name="projects")

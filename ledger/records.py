@@ -28,8 +28,17 @@ from .models import (
 )
 
 
+def _name_zh(record: dict[str, Any], name_zh: str) -> dict[str, Any]:
+    """A record with ``name_zh`` when one was given, and without the member
+    when not: entries written before the field existed are exactly what the registry writes
+    today for a name with no Chinese form, so they replay and compare unchanged."""
+    return {**record, "name_zh": name_zh} if name_zh else record
+
+
 def organization_record(o: Organization) -> dict[str, Any]:
-    return {"id": o.pk, "handle": o.handle, "name": o.name, "roles": list(o.roles)}
+    return _name_zh(
+        {"id": o.pk, "handle": o.handle, "name": o.name, "roles": list(o.roles)}, o.name_zh
+    )
 
 
 def account_record(a: Account) -> dict[str, Any]:
@@ -37,16 +46,23 @@ def account_record(a: Account) -> dict[str, Any]:
 
 
 def methodology_record(m: Methodology) -> dict[str, Any]:
-    return {
-        "id": m.pk,
-        "code": m.code,
-        "name": m.name,
-        "standard": m.standard,
-        "ecosystems": list(m.ecosystems),
-    }
+    return _name_zh(
+        {
+            "id": m.pk,
+            "code": m.code,
+            "name": m.name,
+            "standard": m.standard,
+            "ecosystems": list(m.ecosystems),
+        },
+        m.name_zh,
+    )
 
 
 def project_record(p: Project) -> dict[str, Any]:
+    return _name_zh(_project_fields(p), p.name_zh)
+
+
+def _project_fields(p: Project) -> dict[str, Any]:
     return {
         "id": p.pk,
         "code": p.code,

@@ -168,8 +168,16 @@ class RegistryState:
 # ---- one handler per entry type ---------------------------------------------------------------
 
 
+def _name_zh_check(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """``name_zh`` (docs/ledger-format.md) is optional and, when present, non-empty text:
+    the registry writes none rather than an empty one."""
+    if "name_zh" in obj and (not isinstance(obj["name_zh"], str) or not obj["name_zh"]):
+        raise ReplayError(f"{what} {obj.get('id')!r}: name_zh {obj['name_zh']!r} is not a name")
+    return obj
+
+
 def _org_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
-    s._new(s.organizations, d["organization"], "organization")
+    s._new(s.organizations, _name_zh_check(d["organization"], "organization"), "organization")
 
 
 def _account_open(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
@@ -179,7 +187,7 @@ def _account_open(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
 
 
 def _methodology_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
-    s._new(s.methodologies, d["methodology"], "methodology")
+    s._new(s.methodologies, _name_zh_check(d["methodology"], "methodology"), "methodology")
 
 
 def _origin_index(s: RegistryState) -> set[tuple[str, str, str]]:
@@ -236,7 +244,7 @@ def _tx_key(registry: str, origin_tx_id: str) -> str:
 
 def _project_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
     # Entries from before origin rule 1 carry neither member: the table holds rule 0, no key.
-    p = {"origin_key": None, "origin_rule": 0, **d["project"]}
+    p = {"origin_key": None, "origin_rule": 0, **_name_zh_check(d["project"], "project")}
     s._need(s.methodologies, p["methodology"], "methodology")
     s._need(s.organizations, p["developer"], "organization")
     s._need(s.organizations, p["registry"], "organization")
@@ -249,9 +257,23 @@ def _project_register(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
 def _project_update(s: RegistryState, d: dict[str, Any], e: Entry) -> None:
     project = s._need(s.projects, d["project"], "project")
     for key, value in d["changes"].items():
+        if key == "name_zh":  # optional: a project registered without one may be given one
+            if not isinstance(value, str):
+                raise ReplayError(f"project name_zh {value!r} is not text")
+            _set_name_zh(project, value)
+            continue
         if key not in project or key in {"registry", "origin_registry", "origin_id", "code"}:
             raise ReplayError(f"project field {key!r} cannot be changed")
         project[key] = value
+
+
+def _set_name_zh(row: dict[str, Any], value: str) -> None:
+    """A Chinese name is in a row (as in an entry's record) only when there is one: "" takes
+    it away, so the row is what the registry's record of the table gives."""
+    if value:
+        row["name_zh"] = value
+    else:
+        row.pop("name_zh", None)
 
 
 def _batch_issue(s: RegistryState, d: dict[str, Any], e: Entry) -> None:

@@ -175,6 +175,7 @@ class OrganizationRetrieveApi(BaseApi):
         id = serializers.IntegerField()
         handle = serializers.CharField()
         name = serializers.CharField()
+        name_zh = serializers.CharField(help_text='the name in Chinese, "" when none was given')
         roles = serializers.ListField(child=serializers.CharField())
         accounts = AccountOutputSerializer(many=True, help_text="by id")
 
@@ -266,6 +267,7 @@ class MethodologyOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     code = serializers.CharField()
     name = serializers.CharField()
+    name_zh = serializers.CharField(help_text='the name in Chinese, "" when none was given')
     standard = serializers.CharField()
     # CharField, not ChoiceField: the schema would name the same enum twice (Ecosystem[s]Enum).
     ecosystems = serializers.ListField(
@@ -310,6 +312,7 @@ class ProjectOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     code = serializers.CharField()
     name = serializers.CharField()
+    name_zh = serializers.CharField(help_text='the name in Chinese, "" when none was given')
     ecosystem = serializers.ChoiceField(choices=Ecosystem.values)
     storage_pathway = serializers.ChoiceField(choices=StoragePathway.values)
     methodology = serializers.IntegerField(source="methodology_id")
@@ -387,6 +390,13 @@ class ProjectRegisterApi(BaseApi):
     class InputSerializer(Body):
         code = pattern(CODE, max_length=64)
         name = serializers.CharField(max_length=300)
+        name_zh = serializers.CharField(
+            max_length=300,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="the name in Chinese, if the registrar has one (shown on Chinese pages)",
+        )
         ecosystem = serializers.ChoiceField(choices=Ecosystem.values)
         storage_pathway = serializers.ChoiceField(choices=StoragePathway.values)
         methodology = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="id")
@@ -462,6 +472,9 @@ class ProjectUpdateApi(BaseApi):
 
     class InputSerializer(Body):
         name = serializers.CharField(max_length=300, required=False)
+        name_zh = serializers.CharField(
+            max_length=300, required=False, allow_blank=True, help_text='"" removes it'
+        )
         status = serializers.ChoiceField(choices=Project.Status.values, required=False)
         validation_body = serializers.CharField(max_length=200, required=False)
         location = GeometryField(required=False)

@@ -16,7 +16,7 @@ from .checks import _CODE, _get
 
 @transaction.atomic
 def organization_register(
-    *, actor: Actor, handle: str, name: str, roles: Iterable[str]
+    *, actor: Actor, handle: str, name: str, roles: Iterable[str], name_zh: str = ""
 ) -> Organization:
     validation.require(actor.is_operator, "only operators register organizations")
     handle = validation.text(handle, "handle", max_length=64)
@@ -29,7 +29,10 @@ def organization_register(
     if Organization.objects.filter(handle=handle).exists():
         raise Conflict(f"organization {handle} exists", code=ErrorCode.DUPLICATE)
     org = Organization.objects.create(
-        handle=handle, name=validation.text(name, "name", max_length=200), roles=role_list
+        handle=handle,
+        name=validation.text(name, "name", max_length=200),
+        name_zh=validation.text(name_zh, "name_zh", max_length=200, required=False),
+        roles=role_list,
     )
     _ledger_append(
         type="org.register",

@@ -28,7 +28,13 @@ from .checks import _CODE, _area, _geometry, _get, _jurisdiction
 
 @transaction.atomic
 def methodology_register(
-    *, actor: Actor, code: str, name: str, standard: str, ecosystems: Iterable[str]
+    *,
+    actor: Actor,
+    code: str,
+    name: str,
+    standard: str,
+    ecosystems: Iterable[str],
+    name_zh: str = "",
 ) -> Methodology:
     validation.require(actor.is_operator, "only operators register methodologies")
     code = validation.text(code, "code", max_length=64)
@@ -38,6 +44,7 @@ def methodology_register(
     m = Methodology.objects.create(
         code=code,
         name=validation.text(name, "name", max_length=300),
+        name_zh=validation.text(name_zh, "name_zh", max_length=300, required=False),
         standard=validation.text(standard, "standard", max_length=100),
         ecosystems=eco,
     )
@@ -124,6 +131,7 @@ def project_register(
     origin_registry: str = "",
     origin_id: str = "",
     status: str = Project.Status.REGISTERED,
+    name_zh: str = "",
 ) -> Project:
     reg = _get(Organization, registry)
     if reg is None or not actor.may_act_for(reg.pk):
@@ -166,6 +174,7 @@ def project_register(
     fields = {
         "code": code,
         "name": validation.text(name, "name", max_length=300),
+        "name_zh": validation.text(name_zh, "name_zh", max_length=300, required=False),
         "ecosystem": eco,
         "storage_pathway": validation.choice(
             storage_pathway, "storage_pathway", StoragePathway.values
@@ -198,7 +207,15 @@ def project_register(
     return p
 
 
-_PROJECT_MUTABLE = {"name", "status", "validation_body", "location", "area_m2", "storage_pathway"}
+_PROJECT_MUTABLE = {
+    "name",
+    "name_zh",
+    "status",
+    "validation_body",
+    "location",
+    "area_m2",
+    "storage_pathway",
+}
 
 
 @transaction.atomic
@@ -215,6 +232,8 @@ def project_update(*, actor: Actor, project: int, **changes: Any) -> Project:
     for key, value in changes.items():
         if key == "name":
             clean[key] = validation.text(value, "name", max_length=300)
+        elif key == "name_zh":  # "" takes a Chinese name away
+            clean[key] = validation.text(value, "name_zh", max_length=300, required=False)
         elif key == "validation_body":
             clean[key] = validation.text(value, "validation_body", max_length=200)
         elif key == "status":

@@ -87,37 +87,50 @@ class Command(BaseCommand):
             actor=op,
             handle="bluecarbon-ops",
             name="Blue Carbon Exchange (operator)",
+            name_zh="蓝碳交易所\uff08运营方\uff09",
             roles=[Role.OPERATOR],
         )
         registry = org(
-            actor=op, handle=REGISTRY, name="Marine Carbon Registry (demo)", roles=[Role.REGISTRY]
+            actor=op,
+            handle=REGISTRY,
+            name="Marine Carbon Registry (demo)",
+            name_zh="海洋碳汇登记处\uff08演示\uff09",
+            roles=[Role.REGISTRY],
         )
         auditor = org(
-            actor=op, handle="coastal-audit", name="Coastal Audit Partners", roles=[Role.AUDITOR]
+            actor=op,
+            handle="coastal-audit",
+            name="Coastal Audit Partners",
+            name_zh="滨海审计合伙人",
+            roles=[Role.AUDITOR],
         )
         devs = {
             "xiangshan": org(
                 actor=op,
                 handle="xihu-port-coop",
                 name="Xiangshan Xihu Port Seaweed Farming Cooperative",
+                name_zh="象山西沪港海藻养殖合作社",
                 roles=[Role.DEVELOPER],
             ),
             "zhanjiang": org(
                 actor=op,
                 handle="zhanjiang-mangrove",
                 name="Zhanjiang Mangrove Restoration Co.",
+                name_zh="湛江红树林修复有限公司",
                 roles=[Role.DEVELOPER],
             ),
             "rongcheng": org(
                 actor=op,
                 handle="rongcheng-seagrass",
                 name="Rongcheng Seagrass Conservation Co.",
+                name_zh="荣成海草床保护有限公司",
                 roles=[Role.DEVELOPER],
             ),
             "putian": org(
                 actor=op,
                 handle="putian-oyster",
                 name="Putian Oyster Farmers Union",
+                name_zh="莆田牡蛎养殖户联合会",
                 roles=[Role.DEVELOPER],
             ),
         }
@@ -126,18 +139,21 @@ class Command(BaseCommand):
                 actor=op,
                 handle="ningbo-energy",
                 name="Ningbo Coastal Energy (demo)",
+                name_zh="宁波滨海能源\uff08演示\uff09",
                 roles=[Role.BIDDER],
             ),
             org(
                 actor=op,
                 handle="zhejiang-trading",
                 name="Zhejiang Green Trading (demo)",
+                name_zh="浙江绿色交易\uff08演示\uff09",
                 roles=[Role.BIDDER],
             ),
             org(
                 actor=op,
                 handle="shenzhen-finance",
                 name="Shenzhen Blue Finance (demo)",
+                name_zh="深圳蓝色金融\uff08演示\uff09",
                 roles=[Role.BIDDER],
             ),
         ]
@@ -158,6 +174,7 @@ class Command(BaseCommand):
             "xiangshan",
             code="CN-ZJ-XS-001",
             name="Xihu Port seaweed farming carbon sink",
+            name_zh="象山西沪港海藻养殖碳汇",
             ecosystem="macroalgae",
             storage_pathway="harvest_export",
             methodology=meth["HY/T 0349-2022"].pk,
@@ -170,6 +187,7 @@ class Command(BaseCommand):
             "zhanjiang",
             code="CN-GD-ZJ-001",
             name="Zhanjiang mangrove restoration (VCS + CCB)",
+            name_zh="湛江红树林造林项目\uff08VCS + CCB\uff09",
             ecosystem="mangrove",
             storage_pathway="biomass_sediment",
             methodology=meth["VM0033"].pk,
@@ -184,6 +202,7 @@ class Command(BaseCommand):
             "rongcheng",
             code="CN-SD-RC-001",
             name="Rongcheng seagrass meadow carbon sink",
+            name_zh="荣成海草床碳汇",
             ecosystem="seagrass",
             storage_pathway="sediment",
             methodology=meth["HY/T 0349-2022"].pk,
@@ -196,6 +215,7 @@ class Command(BaseCommand):
             "putian",
             code="CN-FJ-PT-001",
             name="Putian oyster farming carbon sink",
+            name_zh="莆田牡蛎养殖碳汇",
             ecosystem="shellfish",
             storage_pathway="shell_carbonate",
             methodology=meth["HY/T 0349-2022"].pk,

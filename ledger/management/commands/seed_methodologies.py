@@ -49,12 +49,25 @@ METHODOLOGIES = [
     ("CCER-14-004", "Seagrass bed restoration (CCER)", "China CCER", ["seagrass"]),
 ]
 
+# The Chinese titles of the Chinese standards (the others publish none; pages fall back to the
+# English name).
+NAMES_ZH = {
+    "HY/T 0349-2022": "海洋碳汇核算方法",
+    "CCER-14-003": "盐沼植被修复\uff08CCER\uff09",
+    "CCER-14-004": "海草床修复\uff08CCER\uff09",
+}
+
 
 def methodologies_seed(*, actor: Actor) -> list[Methodology]:
     known = set(Methodology.objects.values_list("code", flat=True))
     return [
         services.methodology_register(
-            actor=actor, code=code, name=name, standard=std, ecosystems=eco
+            actor=actor,
+            code=code,
+            name=name,
+            name_zh=NAMES_ZH.get(code, ""),
+            standard=std,
+            ecosystems=eco,
         )
         for code, name, std, eco in METHODOLOGIES
         if code not in known
