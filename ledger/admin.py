@@ -268,5 +268,6 @@ class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ("queue", "worker", "beat_at")
 
 
-# API keys have an add form and a revoke action of their own.
-from . import admin_apikeys  # noqa: E402,F401
+# API keys have an add form and a revoke action of their own; projects' documents an add form
+# that attaches through the service.
+from . import admin_apikeys, admin_documents  # noqa: E402,F401

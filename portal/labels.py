@@ -21,6 +21,15 @@ LABELS = [
     gettext_noop("Biomass and sediment"),
     gettext_noop("Harvested biomass leaving the system"),
     gettext_noop("Shell carbonate"),
+    # ledger.models.DocumentKind and DocumentMediaType
+    gettext_noop("Monitoring report"),
+    gettext_noop("Verification report"),
+    gettext_noop("Validation report"),
+    gettext_noop("Other"),
+    gettext_noop("PDF"),
+    gettext_noop("Text"),
+    gettext_noop("PNG image"),
+    gettext_noop("JPEG image"),
     # ledger.models.Project.Status
     gettext_noop("Registered"),
     gettext_noop("Active"),
