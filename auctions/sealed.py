@@ -94,18 +94,17 @@ def clearing(a: Auction) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
         .order_by("pk")
         .values_list("pk", "bidder_id", "account_id", "commitment", "opened")
     )
-    book = [
-        results.BookBid(
-            bid=pk,
-            bidder=bidder,
-            account=account,
-            commitment=commitment,
-            deposit=deposits.get(bidder, 0),
-            tiers=(opened or {}).get("tiers"),
-            error=(opened or {}).get("error"),
-        )
-        for pk, bidder, account, commitment, opened in rows.iterator(chunk_size=5000)
-    ]
+    # Each bid was opened as it was sealed or at the close (``Bid.opened``).
+    opened: dict[int, dict[str, Any]] = {}
+    counted = []
+    for pk, bidder, account, commitment, was_opened in rows.iterator(chunk_size=5000):
+        opened[pk] = was_opened or {}
+        counted.append(results.Counted(pk, bidder, account, commitment))
+    book = results.assemble_book(
+        counted,
+        deposits=deposits,
+        opening=lambda c: (opened[c.bid].get("tiers"), opened[c.bid].get("error")),
+    )
     result = results.build_result(
         record=records.auction_rules(a),
         book=book,

@@ -340,23 +340,19 @@ def recompute(a: Auction) -> dict[str, Any]:
     opener = sealing.Opener(private_key=key, released=released, trustees=len(a.trustees))
     counted = [row["bid"] for row in published["bids"]]
     bids = {b.pk: b for b in Bid.objects.filter(pk__in=counted)}
-    book_rows = []
-    for bid_id in counted:
-        b = bids[bid_id]
-        tiers, error = opener.for_book(
-            bytes(b.ciphertext), origin=settings.LEDGER_ORIGIN, auction=a.pk, bidder=b.bidder_id
-        )
-        book_rows.append(
-            results.BookBid(
-                bid=b.pk,
-                bidder=b.bidder_id,
-                account=b.account_id,
-                commitment=b.commitment,
-                deposit=held.get(b.bidder_id, 0),
-                tiers=tiers,
-                error=error,
-            )
-        )
+    book_rows = results.assemble_book(
+        (
+            results.Counted(i, bids[i].bidder_id, bids[i].account_id, bids[i].commitment)
+            for i in counted
+        ),
+        deposits=held,
+        opening=lambda c: opener.for_book(
+            bytes(bids[c.bid].ciphertext),
+            origin=settings.LEDGER_ORIGIN,
+            auction=a.pk,
+            bidder=c.bidder,
+        ),
+    )
 
     rebuilt = results.build_result(
         record=records.auction_rules(a),

@@ -3,6 +3,8 @@
 from bluecarbon_audit.auctions.result import *  # noqa: F403
 from bluecarbon_audit.auctions.result import (  # noqa: F401
     BookBid,
+    Counted,
+    assemble_book,
     book_root,
     build_result,
     result_sha256,

@@ -1133,25 +1133,19 @@ def _auction_clear(
         released=released if private is None else None,
         trustees=len(a["trustees"]),
     )
-    book = []
-    for bid_id in _counted(s, a["id"]):
-        bid = s.bids[bid_id]
+    counted = [(i, s.bids[i]) for i in _counted(s, a["id"])]
+    held = {}
+    for _, bid in counted:
         deposit = s.deposits.get((a["id"], bid["bidder"]))
-        held = deposit["amount"] if deposit and deposit["state"] == "held" else 0
-        tiers, error = opener.for_book(
-            s.ciphertexts[bid_id], origin=s.origin, auction=a["id"], bidder=bid["bidder"]
-        )
-        book.append(
-            results.BookBid(
-                bid=bid_id,
-                bidder=bid["bidder"],
-                account=bid["account"],
-                commitment=bid["commitment"],
-                deposit=held,
-                tiers=tiers,
-                error=error,
-            )
-        )
+        if deposit and deposit["state"] == "held":
+            held[bid["bidder"]] = deposit["amount"]
+    book = results.assemble_book(
+        (results.Counted(i, b["bidder"], b["account"], b["commitment"]) for i, b in counted),
+        deposits=held,
+        opening=lambda c: opener.for_book(
+            s.ciphertexts[c.bid], origin=s.origin, auction=a["id"], bidder=c.bidder
+        ),
+    )
     want = results.build_result(
         record=record, book=book, seed=bytes.fromhex(a["seed"]), root=bytes.fromhex(a["book_root"])
     )

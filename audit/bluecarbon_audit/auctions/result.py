@@ -8,7 +8,7 @@ published key; the ``auction.clear`` entry must carry exactly what it returns. N
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,45 @@ class BookBid:
     deposit: int  # minor units recorded for this bidder (0 if none)
     tiers: Any = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A bid the close entry counted, before it is opened."""
+
+    bid: int
+    bidder: int
+    account: int
+    commitment: str  # hex
+
+
+Opening = Callable[[Counted], tuple[Any, "str | None"]]
+
+
+def assemble_book(
+    counted: Iterable[Counted], *, deposits: Mapping[int, int], opening: Opening
+) -> list[BookBid]:
+    """The book a sealed auction clears: each counted bid, in the order given (ascending bid
+    id, the book root's), with the deposit its bidder holds (0 if none) and its opening as
+    ``(tiers, error)``. The one assembly behind the clearing worker (openings stored as the
+    bids were opened), the verifier's replay and the portal's recomputation (both reopening
+    with the published key or the released trustee keys): they differ only in ``opening``
+    and where ``deposits`` come from."""
+    book = []
+    for c in counted:
+        tiers, error = opening(c)
+        book.append(
+            BookBid(
+                bid=c.bid,
+                bidder=c.bidder,
+                account=c.account,
+                commitment=c.commitment,
+                deposit=deposits.get(c.bidder, 0),
+                tiers=tiers,
+                error=error,
+            )
+        )
+    return book
 
 
 def rules_of(record: dict[str, Any]) -> clearing.Rules:
