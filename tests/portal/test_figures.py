@@ -269,6 +269,8 @@ def test_the_project_map_lists_every_project_with_a_marker_and_in_words(db, clie
     factories.project(world.registry, world.developer, location=POLYGON, name="Xiangshan")
     r = client.get("/registry/map/")
     html = r.content.decode()
+    assert "unsafe-inline" not in r["Content-Security-Policy"]
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html) and " style=" not in html
     m = re.search(r'data-map="overview" data-geojson="([^"]+)"', html)
     assert m is not None
     markers = json.loads(m.group(1).replace("&quot;", '"'))["features"]
