@@ -62,3 +62,74 @@ def page_problems(page: Any) -> list[str]:
         ),
     )
     return problems
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+# WCAG 2.0, 2.1 and 2.2 at levels A and AA, and Deque's best practices (landmarks, one h1,
+# headings in order, ...): everything axe-core checks except the experimental rules and AAA.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now: ``[{"id", "impact", "help", "nodes":
+    [target, ...]}]``, empty when the page passes.
+
+    The vendored axe-core is evaluated through the DevTools protocol (``page.evaluate``), which
+    the page's Content-Security-Policy does not govern: ``add_script_tag`` would add an inline
+    script the site's CSP rightly refuses, and a context with ``bypass_csp=True`` would also
+    hide the CSP violations the tests look for. axe-core itself needs no ``eval``."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text())
+    result: list[dict[str, Any]] = page.evaluate(
+        """async (tags) => {
+          const r = await axe.run(document, {
+            runOnly: {type: "tag", values: tags}, resultTypes: ["violations"],
+          });
+          return r.violations.map((v) => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map((n) => n.target.join(" ")),
+          }));
+        }""",
+        AXE_TAGS,
+    )
+    return result
+
+
+def horizontal_overflow(page: Any) -> int:
+    """How many CSS pixels the page is wider than its viewport (0 when nothing scrolls
+    sideways; a table scrolling inside its own box does not count)."""
+    overflow: int = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return max(overflow, 0)
+
+
+def overflowing(page: Any, limit: int = 3) -> list[str]:
+    """The outermost elements that reach past the viewport's right edge (for the message of a
+    test that found the page scrolling sideways), as tag#id.class."""
+    found: list[str] = page.evaluate(
+        """(limit) => {
+          const width = document.documentElement.clientWidth, out = [];
+          const walk = (el) => {
+            if (out.length >= limit) return;
+            const right = el.getBoundingClientRect().right;
+            const clips = getComputedStyle(el).overflowX !== "visible";
+            if (right > width + 1 && (el.children.length === 0 || clips)) {
+              out.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+                + [...el.classList].map((c) => "." + c).join("")
+                + (el.parentElement ? " in " + el.parentElement.tagName.toLowerCase()
+                   + [...el.parentElement.classList].map((c) => "." + c).join("") : ""));
+              return;
+            }
+            // What a box that fits clips cannot widen the page (an absolutely positioned
+            // descendant whose containing block is outside it can: it is looked at too).
+            for (const child of el.children) {
+              if (!clips || getComputedStyle(child).position === "absolute") walk(child);
+            }
+          };
+          walk(document.body);
+          return out;
+        }""",
+        limit,
+    )
+    return found
