@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import clock_room, figure_views, listings, room, two_factor_views, views
+from . import calendar_views, clock_room, figure_views, listings, room, two_factor_views, views
 
 
 class IdConverter:
@@ -40,7 +40,11 @@ urlpatterns = [
     ),
     path("registry/statistics/", figure_views.statistics, name="statistics"),
     path("registry/retirements/", views.retirements, name="retirements"),
-    path("auctions/", views.auctions, name="auctions"),
+    # The calendar of auctions, its iCalendar feed, and each result's report (calendar_views).
+    path("auctions/", calendar_views.auctions, name="auctions"),
+    path("auctions/calendar.ics", calendar_views.auctions_ics, name="auctions-ics"),
+    path("auctions/<id:pk>/result/", calendar_views.result_report, name="auction-result"),
+    path("auctions/<id:pk>/result.csv", calendar_views.result_csv, name="auction-result-csv"),
     # An English or clock auction's page is its live room (room.py, clock_room.py); the sealed
     # formats' is views'.
     path("auctions/<id:pk>/", room.auction, name="auction"),

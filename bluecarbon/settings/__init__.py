@@ -291,6 +291,11 @@ CACHES = {
     },
 }
 
+# The portal's public address (scheme and host, e.g. https://registry.example.org), for the
+# absolute links printed documents carry (a certificate's QR code, a calendar feed's URLs).
+# Empty: the request's own scheme and host.
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "")
+
 # --- Ledger ---------------------------------------------------------------------------------
 # The checkpoint origin (C2SP tlog-checkpoint): a schema-less URL naming this log.
 LEDGER_ORIGIN = os.environ.get("LEDGER_ORIGIN", "bluecarbon.localhost/ledger")

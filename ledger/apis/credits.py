@@ -483,8 +483,10 @@ def _certificate(certificate: str) -> dict[str, Any]:
     }
 
 
-class RetirementCertificateApi(BaseApi):
-    required_scope = "read"
+class RetirementCertificateApi(PublicApi):
+    """Public like the certificate it backs (its QR code and its page link here): no key,
+    rate-limited per address. Nothing in it that the certificate page does not show: the
+    account and batch ids are in the entry's own bytes."""
 
     @extend_schema(
         operation_id="retirements_certificate",
@@ -492,9 +494,9 @@ class RetirementCertificateApi(BaseApi):
         responses=_responses({200: CertificateSerializer}, 404),
     )
     def get(self, request: Request, certificate: str) -> Response:
-        """A retirement certificate, whoever retired it (registries publish retirements), with
-        everything needed to verify it offline: check the checkpoint's signature with the log's
-        verifier key, then that the proof leads from the leaf hash to its root."""
+        """A retirement certificate, whoever retired it (registries publish retirements); no
+        key needed. Everything needed to verify it offline: check the checkpoint's signature
+        with the log's verifier key, then that the proof leads from the leaf hash to its root."""
         # _certificate's dict is already the CertificateSerializer's shape (the schema's).
         return Response(_certificate(certificate))
 

@@ -177,7 +177,8 @@ MATRIX: dict[tuple[str, str], Row] = {
         lambda s: _account_batch(s, beneficiary="B", purpose="P", jurisdiction="CN-GD"),
     ),
     # Retirements are public records: any key reads a certificate, anyone its printable page.
-    ("GET", "/api/v1/retirements/{certificate}"): Row("read", SHOWN),
+    # The certificate's JSON is as public as the certificate (its page links it).
+    ("GET", "/api/v1/retirements/{certificate}"): Row(PUBLIC, SHOWN),
     ("GET", "/api/v1/retirements/{certificate}/certificate.html"): Row(PUBLIC, SHOWN),
     ("GET", "/api/v1/cancellations"): Row("read", HIDDEN),
     ("POST", "/api/v1/cancellations"): Row(

@@ -43,6 +43,7 @@ PUBLIC = {
     "GET /api/v1/ledger/verifier-keys",
     "GET /api/v1/listings",
     "GET /api/v1/listings/{id}",
+    "GET /api/v1/retirements/{certificate}",
     "GET /api/v1/retirements/{certificate}/certificate.html",
 }
 

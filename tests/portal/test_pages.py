@@ -411,7 +411,7 @@ def test_each_auction_card_says_who_can_read_its_bids(market, client):
     cards = {
         title: card
         for card in re.findall(r'<article class="card">.*?</article>', html, re.S)
-        for title in [re.search(r"<h3><a [^>]*>([^<]*)</a>", card)[1]]
+        for title in [re.search(r"<h4><a [^>]*>([^<]*)</a>", card)[1]]
     }
     assert "Sealed: 2 of 3 trustees" in cards[trustees.title]
     assert "Sealed: operator-held key" in cards[operator_held.title]
