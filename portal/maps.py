@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from ledger.models import Project
 from portal import geo
+from portal.names import local_name
 
 
 def _number(value: Any) -> str:
@@ -56,7 +57,7 @@ def geometry_text(geometry: Any) -> str | None:
 def _properties(p: Project) -> dict[str, Any]:
     return {
         "code": p.code,
-        "name": p.name,
+        "name": local_name(p),  # in the reader's language, as the page around the map
         "ecosystem": p.ecosystem,
         "jurisdiction": p.jurisdiction,
         "url": reverse("portal:project", args=[p.code]),

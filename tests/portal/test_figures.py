@@ -266,7 +266,9 @@ def test_a_project_page_carries_its_shape_for_the_map_and_says_where_it_is(db, c
 
 def test_the_project_map_lists_every_project_with_a_marker_and_in_words(db, client):
     world = factories.World()
-    factories.project(world.registry, world.developer, location=POLYGON, name="Xiangshan")
+    factories.project(
+        world.registry, world.developer, location=POLYGON, name="Xiangshan", name_zh="象山"
+    )
     r = client.get("/registry/map/")
     html = r.content.decode()
     assert "unsafe-inline" not in r["Content-Security-Policy"]
@@ -282,3 +284,9 @@ def test_the_project_map_lists_every_project_with_a_marker_and_in_words(db, clie
     assert len(everything["features"]) == 2
     zh = client.get("/registry/map/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "项目地图" in zh and "北纬 21.2°\uff0c东经 110.4°" in zh
+    m = re.search(r'data-map="overview" data-geojson="([^"]+)"', zh)
+    assert m is not None
+    names = {
+        f["properties"]["name"] for f in json.loads(m.group(1).replace("&quot;", '"'))["features"]
+    }
+    assert "象山" in names and ">象山</a>" in zh
