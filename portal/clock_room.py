@@ -48,6 +48,7 @@ from .live_room import (
     money,
     refusal_message,
 )
+from .templatetags.portal_format import currency_unit
 from .throttle import poll_limited
 
 State = Auction.State
@@ -131,7 +132,7 @@ def refusal(exc: DomainError, a: Auction, rounds: list[ClockRound]) -> tuple[str
             % {
                 "low": money(low, a),
                 "high": money(current.price, a),
-                "cur": a.currency,
+                "cur": currency_unit(a.currency),
                 "tick": money(a.tick, a),
             },
             "exit_price",
@@ -190,7 +191,7 @@ def _changed(a: Auction) -> str:
     return _(
         "The round changed while you were bidding: round %(n)s is open at %(price)s %(cur)s/t. "
         "Nothing was sent; check your demand and bid again."
-    ) % {"n": current.number, "price": money(current.price, a), "cur": a.currency}
+    ) % {"n": current.number, "price": money(current.price, a), "cur": currency_unit(a.currency)}
 
 
 def _round_news(a: Auction, current: ClockRound | None, last: ClockRound | None) -> str:
@@ -201,7 +202,7 @@ def _round_news(a: Auction, current: ClockRound | None, last: ClockRound | None)
     news = _("Round %(n)s is open at %(price)s %(cur)s/t.") % {
         "n": current.number,
         "price": money(current.price, a),
-        "cur": a.currency,
+        "cur": currency_unit(a.currency),
     }
     if last is not None:
         news += " " + _(
@@ -268,7 +269,7 @@ class ClockRoom(LiveRoom):
                 "n": b.round.number,
                 "lots": b.lots,
                 "price": money(b.round.price, a),
-                "cur": a.currency,
+                "cur": currency_unit(a.currency),
             }
         else:
             done = _(
@@ -278,7 +279,7 @@ class ClockRoom(LiveRoom):
                 "n": b.round.number,
                 "lots": b.lots,
                 "exit": money(b.exit_price, a),
-                "cur": a.currency,
+                "cur": currency_unit(a.currency),
             }
         done += " " + _("Ledger entry %(seq)s; hidden from other bidders until the end.") % {
             "seq": b.entry_seq

@@ -35,7 +35,7 @@ from ledger.exceptions import DomainError
 
 from . import selectors, views
 from .context import viewer
-from .templatetags.portal_format import group_digits
+from .templatetags.portal_format import currency_unit, group_digits
 
 State = Auction.State
 OVER = (State.CLOSING, State.CLEARED, State.SETTLED, State.CANCELLED, State.FAILED)
@@ -61,7 +61,7 @@ def after(request: HttpRequest) -> int:
 def refusal_message(exc: DomainError, a: Auction) -> str:
     """A refusal both bid services give, in the reader's language (the service's message is for
     logs and the API; the code and detail say the same)."""
-    d, cur = exc.detail, a.currency
+    d, cur = exc.detail, currency_unit(a.currency)
     if exc.code == Code.DEPOSIT_MISSING:
         return _(
             "This auction needs a deposit of %(required)s %(cur)s before you bid; "

@@ -35,6 +35,7 @@ from ledger.exceptions import DomainError
 
 from . import charts, clock_room, selectors, views
 from .live_room import OVER, POLL_MS, BidForm, LiveRoom, Refusal, money, refusal_message
+from .templatetags.portal_format import currency_unit
 from .throttle import poll_limited
 
 State = Auction.State
@@ -57,7 +58,7 @@ class RaiseForm(BidForm):
 def refusal(exc: DomainError, a: Auction) -> str:
     """A refused bid's reason in the reader's language (the service's message is for logs and
     the API; the code and detail say the same)."""
-    d, cur = exc.detail, a.currency
+    d, cur = exc.detail, currency_unit(a.currency)
     code = exc.code
     if code == Code.BID_TOO_LOW and "minimum" in d:
         return _("Too low: the lowest valid bid now is %(minimum)s %(cur)s/t.") % {
@@ -142,7 +143,7 @@ class EnglishRoom(LiveRoom):
             )
         done = _("Your bid of %(price)s %(cur)s/t stands (ledger entry %(seq)s).") % {
             "price": money(r.price, a),
-            "cur": a.currency,
+            "cur": currency_unit(a.currency),
             "seq": r.entry_seq,
         }
         return done, r.entry_seq

@@ -47,6 +47,7 @@ from ledger.models import (
     Project,
     Retirement,
 )
+from portal.names import local_name
 
 PAGE = 50
 
@@ -81,17 +82,6 @@ def supply_summary() -> dict[str, Any]:
     }
 
 
-def projects(*, ecosystem: str = "", jurisdiction: str = "") -> QuerySet[Project]:
-    qs = Project.objects.select_related("methodology", "developer", "registry").annotate(
-        issued=Sum("batches__issued"), retired=Sum("batches__retired")
-    )
-    if ecosystem:
-        qs = qs.filter(ecosystem=ecosystem)
-    if jurisdiction:
-        qs = qs.filter(jurisdiction=jurisdiction)
-    return qs.order_by("code")
-
-
 def project(code: str) -> Project | None:
     return (
         Project.objects.select_related("methodology", "developer", "registry")
@@ -104,12 +94,6 @@ def project(code: str) -> Project | None:
 def retirements(*, after: int | None = None) -> QuerySet[Retirement]:
     qs = Retirement.objects.select_related("batch", "batch__project").order_by("-entry_seq")
     return qs.filter(entry_seq__lt=after) if after else qs
-
-
-def jurisdictions() -> list[str]:
-    return list(
-        Project.objects.values_list("jurisdiction", flat=True).distinct().order_by("jurisdiction")
-    )
 
 
 # ---- auctions ------------------------------------------------------------------------------
@@ -221,7 +205,7 @@ def auction_sealing(a: Auction) -> SealingView | None:
         trustees=[
             Trustee(
                 position=k.position or 0,
-                name=k.organization.name,
+                name=local_name(k.organization),
                 public_key=k.public_key_b64,
                 released_seq=k.released_seq if k.private_key is not None else None,
             )
@@ -589,7 +573,7 @@ def room_winner(a: Auction) -> tuple[str, str | None] | None:
     if top is None:
         return None
     revealed = a.revealed_seq is not None
-    return top.paddle.label, top.paddle.bidder.name if revealed else None
+    return top.paddle.label, local_name(top.paddle.bidder) if revealed else None
 
 
 @dataclass(frozen=True)
@@ -706,7 +690,9 @@ def clock_result(a: Auction) -> dict[str, Any] | None:
     )
     revealed = a.revealed_seq is not None
     names = (
-        dict(Organization.objects.filter(pk__in=ids).values_list("pk", "name")) if revealed else {}
+        {pk: local_name(o) for pk, o in Organization.objects.in_bulk(ids).items()}
+        if revealed
+        else {}
     )
     return {
         "outcome": result["outcome"],

@@ -50,6 +50,12 @@ def currency_unit(currency: str) -> str:
     return pgettext("currency unit", "CNY") if currency == "CNY" else currency
 
 
+@register.filter(name="currency")
+def currency_filter(currency: str) -> str:
+    """The currency as the page names it in a sentence: ``CNY``, 元."""
+    return currency_unit(currency)
+
+
 @register.filter
 def amount(minor: int | None, currency: str) -> str:
     """Money with its unit: ``248,050.60 CNY``, ``248,050.60 元``."""

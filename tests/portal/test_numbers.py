@@ -113,7 +113,7 @@ def test_a_pages_names_cost_one_query_per_kind_whatever_the_rows(django_assert_n
     actors = [f"user:{u.pk}" for u in users] + ["system:clear", "apikey:nope"]
     with django_assert_num_queries(4):  # users, their memberships, API keys, organizations
         names = Names.of(actors=actors, organizations=[o.pk for o in orgs])
-    with django_assert_num_queries(0):
+    with django_assert_num_queries(0), translation.override("en"):
         said = [names.actor(a) for a in actors] + [names.organization(o.pk) for o in orgs]
     assert said[0] == f"person0 ({orgs[0].name})"
     assert "System (clear)" in said and "API key nope" in said
