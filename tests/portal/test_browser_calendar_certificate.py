@@ -14,7 +14,7 @@ import pytest
 
 from ledger import services
 from ledger.models import Retirement
-from tests.browser import chromium, page_problems
+from tests.browser import axe_violations, chromium, page_problems
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser]
@@ -105,6 +105,7 @@ def test_the_certificate_prints_on_one_a4_page_in_both_languages(browser, site, 
     assert page.locator("svg.qr").is_visible()
     assert page.get_by_role("button", name="Print or save as PDF").is_visible()
     assert not page.evaluate(OVERFLOWS), "the certificate overflows a 390 px screen"
+    assert axe_violations(page) == []
     page.screenshot(path=str(Path(ARTIFACTS) / "certificate-390.png"), full_page=True)
     assert pdf_pages(printed(page, "certificate-en")) == 1
     page.emulate_media(media="print")
@@ -143,10 +144,12 @@ def test_the_calendar_and_a_result_report_at_390_px_in_both_languages(browser, s
     countdown = page.locator("[data-closes-at]").first.inner_text()
     assert re.fullmatch(r"\d\d:\d\d:\d\d", countdown), countdown  # live, from site.js
     assert not page.evaluate(OVERFLOWS), "the calendar overflows a 390 px screen"
+    assert axe_violations(page) == []
     page.screenshot(path=str(Path(ARTIFACTS) / "calendar-390.png"), full_page=True)
     page.get_by_role("link", name="Result report").click()
     page.wait_for_selector("#result-report")
     assert not page.evaluate(OVERFLOWS), "the report overflows a 390 px screen"
+    assert axe_violations(page) == []
     page.screenshot(path=str(Path(ARTIFACTS) / "result-report-390.png"), full_page=True)
     assert page.locator("#allocation tbody tr").count() == 2
     assert pdf_pages(printed(page, "result-report-en")) == 1
@@ -162,5 +165,6 @@ def test_the_calendar_and_a_result_report_at_390_px_in_both_languages(browser, s
     assert page.get_by_role("heading", name="竞价中").count() == 1
     assert page.locator("h3.month", has_text="年").count() == 3
     assert not page.evaluate(OVERFLOWS), "the Chinese calendar overflows a 390 px screen"
+    assert axe_violations(page) == []
     context.close()
     assert problems == []
