@@ -14,6 +14,7 @@ from auctions.models import Auction
 from ledger.core.quantity import format_tonnes
 
 from . import forms, results
+from .names import local_name
 from .printable import absolute_url
 
 
@@ -42,7 +43,7 @@ def auctions_ics(request: HttpRequest) -> HttpResponse:
         return _("%(format)s · %(tonnes)s t · %(project)s · vintage %(vintage)s") % {
             "format": _(a.get_format_display()),
             "tonnes": format_tonnes(a.quantity).rstrip("0").rstrip("."),
-            "project": a.batch.project.name,
+            "project": local_name(a.batch.project),
             "vintage": a.batch.vintage,
         }
 

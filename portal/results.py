@@ -117,6 +117,7 @@ class Winner:
     lots: int
     kg: int
     amount: int  # minor units: what the winner owes
+    name_zh: str = ""  # the registrar's Chinese name, shown on Chinese pages (``|local``)
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,9 @@ class ResultReport:
         return all(w.name is not None for w in self.winners)
 
 
-def _names(ids: list[int]) -> dict[int, str]:
-    return dict(Organization.objects.filter(pk__in=ids).values_list("pk", "name"))
+def _names(ids: list[int]) -> dict[int, tuple[str, str]]:
+    rows = Organization.objects.filter(pk__in=ids).values_list("pk", "name", "name_zh")
+    return {pk: (name, name_zh) for pk, name, name_zh in rows}
 
 
 def result_report(a: Auction) -> ResultReport | None:
@@ -174,11 +176,7 @@ def result_report(a: Auction) -> ResultReport | None:
     rounds = None
     if a.format in SEALED_FORMATS:
         # The sealed result names its bidders (docs/auctions.md §5), published after the reveal.
-        names = _names([r["bidder"] for r in rows])
-        winners = [
-            Winner(r["bidder"], names.get(r["bidder"]), "", r["awarded_lots"], 0, r["amount"])
-            for r in rows
-        ]
+        winners = [Winner(r["bidder"], "", "", r["awarded_lots"], 0, r["amount"]) for r in rows]
         stats = outcome.get("stats", {})
         bidders, bids = stats.get("bidders"), a.book_size
     elif a.is_english:
@@ -208,8 +206,19 @@ def result_report(a: Auction) -> ResultReport | None:
         rounds = outcome.get("rounds")
     if not revealed and a.format not in SEALED_FORMATS:
         winners = [Winner(None, None, w.paddle, w.lots, 0, w.amount) for w in winners]
+    # Names, in both scripts, of the winners whose names are public (one query).
+    names = _names([w.bidder for w in winners if w.bidder is not None and w.name is not None])
     winners = [
-        Winner(w.bidder, w.name, w.paddle, w.lots, w.lots * a.lot_kg, w.amount) for w in winners
+        Winner(
+            w.bidder,
+            names[w.bidder][0] if w.bidder in names else None,
+            w.paddle,
+            w.lots,
+            w.lots * a.lot_kg,
+            w.amount,
+            names[w.bidder][1] if w.bidder in names else "",
+        )
+        for w in winners
     ]
     awarded = outcome.get("awarded_lots")
     if awarded is None:  # an English result counts its one lot in its bidders

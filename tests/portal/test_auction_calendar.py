@@ -16,6 +16,7 @@ from django.utils import timezone
 from icalendar import Calendar
 
 from auctions.models import Auction
+from ledger.models import Organization
 from tests.auctions.conftest import TONNE, Market, run_to_settlement
 from tests.auctions.test_clock import bid as clock_bid
 from tests.auctions.test_clock import clock_auction, end_round, finish
@@ -263,3 +264,13 @@ def test_the_report_prints_in_chinese(market, client):
     for words in ("拍卖结果报告", "成交价", "中标人", "结果哈希", "打印或另存为 PDF"):
         assert words in html, words
     assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None and " style=" not in html
+
+
+def test_a_winner_with_a_chinese_name_is_named_in_chinese_on_chinese_pages(market, client):
+    a = sealed(market, "uniform")
+    winner = market.bidders[0]
+    Organization.objects.filter(pk=winner.pk).update(name_zh="宁波海岸能源")
+    html = zh(client).get(f"/auctions/{a.pk}/result/").content.decode()
+    assert table(html, "allocation")[0][0] == "宁波海岸能源"
+    rows = read_csv(client, a)
+    assert rows[0]["winner_name"] == winner.name  # the CSV keeps the registered name
