@@ -168,3 +168,37 @@ def test_the_calendar_and_a_result_report_at_390_px_in_both_languages(browser, s
     assert axe_violations(page) == []
     context.close()
     assert problems == []
+
+
+def test_a_big_books_report_prints_on_a_few_pages_each_with_the_tables_header(browser, site):
+    from tests.auctions.conftest import Market, run_to_settlement
+
+    m = Market(bidders=60)
+    a = m.auction(closes_in=3, title="A big book")
+    for i, org in enumerate(m.bidders):
+        m.bid(a, org, [(3000 + 100 * (i % 7), 1)])  # 60 lots of 100: every bidder wins
+    run_to_settlement(a)
+    context = browser.new_context(base_url=site, locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems = page_problems(page)
+    page.goto(f"/auctions/{a.pk}/result/")
+    assert page.locator("#allocation tbody tr").count() == 60
+    pages = pdf_pages(printed(page, "result-report-big"))
+    assert 2 <= pages <= 4, pages
+    # Each printed page starts the table again with its header row: Chromium repeats a
+    # table-header-group on every page the table spans (screen media cannot show this, so the
+    # rule is checked where it is written).
+    page.emulate_media(media="print")
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#allocation thead')).display")
+        == "table-header-group"
+    )
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector('#allocation tbody tr')).breakInside"
+        )
+        == "avoid"
+    )
+    context.close()
+    assert problems == []
