@@ -22,7 +22,7 @@ from ledger.core.quantity import QuantityError, format_money, format_tonnes, par
 from ledger.exceptions import DomainError
 from ledger.models import Organization, Role
 
-from . import onboarding, services
+from . import onboarding, records, services
 from .models import Application, Auction, Award, Bid, Bidder, BidReceipt, Deposit
 from .records import b64
 from .tasks import auction_advance_task
@@ -238,28 +238,15 @@ def advance_auctions(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: Que
     modeladmin.message_user(request, f"{qs.count()} auction(s) nudged.")
 
 
-# Everything about an auction but its sealed private key, which no screen shows.
+# Everything about an auction but its sealed private key, which no screen shows: its state,
+# the rules its create entry recorded (records.RULE_FIELDS, the one list of them), and what
+# bidding and clearing wrote.
 _AUCTION_FIELDS = (
-    "title",
     "state",
     "state_reason",
-    "seller",
-    "account",
-    "batch",
+    *records.RULE_FIELDS,
+    *dict.fromkeys(records.ENGLISH_RULE_FIELDS + records.CLOCK_RULE_FIELDS),
     "hold",
-    "format",
-    "quantity",
-    "lot_kg",
-    "currency",
-    "tick",
-    "reserve",
-    "cap_bp",
-    "deposit_required",
-    "bid_guarantee",
-    "tie_rule",
-    "undersubscribed",
-    "opens_at",
-    "closes_at",
     "public_key_b64",
     "book_size",
     "book_root_hex",

@@ -4,12 +4,17 @@ definition per table, shared by the services and ``ledger_verify``."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Field
 
 from ledger.core.entry import format_time
 
+from .core import clock as clock_rules
+from .core import english as english_rules
+from .core import replay
 from .core.clock import commitment as clock_commitment
 from .core.onboarding import applicant
 from .core.parties import paddle
@@ -31,40 +36,27 @@ def b64(data: bytes | memoryview | None) -> str | None:
     return None if data is None else base64.b64encode(bytes(data)).decode()
 
 
+# The rules an auction.create entry records, each held by the Auction field of its name (a
+# foreign key by its id): the audit package's lists, so the entry, the verifier's replay and
+# the admin's screen name the same rules.
+RULE_FIELDS = replay.RULE_KEYS
+ENGLISH_RULE_FIELDS = english_rules.RULE_KEYS
+CLOCK_RULE_FIELDS = clock_rules.RULE_KEYS
+
+
+def _rule(a: Auction, name: str) -> Any:
+    field = Auction._meta.get_field(name)
+    assert isinstance(field, Field)  # a column of the row, never a relation's other end
+    value = getattr(a, field.attname)
+    if isinstance(value, dt.datetime):
+        return format_time(value)
+    return list(value) if isinstance(value, list) else value
+
+
 def auction_rules(a: Auction) -> dict[str, Any]:
     """The rules as recorded by auction.create (and fixed by auction.schedule)."""
-    rules = {
-        "id": a.pk,
-        "title": a.title,
-        "seller": a.seller_id,
-        "account": a.account_id,
-        "batch": a.batch_id,
-        "format": a.format,
-        "quantity": a.quantity,
-        "lot_kg": a.lot_kg,
-        "currency": a.currency,
-        "tick": a.tick,
-        "reserve": a.reserve,
-        "cap_bp": a.cap_bp,
-        "deposit_required": a.deposit_required,
-        "bid_guarantee": a.bid_guarantee,
-        "tie_rule": a.tie_rule,
-        "undersubscribed": a.undersubscribed,
-        "opens_at": format_time(a.opens_at),
-        "closes_at": format_time(a.closes_at),
-        "sealing": a.sealing,
-        "trustees": list(a.trustees),
-        "threshold": a.threshold,
-        "release_by": format_time(a.release_by) if a.release_by is not None else None,
-    }
-    if a.is_clock:  # its own rules (bluecarbon_audit.auctions.clock)
-        rules |= {"increments": a.increments, "round_s": a.round_s}
-    if a.is_english:  # its own rules (bluecarbon_audit.auctions.english)
-        rules |= {
-            "increments": a.increments,
-            "countdown_s": a.countdown_s,
-            "hard_close_at": format_time(a.hard_close_at) if a.hard_close_at else None,
-        }
+    own = ENGLISH_RULE_FIELDS if a.is_english else CLOCK_RULE_FIELDS if a.is_clock else ()
+    rules = {"id": a.pk} | {name: _rule(a, name) for name in (*RULE_FIELDS, *own)}
     # The rules' version (auctions/core/result.py RULES_VERSIONS). Version 1 is a record
     # without "v", as every auction created before versions has it.
     if a.rules_version != 1:

@@ -3,5 +3,6 @@
 from bluecarbon_audit.auctions.replay import *  # noqa: F403
 from bluecarbon_audit.auctions.replay import (  # noqa: F401
     AUCTION_ENTRY_TYPES,
+    RULE_KEYS,
     AuctionState,
 )

@@ -1188,32 +1188,30 @@ def _cleared(s: AuctionState, a: dict[str, Any], want: dict[str, Any]) -> None:
     }
 
 
-_RULE_KEYS = frozenset(
-    {
-        "id",
-        "title",
-        "seller",
-        "account",
-        "batch",
-        "format",
-        "quantity",
-        "lot_kg",
-        "currency",
-        "tick",
-        "reserve",
-        "cap_bp",
-        "deposit_required",
-        "bid_guarantee",
-        "tie_rule",
-        "undersubscribed",
-        "opens_at",
-        "closes_at",
-        *SEALING_RULES,
-        "v",
-        *english.RULE_KEYS,
-        *clock.RULE_KEYS,
-    }
+# The rules an auction.create entry records besides its id and its version "v" (the ascending
+# formats add their own: english.RULE_KEYS, clock.RULE_KEYS). The server's records.auction_rules
+# writes exactly these, and its admin shows them.
+RULE_KEYS = (
+    "title",
+    "seller",
+    "account",
+    "batch",
+    "format",
+    "quantity",
+    "lot_kg",
+    "currency",
+    "tick",
+    "reserve",
+    "cap_bp",
+    "deposit_required",
+    "bid_guarantee",
+    "tie_rule",
+    "undersubscribed",
+    "opens_at",
+    "closes_at",
+    *SEALING_RULES,
 )
+_RULE_KEYS = frozenset({"id", "v", *RULE_KEYS, *english.RULE_KEYS, *clock.RULE_KEYS})
 
 
 def _auction_settle(
