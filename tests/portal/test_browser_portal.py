@@ -27,8 +27,8 @@ from auctions.models import Auction, Bid
 from auctions.receipts import receipt_verifiers
 from ledger import services as registry
 from ledger.core.note import open_note
-from ledger.core.quantity import format_money
 from ledger.models import LedgerEntry, Membership, Role
+from portal.numbers import money_text
 from tests import factories
 from tests.auctions.conftest import TONNE, Market
 from tests.auctions.test_trustees import Trustees
@@ -475,7 +475,7 @@ def sealed_rows(page: Any) -> dict[tuple[int, int], tuple[str, str, str, str]]:
 def max_cost(tiers: list[tuple[int, int]], lot_kg: int) -> str:
     """The sum of price * lots * lot size in tonnes, in CNY with its decimals: the page's
     total."""
-    return format_money(sum(price * lots * lot_kg // 1000 for price, lots in tiers), "CNY")
+    return money_text(sum(price * lots * lot_kg // 1000 for price, lots in tiers), "CNY")
 
 
 def test_a_bidder_sees_what_it_sealed_and_carries_the_record_to_another_device(
@@ -527,18 +527,18 @@ def test_a_bidder_sees_what_it_sealed_and_carries_the_record_to_another_device(
     page.wait_for_selector("#bid-confirm:not([hidden]) #confirm-cost")
     first = [(10600, 6), (10000, 4)]
     assert page.locator("#confirm-cost").inner_text() == f"{max_cost(first, lot_kg)} CNY"
-    assert page.locator("#confirm-cost").inner_text() == "2590.00 CNY"
+    assert page.locator("#confirm-cost").inner_text() == "2,590.00 CNY"
     assert page.locator("#confirm-lots").inner_text() == "10"
     assert page.locator("#confirm-total").inner_text() == (
-        "Total maximum cost, if every lot you bid for is won at your prices: 2590.00 CNY"
+        "Total maximum cost, if every lot you bid for is won at your prices: 2,590.00 CNY"
     )
     assert page.locator("#confirm-tiers tbody tr").all_inner_texts() == [
-        "106.00\t6\t15.000\t1590.00",
-        "100.00\t4\t10.000\t1000.00",
+        "106.00\t6\t15\t1,590.00",
+        "100.00\t4\t10\t1,000.00",
     ]
-    assert page.locator("#confirm-tiers tfoot tr").inner_text() == "Total\t10\t25.000\t2590.00"
+    assert page.locator("#confirm-tiers tfoot tr").inner_text() == "Total\t10\t25\t2,590.00"
     assert page.locator("#confirm-deposit").inner_text() == (
-        f"Your recorded deposit, 3000.00 CNY, covers this bid{Q}s maximum cost (the rules{Q} bid "
+        f"Your recorded deposit, 3,000.00 CNY, covers this bid{Q}s maximum cost (the rules{Q} bid "
         "guarantee)."
     )
     assert page.locator("#confirm-cap").inner_text() == (
@@ -554,7 +554,7 @@ def test_a_bidder_sees_what_it_sealed_and_carries_the_record_to_another_device(
     bid1 = Bid.objects.get(auction=a, bidder=bidder)
     page.wait_for_selector(f"#sealed-table tr[data-bid='{bid1.pk}'][data-state=counts]")
     assert sealed_rows(page) == {
-        (bid1.pk, 1): ("106.00: 6; 100.00: 4", "10 (25.000 t)", "2590.00 CNY", "counts")
+        (bid1.pk, 1): ("106.00: 6; 100.00: 4", "10 (25 t)", "2,590.00 CNY", "counts")
     }
 
     # A second bid: with the first (recorded here), the bidder is over the cap and the deposit,
@@ -565,9 +565,9 @@ def test_a_bidder_sees_what_it_sealed_and_carries_the_record_to_another_device(
     second = [(10400, 2)]
     assert page.locator("#confirm-cost").inner_text() == f"{max_cost(second, lot_kg)} CNY"
     both = max_cost(first + second, lot_kg)
-    assert both == "3110.00"
+    assert both == "3,110.00"
     assert page.locator("#confirm-deposit").inner_text() == (
-        "Your recorded deposit, 3000.00 CNY, covers this bid, but not together with your other "
+        "Your recorded deposit, 3,000.00 CNY, covers this bid, but not together with your other "
         f"standing bids recorded on this device: {both} CNY in all. Your bids count together: "
         "at the clearing your lowest-priced lots beyond the deposit will not count, and a bid "
         "left with no lot is rejected."
@@ -596,9 +596,9 @@ def test_a_bidder_sees_what_it_sealed_and_carries_the_record_to_another_device(
     page.get_by_role("button", name="Seal and submit").click()
     page.wait_for_selector(f"#sealed-table tr[data-bid='{bid1.pk}'][data-version='2']")
     mine = {
-        (bid1.pk, 1): ("106.00: 6; 100.00: 4", "10 (25.000 t)", "2590.00 CNY", "amended"),
-        (bid2.pk, 1): ("104.00: 2", "2 (5.000 t)", "520.00 CNY", "withdrawn"),
-        (bid1.pk, 2): ("106.00: 10", "10 (25.000 t)", "2650.00 CNY", "counts"),
+        (bid1.pk, 1): ("106.00: 6; 100.00: 4", "10 (25 t)", "2,590.00 CNY", "amended"),
+        (bid2.pk, 1): ("104.00: 2", "2 (5 t)", "520.00 CNY", "withdrawn"),
+        (bid1.pk, 2): ("106.00: 10", "10 (25 t)", "2,650.00 CNY", "counts"),
     }
     assert sealed_rows(page) == mine
     states = page.locator("#sealed-table td.sealed-state").all_inner_texts()

@@ -20,12 +20,23 @@ export function decimal(n, places) {
   return `${sign}${s.slice(0, -places)}.${s.slice(-places)}`;
 }
 
-export function money(minor, currency) {
-  return decimal(minor, exponent(currency));
+// A decimal string's whole part in groups of three: "248050.60" -> "248,050.60", as the
+// server's pages write figures (portal/numbers.py) in both languages.
+export function group(text) {
+  const m = /^(-?)(\d+)(\.\d+)?$/.exec(text);
+  if (!m) return text;
+  return m[1] + m[2].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (m[3] ?? "");
 }
 
+// For people to read: grouped, every decimal of the currency.
+export function money(minor, currency) {
+  return group(decimal(minor, exponent(currency)));
+}
+
+// For people to read: exact tonnes, grouped, the kilograms' trailing zeros dropped
+// (2340100 -> "2,340.1"); nothing is rounded.
 export function tonnes(kg) {
-  return decimal(kg, 3);
+  return group(decimal(kg, 3).replace(/\.?0+$/, ""));
 }
 
 // The most a tier can cost: price (minor units per tonne) × lots × lot size (kg) / 1000. The
