@@ -453,11 +453,13 @@ def _plan_all_checkpoints(scene: Scene) -> Step:
 
 
 # The entries whose effect on the tables the drill can undo, for a consistent rollback.
-_UNDOABLE = ("credit.transfer", "credit.retire", "credit.cancel")
+_UNDOABLE = ("credit.transfer", "credit.retire", "credit.cancel", "document.attach")
 
 
 def _undo(entry: dict[str, Any]) -> None:
     data, kind = entry["data"], entry["type"]
+    if kind == "document.attach":  # its row goes with the entries (_roll_back); no balance moved
+        return
     if kind == "credit.transfer":
         batch = data["batch"]
         moves = [(data["from"], data["quantity"]), (data["to"], -data["quantity"])]
@@ -482,8 +484,8 @@ def _rollback_plan(scene: Scene) -> tuple[int, list[dict[str, Any]]] | str:
     if not tail:
         last = LedgerEntry.objects.order_by("-seq").values_list("type", flat=True).first()
         return (
-            f"the last entry is a {last}: the drill rolls back only transfers, retirements and "
-            "cancellations, whose effect on the tables it can undo"
+            f"the last entry is a {last}: the drill rolls back only transfers, retirements, "
+            "cancellations and documents, whose effect on the tables it can undo"
         )
     return scene.size - len(tail), tail
 
@@ -494,6 +496,7 @@ def _roll_back(keep: int, tail: list[dict[str, Any]]) -> None:
             _undo(entry)
         Retirement.objects.filter(entry_seq__gte=keep).delete()
         Cancellation.objects.filter(entry_seq__gte=keep).delete()
+        ProjectDocument.objects.filter(entry_seq__gte=keep).delete()
         drop_checkpoints(keep)
         LedgerEntry.objects.filter(seq__gte=keep).delete()
         rebuild_tree_from(keep)

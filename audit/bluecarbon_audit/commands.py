@@ -22,6 +22,11 @@ __all__ = ["Progress", "render_report", "run"]
 OK, FAILED, USAGE = 0, 1, 2
 
 
+def _documents(records: dict[str, int]) -> str:
+    n = records.get("document", 0)
+    return f"{n} document{'' if n == 1 else 's'} attached"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         policy = _policy(args)
@@ -148,7 +153,8 @@ def render_report(report: Report, seconds: float | None = None) -> str:
             r = report.registry
             checks.append(
                 f"replay: {r['organizations']} organizations, {r['accounts']} accounts, "
-                f"{r['projects']} projects, {r['batches']} batches; issued "
+                f"{r['projects']} projects ({_documents(report.records)}), {r['batches']} "
+                "batches; issued "
                 f"{format_tonnes(r['issued_kg'])} t, retired {format_tonnes(r['retired_kg'])} t, "
                 f"cancelled {format_tonnes(r['cancelled_kg'])} t; supply invariant holds"
             )

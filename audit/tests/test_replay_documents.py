@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from ledgers import ORIGIN, registry
-from test_verify import check
+from test_verify import check, run
 
 from bluecarbon_audit.entry import Entry
 from bluecarbon_audit.replay import DOCUMENT_MAX_BYTES, RegistryState, ReplayError
@@ -91,3 +91,13 @@ def test_the_auditor_names_an_entry_whose_document_is_for_no_project(tmp_path):
     assert not report.ok
     assert report.failure.seq == len(log.entries) - 1
     assert "unknown project 9" in report.failure.message
+
+
+def test_the_human_report_counts_the_documents(tmp_path, capsys):
+    log = MemoryLog(ORIGIN)
+    registry(log)
+    log.append("document.attach", {"document": document()})
+    log.write_tiles(tmp_path)
+    code, out = run(capsys, str(tmp_path), "--key", log.verifier_key)
+    assert code == 0, out
+    assert "1 projects (1 document attached), 2 batches" in out

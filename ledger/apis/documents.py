@@ -72,7 +72,6 @@ class ProjectDocumentListApi(PublicApi):
         tags=["registry"],
         parameters=[*ID_PARAM, PageSerializer],
         responses=_responses({200: page_of("DocumentPage", DocumentOutputSerializer)}, 400, 404),
-        auth=[],
     )
     def get(self, request: Request, pk: str) -> Response:
         """A project's documents, oldest first (public: no key needed)."""
@@ -152,7 +151,6 @@ class DocumentRetrieveApi(PublicApi):
         tags=["registry"],
         parameters=ID_PARAM,
         responses=_responses({200: DocumentOutputSerializer}, 404),
-        auth=[],
     )
     def get(self, request: Request, pk: str) -> Response:
         """One document's description (public)."""
@@ -176,14 +174,16 @@ class DocumentContentApi(PublicApi):
         tags=["registry"],
         parameters=ID_PARAM,
         responses={
-            200: OpenApiResponse(
-                OpenApiTypes.BINARY,
-                description="the file; ETag and Repr-Digest carry its SHA-256",
-            ),
+            **{
+                (200, media): OpenApiResponse(
+                    OpenApiTypes.BINARY,
+                    description="the file; ETag and Repr-Digest carry its SHA-256",
+                )
+                for media in ("application/pdf", "text/plain", "image/png", "image/jpeg")
+            },
             304: OpenApiResponse(description="If-None-Match named its ETag"),
             **_responses({}, 404, 500),
         },
-        auth=[],
     )
     def get(self, request: Request, pk: str) -> HttpResponseBase:
         """Download a document (public). Its bytes are re-hashed first: a file that does not

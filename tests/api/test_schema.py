@@ -32,6 +32,8 @@ PUBLIC = {
     "GET /api/v1/auctions/{id}/raises",
     "GET /api/v1/auctions/{id}/rounds",
     "GET /api/v1/auctions/receipts/verifier-keys",
+    "GET /api/v1/documents/{id}",
+    "GET /api/v1/documents/{id}/content",
     "GET /api/v1/ledger/checkpoints",
     "GET /api/v1/ledger/checkpoints/{size}",
     "GET /api/v1/ledger/checkpoints/latest",
@@ -43,6 +45,7 @@ PUBLIC = {
     "GET /api/v1/ledger/verifier-keys",
     "GET /api/v1/listings",
     "GET /api/v1/listings/{id}",
+    "GET /api/v1/projects/{id}/documents",
     "GET /api/v1/retirements/{certificate}",
     "GET /api/v1/retirements/{certificate}/certificate.html",
 }
