@@ -255,3 +255,22 @@ def test_a_deleted_document_row_is_missing_and_a_row_without_entry_is_named(worl
     ProjectDocument.objects.filter(pk=doc.pk).update(entry_seq=doc.entry_seq + 1000)
     with pytest.raises(AssertionError, match="document recorded by the ledger is missing"):
         verify_ledger()
+
+
+def test_both_verifier_paths_replay_documents_and_name_a_changed_hash(
+    world, verifier_path, verify_ledger
+):
+    docs = [attach(world, title=f"Report {i}", content=demo.pdf([f"Report {i}"])) for i in range(3)]
+    for i in range(10):  # transfers around them, which the parallel path takes in bulk
+        services.credit_transfer(
+            actor=world.dev,
+            batch=world.issue(1_000).pk if i == 0 else world.project.batches.first().pk,
+            sender=world.dev_account.pk,
+            recipient=world.buyer_account.pk,
+            quantity=10,
+        )
+    attach(world, title="Report 3", content=demo.pdf(["Report 3"]))
+    verify_ledger()
+    ProjectDocument.objects.filter(pk=docs[1].pk).update(sha256="0" * 64)
+    with pytest.raises(AssertionError, match="document row differs from the ledger: sha256"):
+        verify_ledger()
