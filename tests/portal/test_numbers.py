@@ -14,15 +14,18 @@ from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger import services
 from ledger.core.quantity import MAX_KG, MAX_MINOR, parse_money, parse_tonnes
-from ledger.models import LedgerEntry, Role
+from ledger.models import LedgerEntry, Membership, Role
 from portal.names import Names, local_name
 from portal.numbers import group_digits, money_text, plain, tonnes_text
 from portal.templatetags import portal_format as f
 from tests import factories
 from tests.auctions.conftest import Market
+from tests.factories import OPERATOR
 from tests.portal.test_pages import user_for
 
+NB = "\u5b81\u6ce2\u6ee8\u6d77\u80fd\u6e90"  # a bidder's name in Chinese
 GROUPED = re.compile(r"^-?\d{1,3}(,\d{3})*(\.\d+)?$")
 
 
@@ -211,3 +214,18 @@ def test_the_auction_audit_page_says_its_rules_in_tonnes_and_prices(market):
     assert "minor units" not in html and " kg" not in html
     assert re.search(r"\d+ lots of [\d,.]+ t", html)
     assert re.search(r"[\d,]+\.\d\d CNY/t / [\d,]+\.\d\d CNY/t", html)
+
+
+@pytest.mark.django_db
+def test_people_are_named_with_their_organizations_chinese_name_on_chinese_pages():
+    org = services.organization_register(
+        actor=OPERATOR, handle="nb-energy", name="Ningbo Energy", name_zh=NB, roles=["bidder"]
+    )
+    user = get_user_model().objects.create_user("liwei", first_name="Wei", last_name="Li")
+    Membership.objects.create(user=user, organization=org)
+    names = Names.of(actors=[f"user:{user.pk}"], organizations=[org.pk])
+    with translation.override("zh-hans"):
+        assert names.actor(f"user:{user.pk}") == f"Wei Li ({NB})"
+        assert names.organization(org.pk) == NB
+    with translation.override("en"):
+        assert names.actor(f"user:{user.pk}") == "Wei Li (Ningbo Energy)"
