@@ -29,58 +29,92 @@ from .models import (
     stored,
 )
 
+Compare = Callable[[str, dict[Any, dict[str, Any]], Generator[dict[str, Any], None, None]], None]
+
 
 def compare_auction_tables(
-    state: AuctionState,
-    compare_rows: Callable[
-        [str, dict[Any, dict[str, Any]], Generator[dict[str, Any], None, None]], None
-    ],
-    error: type[Exception],
+    state: AuctionState, compare_rows: Compare, error: type[Exception]
 ) -> list[str]:
-    def rows(
-        model: Any, to_record: Callable[[Any], dict[str, Any]]
-    ) -> Generator[dict[str, Any], None, None]:
-        return (to_record(obj) for obj in model.objects.order_by("pk").iterator(chunk_size=2000))
-
+    """Each auction table against the replay's records of it, through ``compare_rows`` (the
+    registry's comparison, which names the first difference); returns notes on what the ledger
+    cannot yet determine (pseudonymous bidders before a reveal, committed round bids)."""
     # The replay keeps each auction's id in its record (the rules name it); the table's id is
     # the key.
     auctions = {k: {f: v for f, v in a.items() if f != "id"} for k, a in state.auctions.items()}
 
     def auction(a: Auction) -> dict[str, Any]:
-        # The stored result document (what the pages, the demand curve and the export read)
-        # must be the summary of the result in the auction's clear entry, whose hash the table
-        # also holds (compared with the replay below).
-        if a.result is not None or a.result_seq is not None:
-            clear = (
-                LedgerEntry.objects.filter(seq=a.result_seq, type="auction.clear")
-                .values_list("body", flat=True)
-                .first()
-                if a.result_seq is not None
-                else None
-            )
-            data = decode_entry(bytes(clear)).data if clear is not None else {}
-            result = data.get("result") or {}
-            summary = {"outcome": result.get("outcome"), "bidders": result.get("bidders")}
-            if (
-                data.get("auction") != a.pk
-                or data.get("result_sha256") != a.result_sha256
-                or summary != a.result
-            ):
-                raise error(
-                    f"auction {a.pk}: the stored result is not the one its clear entry "
-                    f"({a.result_seq}) published: it was changed"
-                )
+        _check_stored_result(a, error)
         return records.auction_state(a)
 
-    compare_rows("auction", auctions, rows(Auction, auction))
-
+    compare_rows("auction", auctions, _rows(Auction, auction))
     # Until an auction's reveal, its bids and deposits are pseudonyms on the ledger: who bid is
     # not derivable from it, so those columns are not compared (docs/auctions.md §3.7), and
     # deposits are named by their pseudonym.
     revealed = set(Auction.objects.filter(revealed_seq__isnull=False).values_list("pk", flat=True))
+    _compare_bids(state, compare_rows, error, revealed)
+    compare_rows("award", state.awards, _rows(Award, records.award_state))
+    compare_rows("trustee key", state.trustee_keys, _rows(TrusteeKey, records.trustee_key_state))
+    compare_rows(
+        "bidder",
+        {k: {"status": v} for k, v in state.bidders.items()},
+        _rows(Bidder, records.bidder_state),
+    )
+    _compare_deposits(state, compare_rows, revealed)
+    # Applications likewise: by (auction, bidder) once revealed, by the applicant's pseudonym
+    # before.
+    compare_rows(
+        "application",
+        {f"{a}/{b}": v for (a, b), v in state.onboarding.applications.items()},
+        (
+            records.application_state(x, revealed=x.auction_id in revealed)
+            for x in Application.objects.order_by("pk").iterator(chunk_size=2000)
+        ),
+    )
+    return _unchecked_notes(revealed)
 
-    def hidden(auction: int, salt: Any) -> bool:
-        return salt is not None and auction not in revealed
+
+def _rows(
+    model: Any, to_record: Callable[[Any], dict[str, Any]]
+) -> Generator[dict[str, Any], None, None]:
+    return (to_record(obj) for obj in model.objects.order_by("pk").iterator(chunk_size=2000))
+
+
+def _hidden(auction: int, salt: Any, revealed: set[int]) -> bool:
+    """Whether a row's party is still a pseudonym on the ledger."""
+    return salt is not None and auction not in revealed
+
+
+def _check_stored_result(a: Auction, error: type[Exception]) -> None:
+    """The stored result document (what the pages, the demand curve and the export read) must
+    be the summary of the result in the auction's clear entry, whose hash the table also holds
+    (compared with the replay's)."""
+    if a.result is None and a.result_seq is None:
+        return
+    clear = (
+        LedgerEntry.objects.filter(seq=a.result_seq, type="auction.clear")
+        .values_list("body", flat=True)
+        .first()
+        if a.result_seq is not None
+        else None
+    )
+    data = decode_entry(bytes(clear)).data if clear is not None else {}
+    result = data.get("result") or {}
+    summary = {"outcome": result.get("outcome"), "bidders": result.get("bidders")}
+    if (
+        data.get("auction") != a.pk
+        or data.get("result_sha256") != a.result_sha256
+        or (summary != a.result)
+    ):
+        raise error(
+            f"auction {a.pk}: the stored result is not the one its clear entry "
+            f"({a.result_seq}) published: it was changed"
+        )
+
+
+def _compare_bids(
+    state: AuctionState, compare_rows: Compare, error: type[Exception], revealed: set[int]
+) -> None:
+    """Sealed bids, English bids, clock rounds and clock round bids."""
 
     def bid(b: Bid) -> dict[str, Any]:
         # The row's commitment is compared with the ledger's below; its ciphertext must be what
@@ -93,11 +127,11 @@ def compare_auction_tables(
                 "ledger: it was changed"
             )
         record = records.bid_state(b)
-        if hidden(b.auction_id, b.salt):
+        if _hidden(b.auction_id, b.salt, revealed):
             record.update(bidder=None, account=None)
         return record
 
-    compare_rows("bid", state.bids, rows(Bid, bid))
+    compare_rows("bid", state.bids, _rows(Bid, bid))
     compare_rows(
         "english bid",
         state.raises,
@@ -121,18 +155,15 @@ def compare_auction_tables(
             .iterator(chunk_size=2000)
         ),
     )
-    compare_rows("award", state.awards, rows(Award, records.award_state))
-    compare_rows("trustee key", state.trustee_keys, rows(TrusteeKey, records.trustee_key_state))
-    compare_rows(
-        "bidder",
-        {k: {"status": v} for k, v in state.bidders.items()},
-        rows(Bidder, records.bidder_state),
-    )
-    # Deposits are named by (auction, bidder) on the ledger, not by row id.
+
+
+def _compare_deposits(state: AuctionState, compare_rows: Compare, revealed: set[int]) -> None:
+    """Deposits are named by (auction, bidder) on the ledger, not by row id; by the depositor's
+    pseudonym before the reveal."""
     deposits = {f"{a}/{b}": d for (a, b), d in state.deposits.items()}
 
     def deposit_id(d: Deposit) -> str:
-        if hidden(d.auction_id, d.salt):
+        if _hidden(d.auction_id, d.salt, revealed):
             return f"{d.auction_id}/" + parties.depositor(
                 settings.LEDGER_ORIGIN, d.auction_id, d.bidder_id, stored(d.salt, "salt")
             )
@@ -146,16 +177,9 @@ def compare_auction_tables(
             for d in Deposit.objects.order_by("pk").iterator(chunk_size=2000)
         ),
     )
-    # Applications likewise: by (auction, bidder) once revealed, by the applicant's pseudonym
-    # before.
-    compare_rows(
-        "application",
-        {f"{a}/{b}": v for (a, b), v in state.onboarding.applications.items()},
-        (
-            records.application_state(x, revealed=x.auction_id in revealed)
-            for x in Application.objects.order_by("pk").iterator(chunk_size=2000)
-        ),
-    )
+
+
+def _unchecked_notes(revealed: set[int]) -> list[str]:
     notes = []
     hidden_bids = Bid.objects.filter(salt__isnull=False).exclude(auction_id__in=revealed).count()
     hidden_bids += Raise.objects.exclude(auction_id__in=revealed).count()
