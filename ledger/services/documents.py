@@ -52,7 +52,9 @@ def project_document_attach(
     digest = hashlib.sha256(content).hexdigest()
     found = ProjectDocument.objects.filter(project=p, sha256=digest).first()
     if found is not None:
-        return _repeat_or_conflict(found, kind, title)
+        repeat = _repeat_or_conflict(found, kind, title)
+        documents.store(content)  # puts back a copy lost or damaged since (a restore, say)
+        return repeat
     documents.store(content)
     now = timezone.now()
     # Holding the head from here on: a concurrent attach of the same file waits for it, and

@@ -274,3 +274,12 @@ def test_both_verifier_paths_replay_documents_and_name_a_changed_hash(
     ProjectDocument.objects.filter(pk=docs[1].pk).update(sha256="0" * 64)
     with pytest.raises(AssertionError, match="document row differs from the ledger: sha256"):
         verify_ledger()
+
+
+def test_attaching_the_same_file_again_puts_back_a_lost_copy(world, store):
+    doc = attach(world)
+    documents.path_for(doc.sha256).unlink()
+    entries = LedgerEntry.objects.count()
+    assert attach(world).pk == doc.pk
+    assert LedgerEntry.objects.count() == entries
+    assert documents.read_verified(doc.sha256, what="test") == PDF
