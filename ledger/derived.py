@@ -17,6 +17,9 @@ COMPARED = {
     "ledger.Retirement": "retirement records, by the entry that made each",
     "ledger.Cancellation": "cancellation records, by the entry that made each",
     "ledger.Reversal": "reversal records, by the entry that made each",
+    "ledger.ProjectDocument": "projects' documents (their hash, kind, title, type, size and "
+    "time), by the document.attach entry that made each; the file itself is checked against "
+    "that hash each time it is served (ledger/documents.py)",
 }
 # The ledger itself: checked by the walk, not derived from it.
 CHECKED = {
