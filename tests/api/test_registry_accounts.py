@@ -40,6 +40,7 @@ def test_the_organization_is_the_callers_own_with_its_accounts_in_id_order(world
         "id": world.buyer.pk,
         "handle": world.buyer.handle,
         "name": world.buyer.name,
+        "name_zh": "",
         "roles": ["bidder"],
         "accounts": [account_json(world.buyer_account), account_json(trading)],
     }

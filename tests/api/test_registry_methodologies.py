@@ -25,6 +25,7 @@ def vm0033():
 VM0033_JSON = {
     "code": "VM0033",
     "name": "Methodology for Tidal Wetland and Seagrass Restoration",
+    "name_zh": "",
     "standard": "Verra",
     "ecosystems": ["mangrove", "salt_marsh", "seagrass"],
 }
