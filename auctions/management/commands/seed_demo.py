@@ -31,7 +31,15 @@ from ledger import services
 from ledger.actors import Actor
 from ledger.core.quantity import parse_hectares, parse_share, parse_tonnes
 from ledger.management.commands.seed_methodologies import methodologies_seed
-from ledger.models import Account, Membership, Methodology, Organization, Project, Role
+from ledger.models import (
+    Account,
+    Batch,
+    Membership,
+    Methodology,
+    Organization,
+    Project,
+    Role,
+)
 from listings.demo import seed_listings
 
 REGISTRY = "demo-registry"
@@ -39,6 +47,205 @@ REGISTRY = "demo-registry"
 
 def _point(lon: str, lat: str) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [lon, lat]}
+
+
+# The demo as data, in the order it goes on the ledger; ``Command._seed`` walks it.
+# Organizations: key, handle, name, Chinese name, role.
+ORGANIZATIONS = [
+    (
+        "operator",
+        "bluecarbon-ops",
+        "Blue Carbon Exchange (operator)",
+        "蓝碳交易所\uff08运营方\uff09",
+        Role.OPERATOR,
+    ),
+    (
+        "registry",
+        REGISTRY,
+        "Marine Carbon Registry (demo)",
+        "海洋碳汇登记处\uff08演示\uff09",
+        Role.REGISTRY,
+    ),
+    ("auditor", "coastal-audit", "Coastal Audit Partners", "滨海审计合伙人", Role.AUDITOR),
+    (
+        "xiangshan",
+        "xihu-port-coop",
+        "Xiangshan Xihu Port Seaweed Farming Cooperative",
+        "象山西沪港海藻养殖合作社",
+        Role.DEVELOPER,
+    ),
+    (
+        "zhanjiang",
+        "zhanjiang-mangrove",
+        "Zhanjiang Mangrove Restoration Co.",
+        "湛江红树林修复有限公司",
+        Role.DEVELOPER,
+    ),
+    (
+        "rongcheng",
+        "rongcheng-seagrass",
+        "Rongcheng Seagrass Conservation Co.",
+        "荣成海草床保护有限公司",
+        Role.DEVELOPER,
+    ),
+    (
+        "putian",
+        "putian-oyster",
+        "Putian Oyster Farmers Union",
+        "莆田牡蛎养殖户联合会",
+        Role.DEVELOPER,
+    ),
+    (
+        "ningbo",
+        "ningbo-energy",
+        "Ningbo Coastal Energy (demo)",
+        "宁波滨海能源\uff08演示\uff09",
+        Role.BIDDER,
+    ),
+    (
+        "zhejiang",
+        "zhejiang-trading",
+        "Zhejiang Green Trading (demo)",
+        "浙江绿色交易\uff08演示\uff09",
+        Role.BIDDER,
+    ),
+    (
+        "shenzhen",
+        "shenzhen-finance",
+        "Shenzhen Blue Finance (demo)",
+        "深圳蓝色金融\uff08演示\uff09",
+        Role.BIDDER,
+    ),
+]
+DEVELOPERS = ("xiangshan", "zhanjiang", "rongcheng", "putian")
+BIDDERS = ("ningbo", "zhejiang", "shenzhen")
+
+# Each developer's project (the developer's key names it), with its methodology by code.
+PROJECTS: dict[str, dict[str, Any]] = {
+    "xiangshan": {
+        "code": "CN-ZJ-XS-001",
+        "name": "Xihu Port seaweed farming carbon sink",
+        "name_zh": "象山西沪港海藻养殖碳汇",
+        "ecosystem": "macroalgae",
+        "storage_pathway": "harvest_export",
+        "methodology": "HY/T 0349-2022",
+        "jurisdiction": "CN-ZJ",
+        "location": _point("121.83", "29.47"),
+        "area_m2": parse_hectares("1200"),
+        "validation_body": "Zhejiang Marine Monitoring Center",
+    },
+    "zhanjiang": {
+        "code": "CN-GD-ZJ-001",
+        "name": "Zhanjiang mangrove restoration (VCS + CCB)",
+        "name_zh": "湛江红树林造林项目\uff08VCS + CCB\uff09",
+        "ecosystem": "mangrove",
+        "storage_pathway": "biomass_sediment",
+        "methodology": "VM0033",
+        "jurisdiction": "CN-GD",
+        "location": _point("110.40", "21.27"),
+        "area_m2": parse_hectares("380"),
+        "validation_body": "China Environmental United Certification Center",
+        "origin_registry": "verra",
+        "origin_id": "VCS-2236",
+    },
+    "rongcheng": {
+        "code": "CN-SD-RC-001",
+        "name": "Rongcheng seagrass meadow carbon sink",
+        "name_zh": "荣成海草床碳汇",
+        "ecosystem": "seagrass",
+        "storage_pathway": "sediment",
+        "methodology": "HY/T 0349-2022",
+        "jurisdiction": "CN-SD",
+        "location": _point("122.49", "37.16"),
+        "area_m2": parse_hectares("125.5"),
+        "validation_body": "First Institute of Oceanography, MNR",
+    },
+    "putian": {
+        "code": "CN-FJ-PT-001",
+        "name": "Putian oyster farming carbon sink",
+        "name_zh": "莆田牡蛎养殖碳汇",
+        "ecosystem": "shellfish",
+        "storage_pathway": "shell_carbonate",
+        "methodology": "HY/T 0349-2022",
+        "jurisdiction": "CN-FJ",
+        "location": _point("119.10", "25.35"),
+        "area_m2": parse_hectares("640"),
+        "validation_body": "Xiamen University Coastal Carbon Lab",
+    },
+}
+
+# Each project's one batch, in issuing order: monitoring period, tonnes, buffer share (%),
+# verification body, and the origin registry's transaction where it has one.
+BATCHES: dict[str, dict[str, Any]] = {
+    "xiangshan": {
+        "start": dt.date(2022, 1, 1),
+        "end": dt.date(2022, 12, 31),
+        "tonnes": "2340.1",
+        "share": "0",
+        "body": "Zhejiang Marine Monitoring Center",
+    },
+    "zhanjiang": {
+        "start": dt.date(2019, 1, 1),
+        "end": dt.date(2020, 12, 31),
+        "tonnes": "5880",
+        "share": "20",
+        "body": "China Environmental United Certification Center",
+        "origin_registry": "verra",
+        "origin_tx_id": "VCS-2236-2019-2020",
+    },
+    "rongcheng": {
+        "start": dt.date(2023, 1, 1),
+        "end": dt.date(2023, 12, 31),
+        "tonnes": "338.7",
+        "share": "10",
+        "body": "First Institute of Oceanography, MNR",
+    },
+    "putian": {
+        "start": dt.date(2021, 1, 1),
+        "end": dt.date(2021, 12, 31),
+        "tonnes": "10840",
+        "share": "10",
+        "body": "Xiamen University Coastal Carbon Lab",
+    },
+}
+
+# After the auctions: who moves, retires and cancels what (batch by project key, accounts by
+# organization key). The Xiangshan winner's retirement comes first (``_after_the_auctions``).
+AFTER: list[tuple[str, dict[str, Any]]] = [
+    (
+        "transfer",
+        {"batch": "zhanjiang", "sender": "zhanjiang", "recipient": "shenzhen", "tonnes": "1200"},
+    ),
+    (
+        "retire",
+        {
+            "batch": "zhanjiang",
+            "account": "shenzhen",
+            "tonnes": "220.5",
+            "beneficiary": "Shenzhen Blue Finance",
+            "purpose": "Carbon-neutral 2023 annual conference",
+            "jurisdiction": "CN-GD",
+        },
+    ),
+    (
+        "transfer",
+        {"batch": "putian", "sender": "putian", "recipient": "zhejiang", "tonnes": "3000"},
+    ),
+    (
+        "transfer",
+        {"batch": "rongcheng", "sender": "rongcheng", "recipient": "zhejiang", "tonnes": "100"},
+    ),
+    (
+        "cancel",
+        {
+            "batch": "putian",
+            "account": "zhejiang",
+            "tonnes": "40",
+            "reason": "Exported to another registry",
+            "destination": "Fujian Marine Carbon Exchange",
+        },
+    ),
+]
 
 
 class Command(BaseCommand):
@@ -82,234 +289,85 @@ class Command(BaseCommand):
 
     def _seed(self, password: str) -> None:
         op = Actor.system("seed_demo")
-        org = services.organization_register
-        operator = org(
-            actor=op,
-            handle="bluecarbon-ops",
-            name="Blue Carbon Exchange (operator)",
-            name_zh="蓝碳交易所\uff08运营方\uff09",
-            roles=[Role.OPERATOR],
-        )
-        registry = org(
-            actor=op,
-            handle=REGISTRY,
-            name="Marine Carbon Registry (demo)",
-            name_zh="海洋碳汇登记处\uff08演示\uff09",
-            roles=[Role.REGISTRY],
-        )
-        auditor = org(
-            actor=op,
-            handle="coastal-audit",
-            name="Coastal Audit Partners",
-            name_zh="滨海审计合伙人",
-            roles=[Role.AUDITOR],
-        )
-        devs = {
-            "xiangshan": org(
-                actor=op,
-                handle="xihu-port-coop",
-                name="Xiangshan Xihu Port Seaweed Farming Cooperative",
-                name_zh="象山西沪港海藻养殖合作社",
-                roles=[Role.DEVELOPER],
-            ),
-            "zhanjiang": org(
-                actor=op,
-                handle="zhanjiang-mangrove",
-                name="Zhanjiang Mangrove Restoration Co.",
-                name_zh="湛江红树林修复有限公司",
-                roles=[Role.DEVELOPER],
-            ),
-            "rongcheng": org(
-                actor=op,
-                handle="rongcheng-seagrass",
-                name="Rongcheng Seagrass Conservation Co.",
-                name_zh="荣成海草床保护有限公司",
-                roles=[Role.DEVELOPER],
-            ),
-            "putian": org(
-                actor=op,
-                handle="putian-oyster",
-                name="Putian Oyster Farmers Union",
-                name_zh="莆田牡蛎养殖户联合会",
-                roles=[Role.DEVELOPER],
-            ),
+        orgs = {
+            key: services.organization_register(
+                actor=op, handle=handle, name=name, name_zh=name_zh, roles=[role]
+            )
+            for key, handle, name, name_zh, role in ORGANIZATIONS
         }
-        bidders = [
-            org(
-                actor=op,
-                handle="ningbo-energy",
-                name="Ningbo Coastal Energy (demo)",
-                name_zh="宁波滨海能源\uff08演示\uff09",
-                roles=[Role.BIDDER],
-            ),
-            org(
-                actor=op,
-                handle="zhejiang-trading",
-                name="Zhejiang Green Trading (demo)",
-                name_zh="浙江绿色交易\uff08演示\uff09",
-                roles=[Role.BIDDER],
-            ),
-            org(
-                actor=op,
-                handle="shenzhen-finance",
-                name="Shenzhen Blue Finance (demo)",
-                name_zh="深圳蓝色金融\uff08演示\uff09",
-                roles=[Role.BIDDER],
-            ),
-        ]
         acct = {
-            o.handle: services.account_open(actor=op, organization=o.pk, name="Main holding")
-            for o in [*devs.values(), *bidders]
+            key: services.account_open(actor=op, organization=orgs[key].pk, name="Main holding")
+            for key in (*DEVELOPERS, *BIDDERS)
         }
-
         methodologies_seed(actor=op)
-        meth = {m.code: m for m in Methodology.objects.all()}
-
-        def project(dev: str, **fields: Any) -> Any:
-            return services.project_register(
-                actor=op, registry=registry.pk, developer=devs[dev].pk, status="active", **fields
-            )
-
-        xiangshan = project(
-            "xiangshan",
-            code="CN-ZJ-XS-001",
-            name="Xihu Port seaweed farming carbon sink",
-            name_zh="象山西沪港海藻养殖碳汇",
-            ecosystem="macroalgae",
-            storage_pathway="harvest_export",
-            methodology=meth["HY/T 0349-2022"].pk,
-            jurisdiction="CN-ZJ",
-            location=_point("121.83", "29.47"),
-            area_m2=parse_hectares("1200"),
-            validation_body="Zhejiang Marine Monitoring Center",
-        )
-        zhanjiang = project(
-            "zhanjiang",
-            code="CN-GD-ZJ-001",
-            name="Zhanjiang mangrove restoration (VCS + CCB)",
-            name_zh="湛江红树林造林项目\uff08VCS + CCB\uff09",
-            ecosystem="mangrove",
-            storage_pathway="biomass_sediment",
-            methodology=meth["VM0033"].pk,
-            jurisdiction="CN-GD",
-            location=_point("110.40", "21.27"),
-            area_m2=parse_hectares("380"),
-            validation_body="China Environmental United Certification Center",
-            origin_registry="verra",
-            origin_id="VCS-2236",
-        )
-        rongcheng = project(
-            "rongcheng",
-            code="CN-SD-RC-001",
-            name="Rongcheng seagrass meadow carbon sink",
-            name_zh="荣成海草床碳汇",
-            ecosystem="seagrass",
-            storage_pathway="sediment",
-            methodology=meth["HY/T 0349-2022"].pk,
-            jurisdiction="CN-SD",
-            location=_point("122.49", "37.16"),
-            area_m2=parse_hectares("125.5"),
-            validation_body="First Institute of Oceanography, MNR",
-        )
-        putian = project(
-            "putian",
-            code="CN-FJ-PT-001",
-            name="Putian oyster farming carbon sink",
-            name_zh="莆田牡蛎养殖碳汇",
-            ecosystem="shellfish",
-            storage_pathway="shell_carbonate",
-            methodology=meth["HY/T 0349-2022"].pk,
-            jurisdiction="CN-FJ",
-            location=_point("119.10", "25.35"),
-            area_m2=parse_hectares("640"),
-            validation_body="Xiamen University Coastal Carbon Lab",
-        )
-
-        def issue(
-            p: Any,
-            dev: str,
-            start: dt.date,
-            end: dt.date,
-            tonnes: str,
-            share: str,
-            body: str,
-            **extra: Any,
-        ) -> Any:
-            return services.batch_issue(
+        meth = {m.code: m.pk for m in Methodology.objects.all()}
+        projects = {
+            dev: services.project_register(
                 actor=op,
-                project=p.pk,
-                monitoring_start=start,
-                monitoring_end=end,
-                verification_body=body,
-                # The report attached to the project below (ledger/demo.py), by its hash.
-                verification_report_sha256=hashlib.sha256(
-                    ledger_demo.verification_report(p.code, start, end, body)
-                ).hexdigest(),
-                quantity=parse_tonnes(tonnes),
-                buffer_share_bp=parse_share(share),
-                holder=acct[devs[dev].handle].pk,
-                **extra,
+                registry=orgs["registry"].pk,
+                developer=orgs[dev].pk,
+                status="active",
+                **(fields | {"methodology": meth[fields["methodology"]]}),
             )
-
-        xs = issue(
-            xiangshan,
-            "xiangshan",
-            dt.date(2022, 1, 1),
-            dt.date(2022, 12, 31),
-            "2340.1",
-            "0",
-            "Zhejiang Marine Monitoring Center",
-        )
-        zj = issue(
-            zhanjiang,
-            "zhanjiang",
-            dt.date(2019, 1, 1),
-            dt.date(2020, 12, 31),
-            "5880",
-            "20",
-            "China Environmental United Certification Center",
-            origin_registry="verra",
-            origin_tx_id="VCS-2236-2019-2020",
-        )
-        rc = issue(
-            rongcheng,
-            "rongcheng",
-            dt.date(2023, 1, 1),
-            dt.date(2023, 12, 31),
-            "338.7",
-            "10",
-            "First Institute of Oceanography, MNR",
-        )
-        pt = issue(
-            putian,
-            "putian",
-            dt.date(2021, 1, 1),
-            dt.date(2021, 12, 31),
-            "10840",
-            "10",
-            "Xiamen University Coastal Carbon Lab",
-        )
-
+            for dev, fields in PROJECTS.items()
+        }
+        batches = {
+            dev: self._issue(op, projects[dev], acct[dev], **BATCHES[dev]) for dev in BATCHES
+        }
         # Xiangshan, February 2023: the whole 2,340.1 t lot auctioned live (start 30 CNY/t, a
         # 30,000 CNY deposit, many rising rounds among twenty bidders) and sold at 106 CNY/t to
         # a precision-machinery company. Here: the same English auction (with a short demo
         # countdown; auctions/demo.py), run to delivery.
         xs_auction = auction_demo.seed_auctions(
             op=op,
-            bidders=bidders,
+            bidders=[orgs[key] for key in BIDDERS],
             seller_accounts={
-                "xiangshan": acct["xihu-port-coop"],
-                "zhanjiang": acct["zhanjiang-mangrove"],
-                "putian": acct["putian-oyster"],
-                "rongcheng": acct["rongcheng-seagrass"],
+                dev: acct[dev] for dev in ("xiangshan", "zhanjiang", "putian", "rongcheng")
             },
-            batches={"xiangshan": xs, "zhanjiang": zj, "putian": pt, "rongcheng": rc},
+            batches=batches,
         )
-        # The winner bought for future offsets: it retires part of the lot later in the year.
+        self._after_the_auctions(op, xs_auction, batches, acct)
+        self._users(orgs, password)
+        assert Account.objects.filter(organization=orgs["registry"], kind="buffer").exists()
+
+    def _issue(
+        self,
+        op: Actor,
+        p: Project,
+        holder: Account,
+        *,
+        start: dt.date,
+        end: dt.date,
+        tonnes: str,
+        share: str,
+        body: str,
+        **extra: Any,
+    ) -> Batch:
+        return services.batch_issue(
+            actor=op,
+            project=p.pk,
+            monitoring_start=start,
+            monitoring_end=end,
+            verification_body=body,
+            # The report attached to the project after the seed (ledger/demo.py), by its hash.
+            verification_report_sha256=hashlib.sha256(
+                ledger_demo.verification_report(p.code, start, end, body)
+            ).hexdigest(),
+            quantity=parse_tonnes(tonnes),
+            buffer_share_bp=parse_share(share),
+            holder=holder.pk,
+            **extra,
+        )
+
+    def _after_the_auctions(
+        self, op: Actor, xs_auction: Any, batches: dict[str, Batch], acct: dict[str, Account]
+    ) -> None:
+        # The Xiangshan winner bought for future offsets: it retires part of the lot later in
+        # the year.
         (award,) = xs_auction.awards.all()
         services.credit_retire(
             actor=op,
-            batch=xs.pk,
+            batch=batches["xiangshan"].pk,
             account=award.account_id,
             quantity=parse_tonnes("1000"),
             beneficiary="Ningbo Precision Machinery Co.",
@@ -317,55 +375,33 @@ class Command(BaseCommand):
             jurisdiction="CN-ZJ",
             reason="Voluntary retirement of part of the lot bought at the Xiangshan auction",
         )
-        services.credit_transfer(
-            actor=op,
-            batch=zj.pk,
-            sender=acct["zhanjiang-mangrove"].pk,
-            recipient=acct["shenzhen-finance"].pk,
-            quantity=parse_tonnes("1200"),
-        )
-        services.credit_retire(
-            actor=op,
-            batch=zj.pk,
-            account=acct["shenzhen-finance"].pk,
-            quantity=parse_tonnes("220.5"),
-            beneficiary="Shenzhen Blue Finance",
-            purpose="Carbon-neutral 2023 annual conference",
-            jurisdiction="CN-GD",
-        )
-        services.credit_transfer(
-            actor=op,
-            batch=pt.pk,
-            sender=acct["putian-oyster"].pk,
-            recipient=acct["zhejiang-trading"].pk,
-            quantity=parse_tonnes("3000"),
-        )
-        services.credit_transfer(
-            actor=op,
-            batch=rc.pk,
-            sender=acct["rongcheng-seagrass"].pk,
-            recipient=acct["zhejiang-trading"].pk,
-            quantity=parse_tonnes("100"),
-        )
-        services.credit_cancel(
-            actor=op,
-            batch=pt.pk,
-            account=acct["zhejiang-trading"].pk,
-            quantity=parse_tonnes("40"),
-            reason="Exported to another registry",
-            destination="Fujian Marine Carbon Exchange",
-        )
+        for action, step in AFTER:
+            fields = dict(step)
+            batch = batches[fields.pop("batch")].pk
+            quantity = parse_tonnes(fields.pop("tonnes"))
+            if action == "transfer":
+                services.credit_transfer(
+                    actor=op,
+                    batch=batch,
+                    sender=acct[fields["sender"]].pk,
+                    recipient=acct[fields["recipient"]].pk,
+                    quantity=quantity,
+                )
+            else:
+                do = services.credit_retire if action == "retire" else services.credit_cancel
+                account = acct[fields.pop("account")].pk
+                do(actor=op, batch=batch, account=account, quantity=quantity, **fields)
 
+    def _users(self, orgs: dict[str, Organization], password: str) -> None:
         User = get_user_model()
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", password)
         Membership.objects.get_or_create(
-            user=User.objects.get(username="admin"), defaults={"organization": operator}
+            user=User.objects.get(username="admin"), defaults={"organization": orgs["operator"]}
         )
-        self._user("registrar", registry, password)
-        self._user("auditor", auditor, password)
-        for i, bidder in enumerate(bidders, 1):
-            self._user(f"bidder{i}", bidder, password, email=f"bidder{i}@bidders.example")
-        for name, dev in devs.items():
-            self._user(name, dev, password)
-        assert Account.objects.filter(organization=registry, kind="buffer").exists()
+        self._user("registrar", orgs["registry"], password)
+        self._user("auditor", orgs["auditor"], password)
+        for i, key in enumerate(BIDDERS, 1):
+            self._user(f"bidder{i}", orgs[key], password, email=f"bidder{i}@bidders.example")
+        for key in DEVELOPERS:
+            self._user(key, orgs[key], password)
