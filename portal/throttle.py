@@ -188,3 +188,43 @@ def poll_limited(view: Any) -> Any:
         return refused
 
     return wrapped
+
+
+# ---- the public register's exports ---------------------------------------------------------
+
+EXPORT_GROUP = "register-export"  # one counter for every list's CSV and JSON
+
+
+def export_limited(view: Any) -> Any:
+    """``view`` (an export of the public register, portal/registry.py) behind one limit per
+    address (``REGISTER_EXPORT_RATE``, default 30 a minute: an export reads a whole list, a
+    page only 50 rows). Over it, 429 with ``Retry-After`` and the wait in words, as text: the
+    answer goes to a download, not to a page."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        usage = get_usage(
+            request,
+            group=EXPORT_GROUP,
+            key=lambda _group, req: f"address:{_address(req)}",
+            rate=str(getattr(settings, "REGISTER_EXPORT_RATE", "30/m")),
+            increment=True,
+        )
+        if usage is None or not usage["should_limit"]:
+            return view(request, *args, **kwargs)
+        wait = max(usage["time_left"] if usage["time_left"] >= 0 else 60, 1)
+        refused = HttpResponse(
+            ngettext(
+                "Too many requests from here. Try again in %(n)d second.",
+                "Too many requests from here. Try again in %(n)d seconds.",
+                wait,
+            )
+            % {"n": wait},
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        refused["Retry-After"] = str(wait)
+        refused["Cache-Control"] = "no-store"
+        return refused
+
+    return wrapped

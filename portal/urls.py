@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from . import calendar_views, clock_room, figure_views, listings, room, two_factor_views, views
+from . import registry as register
 
 
 class IdConverter:
@@ -24,7 +25,8 @@ register_converter(IdConverter, "id")
 app_name = "portal"
 urlpatterns = [
     path("", views.home, name="home"),
-    path("registry/projects/", views.projects, name="projects"),
+    # The public register's lists and exports, and the batch pages (registry.py).
+    *register.urlpatterns,
     path("registry/projects/<str:code>/", views.project, name="project"),
     # The projects on a map, each project's location as GeoJSON, the charts (figure_views.py).
     path("registry/map/", figure_views.project_map, name="project-map"),
@@ -39,7 +41,6 @@ urlpatterns = [
         name="project-location",
     ),
     path("registry/statistics/", figure_views.statistics, name="statistics"),
-    path("registry/retirements/", views.retirements, name="retirements"),
     # The calendar of auctions, its iCalendar feed, and each result's report (calendar_views).
     path("auctions/", calendar_views.auctions, name="auctions"),
     path("auctions/calendar.ics", calendar_views.auctions_ics, name="auctions-ics"),

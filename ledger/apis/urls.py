@@ -7,10 +7,11 @@ from __future__ import annotations
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import bulk, credits, documents, log, registry, tiles, webhooks
+from . import bulk, credits, documents, log, public_register, registry, tiles, webhooks
 
 urlpatterns = [
     path("v1/", include(registry.urlpatterns)),
+    path("v1/", include(public_register.urlpatterns)),
     path("v1/", include(credits.urlpatterns)),
     path("v1/", include(documents.urlpatterns)),
     path("v1/", include(log.urlpatterns)),
