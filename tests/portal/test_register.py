@@ -11,8 +11,10 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.http import QueryDict
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from ledger import public_register as register
 from ledger import services
@@ -343,3 +345,25 @@ def test_an_auditor_gets_links_to_the_entries_and_the_explorer(reg):
 def test_batches_are_linked_from_the_project_page_and_the_retirements(reg, client):
     for url in (f"/registry/projects/{reg.mangrove.code}/", "/registry/retirements/"):
         assert f'href="/registry/batches/{reg.b2021.serial}/"' in client.get(url).content.decode()
+
+
+def test_the_pages_read_in_a_fixed_number_of_queries_however_many_rows(reg, client):
+    urls = (
+        "/registry/projects/",
+        "/registry/batches/",
+        "/registry/retirements/",
+        f"/registry/batches/{reg.b2021.serial}/",
+    )
+
+    def counts() -> list[int]:
+        found = []
+        for url in urls:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(url).status_code == 200
+            found.append(len(queries.captured_queries))
+        return found
+
+    before = counts()
+    for year in range(1990, 2010):
+        factories.batch(reg.seagrass, 1_000, year=year, holder=reg.world.dev_account)
+    assert counts() == before
