@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
-from django_otp.admin import OTPAdminSite  # type: ignore[import-untyped]
+from django_otp.admin import OTPAdminSite
 
 
 class TwoFactorAdminSite(OTPAdminSite):
