@@ -179,6 +179,12 @@ MATRIX: dict[tuple[str, str], Row] = {
     # Retirements are public records: any key reads a certificate, anyone its printable page.
     # The certificate's JSON is as public as the certificate (its page links it).
     ("GET", "/api/v1/retirements/{certificate}"): Row(PUBLIC, SHOWN),
+    # The public register (ledger/apis/public_register.py): what the portal's register pages
+    # show, to anyone, throttled per address.
+    ("GET", "/api/v1/public/projects"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/public/batches"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/public/batches/{pk}"): Row(PUBLIC, SHOWN),
+    ("GET", "/api/v1/public/retirements"): Row(PUBLIC, SHOWN),
     ("GET", "/api/v1/retirements/{certificate}/certificate.html"): Row(PUBLIC, SHOWN),
     ("GET", "/api/v1/cancellations"): Row("read", HIDDEN),
     ("POST", "/api/v1/cancellations"): Row(
@@ -402,7 +408,10 @@ class Scene:
             "{rest}": "000.p/1",
         }
         if "{pk}" in path:
-            path = path.replace("{pk}", str(ids[path.split("/")[3]]))
+            # The collection names the id: /api/v1/<collection>/{pk}, or under /public/.
+            parts = path.split("/")
+            collection = parts[4] if parts[3] == "public" else parts[3]
+            path = path.replace("{pk}", str(ids[collection]))
         for name, value in values.items():
             path = path.replace(name, value)
         assert "{" not in path, f"no value for a parameter of {path}: add it to Scene.url"

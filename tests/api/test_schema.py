@@ -45,11 +45,11 @@ PUBLIC = {
     "GET /api/v1/ledger/verifier-keys",
     "GET /api/v1/listings",
     "GET /api/v1/listings/{id}",
+    "GET /api/v1/projects/{id}/documents",
     "GET /api/v1/public/batches",
     "GET /api/v1/public/batches/{id}",
     "GET /api/v1/public/projects",
     "GET /api/v1/public/retirements",
-    "GET /api/v1/projects/{id}/documents",
     "GET /api/v1/retirements/{certificate}",
     "GET /api/v1/retirements/{certificate}/certificate.html",
 }
