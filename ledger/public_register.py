@@ -141,10 +141,13 @@ def projects(filters: Mapping[str, Any]) -> QuerySet[Project]:
         qs = qs.filter(
             Q(code__icontains=word)
             | Q(name__icontains=word)
+            | Q(name_zh__icontains=word)
             | Q(jurisdiction__icontains=word)
             | Q(methodology__code__icontains=word)
             | Q(methodology__name__icontains=word)
+            | Q(methodology__name_zh__icontains=word)
             | Q(developer__name__icontains=word)
+            | Q(developer__name_zh__icontains=word)
         )
     for name in ("ecosystem", "jurisdiction", "status"):
         if name in filters:
@@ -169,6 +172,7 @@ def batches(filters: Mapping[str, Any], *, before: int | None = None) -> QuerySe
             Q(serial__icontains=word)
             | Q(project__code__icontains=word)
             | Q(project__name__icontains=word)
+            | Q(project__name_zh__icontains=word)
             | Q(project__jurisdiction__icontains=word)
             | Q(project__methodology__code__icontains=word)
             | Q(verification_body__icontains=word)
@@ -199,6 +203,7 @@ def retirements(filters: Mapping[str, Any], *, before: int | None = None) -> Que
             | Q(batch__serial__icontains=word)
             | Q(batch__project__code__icontains=word)
             | Q(batch__project__name__icontains=word)
+            | Q(batch__project__name_zh__icontains=word)
         )
     for name in ("ecosystem", "jurisdiction"):
         if name in filters:

@@ -37,6 +37,7 @@ class Register:
             w.developer,
             factories.methodology("VM0007-SG"),
             name="Xiangshan seagrass meadow",
+            name_zh="象山海草床",
             ecosystem="seagrass",
             jurisdiction="CN-ZJ",
         )
@@ -125,6 +126,13 @@ def test_free_text_searches_every_word_across_the_columns(reg, client):
     r = client.get("/registry/retirements/", {"q": "ningbo"})
     assert [x.certificate for x in r.context["rows"]] == [reg.ret_a.certificate]
     r = client.get("/registry/retirements/", {"q": reg.b2023.serial})
+    assert [x.certificate for x in r.context["rows"]] == [reg.ret_b.certificate]
+    # A name in Chinese finds the project, its batches and their retirements too.
+    r = client.get("/registry/projects/", {"q": "海草床"})
+    assert [p.code for p in r.context["rows"]] == [reg.seagrass.code]
+    r = client.get("/registry/batches/", {"q": "象山海草"})
+    assert [b.serial for b in r.context["rows"]] == [reg.b2023.serial]
+    r = client.get("/registry/retirements/", {"q": "海草床"})
     assert [x.certificate for x in r.context["rows"]] == [reg.ret_b.certificate]
     r = client.get("/registry/projects/", {"q": "no such words"})
     assert r.context["rows"] == [] and "No project matches." in r.content.decode()
