@@ -23,6 +23,7 @@ def viewer(request: HttpRequest) -> dict[str, Any]:
         "is_bidder": False,
         "is_auditor": False,
         "is_operator": False,
+        "is_trustee": False,
         "pending_signup": None,
     }
     # An API key's principal is no user of the portal (pages only show it as anonymous).
@@ -35,6 +36,7 @@ def viewer(request: HttpRequest) -> dict[str, Any]:
             getattr(user, "is_superuser", False) or (org and org.has_role(Role.OPERATOR))
         )
         info["is_auditor"] = bool(org and org.has_role(Role.AUDITOR)) or info["is_operator"]
+        info["is_trustee"] = bool(org and org.has_role(Role.TRUSTEE))
         if org is None:
             info["pending_signup"] = getattr(user, "signup_request", None)
     request._portal_viewer = info  # type: ignore[attr-defined]

@@ -3,7 +3,16 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import calendar_views, clock_room, figure_views, listings, room, two_factor_views, views
+from . import (
+    calendar_views,
+    clock_room,
+    figure_views,
+    listings,
+    room,
+    trustee_views,
+    two_factor_views,
+    views,
+)
 from . import registry as register
 
 
@@ -70,6 +79,9 @@ urlpatterns = [
     path("registry/certificates/<str:certificate>/", views.certificate, name="certificate"),
     path("account/", views.dashboard, name="dashboard"),
     path("account/retire/", views.retire, name="retire"),
+    # A trustee's auctions and the release of its key after the close (trustee_views.py).
+    path("account/trustee/", trustee_views.auctions, name="trustee"),
+    path("account/trustee/auctions/<id:pk>/", trustee_views.release, name="trustee-release"),
     path("account/signup/", views.signup, name="signup"),
     path("account/login/", views.sign_in, name="login"),
     path("account/login/code/", two_factor_views.sign_in_code, name="login-code"),
