@@ -1,6 +1,6 @@
 """Every page type of the portal, in Debian's Chromium, on the demo registry (``seed_demo``): as
-the public, a bidder, an auditor and an operator, in English and in Chinese, on a 390 px phone
-and on a desktop. Each page must answer 200 in its language, pass axe-core (vendored,
+the public, a bidder, an auditor, an operator and a trustee, in English and in Chinese, on a
+390 px phone and on a desktop. Each page must answer 200 in its language, pass axe-core (vendored,
 ``tests/vendor/axe-core``) with no violation of WCAG 2.x A/AA or of Deque's best practices,
 not scroll sideways (a wide table scrolls inside its own box), and log no console error and no
 CSP violation.
@@ -44,7 +44,13 @@ ANYONE = ("anonymous", "bidder")  # a public page, read signed out and as a bidd
 AUDIT = ("auditor", "operator")
 
 # The demo's users for each role (``seed_demo``), None for no one signed in.
-USERS = {"anonymous": None, "bidder": "bidder1", "auditor": "auditor", "operator": "admin"}
+USERS = {
+    "anonymous": None,
+    "bidder": "bidder1",
+    "auditor": "auditor",
+    "operator": "admin",
+    "trustee": "trustee",  # a member of the demo trustee that abstains
+}
 LANGUAGES = {"en": "en", "zh-hans": "zh-Hans"}  # Django's code -> the page's <html lang>
 WIDTHS = {"phone": (390, 844), "desktop": (1280, 800)}
 
@@ -80,7 +86,9 @@ PAGES = [
     Page("listings", "/listings/", ANYONE),
     Page("listing", "/listings/{listing}/", ANYONE),
     Page("purchases", "/account/purchases/", ("bidder",)),
-    Page("dashboard", "/account/", ("bidder", "auditor")),
+    Page("dashboard", "/account/", ("bidder", "auditor", "trustee")),
+    Page("trustee's auctions", "/account/trustee/", ("trustee",)),
+    Page("trustee's key: open auction", "/account/trustee/auctions/{sealed_open}/", ("trustee",)),
     Page("retire", "/account/retire/", ("bidder",)),
     Page("two-factor sign-in", "/account/two-factor/", ("bidder",)),
     Page("sign in", "/account/login/", ("anonymous",)),

@@ -3,7 +3,8 @@
 Idempotent: everything is created in one transaction, and a second run finds the demo registry
 and changes nothing. Demo users (password ``bluecarbon-demo`` unless --password is given):
 ``admin`` (superuser, operator), ``registrar``, ``auditor``, ``bidder1``..``bidder3``,
-``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers). Xiangshan's lot is sold by
+``xiangshan``, ``zhanjiang``, ``rongcheng``, ``putian`` (developers), ``trustee`` (the demo
+trustee that abstains). Xiangshan's lot is sold by
 an English auction among twenty bidder organizations (the three with users and seventeen more),
 as it was held; a clock auction of Putian oysters is in its first round; the sealed auctions are
 sealed 2-of-3 to three demo trustee organizations whose seeds it keeps in the var directory, DEMO
@@ -405,3 +406,7 @@ class Command(BaseCommand):
             self._user(f"bidder{i}", orgs[key], password, email=f"bidder{i}@bidders.example")
         for key in DEVELOPERS:
             self._user(key, orgs[key], password)
+        # The demo trustee that abstains from the demo task's releases: its member releases in
+        # the portal (/account/trustee/), as a real trustee may.
+        abstaining = auction_demo.DEMO_TRUSTEES[auction_demo.DEMO_THRESHOLD][0]
+        self._user("trustee", Organization.objects.get(handle=abstaining), password)
