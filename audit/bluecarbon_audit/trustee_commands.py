@@ -1,4 +1,5 @@
-"""``bluecarbon-audit trustee ...``: ``init``, ``keys``, ``release`` and ``run`` (see ``trustee``).
+"""``bluecarbon-audit trustee ...``: ``init``, ``keys``, ``key``, ``release`` and ``run`` (see
+``trustee``).
 
 Exit status: 0 done (released, released before, or no longer needed), 1 a check refused the
 release or something failed (named on the output), 2 a usage problem (flags, the directory, an
@@ -19,7 +20,17 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from .policy import Policy, PolicyError
-from .trustee import ApiError, Event, Registry, TrusteeDir, TrusteeError, TrusteeRun
+from .trustee import (
+    FIND_WINDOW,
+    ApiError,
+    Event,
+    Registry,
+    TrusteeDir,
+    TrusteeError,
+    TrusteeRun,
+    b64,
+    unb64,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -60,6 +71,21 @@ def add_parser(
     keys = actions.add_parser("keys", help="derive and register the next --count keys")
     server_flags(keys)
     keys.add_argument("--count", type=int, default=20, help="how many (default 20)")
+
+    key = actions.add_parser(
+        "key",
+        help="write the private key of one of this trustee's public keys, for the registry "
+        "portal's release form (offline: no server)",
+    )
+    key.add_argument("dir", help="the trustee's directory (from trustee init)")
+    key.add_argument(
+        "--public-key",
+        required=True,
+        help="the public key an auction assigns this trustee (base64, as the portal shows it)",
+    )
+    key.add_argument(
+        "--out", help="a new file to write it to (mode 0600, never over a file); default stdout"
+    )
 
     release = actions.add_parser(
         "release", help="release the key of one auction, once it is safe to"
@@ -119,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "init":
             return _init(args)
+        if args.action == "key":
+            return _key(args)
         if not args.api_key:
             raise TrusteeError(f"no API key: pass --api-key or set ${API_KEY_ENV}")
         policy = _release_policy(args) if args.action in ("release", "run") else None
@@ -162,6 +190,40 @@ def _init(args: argparse.Namespace) -> int:
             f"made {directory.seed_path} (mode 0600: every key of this trustee is derived from "
             f"it; back it up offline) and {directory.state_path}"
         )
+    return OK
+
+
+def _key(args: argparse.Namespace) -> int:
+    """The private key of ``--public-key`` as the registry's release takes it (standard base64
+    of the 32 raw bytes, one line): for a trustee that releases in the portal instead of with
+    ``release``. It checks only that the key is one this trustee made; whether the auction has
+    closed is the registry's word then, not a witnessed checkpoint's (``release`` checks that)."""
+    directory = TrusteeDir(args.dir)
+    public = unb64(args.public_key, "--public-key")
+    with directory.locked():
+        state = directory.read()
+        index = state.index_of(public)
+        if index is None:
+            index = directory.find(public, state.next_index + FIND_WINDOW)
+        if index is None:
+            print(
+                f"bluecarbon-audit: REFUSED (key_not_ours): {args.public_key} is not a key of "
+                f"the seed in {args.dir}: nothing written",
+                file=sys.stderr,
+            )
+            return FAILED
+        line = b64(directory.private_key(index)) + "\n"
+    if args.out is None:
+        sys.stdout.write(line)
+        return OK
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(line)
+    print(
+        f"wrote the private key of key {index} to {args.out} (mode 0600); give it to the "
+        "registry's release form after the auction's close, then delete the file",
+        file=sys.stderr,
+    )
     return OK
 
 

@@ -569,3 +569,35 @@ def test_a_trustee_directory_holds_one_organizations_keys(
     registry.keys[0]["organization"] = ORG + 1  # an API key of another organization
     with pytest.raises(TrusteeError, match="organization"):
         program(trustee_dir, registry).run_pass(min_free=0, count=1)
+
+
+# ---- the key for the portal's release form ----------------------------------------------------
+
+
+def test_key_writes_the_private_key_of_its_own_public_key_as_the_registry_takes_it(
+    trustee_dir: TrusteeDir, tmp_path: Path, capsys: Any
+) -> None:
+    """Offline: the seed's key whose public half the auction shows, one line of base64 (the
+    registry's ``private_key``), to stdout or to a new file only its owner reads."""
+    public = b64(trustee_dir.public_key(7))  # registered by an earlier call, unknown to state
+    assert main(["trustee", "key", str(trustee_dir.path), "--public-key", public]) == 0
+    line = capsys.readouterr().out
+    assert line == b64(trustee_dir.private_key(7)) + "\n"
+    assert sealing.public_key_of(base64.b64decode(line)) == base64.b64decode(public)
+    out = tmp_path / "auction-key.txt"
+    args = ["trustee", "key", str(trustee_dir.path), "--public-key", public, "--out", str(out)]
+    assert main(args) == 0
+    assert out.read_text() == line and stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert main(args) == 2  # never over a file
+    assert "exists" in capsys.readouterr().err
+
+
+def test_key_refuses_a_public_key_the_trustee_did_not_make(
+    trustee_dir: TrusteeDir, capsys: Any
+) -> None:
+    stranger = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    args = ["trustee", "key", str(trustee_dir.path), "--public-key", b64(stranger)]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "REFUSED (key_not_ours)" in captured.err
+    assert main(["trustee", "key", str(trustee_dir.path), "--public-key", "not base64!"]) == 2

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bluecarbon_audit.auctions import trustee_keys
+from bluecarbon_audit.cli import main as audit_main
+from bluecarbon_audit.trustee import State as TrusteeState
+from bluecarbon_audit.trustee import TrusteeDir
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -217,3 +222,26 @@ def test_a_bidder_or_another_trustee_cannot_release_for_a_trustee(market, board)
     strict.cookies = user_for(owner, "trustee1").cookies
     assert strict.post(url, {"private_key": key}).status_code == 403
     assert trustees.released_count(a) == 0
+
+
+def test_the_file_the_trustee_program_writes_is_what_the_form_takes(market, board, tmp_path):
+    """``bluecarbon-audit trustee key DIR --public-key … --out FILE`` on the trustee's machine,
+    then that file uploaded here: one format on both sides."""
+    a = _closed(market, board)
+    org = board.orgs[2]
+    directory = Path(tmp_path / "trustee")
+    directory.mkdir(mode=0o700)
+    fd = os.open(directory / "seed", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(board.seeds[org.pk].hex() + "\n")
+    TrusteeDir(directory).save(TrusteeState())
+    page = user_for(org, "trustee3")
+    html = page.get(f"/account/trustee/auctions/{a.pk}/").content.decode()
+    public = re.search(r'<code id="public-key">([^<]+)</code>', html).group(1)  # type: ignore[union-attr]
+    key_file = tmp_path / "auction-key.txt"
+    args = ["trustee", "key", str(directory), "--public-key", public, "--out", str(key_file)]
+    assert audit_main(args) == 0
+    with key_file.open("rb") as fh:
+        r = page.post(f"/account/trustee/auctions/{a.pk}/", {"key_file": fh})
+    assert r.status_code == 302
+    assert TrusteeKey.objects.get(auction=a, organization=org).released_seq is not None
