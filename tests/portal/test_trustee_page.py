@@ -104,20 +104,23 @@ def test_before_the_close_there_is_no_form_and_the_service_refuses_a_key_anyway(
     assert _releases(a) == 0 and TrusteeKey.objects.get(auction=a, position=1).private_key is None
 
 
-def test_a_wrong_key_is_refused_with_nothing_on_the_ledger(market, board):
+def test_a_wrong_key_is_refused_with_nothing_on_the_ledger(market, board, caplog):
+    caplog.set_level(logging.DEBUG)
     a = _closed(market, board)
     page = user_for(board.orgs[0], "trustee1")
-    html = page.get(f"/account/trustee/auctions/{a.pk}/").content.decode()
+    form = page.get(f"/account/trustee/auctions/{a.pk}/")
+    assert "no-store" in form["Cache-Control"]
+    html = form.content.decode()
     assert 'name="private_key"' in html and 'autocomplete="off"' in html
     assert "csrfmiddlewaretoken" in html
     size = LedgerEntry.objects.count()
     # Another of this trustee's keys: a real key, but not the one of this auction.
     wrong = _b64(trustee_key(board, board.orgs[0], 1))
     r = page.post(f"/account/trustee/auctions/{a.pk}/", {"private_key": wrong})
-    assert r.status_code == 422
+    assert r.status_code == 422 and "no-store" in r["Cache-Control"]
     body = r.content.decode()
     assert "not the private key of the public key registered" in body
-    assert wrong not in body
+    assert wrong not in body and wrong not in caplog.text
     assert LedgerEntry.objects.count() == size
     # Not base64, both a key and a file, neither: refused on the form, nothing written.
     r = page.post(f"/account/trustee/auctions/{a.pk}/", {"private_key": "not a key"})
