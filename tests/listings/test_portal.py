@@ -57,7 +57,7 @@ def test_a_buyer_takes_lots_through_the_form_and_sees_its_purchase(board):
     p = Purchase.objects.get()
     assert (p.lots, p.buyer_id, p.account_id) == (3, board.buyers[0].pk, account)
     html = buyer.get("/account/purchases/").content.decode()
-    assert "31800.00 CNY" in html and "Awaiting payment" in html
+    assert "31,800.00 CNY" in html and "Awaiting payment" in html
     assert f'href="/listings/{x.pk}/"' in html
 
 
