@@ -372,7 +372,9 @@ def test_thousands_of_deliveries_make_one_sender_task_per_endpoint(nobody):
     assert webhooks.webhooks_schedule() == []
     after = queue_depths(list(nobody.values()))
     webhooks_queue = nobody[queues.KINDS["webhooks"][0]]
-    assert 1 <= len(claimed) <= 10
+    # This call claims at most a turn's worth; none when the session's worker, woken by an
+    # earlier test's dispatch, claimed every endpoint first (the check above holds either way).
+    assert len(claimed) <= 10
     assert after == {**before, webhooks_queue: before[webhooks_queue] + len(claimed)}
 
 
