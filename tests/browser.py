@@ -133,3 +133,24 @@ def overflowing(page: Any, limit: int = 3) -> list[str]:
         limit,
     )
     return found
+
+
+@contextmanager
+def served() -> Iterator[str]:
+    """The site on a free port, served by a thread of this process on the committed test
+    database (not pytest-django's live_server, whose transaction the thread could not see):
+    its base URL."""
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.test.testcases import LiveServerThread
+
+    thread = LiveServerThread("localhost", StaticFilesHandler)
+    thread.daemon = True
+    thread.start()
+    thread.is_ready.wait()
+    if thread.error:
+        raise thread.error
+    try:
+        yield f"http://localhost:{thread.port}"
+    finally:
+        thread.terminate()
+        thread.join(timeout=10)

@@ -30,6 +30,7 @@ from ledger.core.entry import decode_entry
 from ledger.models import ApiKey, LedgerEntry, Role
 from ledger.signing import get_signer
 from tests import factories
+from tests.browser import served
 
 from .conftest import Market, wait_for_close
 from .test_trustees import bid_all, trustee_auction
@@ -41,20 +42,8 @@ State = Auction.State
 def site(committed_db: None) -> Iterator[str]:
     """The server on a free port, served by a thread of this process on the committed test
     database (not pytest-django's live_server: see tests/portal/test_browser_portal.py)."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
+    with served() as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from listings.models import Purchase
 from tests.listings.conftest import Board
+from tests.portal.conftest import browser  # noqa: F401 (a fixture)
 from tests.portal.test_browser_portal import (  # noqa: F401 (fixtures)
     PASSWORD,
-    browser,
     make_user,
     page,
     portal_url,

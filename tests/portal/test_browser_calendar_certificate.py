@@ -6,7 +6,6 @@ sideways scrolling; no console error or CSP violation anywhere."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +13,13 @@ import pytest
 
 from ledger import services
 from ledger.models import Retirement
-from tests.browser import axe_violations, chromium, page_problems
+from tests.browser import axe_violations, page_problems
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser]
 
 PHONE = {"width": 390, "height": 844}
 OVERFLOWS = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(committed_db: None) -> Iterator[str]:
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
 
 
 def pdf_pages(pdf: bytes) -> int:

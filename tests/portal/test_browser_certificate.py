@@ -4,7 +4,6 @@ in Debian's Chromium, and shows the failure when one byte of the entry is change
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,35 +11,9 @@ import pytest
 from ledger import services
 from ledger.models import LedgerEntry, Retirement
 from ledger.signing import trusted_verifiers
-from tests.browser import chromium, page_problems
+from tests.browser import page_problems
 
 pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(committed_db: None) -> Iterator[str]:
-    """The site on a free port, served by a thread of this process (as test_browser_portal's
-    portal_url, without a worker)."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from tests.portal.test_browser_portal import make_user, shot, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 PHONE = {"width": 390, "height": 844}
-browser = portal_tests.browser
 portal_url = portal_tests.portal_url
 
 

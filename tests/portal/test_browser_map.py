@@ -6,7 +6,6 @@ sideways scrolling, with no console error and no CSP violation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,7 +13,7 @@ import pytest
 
 from ledger import services
 from tests import factories
-from tests.browser import chromium, page_problems
+from tests.browser import page_problems
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser]
@@ -28,32 +27,6 @@ MEADOW = {
          ["121.80", "29.40"]]
     ],
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(committed_db: None) -> Iterator[str]:
-    """The site on a free port, served by a thread of this process (as
-    test_browser_certificate's)."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -6,46 +6,22 @@ read as tonnes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test import Client
-from django.test.testcases import LiveServerThread
 
 from ledger import services
 from ledger.models import Batch, LedgerEntry, Membership, Role
 from tests import factories
-from tests.browser import chromium, page_problems
+from tests.browser import page_problems
 from tests.factories import World
 
 pytestmark = [pytest.mark.browser]
 
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(committed_db: None) -> Iterator[str]:
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -32,18 +32,12 @@ from portal.numbers import money_text
 from tests import factories
 from tests.auctions.conftest import TONNE, Market
 from tests.auctions.test_trustees import Trustees
-from tests.browser import chromium, page_problems
+from tests.browser import page_problems, served
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 PASSWORD = "bluecarbon-demo-password"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
@@ -54,20 +48,8 @@ def portal_url(worker: Any) -> Iterator[str]:
     Not pytest-django's live_server: it would set the database up before ``worker``'s
     ``committed_db``, and the append-only triggers would then be back in place before the
     database is emptied after the test."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
+    with served() as url:
+        yield url
 
 
 @pytest.fixture

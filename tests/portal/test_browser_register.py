@@ -8,44 +8,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger import public_register as register
-from tests.browser import axe_violations, chromium, horizontal_overflow, overflowing, page_problems
+from tests.browser import axe_violations, horizontal_overflow, overflowing, page_problems
 
 pytestmark = [pytest.mark.browser]
 
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(committed_db: None) -> Iterator[str]:
-    """The site on a free port, served by a thread of this process (as
-    test_browser_certificate's)."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 PHONE = {"width": 390, "height": 844}
 # The portal's browser tests' fixtures: one Chromium per module, the site on a free port.
-browser = portal_tests.browser
 portal_url = portal_tests.portal_url
 
 

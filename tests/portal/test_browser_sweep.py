@@ -31,10 +31,10 @@ from portal import services as portal_services
 from tests.browser import (
     AXE,
     axe_violations,
-    chromium,
     horizontal_overflow,
     overflowing,
     page_problems,
+    served,
 )
 from tests.conftest import ARTIFACTS
 
@@ -128,31 +128,13 @@ def _ids() -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
 @pytest.fixture
 def demo_site(committed_db: None) -> Iterator[str]:
     """The demo registry, served by a thread of this process (as test_browser_certificate's
     ``site``)."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
     call_command("seed_demo", password="sweep-password-1", stdout=io.StringIO())
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
+    with served() as url:
+        yield url
 
 
 def _session_cookie(username: str, url: str) -> dict[str, str]:

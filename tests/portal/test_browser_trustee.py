@@ -8,7 +8,6 @@ no violation on any of these pages."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,36 +18,10 @@ from auctions.models import Auction
 from ledger.models import LedgerEntry
 from tests.auctions.conftest import Market, wait_for_close
 from tests.auctions.test_trustees import Trustees, bid_all, open_and_clear, trustee_auction
-from tests.browser import axe_violations, chromium, horizontal_overflow, page_problems
+from tests.browser import axe_violations, horizontal_overflow, page_problems
 from tests.portal.test_browser_portal import PASSWORD, make_user, shot
 
 pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(committed_db: None) -> Iterator[str]:
-    """The site served by a thread of this process (as the sweep's ``demo_site``): no worker,
-    the test closes and opens the auction itself."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("localhost", StaticFilesHandler)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    try:
-        yield f"http://localhost:{thread.port}"
-    finally:
-        thread.terminate()
-        thread.join(timeout=10)
 
 
 def _phone(browser: Any, site: str, language: str) -> tuple[Any, Any, list[str]]:

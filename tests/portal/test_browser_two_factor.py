@@ -22,7 +22,6 @@ from tests.portal.test_browser_portal import PASSWORD, shot
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 # The portal's browser tests' fixtures: one Chromium per module, the site on a free port.
-browser = portal_tests.browser
 portal_url = portal_tests.portal_url
 page = portal_tests.page
 
