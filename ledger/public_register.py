@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -129,26 +131,50 @@ def parse(kind: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
 # ---- the lists, filtered -------------------------------------------------------------------
 
 
-def _words(q: str) -> list[str]:
-    return q.split()[:8]
+def _search(qs: QuerySet[Any], q: str, columns: tuple[str, ...]) -> QuerySet[Any]:
+    """Rows where every word of ``q`` (the first 8) is in at least one of ``columns``,
+    case-insensitively."""
+    for word in q.split()[:8]:
+        qs = qs.filter(reduce(or_, (Q(**{f"{c}__icontains": word}) for c in columns)))
+    return qs
+
+
+PROJECT_TEXT = (
+    "code",
+    "name",
+    "name_zh",
+    "jurisdiction",
+    "methodology__code",
+    "methodology__name",
+    "methodology__name_zh",
+    "developer__name",
+    "developer__name_zh",
+)
+BATCH_TEXT = (
+    "serial",
+    "project__code",
+    "project__name",
+    "project__name_zh",
+    "project__jurisdiction",
+    "project__methodology__code",
+    "verification_body",
+)
+RETIREMENT_TEXT = (
+    "certificate",
+    "beneficiary",
+    "purpose",
+    "batch__serial",
+    "batch__project__code",
+    "batch__project__name",
+    "batch__project__name_zh",
+)
 
 
 def projects(filters: Mapping[str, Any]) -> QuerySet[Project]:
     """Projects matching ``filters`` (``parse``'s values), by code, with their batches'
     totals."""
     qs = Project.objects.select_related("methodology", "developer", "registry")
-    for word in _words(filters.get("q", "")):
-        qs = qs.filter(
-            Q(code__icontains=word)
-            | Q(name__icontains=word)
-            | Q(name_zh__icontains=word)
-            | Q(jurisdiction__icontains=word)
-            | Q(methodology__code__icontains=word)
-            | Q(methodology__name__icontains=word)
-            | Q(methodology__name_zh__icontains=word)
-            | Q(developer__name__icontains=word)
-            | Q(developer__name_zh__icontains=word)
-        )
+    qs = _search(qs, filters.get("q", ""), PROJECT_TEXT)
     for name in ("ecosystem", "jurisdiction", "status"):
         if name in filters:
             qs = qs.filter(**{name: filters[name]})
@@ -167,16 +193,7 @@ def projects(filters: Mapping[str, Any]) -> QuerySet[Project]:
 def batches(filters: Mapping[str, Any], *, before: int | None = None) -> QuerySet[Batch]:
     """Batches matching ``filters``, newest first (by id: ``before`` is the keyset)."""
     qs = Batch.objects.select_related("project", "project__methodology")
-    for word in _words(filters.get("q", "")):
-        qs = qs.filter(
-            Q(serial__icontains=word)
-            | Q(project__code__icontains=word)
-            | Q(project__name__icontains=word)
-            | Q(project__name_zh__icontains=word)
-            | Q(project__jurisdiction__icontains=word)
-            | Q(project__methodology__code__icontains=word)
-            | Q(verification_body__icontains=word)
-        )
+    qs = _search(qs, filters.get("q", ""), BATCH_TEXT)
     for name in ("ecosystem", "jurisdiction", "status"):
         if name in filters:
             qs = qs.filter(**{f"project__{name}": filters[name]})
@@ -195,16 +212,7 @@ def batches(filters: Mapping[str, Any], *, before: int | None = None) -> QuerySe
 def retirements(filters: Mapping[str, Any], *, before: int | None = None) -> QuerySet[Retirement]:
     """Retirements matching ``filters``, newest first (by ledger sequence: ``before``)."""
     qs = Retirement.objects.select_related("batch", "batch__project", "batch__project__methodology")
-    for word in _words(filters.get("q", "")):
-        qs = qs.filter(
-            Q(certificate__icontains=word)
-            | Q(beneficiary__icontains=word)
-            | Q(purpose__icontains=word)
-            | Q(batch__serial__icontains=word)
-            | Q(batch__project__code__icontains=word)
-            | Q(batch__project__name__icontains=word)
-            | Q(batch__project__name_zh__icontains=word)
-        )
+    qs = _search(qs, filters.get("q", ""), RETIREMENT_TEXT)
     for name in ("ecosystem", "jurisdiction"):
         if name in filters:
             qs = qs.filter(**{f"batch__project__{name}": filters[name]})
