@@ -277,6 +277,7 @@ def csv_header(currency: str) -> list[str]:
         "published_at",
         "winner_bidder",
         "winner_name",
+        "winner_name_zh",
         "winner_paddle",
         "winner_lots",
         "winner_quantity [t]",
@@ -317,12 +318,13 @@ def csv_rows(r: ResultReport) -> Iterator[list[str]]:
         r.published_at,
     ]
     if not r.winners:
-        yield [*head, "", "", "", "", "", ""]
+        yield [*head, "", "", "", "", "", "", ""]
     for w in r.winners:
         yield [
             *head,
             _blank(w.bidder),
             w.name or "",
+            w.name_zh if w.name is not None else "",
             w.paddle,
             str(w.lots),
             format_tonnes(w.kg),

@@ -220,7 +220,8 @@ def test_a_uniform_price_report_and_its_csv_say_the_same(market, client):
         "auction", "title", "format", "state", "status", "project", "batch", "vintage",
         "currency", "lot_size [t]", "offered [t]", "clearing_price [CNY/t]", "awarded [t]",
         "unsold [t]", "bidders", "bids", "rounds", "result_sha256", "result_entry",
-        "published_at", "winner_bidder", "winner_name", "winner_paddle", "winner_lots",
+        "published_at", "winner_bidder", "winner_name", "winner_name_zh", "winner_paddle",
+        "winner_lots",
         "winner_quantity [t]", "winner_amount [CNY]",
     ]  # fmt: skip
 
@@ -273,4 +274,6 @@ def test_a_winner_with_a_chinese_name_is_named_in_chinese_on_chinese_pages(marke
     html = zh(client).get(f"/auctions/{a.pk}/result/").content.decode()
     assert table(html, "allocation")[0][0] == "宁波海岸能源"
     rows = read_csv(client, a)
-    assert rows[0]["winner_name"] == winner.name  # the CSV keeps the registered name
+    # The CSV has both, each in its column, whatever the page's language.
+    assert (rows[0]["winner_name"], rows[0]["winner_name_zh"]) == (winner.name, "宁波海岸能源")
+    assert rows[1]["winner_name_zh"] == ""  # the registrar gave none
