@@ -177,3 +177,47 @@ def test_a_big_books_report_prints_on_a_few_pages_each_with_the_tables_header(br
     )
     context.close()
     assert problems == []
+
+
+def test_the_calendar_shows_times_in_the_readers_zone_and_utc_without_scripts(browser, site):
+    """The server writes UTC (and says so); in the browser each calendar time is rewritten in the
+    reader's own zone, named, in the page's language, keeping the UTC text as its title."""
+    import datetime as dt
+
+    from tests.auctions.conftest import Market
+
+    day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=60)).date()
+    opens = dt.datetime.combine(day, dt.time(23, 30), tzinfo=dt.UTC)  # 07:30 the next day at +8
+    Market().auction(title="Opens later", opens_at=opens, closes_at=opens + dt.timedelta(days=1))
+    shanghai = opens.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    when = 'time[data-local="datetime"]'
+
+    def calendar_time(**options: Any) -> tuple[str, str | None]:
+        context = browser.new_context(base_url=site, viewport=PHONE, **options)
+        page = context.new_page()
+        problems = page_problems(page)
+        page.goto("/auctions/")
+        text, title = page.locator(when).inner_text(), page.locator(when).get_attribute("title")
+        context.close()
+        assert problems == []
+        return text, title
+
+    # Without scripts: UTC, said.
+    utc_text, title = calendar_time(
+        locale="en-GB", java_script_enabled=False, timezone_id="Asia/Shanghai"
+    )
+    assert utc_text.endswith(f"{opens.day}, {opens.year}, 23:30 UTC") and title is None, utc_text
+    # A reader in Shanghai: 07:30 on the next day, the zone named; the UTC text on hover.
+    text, title = calendar_time(locale="en-GB", timezone_id="Asia/Shanghai")
+    assert "07:30" in text and str(shanghai.day) in text and "GMT+8" in text, text
+    assert title == utc_text
+    # The same in Chinese (the language cookie), in the Chinese calendar's words.
+    text, _ = calendar_time(
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        extra_http_headers={"Accept-Language": "zh-Hans"},
+    )
+    assert f"{shanghai.month}月{shanghai.day}日" in text and "07:30" in text, text
+    # A reader in London in winter: the UTC time, its zone named.
+    text, _ = calendar_time(locale="en-GB", timezone_id="Europe/London")
+    assert "23:30" in text and str(opens.day) in text, text

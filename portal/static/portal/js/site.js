@@ -1,4 +1,5 @@
 import "./copy.js"; // copy buttons beside shortened hashes, on every page
+import "./local-time.js"; // times in the reader's zone (<time data-local>)
 // Progressive enhancement for every page: mark that scripts run (so script-only parts show),
 // and keep closing countdowns live. No inline script anywhere (the CSP forbids it).
 document.documentElement.classList.add("js");
