@@ -6,6 +6,7 @@ from django.urls import path, register_converter
 from . import (
     calendar_views,
     clock_room,
+    document_views,
     figure_views,
     listings,
     room,
@@ -37,6 +38,11 @@ urlpatterns = [
     # The public register's lists and exports, and the batch pages (registry.py).
     *register.urlpatterns,
     path("registry/projects/<str:code>/", views.project, name="project"),
+    path(
+        "registry/projects/<str:code>/documents/attach/",
+        document_views.attach,
+        name="project-document-attach",
+    ),
     # The projects on a map, each project's location as GeoJSON, the charts (figure_views.py).
     path("registry/map/", figure_views.project_map, name="project-map"),
     path(

@@ -111,7 +111,11 @@ def project(request: HttpRequest, code: str) -> HttpResponse:
     p = selectors.project(code)
     if p is None:
         raise Http404
-    return render(request, "portal/project.html", {"project": p})
+    # The project's registry (or an operator) attaches its documents (document_views.py).
+    may_attach = request.user.is_authenticated and Actor.for_user(request.user).may_act_for(
+        p.registry_id
+    )
+    return render(request, "portal/project.html", {"project": p, "may_attach": may_attach})
 
 
 # ---- auctions ------------------------------------------------------------------------------
