@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -28,6 +29,7 @@ from auctions.models import Auction, Format
 from ledger.models import Batch, LedgerEntry, Project, Retirement
 from listings.models import Listing
 from portal import services as portal_services
+from tests import two_factor
 from tests.browser import (
     AXE,
     axe_violations,
@@ -50,6 +52,7 @@ USERS = {
     "auditor": "auditor",
     "operator": "admin",
     "trustee": "trustee",  # a member of the demo trustee that abstains
+    "registrar": "registrar",  # a member of the demo registry (not an operator)
 }
 LANGUAGES = {"en": "en", "zh-hans": "zh-Hans"}  # Django's code -> the page's <html lang>
 WIDTHS = {"phone": (390, 844), "desktop": (1280, 800)}
@@ -65,7 +68,12 @@ class Page:
 PAGES = [
     Page("home", "/", (*ANYONE, "operator")),
     Page("projects", "/registry/projects/", ANYONE),
-    Page("project", "/registry/projects/{project}/", (*ANYONE, "auditor")),
+    Page("project", "/registry/projects/{project}/", (*ANYONE, "auditor", "registrar")),
+    Page(
+        "document attach",
+        "/registry/projects/{project}/documents/attach/",
+        ("registrar", "operator"),
+    ),
     Page("projects, searched", "/registry/projects/?q=mangrove&ecosystem=mangrove", ("anonymous",)),
     Page("project map", "/registry/map/", ANYONE),
     Page("statistics", "/registry/statistics/", ANYONE),
@@ -86,7 +94,7 @@ PAGES = [
     Page("listings", "/listings/", ANYONE),
     Page("listing", "/listings/{listing}/", ANYONE),
     Page("purchases", "/account/purchases/", ("bidder",)),
-    Page("dashboard", "/account/", ("bidder", "auditor", "trustee")),
+    Page("dashboard", "/account/", ("bidder", "auditor", "trustee", "registrar")),
     Page("trustee's auctions", "/account/trustee/", ("trustee",)),
     Page("trustee's key: open auction", "/account/trustee/auctions/{sealed_open}/", ("trustee",)),
     Page("retire", "/account/retire/", ("bidder",)),
@@ -138,8 +146,9 @@ def demo_site(committed_db: None) -> Iterator[str]:
 
 
 def _session_cookie(username: str, url: str) -> dict[str, str]:
-    client = Client()
-    client.force_login(get_user_model().objects.get(username=username))
+    # Signed in as the portal's code step leaves an operator (``seed_demo`` enrols ``admin``):
+    # without it the gate logs the session out and the operator's sweep read the sign-in page.
+    client = two_factor.force_login(Client(), get_user_model().objects.get(username=username))
     value = client.cookies[settings.SESSION_COOKIE_NAME].value
     return {"name": settings.SESSION_COOKIE_NAME, "value": value, "url": url}
 
@@ -186,6 +195,11 @@ def sweep(browser: Any, site: str, role: str) -> tuple[list[str], dict[str, Any]
                 if response is None or response.status != expected:
                     got = response.status if response else None
                     failures.append(f"{where}: status {got}, expected {expected}")
+                    continue
+                landed = urlsplit(page.url).path
+                if landed != urlsplit(p.path.format(**ids)).path:
+                    # A redirect (to the sign-in or the code step): not the page meant.
+                    failures.append(f"{where}: landed on {landed}")
                     continue
                 if page.get_attribute("html", "lang") != lang_attr:
                     failures.append(f"{where}: <html lang> is not {lang_attr}")
