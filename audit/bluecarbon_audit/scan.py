@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from itertools import chain, pairwise
 from typing import Any, NamedTuple
 
-from .entry import TRANSFER_BYTES, EntryMacs
+from .entry import DIGITS_TO_ZERO, TIME_SHAPE, TRANSFER_LOOSE, EntryMacs
 from .merkle import aligned_node_ids, perfect_root
 
 # COPY BINARY: an 11-byte signature, 32-bit flags (0: no OIDs) and a 32-bit header extension
@@ -50,25 +50,15 @@ _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _SEQ_COLUMN = struct.Struct(">iq")
 
-# ``TRANSFER_BYTES`` inside the row's framing, with two of its parts loosened because the runs
-# are checked for them as a whole, which is cheaper than the regex engine byte by byte: ``prev``
-# is compared with the hash of the row before (so it is 64 lowercase hex digits), and ``time``
-# is mapped digit by digit onto _TIME_SHAPE. Everything else is the pattern itself.
-_PREV = rb"(?P<prev>[0-9a-f]{64})"
-_TIME = rb'"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"'
-if TRANSFER_BYTES.pattern.count(_PREV) != 1 or TRANSFER_BYTES.pattern.count(_TIME) != 1:
-    raise ImportError("TRANSFER_BYTES changed: update bluecarbon_audit.scan to match it")
+# ``TRANSFER_LOOSE`` (``TRANSFER_BYTES`` with ``prev`` and ``time`` loosened, as the runs are
+# checked for them as a whole) inside the row's framing.
 _ROW = re.compile(
     rb"\x00\x04\x00\x00\x00\x08(.{8})(.{4})("  # 4 columns; seq (8 bytes); body length, body
-    + TRANSFER_BYTES.pattern.replace(_PREV, rb"(?P<prev>.{64})").replace(
-        _TIME, rb'"time":"(?P<time>.{27})"'
-    )
+    + TRANSFER_LOOSE
     + rb")\x00\x00\x00\x0fcredit\.transfer"  # the type column, 15 bytes
     + rb"\x00\x00\x00\x20(?P<mac>.{32})",  # the MAC column, 32 bytes (not NULL)
     re.DOTALL,
 )
-_TIME_SHAPE = b"0000-00-00T00:00:00.000000Z"
-_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 
 
 class Run(NamedTuple):
@@ -273,7 +263,7 @@ def _prove(
         b"".join(seq_columns) == struct.pack(f">{n}q", *range(start, start + n))
         and list(map(int, seqs)) == list(range(start, start + n))
         and b"".join(prevs[1:]) == b"".join(hashes[:-1]).hex().encode()
-        and b"".join(times).translate(_DIGITS_TO_ZERO) == _TIME_SHAPE * n
+        and b"".join(times).translate(DIGITS_TO_ZERO) == TIME_SHAPE * n
         and (macs is None or macs.many(hashes) == list(mac_column))
     )
     if not proven:
@@ -315,7 +305,7 @@ def _row_proven(
         seq_column == seq.to_bytes(8, "big", signed=True)
         and int(claimed_seq) == seq
         and (i == 0 or prev == hashes[i - 1].hex().encode())
-        and time.translate(_DIGITS_TO_ZERO) == _TIME_SHAPE
+        and time.translate(DIGITS_TO_ZERO) == TIME_SHAPE
         and (macs is None or macs(hashes[i]) == mac)
     )
 
