@@ -344,24 +344,32 @@ def webhooks_dispatch() -> list[int]:
                 owners |= project_orgs.get(p, set())
             relevant.append((e.seq, entry.type, owners))
         last = entries[-1].seq
+        # Each entry finds its endpoints by the organizations it touches: the work is the
+        # entries' and their owners', not endpoints x entries (with hundreds of endpoints the
+        # dispatch had the webhooks worker competing with the web server for the cores).
+        by_org: dict[int, list[WebhookEndpoint]] = {}
         for ep in endpoints:
-            rows = [
-                WebhookDelivery(endpoint=ep, entry_seq=seq)
-                for seq, type_, owners in relevant
-                if seq > ep.cursor
-                and ep.organization_id in owners
-                and (not ep.event_types or type_ in ep.event_types)
-            ]
-            WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-            WebhookEndpoint.objects.filter(pk=ep.pk).update(cursor=max(ep.cursor, last))
-            if rows:
-                created += list(
-                    WebhookDelivery.objects.filter(
-                        endpoint=ep,
-                        entry_seq__in=[r.entry_seq for r in rows],
-                        status=WebhookDelivery.Status.PENDING,
-                    ).values_list("pk", flat=True)
-                )
+            by_org.setdefault(ep.organization_id, []).append(ep)
+        rows = [
+            WebhookDelivery(endpoint=ep, entry_seq=seq)
+            for seq, type_, owners in relevant
+            for org in owners
+            for ep in by_org.get(org, ())
+            if seq > ep.cursor and (not ep.event_types or type_ in ep.event_types)
+        ]
+        WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        WebhookEndpoint.objects.filter(pk__in=[ep.pk for ep in endpoints], cursor__lt=last).update(
+            cursor=last
+        )
+        if rows:
+            wanted = {(r.endpoint_id, r.entry_seq) for r in rows}
+            found = WebhookDelivery.objects.filter(
+                endpoint_id__in={ep_id for ep_id, _ in wanted},
+                entry_seq__gte=min(seq for _, seq in wanted),
+                entry_seq__lte=last,
+                status=WebhookDelivery.Status.PENDING,
+            ).values_list("pk", "endpoint_id", "entry_seq")
+            created = sorted(pk for pk, ep_id, seq in found if (ep_id, seq) in wanted)
     return created
 
 
