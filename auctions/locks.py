@@ -22,6 +22,7 @@ which a deposit, the one row that can point at a draft auction, is inserted unde
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django.db import connection
 
@@ -64,14 +65,16 @@ def auction_share_lock(auction_id: int) -> Auction | None:
     _gate(auction_id, exclusive=False)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, state, opens_at, closes_at, seller_id, deposit_required, currency, format "
-            "FROM auctions_auction WHERE id = %s",
+            "SELECT id, state, opens_at, closes_at, seller_id, deposit_required, currency, format, "
+            "sealing, trustees FROM auctions_auction WHERE id = %s",
             [auction_id],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    pk, state, opens_at, closes_at, seller, deposit, currency, fmt = row
+    pk, state, opens_at, closes_at, seller, deposit, currency, fmt, sealing, trustees = row
+    if isinstance(trustees, str):  # SQLite's JSON comes back as text, PostgreSQL's parsed
+        trustees = json.loads(trustees)
     if connection.vendor != "postgresql":
         # SQLite's backend hands raw SQL datetimes back as text or naive values.
         opens_at, closes_at = (_aware(v) for v in (opens_at, closes_at))
@@ -85,6 +88,8 @@ def auction_share_lock(auction_id: int) -> Auction | None:
         deposit_required=deposit,
         currency=currency,
         format=fmt,
+        sealing=sealing,  # every sealed bid's check reads it (and the trustees' count)
+        trustees=trustees,
     )
 
 

@@ -308,6 +308,8 @@ def _bid_submit(
         entry_seq=-1,
         status=Bid.Status.SEALED,
         salt=salt,
+        reason="",  # the insert leaves these to the database's defaults (the answer shows both)
+        awarded_lots=None,
     )
     return _bid_entry("submit", actor, bid, raw, now)
 
