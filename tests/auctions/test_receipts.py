@@ -183,3 +183,22 @@ def test_web_requests_never_read_the_checkpoint_key(
 
     # Nothing read the key, nor made one: development would have generated it at this path.
     assert not key.exists() if checkpoint_key == "missing" else not any(key.iterdir())
+
+
+@pytest.mark.parametrize("by_trustees", [False, True])
+def test_a_sealed_bid_loads_no_field_one_query_at_a_time(market, monkeypatch, by_trustees):
+    """The intake's rows are read by raw statements and built with ``loaded``: a field left out
+    was loaded later by a query of its own (``refresh_from_db``): three per bid before (the
+    auction's sealing, the bid's reason and awarded lots), a third of a bid's CPU."""
+    from django.db.models import Model
+
+    from tests.auctions.test_trustees import Trustees, trustee_auction
+
+    a = trustee_auction(market, Trustees(3)) if by_trustees else market.auction(closes_in=60)
+
+    def refused(self, *args, **kwargs):
+        raise AssertionError(f"{type(self).__name__} loaded {kwargs.get('fields')} on its own")
+
+    monkeypatch.setattr(Model, "refresh_from_db", refused)
+    receipt = market.bid(a, market.bidders[0], [(3000, 10)])
+    assert receipt.bid.reason == "" and receipt.bid.awarded_lots is None
