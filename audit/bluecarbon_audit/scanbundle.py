@@ -213,8 +213,9 @@ def _by_pattern(
 
 
 def _canonical(entries: list[bytes]) -> list[dict[str, Any]] | None:
-    """Each entry parsed, if every one is the RFC 8785 form of a version-1 entry (``_batched``'s
-    checks that do not depend on the entry's position): None otherwise."""
+    """Each entry parsed, if every one is the RFC 8785 form of a version-1 entry (the checks
+    that do not depend on its position; ``_batched`` and ``_by_pattern`` add those); None
+    otherwise."""
     try:
         objs = list(map(orjson.loads, entries))
         joined = b",".join(entries)
@@ -246,31 +247,13 @@ def _batched(seq: int, entries: list[bytes], hashes: list[bytes]) -> list[dict[s
     ``_one_by_one`` decides and words it)."""
     if not entries:
         return []
-    try:
-        objs = list(map(orjson.loads, entries))
-        joined = b",".join(entries)
-        if orjson.dumps(objs, option=_FAST) != b"[" + joined + b"]":
-            return None
-        if not joined.isascii() and _BEYOND_BMP.search(joined):
-            return None
-        # Exactly the seven members (all present, and seven of them), of the right types.
-        if set(map(type, objs)) != _DICT or set(map(len, objs)) != {7}:
-            return None
-        seqs, prevs, vs, times, types, actors, datas = zip(*map(_FIELDS, objs), strict=True)
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError, KeyError):
+    objs = _canonical(entries)
+    if objs is None:
         return None
-    n = len(objs)
-    if (
-        set(map(type, seqs)) != _INT
-        or list(seqs) != list(range(seq, seq + n))
-        or any(v != 1 for v in vs)
-        or set(map(type, prevs)) != _STR
-        or set(map(len, prevs)) != {64}
-        or "".join(prevs[1:]) != b"".join(hashes[:-1]).hex()
-        or set(map(type, times)) != _STR
-        or set(map(type, types)) != _STR
-        or set(map(type, actors)) != _STR
-        or set(map(type, datas)) != _DICT
+    seqs = [o["seq"] for o in objs]
+    prevs = [o["prev"] for o in objs]
+    if seqs != list(range(seq, seq + len(objs))) or (
+        "".join(prevs[1:]) != b"".join(hashes[:-1]).hex()
     ):
         return None
     try:
