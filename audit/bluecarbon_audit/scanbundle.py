@@ -39,6 +39,7 @@ from .entry import (
     TRANSFER_LOOSE,
     EntryError,
     decode_canonical_entry,
+    has_float_token,
 )
 from .merkle import perfect_root
 from .tiles import TILE_WIDTH, decode_bundle
@@ -223,6 +224,8 @@ def _canonical(entries: list[bytes]) -> list[dict[str, Any]] | None:
             return None
         if not joined.isascii() and _BEYOND_BMP.search(joined):
             return None
+        if has_float_token(joined):
+            return None
         if set(map(type, objs)) != _DICT or set(map(len, objs)) != {7}:
             return None
         seqs, prevs, vs, times, types, actors, datas = zip(*map(_FIELDS, objs), strict=True)
@@ -230,6 +233,7 @@ def _canonical(entries: list[bytes]) -> list[dict[str, Any]] | None:
         return None
     if (
         set(map(type, seqs)) != _INT
+        or set(map(type, vs)) != _INT
         or any(v != 1 for v in vs)
         or set(map(type, prevs)) != _STR
         or set(map(len, prevs)) != {64}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given
@@ -18,6 +19,7 @@ from bluecarbon_audit.entry import (
     encode_entry,
     entry_hash,
     entry_mac,
+    has_float_token,
     is_canonical,
 )
 
@@ -128,3 +130,72 @@ def test_entry_macs_are_hmac_sha256_as_entry_mac_makes_them(
     want = [entry_mac(key, d) for d in digests]
     assert macs.many(digests) == want
     assert [macs(d) for d in digests] == want
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), any_json, min_size=1, max_size=5))
+def test_the_fast_check_agrees_with_rfc8785_on_fractional_and_exponent_numbers(data):
+    """orjson writes an integral float as 1.0 and a large one as 1e16; RFC 8785 writes 1 and
+    10000000000000000. The fast check compares with orjson's spelling, so it must not decide
+    for bytes that hold such a number (it did before: ``"v":1.0`` passed)."""
+    obj = json.loads(entry({}))
+    obj["data"] = data
+    for variant in (
+        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS),  # the fast check's own spelling
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(),
+    ):
+        try:
+            canonical = rfc8785.dumps(json.loads(variant)) == variant
+        except rfc8785.CanonicalizationError:
+            canonical = False
+        if canonical:
+            assert decode_canonical_entry(variant).data == data
+        else:
+            with pytest.raises(EntryError, match="canonical"):
+                decode_canonical_entry(variant)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (b'"v":1}', b'"v":1.0}'),
+        (b'"v":1}', b'"v":1e0}'),
+        (b'"quantity":5', b'"quantity":5.0'),
+        (b'"quantity":5', b'"quantity":5E0'),
+        (b'"quantity":5', b'"quantity":-0.0'),
+        (b'"list":[2,3]', b'"list":[2.0,3]'),
+        (b'"list":[2,3]', b'"list":[2,3.0]'),
+    ],
+)
+def test_another_spelling_of_an_integer_is_refused(old, new):
+    body = entry({"quantity": 5, "list": [2, 3]})
+    assert old in body
+    with pytest.raises(EntryError, match="canonical"):
+        decode_canonical_entry(body.replace(old, new, 1))
+
+
+def test_the_version_is_the_integer_one_not_true():
+    body = entry({}).replace(b'"v":1}', b'"v":true}')
+    with pytest.raises(EntryError, match="version"):
+        decode_canonical_entry(body)
+
+
+def test_a_number_look_alike_inside_a_string_is_still_accepted():
+    data = {"note": 'a,1.5 [2e3 ":4.0', "n": 1.5}  # 1.5 is its own RFC 8785 form
+    body = entry(data)
+    assert decode_canonical_entry(body).data == data
+
+
+def _holds_float(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(map(_holds_float, value.values()))
+    if isinstance(value, list):
+        return any(map(_holds_float, value))
+    return type(value) is float
+
+
+@given(any_json)
+def test_the_float_finder_misses_no_float_in_orjsons_output(value):
+    """In an object or an array, as entries and bundles hold them."""
+    for outer in ({"k": value}, [value], [1, value]):
+        body = orjson.dumps(outer, option=orjson.OPT_SORT_KEYS)
+        assert has_float_token(body) or not _holds_float(value)
