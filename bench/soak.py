@@ -58,6 +58,7 @@ from urllib.parse import urlencode
 import _common as common
 from bluecarbon_audit.auctions import sealing
 
+from tests.demo import session_processes
 from tests.server import free_port
 
 ROOT = common.PROJECT_ROOT
@@ -191,25 +192,6 @@ def healthy(port: int) -> bool:
 
 
 # ---- the demo's processes --------------------------------------------------------------------
-
-
-def session_processes(sid: int) -> dict[int, tuple[int, str]]:
-    """The processes of session ``sid``: pid -> (parent pid, command line)."""
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        # proc(5): after the ")" ending the command name, state, ppid, pgrp, session.
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out[int(pid)] = (int(fields[1]), cmdline)
-    return out
 
 
 class Demo:

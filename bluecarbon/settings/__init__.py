@@ -541,8 +541,15 @@ WEBHOOK_BATCH_SECONDS = float(os.environ.get("WEBHOOK_BATCH_SECONDS", "5"))
 WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
 # Receivers must be at public addresses (ledger/egress.py). "1" also lets them be on loopback:
 # for tests and local development, whose receivers listen on 127.0.0.1. Never private,
-# link-local or other internal addresses.
+# link-local or other internal addresses, and never in production, where loopback is the
+# registry's own Redis, PostgreSQL and /metrics: a registrant's URL must not reach them.
 WEBHOOK_ALLOW_LOOPBACK = os.environ.get("WEBHOOK_ALLOW_LOOPBACK", "0") == "1"
+if WEBHOOK_ALLOW_LOOPBACK and PRODUCTION:
+    raise ImproperlyConfigured(
+        "WEBHOOK_ALLOW_LOOPBACK=1 is for tests and local development and is refused when "
+        "BLUECARBON_ENV=production: it would let webhook deliveries reach this host's own "
+        "services on loopback (Redis, PostgreSQL, /metrics). Unset it."
+    )
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)

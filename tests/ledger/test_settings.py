@@ -80,6 +80,24 @@ def test_a_worker_refuses_to_start_in_production_without_the_checkpoint_key(tmp_
     assert not missing.exists()
 
 
+def test_production_refuses_to_let_webhooks_reach_loopback(tmp_path):
+    """Loopback receivers are for tests and development: in production loopback is the host's
+    own Redis, PostgreSQL and /metrics, which a registrant's webhook URL must never reach."""
+    production = _production(tmp_path)
+    result = run_check(tmp_path, **production, WEBHOOK_ALLOW_LOOPBACK="1")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert (
+        "WEBHOOK_ALLOW_LOOPBACK=1 is for tests and local development and is refused when "
+        "BLUECARBON_ENV=production"
+    ) in result.stderr
+    result = run_check(tmp_path, **production, WEBHOOK_ALLOW_LOOPBACK="0")
+    assert result.returncode == 0, result.stderr
+    # Development still allows it (the tests' own worker runs with it).
+    result = run_check(tmp_path, WEBHOOK_ALLOW_LOOPBACK="1")
+    assert result.returncode == 0, result.stderr
+
+
 def _receipt_key(tmp_path: Path) -> Path:
     from ledger.core.note import Signer
 
