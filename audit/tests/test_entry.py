@@ -199,3 +199,22 @@ def test_the_float_finder_misses_no_float_in_orjsons_output(value):
     for outer in ({"k": value}, [value], [1, value]):
         body = orjson.dumps(outer, option=orjson.OPT_SORT_KEYS)
         assert has_float_token(body) or not _holds_float(value)
+
+
+def test_str_and_int_subclasses_take_the_fast_path_with_the_same_bytes():
+    import enum
+
+    from bluecarbon_audit.entry import _plain
+
+    class Mode(str, enum.Enum):
+        TRUSTEES = "trustees"
+
+    class Size(enum.IntEnum):
+        BIG = 7
+
+    value = {"sealing": Mode.TRUSTEES, "n": Size.BIG, "list": [Mode.TRUSTEES]}
+    assert _plain(value)
+    assert canonical_json(value) == rfc8785.dumps(value) == (
+        b'{"list":["trustees"],"n":7,"sealing":"trustees"}'
+    )
+    assert not _plain({"x": 1.0}) and not _plain({"x": (1,)})
