@@ -206,7 +206,7 @@ def test_str_and_int_subclasses_take_the_fast_path_with_the_same_bytes():
 
     from bluecarbon_audit.entry import _plain
 
-    class Mode(str, enum.Enum):
+    class Mode(enum.StrEnum):
         TRUSTEES = "trustees"
 
     class Size(enum.IntEnum):
@@ -214,7 +214,9 @@ def test_str_and_int_subclasses_take_the_fast_path_with_the_same_bytes():
 
     value = {"sealing": Mode.TRUSTEES, "n": Size.BIG, "list": [Mode.TRUSTEES]}
     assert _plain(value)
-    assert canonical_json(value) == rfc8785.dumps(value) == (
-        b'{"list":["trustees"],"n":7,"sealing":"trustees"}'
+    assert (
+        canonical_json(value)
+        == rfc8785.dumps(value)
+        == (b'{"list":["trustees"],"n":7,"sealing":"trustees"}')
     )
     assert not _plain({"x": 1.0}) and not _plain({"x": (1,)})
