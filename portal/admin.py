@@ -3,12 +3,14 @@ approval then go on the ledger through the services) or rejects them."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from bluecarbon.contention import durably
 from ledger.actors import Actor
 from ledger.admin import ReadOnlyAdmin
 from ledger.exceptions import DomainError
@@ -19,11 +21,10 @@ from .models import RecoveryCodeDevice, SignupRequest, VerificationRun
 
 @admin.action(description="Approve: register the organization and admit it to bid (ledgered)")
 def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) -> None:
-    done = 0
+    done, actor = 0, Actor.for_user(request.user)
     for r in qs.filter(status=SignupRequest.Status.PENDING):
         try:
-            with transaction.atomic(durable=True):
-                services.signup_approve(actor=Actor.for_user(request.user), request=r.pk)
+            durably(partial(services.signup_approve, actor=actor, request=r.pk))
             done += 1
         except DomainError as exc:
             modeladmin.message_user(request, f"{r.handle}: {exc.message}", messages.ERROR)

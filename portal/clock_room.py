@@ -21,7 +21,6 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -33,6 +32,7 @@ from auctions import clock, locks
 from auctions.core import clock as clock_rules
 from auctions.exceptions import AuctionErrorCode as Code
 from auctions.models import Auction, ClockBid, ClockRound
+from bluecarbon.contention import durably
 from ledger.actors import Actor
 from ledger.core.entry import format_time
 from ledger.exceptions import DomainError
@@ -168,7 +168,7 @@ def _chart(a: Auction, closed: list[ClockRound]) -> Any:
 
 
 def _place(actor: Actor, a: Auction, data: dict[str, Any]) -> ClockBid:
-    with transaction.atomic(durable=True):
+    def once() -> ClockBid:
         # The bid gate, shared, as clock_bid takes it: a round's close waits for it, so the
         # round read here is still the current one when clock_bid reads it again.
         locks.auction_share_lock(a.pk)
@@ -182,6 +182,8 @@ def _place(actor: Actor, a: Auction, data: dict[str, Any]) -> ClockBid:
             exit_price=data.get("exit_price"),
             account=data.get("account"),
         )
+
+    return durably(once)
 
 
 def _changed(a: Auction) -> str:

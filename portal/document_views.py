@@ -14,7 +14,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -22,6 +21,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from bluecarbon.contention import durably
 from bluecarbon.errors import DomainError
 from ledger import documents, services
 from ledger.actors import Actor
@@ -104,8 +104,9 @@ def attach(request: HttpRequest, code: str) -> HttpResponse:
         upload = form.cleaned_data["file"]
         content = upload.read()
         try:
-            with transaction.atomic(durable=True):
-                document = services.project_document_attach(
+            # Run again, it stores the same file again (by its digest): harmless.
+            document = durably(
+                lambda: services.project_document_attach(
                     actor=actor,
                     project=project.pk,
                     kind=form.cleaned_data["kind"],
@@ -115,6 +116,7 @@ def attach(request: HttpRequest, code: str) -> HttpResponse:
                     # which the service then refuses.
                     media_type=documents.sniff(content) or upload.content_type or "",
                 )
+            )
         except DomainError as exc:
             field, said = attach_error(exc)
             form.add_error(field, said)

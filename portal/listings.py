@@ -8,13 +8,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from bluecarbon.contention import durably
 from ledger.actors import Actor
 from ledger.exceptions import DomainError
 from listings import selectors, services
@@ -91,14 +91,15 @@ def take(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _page(request, x, form)
     try:
-        with transaction.atomic(durable=True):
-            p = services.listing_take(
+        p = durably(
+            lambda: services.listing_take(
                 actor=Actor.for_user(request.user),
                 listing=x.pk,
                 lots=form.cleaned_data["lots"],
                 up_to=form.cleaned_data["up_to"],
                 account=form.cleaned_data["account"],
             )
+        )
     except DomainError as exc:
         form.add_error("lots", exc.message)
         return _page(request, _listing(pk), form)
@@ -117,8 +118,7 @@ def take(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        with transaction.atomic(durable=True):
-            services.listing_withdraw(actor=Actor.for_user(request.user), listing=pk)
+        durably(lambda: services.listing_withdraw(actor=Actor.for_user(request.user), listing=pk))
     except DomainError as exc:
         messages.error(request, exc.message)
     else:

@@ -18,7 +18,6 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -29,6 +28,7 @@ from django.views.decorators.http import require_POST
 from auctions import english
 from auctions.exceptions import AuctionErrorCode as Code
 from auctions.models import Auction
+from bluecarbon.contention import durably
 from ledger.actors import Actor
 from ledger.core.entry import format_time
 from ledger.exceptions import DomainError
@@ -134,13 +134,14 @@ class EnglishRoom(LiveRoom):
         return {"bids": c["new_bids"], "chart": _chart(a) if c["count"] else None}
 
     def place(self, request: HttpRequest, a: Auction, data: dict[str, Any]) -> tuple[str, int]:
-        with transaction.atomic(durable=True):
-            r = english.english_bid(
+        r = durably(
+            lambda: english.english_bid(
                 actor=Actor.for_user(request.user),
                 auction=a.pk,
                 price=data["price"],
                 account=data.get("account"),
             )
+        )
         done = _("Your bid of %(price)s %(cur)s/t stands (ledger entry %(seq)s).") % {
             "price": money(r.price, a),
             "cur": currency_unit(a.currency),

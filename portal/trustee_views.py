@@ -17,7 +17,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -31,6 +30,7 @@ from auctions import policy as auction_policy
 from auctions import trustees
 from auctions.exceptions import AuctionErrorCode as Code
 from auctions.models import Auction, TrusteeKey
+from bluecarbon.contention import durably
 from bluecarbon.errors import DomainError, NotFound, PermissionDenied
 from ledger.actors import Actor
 from ledger.core.entry import decode_entry, entry_hash
@@ -220,12 +220,13 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
             status = 400
         else:
             try:
-                with transaction.atomic(durable=True):
-                    trustees.trustee_release(
+                durably(
+                    lambda: trustees.trustee_release(
                         actor=Actor.for_user(request.user),
                         auction=pk,
                         private_key=form.cleaned_data["key"],
                     )
+                )
             except (NotFound, PermissionDenied):
                 raise Http404 from None
             except DomainError as exc:

@@ -37,6 +37,7 @@ from auctions import services as auction_services
 from auctions.export import export_stream
 from auctions.models import Auction
 from auctions.receipts import receipt_verifiers
+from bluecarbon.contention import durably, retrying
 from ledger import policy as ledger_policy
 from ledger import services as registry
 from ledger import tiles, witnesses
@@ -200,8 +201,9 @@ def apply(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply to bid in an auction (a plain form: it works without JavaScript). An operator
     decides; the auction page says where the application stands."""
     try:
-        with transaction.atomic(durable=True):
-            onboarding.application_submit(actor=Actor.for_user(request.user), auction=pk)
+        durably(
+            lambda: onboarding.application_submit(actor=Actor.for_user(request.user), auction=pk)
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -214,8 +216,11 @@ def apply(request: HttpRequest, pk: int) -> HttpResponse:
 def withdraw(request: HttpRequest, pk: int, bid: int) -> HttpResponse:
     """Withdrawing needs no sealing, so it is a plain form (it works without JavaScript)."""
     try:
-        with transaction.atomic(durable=True):
-            auction_services.bid_withdraw(actor=Actor.for_user(request.user), auction=pk, bid=bid)
+        durably(
+            lambda: auction_services.bid_withdraw(
+                actor=Actor.for_user(request.user), auction=pk, bid=bid
+            )
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -270,8 +275,8 @@ def retire(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         account, batch = form.holding_ids()
         try:
-            with transaction.atomic(durable=True):
-                r = registry.credit_retire(
+            r = durably(
+                lambda: registry.credit_retire(
                     actor=Actor.for_user(request.user),
                     batch=batch,
                     account=account,
@@ -281,6 +286,7 @@ def retire(request: HttpRequest) -> HttpResponse:
                     jurisdiction=form.cleaned_data["jurisdiction"],
                     reason=form.cleaned_data["reason"],
                 )
+            )
         except DomainError as exc:
             field, said = forms.retire_error(exc)
             form.add_error(field if field in form.fields else None, said)
@@ -324,7 +330,8 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = forms.SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            req = services.signup_request(**form.cleaned_data)
+            # It opens its own transaction, the outermost: retried like a durable one.
+            req = retrying(lambda: services.signup_request(**form.cleaned_data))
         except DomainError as exc:
             field = next(iter(exc.detail), None)
             form.add_error(field if field in form.fields else None, exc.message)
@@ -458,7 +465,7 @@ def report_verifier_keys(request: HttpRequest) -> HttpResponse:
 @auditor_required
 @require_POST
 def verification_start(request: HttpRequest) -> HttpResponse:
-    run, new = services.verification_request(user=request.user)
+    run, new = retrying(lambda: services.verification_request(user=request.user))
     if new:
         transaction.on_commit(lambda: verification_run_task.delay(run.pk), robust=True)
     return redirect("portal:verification-run", pk=run.pk)

@@ -80,6 +80,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",  # a limit hit answers 429 (RATELIMIT_VIEW)
+    # A view's write the database gave up on against concurrent ones answers 503, not the 500
+    # page (after LocaleMiddleware: the page is in the reader's language).
+    "bluecarbon.contention.ContentionMiddleware",
 ]
 
 # A Content-Security-Policy without inline script (or inline style) on every page of ours. The

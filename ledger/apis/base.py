@@ -10,14 +10,10 @@ what they do alike lives here once."""
 
 from __future__ import annotations
 
-import logging
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -26,6 +22,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
+
+from bluecarbon.contention import retrying
 
 from ..actors import Actor
 from ..exceptions import InvalidInput, NotFound
@@ -43,12 +41,7 @@ from .auth import (
     SessionAuthentication,
 )
 from .auth import actor_for as _actor_for
-from .errors import retryable
 from .idempotency import idempotent
-
-ATTEMPTS = 3  # a write's transaction, run at most this many times
-
-logger = logging.getLogger(__name__)
 
 
 def page_params(request: Request) -> tuple[int, int]:
@@ -97,28 +90,9 @@ class BaseApi(APIView):
         return _actor_for(request)
 
     def idempotent(self, request: Request, handler: Any) -> Response:
+        # idempotent() opens the outermost transaction; a deadlock's victim runs again from
+        # the start (bluecarbon/contention.py, which the portal's forms use too).
         return retrying(lambda: idempotent(request, handler))
-
-
-def retrying(run: Callable[[], Response]) -> Response:
-    """Run ``run``, which opens the outermost transaction (``atomic(durable=True)``), again
-    when the database rolled that transaction back as a deadlock's victim or a serialization
-    failure. The request is then as if it had not arrived: nothing of it was committed (nor its
-    Idempotency-Key's record, so the key still applies it at most once) and its on-commit
-    hooks were dropped. What the last attempt still meets answers 503 (``errors.py``)."""
-    attempt = 1
-    while True:
-        try:
-            return run()
-        except DatabaseError as exc:
-            # Inside a caller's transaction (a test's), only a savepoint rolled back: the
-            # caller's transaction is aborted and nothing can run in it again.
-            if attempt == ATTEMPTS or not retryable(exc) or connection.in_atomic_block:
-                raise
-            logger.info("attempt %d rolled back (%s); running it again", attempt, exc.__cause__)
-        # The other side of a deadlock still holds its locks for a moment; spread the retries.
-        time.sleep(random.uniform(0.005, 0.025) * attempt)
-        attempt += 1
 
 
 class PublicApi(APIView):

@@ -7,7 +7,8 @@ their status (429 also keeps ``Retry-After``); a body over the upload limit is
 ``413 request_too_large``. A transaction the database gave up on against concurrent ones (a
 deadlock's victim, a serialization failure, a lock wait past ``lock_timeout``, SQLite busy)
 is ``503 service_unavailable`` with ``Retry-After``: it applied nothing, and the same request
-may succeed when sent again (``base.py`` already ran it again where that can help). Anything
+may succeed when sent again (``base.py`` already ran it again where that can help;
+``bluecarbon/contention.py`` tells these errors apart, for the portal's forms too). Anything
 else is our bug: ``500 server_error``, logged with its traceback, which the client never sees.
 
 Errors raised outside a view (a middleware, a database that went away before the view ran, a
@@ -24,7 +25,6 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
-from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 from django.views import defaults
@@ -33,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from bluecarbon.contention import contended
 from bluecarbon.errors import Codes, CommonCode, ServiceUnavailable
 
 from ..exceptions import DomainError
@@ -79,37 +80,6 @@ def _too_large() -> dict[str, Any]:
         "message": f"The request body is larger than {limit} bytes.",
         "detail": {"limit_bytes": limit},
     }
-
-
-# PostgreSQL's SQLSTATEs (Appendix A) for a transaction that lost against concurrent ones and
-# was rolled back whole: running it again from the start is the remedy PostgreSQL documents
-# ("Serialization Failure Handling", §13.5 of the PostgreSQL 15 manual).
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
-# A lock wait past lock_timeout: the holder is slow, not in a cycle; running it again at once
-# would only wait again, so it is answered 503 without a retry here.
-_CONTENDED_SQLSTATES = RETRYABLE_SQLSTATES | {"55P03"}  # lock_not_available
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6  # primary result codes (the low byte of extended ones)
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    # Django re-raises the driver's error as its own, with the driver's as the cause.
-    return getattr(exc.__cause__, "sqlstate", None)
-
-
-def retryable(exc: BaseException) -> bool:
-    """A database error that running the whole transaction again may cure."""
-    return isinstance(exc, DatabaseError) and _sqlstate(exc) in RETRYABLE_SQLSTATES
-
-
-def contended(exc: BaseException) -> bool:
-    """A database error from contention with other transactions, not from this request or
-    from our code: the client should send the request again later."""
-    if not isinstance(exc, DatabaseError):
-        return False
-    if _sqlstate(exc) in _CONTENDED_SQLSTATES:
-        return True
-    code = getattr(exc.__cause__, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

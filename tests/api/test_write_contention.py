@@ -17,8 +17,8 @@ import pytest
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
+from bluecarbon.contention import ATTEMPTS
 from ledger import services
-from ledger.apis.base import ATTEMPTS
 from ledger.models import ApiKey, Batch, Holding, IdempotencyRecord, LedgerEntry
 from ledger.signing import trusted_verifiers
 from ledger.verify import verify_ledger
@@ -40,7 +40,7 @@ def _client(secret: str) -> APIClient:
 def test_every_kind_of_write_on_one_holding_and_one_batch_answers_without_a_5xx(
     committed_db, caplog
 ):
-    caplog.set_level(logging.INFO, logger="ledger.apis.base")
+    caplog.set_level(logging.INFO, logger="bluecarbon.contention")
     w = factories.World()
     b = w.issue(10**9)
     dev, batch = w.dev_account.pk, b.pk
@@ -110,7 +110,7 @@ def test_every_kind_of_write_on_one_holding_and_one_batch_answers_without_a_5xx(
     errors = [a for a in answers if a[1] >= 500]
     assert errors == [], f"{len(errors)} of {len(answers)} answered 5xx: {errors[:3]}"
     # Not even a deadlock the retry hid: the lock order leaves none.
-    assert [r.getMessage() for r in caplog.records if r.name == "ledger.apis.base"] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "bluecarbon.contention"] == []
     # A release answers 200 (it creates nothing), every other write 201.
     assert all(code == (200 if kind == "release" else 201) for kind, code, _ in answers), answers
 
@@ -190,7 +190,7 @@ def _assert_503(r: Any) -> None:
 def test_a_deadlock_victim_is_run_again_from_the_start_and_applied_once(committed_db, caplog):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's deadlock error")
-    caplog.set_level(logging.INFO, logger="ledger.apis.base")
+    caplog.set_level(logging.INFO, logger="bluecarbon.contention")
     client, body, w = _transfer_setup()
     before = LedgerEntry.objects.count()
     with _failing_appends(times=ATTEMPTS - 1):
@@ -199,7 +199,7 @@ def test_a_deadlock_victim_is_run_again_from_the_start_and_applied_once(committe
             c.execute("SELECT last_value FROM test_failed_appends")
             assert c.fetchone()[0] == ATTEMPTS  # each attempt reached the append
     assert r.status_code == 201, r.content
-    retries = [r.getMessage() for r in caplog.records if r.name == "ledger.apis.base"]
+    retries = [r.getMessage() for r in caplog.records if r.name == "bluecarbon.contention"]
     assert len(retries) == ATTEMPTS - 1 and "deadlock detected" in retries[0], retries
     assert LedgerEntry.objects.count() == before + 1
     assert Holding.objects.get(account=w.buyer_account).tradable == 7_000
