@@ -160,7 +160,8 @@ def decode_canonical_entry(body: bytes) -> Entry:
     orjson (sorted keys, compact, 53-bit integers) produces exactly RFC 8785 for every value
     without characters beyond the BMP and without fractional or exponent numbers, so the common
     case costs one fast re-encode; the rest take the slow, exact path through the ``rfc8785``
-    package."""
+    package. A number with a fraction or an exponent is refused even in its RFC 8785 form:
+    entries hold integers only (docs/ledger-format.md)."""
     obj = _parse(body)
     try:
         fast = orjson.dumps(obj, option=_FAST) == body
@@ -173,9 +174,30 @@ def decode_canonical_entry(body: bytes) -> Entry:
         or (b"[" in body and _FLOAT_ELEMENT.search(body) is not None)
     ):  # has_float_token, inline: this is the verifiers' per-entry path
         fast = False
-    if not fast and not is_canonical(body):
-        raise EntryError("bytes are not in RFC 8785 canonical form")
+    if not fast:
+        if not is_canonical(body):
+            raise EntryError("bytes are not in RFC 8785 canonical form")
+        if _holds_float(obj):
+            raise EntryError(
+                "a number with a fraction or an exponent: entries hold integers only "
+                "(docs/ledger-format.md)"
+            )
     return entry_from_json(obj)
+
+
+def _holds_float(obj: Any) -> bool:
+    """A float anywhere in ``obj`` (an explicit stack, no recursion limit)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float:
+            return True
+    return False
 
 
 _INT = rb"(?:0|[1-9][0-9]{0,14})"  # at most 15 digits: always below 2**53

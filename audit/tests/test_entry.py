@@ -147,8 +147,11 @@ def test_the_fast_check_agrees_with_rfc8785_on_fractional_and_exponent_numbers(d
             canonical = rfc8785.dumps(json.loads(variant)) == variant
         except rfc8785.CanonicalizationError:
             canonical = False
-        if canonical:
+        if canonical and not _holds_float(data):
             assert decode_canonical_entry(variant).data == data
+        elif canonical:  # RFC 8785, but entries hold integers only
+            with pytest.raises(EntryError, match="integers only"):
+                decode_canonical_entry(variant)
         else:
             with pytest.raises(EntryError, match="canonical"):
                 decode_canonical_entry(variant)
@@ -180,9 +183,16 @@ def test_the_version_is_the_integer_one_not_true():
 
 
 def test_a_number_look_alike_inside_a_string_is_still_accepted():
-    data = {"note": 'a,1.5 [2e3 ":4.0', "n": 1.5}  # 1.5 is its own RFC 8785 form
+    data = {"note": 'a,1.5 [2e3 ":4.0', "list": ["x,1.5"]}
     body = entry(data)
     assert decode_canonical_entry(body).data == data
+
+
+def test_a_fraction_is_refused_even_in_its_rfc8785_form():
+    body = entry({"n": 1.5})  # 1.5 is its own RFC 8785 form, but entries hold integers only
+    assert is_canonical(body)
+    with pytest.raises(EntryError, match="integers only"):
+        decode_canonical_entry(body)
 
 
 def _holds_float(value: object) -> bool:
