@@ -55,6 +55,8 @@ def encode_entry(
 ) -> bytes:
     if len(prev) != 32:
         raise EntryError("prev must be a 32-byte hash")
+    if _holds_float(data):  # what every verifier refuses is never written
+        raise EntryError("entries hold integers only: a float in the data")
     return canonical_json(
         {
             "v": FORMAT_VERSION,
