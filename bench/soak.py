@@ -64,10 +64,11 @@ from tests.server import free_port
 ROOT = common.PROJECT_ROOT
 PASSWORD = "bluecarbon-demo"
 TRANSFER_KG = "0.001"
-# What bin/demo prints when it starts the worker again, and what Celery logs when the worker
-# itself gives up (the JSONDecodeError of issue 14) or loses a pool process.
+# What bin/demo prints when it starts the worker again (after it exited, or after its watchdog
+# killed it for silence), and what Celery logs when the worker itself gives up (the
+# JSONDecodeError of issue 14) or loses a pool process.
 WORKER_DEATHS = re.compile(
-    r"bin/demo: the Celery worker exited|Unrecoverable error|"
+    r"bin/demo: the Celery worker (?:exited|\w+ has not been heard from)|Unrecoverable error|"
     r"Process '[^']+' pid:\d+ exited with|WorkerLostError"
 )
 BANNER = 'id="operations-alerts"'

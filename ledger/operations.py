@@ -27,10 +27,15 @@ answers and worker host names are for the admin and ``/metrics``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
+import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -78,6 +83,28 @@ def worker_heartbeat_record(*, queue: str, worker: str) -> None:
         update_fields=["beat_at"],
     )
     WorkerHeartbeat.objects.filter(beat_at__lt=now - HEARTBEAT_FORGET_AFTER).delete()
+
+
+def worker_heartbeat_file_write(*, directory: str, worker: str) -> Path:
+    """The worker ``worker`` ran a heartbeat: the time, in whole seconds since the epoch, in the
+    file named after it (its node name before the "@") in ``directory`` (created if missing),
+    for a supervisor that does not start Django (bin/demo's watchdog). Replaced, not rewritten,
+    so that a reader never sees a half-written file."""
+    name = worker.partition("@")[0]
+    if not name or name in {".", ".."} or "/" in name:
+        raise ValueError(f"no heartbeat file for the worker name {worker!r}")
+    path = Path(directory) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{int(time.time())}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def signer_alarms_acknowledge(*, alarms: Iterable[int], by: str) -> int:

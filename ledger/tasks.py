@@ -3,10 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from .mail import mail_send_due
-from .operations import idempotency_records_expire, worker_heartbeat_record
+from .operations import (
+    idempotency_records_expire,
+    worker_heartbeat_file_write,
+    worker_heartbeat_record,
+)
 from .services import ledger_checkpoint_issue
 from .signer import SignerRefused
 from .webhooks import webhook_endpoint_send, webhooks_dispatch, webhooks_schedule
@@ -87,5 +92,10 @@ def witness_submit_task() -> list[str]:
 def worker_heartbeat_task(self: Task[Any, Any], queue: str) -> None:
     """Beat sends one to each queue of WORKER_QUEUES (naming the queue, since a message does not
     reliably say which queue it came from); the worker that runs it records that it is alive
-    there. Idempotent: an upsert of one row."""
-    worker_heartbeat_record(queue=queue, worker=self.request.hostname or "unknown")
+    there. Idempotent: an upsert of one row (and, with WORKER_HEARTBEAT_DIR, one file)."""
+    worker = self.request.hostname or "unknown"
+    if settings.WORKER_HEARTBEAT_DIR:
+        # First: the file tells a supervisor that this worker still runs what it is sent, which
+        # stays true while the database is down (a restart would not bring that back).
+        worker_heartbeat_file_write(directory=settings.WORKER_HEARTBEAT_DIR, worker=worker)
+    worker_heartbeat_record(queue=queue, worker=worker)

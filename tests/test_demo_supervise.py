@@ -2,7 +2,9 @@
 crash or the kernel's OOM killer would) is started again and ``bin/demo`` says so, the new
 worker is heard from on each of its queues, the web server answers throughout, and the killed
 worker leaves nothing behind (its embedded beat, orphaned, would go on sending every periodic
-task beside the new worker's beat)."""
+task beside the new worker's beat). So is a worker that stays alive but consumes nothing (as
+one whose pool process was killed once did): its watchdog, reading the heartbeat file the
+worker writes, kills it and its process group once it has been silent too long."""
 
 from __future__ import annotations
 
@@ -49,6 +51,10 @@ NOT_THE_DEMOS = (
 RESTARTED = re.compile(
     r"bin/demo: the Celery worker exited \(status 137; registry: [a-z,]+\); starting it again"
 )
+NOT_HEARD_FROM = re.compile(
+    r"bin/demo: the Celery worker (\w+) has not been heard from in (\d+) s \([a-z,]+\); "
+    r"starting it again"
+)
 HEARTBEAT_AGE = re.compile(
     r'^bluecarbon_worker_heartbeat_age_seconds\{queue="([^"]+)",worker="([^"]+)"\} (\S+)$', re.M
 )
@@ -57,7 +63,7 @@ HEARTBEAT_AGE = re.compile(
 class Demo:
     """``bin/demo`` in a session of its own, on free ports, with its own var directory."""
 
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, **settings: str) -> None:
         self.var_dir = var_dir
         self.port = free_port()
         witness_port = free_port()
@@ -73,6 +79,7 @@ class Demo:
             # worker is heard from within seconds.
             WORKER_HEARTBEAT_INTERVAL="1",
         )
+        env.update(settings)
         var_dir.mkdir(parents=True, exist_ok=True)
         self.out = var_dir / "demo.out"
         with self.out.open("ab") as out:
@@ -129,6 +136,12 @@ class Demo:
             and "celery" not in procs[ppid][1]
         }
 
+    def heard_from(self, name: str) -> int:
+        """When the worker ``name`` last ran a heartbeat, by the file its watchdog reads
+        (seconds since the epoch; 0: never)."""
+        path = self.var_dir / "heartbeats" / name
+        return int(path.read_text()) if path.exists() else 0
+
     def heartbeats(self) -> tuple[float, dict[tuple[str, str], float]]:
         """When /metrics was asked (a time no later than its answer's), and the age of each
         (queue, worker)'s last heartbeat it reported."""
@@ -136,6 +149,18 @@ class Demo:
         status, body = self.get("/metrics")
         assert status == 200, body[:500]
         return asked, {(q, w): float(age) for q, w, age in HEARTBEAT_AGE.findall(body)}
+
+    def heard_from_on_every_queue_since(self, name: str, queues: list[str], t: float) -> bool:
+        """/metrics reports a heartbeat from the worker ``name`` later than ``t`` on each of
+        ``queues``: what /healthz and the operators' banner go by."""
+        asked, ages = self.heartbeats()
+        return all(
+            any(
+                q == queue and w.startswith(f"{name}@") and asked - age > t
+                for (q, w), age in ages.items()
+            )
+            for queue in queues
+        )
 
     def wait(
         self, condition: Callable[[], Any], timeout: float, what: str | Callable[[], str]
@@ -163,14 +188,32 @@ class Demo:
         self.proc.wait(timeout=10)
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    demo = Demo(tmp_path / "var")
+@contextlib.contextmanager
+def healthy_demo(var_dir: Path, **settings: str) -> Iterator[Demo]:
+    demo = Demo(var_dir, **settings)
     try:
         demo.wait(demo.healthy, 300, "bin/demo healthy (a worker heard from on every queue)")
         yield demo
     finally:
         demo.stop()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    with healthy_demo(tmp_path / "var") as demo:
+        yield demo
+
+
+# A worker not heard from for this long is killed: the test waits that long for it. Longer than
+# a restarted worker takes to start and run its first heartbeat (a few seconds here), with room
+# for a loaded machine: the watchdog gives a starting worker this long too.
+WATCHDOG_SECONDS = 10
+
+
+@pytest.fixture
+def watched_demo(tmp_path: Path) -> Iterator[Demo]:
+    with healthy_demo(tmp_path / "var", DEMO_WATCHDOG_SECONDS=str(WATCHDOG_SECONDS)) as demo:
+        yield demo
 
 
 def test_a_killed_worker_is_started_again_and_heard_from_while_the_web_server_answers(
@@ -200,19 +243,13 @@ def test_a_killed_worker_is_started_again_and_heard_from_while_the_web_server_an
     assert again == command
     assert list(demo.workers("outbound")) == [outbound]
 
-    def heard_from_since_the_kill() -> bool:
-        asked, ages = demo.heartbeats()
-        return all(
-            any(
-                q == queue and w.startswith("registry@") and asked - age > killed_at
-                for (q, w), age in ages.items()
-            )
-            for queue in queues
-        )
-
     # Every one of its queues heard from again (beat sent the heartbeat, the new worker ran
     # it): what /healthz and the operators' banner go by. Each check asks the web server.
-    demo.wait(heard_from_since_the_kill, 60, f"a heartbeat from registry@ on {queues}")
+    demo.wait(
+        lambda: demo.heard_from_on_every_queue_since("registry", queues, killed_at),
+        60,
+        f"a heartbeat from registry@ on {queues}",
+    )
 
     # Nothing of the killed worker lives on: an orphaned beat would send every periodic task
     # a second time, and one more with each restart.
@@ -224,6 +261,85 @@ def test_a_killed_worker_is_started_again_and_heard_from_while_the_web_server_an
             f"{sorted(children & set(demo.processes()))} are left"
         ),
     )
+    for path in ("/healthz", "/"):
+        status, body = demo.get(path)
+        assert status == 200, (path, body[:500])
+
+
+def test_a_worker_alive_but_not_heard_from_is_killed_with_its_group_and_started_again(
+    watched_demo: Demo,
+):
+    demo = watched_demo
+    (stopped, command), *others = demo.workers("registry").items()
+    assert not others, others
+    queues = command.split(" -Q ", 1)[1].split()[0].split(",")
+    (outbound, _), *others = demo.workers("outbound").items()
+    assert not others, others
+    # Its pool processes and its embedded beat, in its process group.
+    children = {pid for pid, (ppid, _) in demo.processes().items() if ppid == stopped}
+    assert len(children) >= 3, demo.processes()
+    assert all(os.getpgid(pid) == stopped for pid in children)
+    # Heard from (by the file bin/demo's watchdog reads, which the worker writes).
+    now = int(time.time())
+    demo.wait(lambda: demo.heard_from("registry") >= now, 30, "registry heard from")
+    said_before = len(NOT_HEARD_FROM.findall(demo.output()))
+
+    # Alive, not consuming anything: what a worker hung on a lost pool process looks like.
+    stopped_at = time.time()
+    os.kill(stopped, signal.SIGSTOP)
+
+    def web_server_answers() -> None:
+        status, body = demo.get("/healthz")
+        assert status == 200, body[:500]
+
+    def said() -> list[tuple[str, str]]:
+        web_server_answers()
+        return NOT_HEARD_FROM.findall(demo.output())[said_before:]
+
+    # bin/demo says so once the worker has been silent longer than the threshold, on its output
+    # and in the workers' log, and about that worker only: beat, in its own process, goes on
+    # sending the other worker heartbeats, which it runs.
+    demo.wait(said, WATCHDOG_SECONDS + 30, "bin/demo's watchdog line")
+    ((name, silent),) = said()
+    assert name == "registry"
+    # Counted from its last heartbeat, a second or so before the stop.
+    assert WATCHDOG_SECONDS < int(silent) < time.time() - stopped_at + 5, demo.logs()
+    assert NOT_HEARD_FROM.search(demo.worker_log()), demo.logs()
+
+    # The stopped worker is killed with everything in its process group.
+    def group_gone() -> bool:
+        web_server_answers()
+        try:
+            os.killpg(stopped, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    demo.wait(
+        group_gone,
+        10,
+        lambda: f"the stopped worker's group {stopped} to be gone: {demo.processes()}",
+    )
+    assert not ({stopped} | children) & set(demo.processes())
+
+    # A new worker, with the same queues and beat, heard from again; the other one untouched.
+    def a_new_worker() -> set[int]:
+        web_server_answers()
+        return set(demo.workers("registry")) - {stopped}
+
+    demo.wait(a_new_worker, 30, "a new registry worker")
+    (restarted, again), *others = demo.workers("registry").items()
+    assert not others, others
+    assert restarted != stopped
+    assert again == command
+    demo.wait(
+        lambda: demo.heard_from_on_every_queue_since("registry", queues, stopped_at),
+        60,
+        f"a heartbeat from registry@ on {queues}",
+    )
+    assert demo.heard_from("registry") >= int(stopped_at)
+    assert list(demo.workers("outbound")) == [outbound]
+    assert not RESTARTED.search(demo.output()), demo.logs()  # the watchdog's line only
     for path in ("/healthz", "/"):
         status, body = demo.get(path)
         assert status == 200, (path, body[:500])

@@ -501,6 +501,10 @@ WORKER_QUEUES = [q for q in os.environ.get("WORKER_QUEUES", "").split(",") if q]
     _named_queues - {""}
 )
 WORKER_HEARTBEAT_INTERVAL = float(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "15"))
+# When set, a worker running a heartbeat also writes the time (whole seconds since the epoch)
+# to a file named after it (its node name before the "@") in this directory: a liveness signal
+# read without Django, by bin/demo's watchdog, which restarts a worker silent for too long.
+WORKER_HEARTBEAT_DIR = os.environ.get("WORKER_HEARTBEAT_DIR", "")
 HEALTH_WORKER_SILENCE_SECONDS = float(os.environ.get("HEALTH_WORKER_SILENCE_SECONDS", "60"))
 for _queue in WORKER_QUEUES:
     CELERY_BEAT_SCHEDULE[f"worker-heartbeat:{_queue}"] = {

@@ -270,6 +270,31 @@ def test_a_heartbeat_is_one_row_per_worker_and_queue_and_old_ones_are_forgotten(
     assert list(WorkerHeartbeat.objects.values_list("worker", flat=True)) == ["celery@b"]
 
 
+def test_with_a_heartbeat_dir_a_worker_writes_the_time_to_a_file_named_after_it(tmp_path):
+    directory = tmp_path / "var" / "heartbeats"  # not there yet
+    before = int(time.time())
+    path = operations.worker_heartbeat_file_write(directory=str(directory), worker="registry@a")
+    assert path == directory / "registry"
+    assert before <= int(path.read_text()) <= time.time()
+    # Replaced, by the same worker name on another host too; no temporary file left beside it.
+    operations.worker_heartbeat_file_write(directory=str(directory), worker="registry@b")
+    assert [p.name for p in directory.iterdir()] == ["registry"]
+    for name in ("", "@a", "..@a", "a/b@c"):
+        with pytest.raises(ValueError):
+            operations.worker_heartbeat_file_write(directory=str(directory), worker=name)
+
+
+def test_the_heartbeat_task_writes_the_file_only_with_a_heartbeat_dir(db, settings, tmp_path):
+    settings.WORKER_HEARTBEAT_DIR = ""
+    worker_heartbeat_task.apply(args=("q",)).get()
+    assert WorkerHeartbeat.objects.filter(queue="q").exists()
+    assert not list(tmp_path.iterdir())
+    settings.WORKER_HEARTBEAT_DIR = str(tmp_path)
+    worker_heartbeat_task.apply(args=("q",)).get()
+    (worker,) = WorkerHeartbeat.objects.values_list("worker", flat=True)
+    assert [p.name for p in tmp_path.iterdir()] == [worker.partition("@")[0]]
+
+
 # ---- the heartbeat through beat's schedule and a real worker -------------------------------
 
 
