@@ -189,8 +189,16 @@ def test_a_number_look_alike_inside_a_string_is_still_accepted():
 
 
 def test_a_fraction_is_refused_even_in_its_rfc8785_form():
-    with pytest.raises(EntryError, match="integers only"):
-        entry({"n": [1.5]})  # never written
+    import collections
+
+    class Ratio(float):
+        pass
+
+    for data in ({"n": [1.5]}, {"n": (1.5,)}, {"n": collections.OrderedDict(a=1.5)},
+                 {"n": Ratio(2.5)}, {"n": 1e21}):  # fmt: skip
+        with pytest.raises(EntryError, match="integers only"):
+            entry(data)  # never written, whatever holds the float
+    assert b'"n":1' in entry({"n": 1.0})  # RFC 8785 writes an integral float as an integer
     body = entry({"n": 15}).replace(b'"n":15', b'"n":1.5')
     assert is_canonical(body)
     with pytest.raises(EntryError, match="integers only"):
@@ -232,3 +240,10 @@ def test_str_and_int_subclasses_take_the_fast_path_with_the_same_bytes():
         == (b'{"list":["trustees"],"n":7,"sealing":"trustees"}')
     )
     assert not _plain({"x": 1.0}) and not _plain({"x": (1,)})
+
+    class Odd(int):  # int() of it is not its value: rfc8785 and orjson would differ
+        def __int__(self) -> int:
+            return 99
+
+    assert not _plain({"x": Odd(5)})
+    assert canonical_json({"x": Odd(5)}) == rfc8785.dumps({"x": Odd(5)})
