@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import task_prerun
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -94,8 +97,38 @@ def worker_heartbeat_task(self: Task[Any, Any], queue: str) -> None:
     reliably say which queue it came from); the worker that runs it records that it is alive
     there. Idempotent: an upsert of one row (and, with WORKER_HEARTBEAT_DIR, one file)."""
     worker = self.request.hostname or "unknown"
-    if settings.WORKER_HEARTBEAT_DIR:
-        # First: the file tells a supervisor that this worker still runs what it is sent, which
-        # stays true while the database is down (a restart would not bring that back).
-        worker_heartbeat_file_write(directory=settings.WORKER_HEARTBEAT_DIR, worker=worker)
+    # First: the file tells a supervisor that this worker still runs what it is sent, which
+    # stays true while the database is down (a restart would not bring that back).
+    _liveness_write(worker)
     worker_heartbeat_record(queue=queue, worker=worker)
+
+
+log = logging.getLogger(__name__)
+_LIVENESS_EVERY = 1.0  # seconds: at most one write per process in that time
+_liveness_written = 0.0
+
+
+def _liveness_write(worker: str) -> None:
+    """With WORKER_HEARTBEAT_DIR, the liveness file of ``worker`` (bin/demo's watchdog reads
+    it). A file that cannot be written is logged, never a reason to fail the task (nor to skip
+    the heartbeat's row, which /healthz reads)."""
+    global _liveness_written
+    if not settings.WORKER_HEARTBEAT_DIR:
+        return
+    _liveness_written = time.monotonic()
+    try:
+        worker_heartbeat_file_write(directory=settings.WORKER_HEARTBEAT_DIR, worker=worker)
+    except (OSError, ValueError) as exc:
+        log.error("worker liveness file not written: %s", exc)
+
+
+@task_prerun.connect
+def _liveness_on_any_task(sender: Task[Any, Any] | None = None, **_: Any) -> None:
+    """Any task a worker starts shows it still consumes, not only the heartbeat: a worker whose
+    processes are all on long tasks (webhook sends to slow receivers) has its heartbeat queued
+    behind them, and must not look hung to the watchdog for it. Throttled per process."""
+    if not settings.WORKER_HEARTBEAT_DIR or sender is None:
+        return
+    if time.monotonic() - _liveness_written < _LIVENESS_EVERY:
+        return
+    _liveness_write(getattr(sender.request, "hostname", None) or "unknown")
