@@ -6,11 +6,12 @@ from __future__ import annotations
 from functools import partial
 
 from django.contrib import admin, messages
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from bluecarbon.contention import durably
+from bluecarbon.contention import contended, durably
 from ledger.actors import Actor
 from ledger.admin import ReadOnlyAdmin
 from ledger.exceptions import DomainError
@@ -28,6 +29,18 @@ def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, qs: QuerySet) ->
             done += 1
         except DomainError as exc:
             modeladmin.message_user(request, f"{r.handle}: {exc.message}", messages.ERROR)
+        except DatabaseError as exc:
+            # Each approval commits alone: those before this one stand, so the 503 page (which
+            # says nothing was recorded) would be wrong. Say which, and stop here.
+            if not contended(exc):
+                raise
+            modeladmin.message_user(
+                request,
+                f"{r.handle}: the registry is busy and recorded nothing for it (nor for the "
+                "requests after it): approve them again shortly.",
+                messages.ERROR,
+            )
+            break
     modeladmin.message_user(request, f"{done} request(s) approved.")
 
 

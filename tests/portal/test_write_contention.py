@@ -7,8 +7,13 @@ the retries, a busy SQLite file) answers the site's 503 page in the reader's lan
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test import Client
@@ -16,7 +21,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from auctions.models import Auction, Raise
-from ledger.models import LedgerEntry
+from bluecarbon.contention import ATTEMPTS
+from ledger.models import LedgerEntry, Organization
+from portal import services as portal_services
+from portal.models import SignupRequest
+from tests import two_factor
 from tests.api.test_write_contention import _failing_appends
 from tests.auctions.conftest import Market
 from tests.auctions.test_english import deposits, english_auction
@@ -122,6 +131,91 @@ def test_a_deadlock_victim_is_run_again_from_the_start_and_the_bid_applied_once(
     assert Raise.objects.get(auction=room).price == 3000
     html = bidder.get(r["Location"]).content.decode()
     assert "Your bid of 30.00 CNY/t stands" in html
+
+
+@contextmanager
+def _failing_organization(handle: str) -> Iterator[None]:
+    """Registering the organization ``handle`` fails with PostgreSQL's deadlock error (SQLSTATE
+    40P01) every time, raised by the database in its INSERT; other organizations register.
+
+    The count of tries is a sequence: ``nextval`` is not undone by the rollback it causes."""
+    with connection.cursor() as c:
+        c.execute("CREATE SEQUENCE test_failed_registrations")
+        c.execute(
+            "CREATE FUNCTION test_fail_registration() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN PERFORM nextval('test_failed_registrations'); "
+            "RAISE EXCEPTION 'deadlock detected (injected by the test)' "
+            "USING ERRCODE = 'deadlock_detected'; END $$"
+        )
+        c.execute(
+            "CREATE TRIGGER test_fail_registration BEFORE INSERT ON ledger_organization "
+            f"FOR EACH ROW WHEN (NEW.handle = '{handle}') "
+            "EXECUTE FUNCTION test_fail_registration()"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as c:
+            c.execute("DROP TRIGGER test_fail_registration ON ledger_organization")
+            c.execute("DROP FUNCTION test_fail_registration()")
+            c.execute("DROP SEQUENCE test_failed_registrations")
+
+
+def test_an_approval_the_database_gives_up_on_stops_the_admin_action_and_keeps_those_before_it(
+    committed_db, caplog
+):
+    """Each approval commits alone: the 503 page ("nothing was recorded") would be wrong about
+    the ones before. The action says which request it stopped at and how many it approved."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's deadlock error")
+    caplog.set_level(logging.INFO, logger="bluecarbon.contention")
+    for handle in ("ningbo-blue", "xiamen-blue", "zhoushan-blue"):
+        portal_services.signup_request(
+            username=handle,
+            password="a-long-password-1",
+            email=f"{handle}@example.org",
+            organization_name=f"{handle} fund",
+            handle=handle,
+        )
+    # The action takes them in the changelist's order (the model's: newest first).
+    first, second, third = SignupRequest.objects.all()
+    operator = get_user_model().objects.create_superuser("operator", "op@example.org", "pw-123456")
+    desk = two_factor.force_login(Client(), operator)  # the admin asks for a verified session
+    desk.raise_request_exception = False  # a 500 is an answer to check, not to re-raise
+    with _failing_organization(second.handle):
+        r = desk.post(
+            "/admin/portal/signuprequest/",
+            {
+                "action": "approve",
+                "index": 0,
+                "_selected_action": [str(x.pk) for x in (first, second, third)],
+            },
+        )
+        with connection.cursor() as c:
+            c.execute("SELECT last_value FROM test_failed_registrations")
+            assert c.fetchone()[0] == ATTEMPTS  # the second's every attempt, and no more
+    # Not the 503 page (nor the 500 page): back to the list, which says what happened.
+    assert r.status_code == 302, r.content[:300]
+    assert r["Location"] == "/admin/portal/signuprequest/"
+    assert [(m.level, m.message) for m in get_messages(r.wsgi_request)] == [
+        (
+            messages.ERROR,
+            f"{second.handle}: the registry is busy and recorded nothing for it (nor for the "
+            "requests after it): approve them again shortly.",
+        ),
+        (messages.INFO, "1 request(s) approved."),
+    ]
+    retries = [x.getMessage() for x in caplog.records if x.name == "bluecarbon.contention"]
+    assert len(retries) == ATTEMPTS - 1 and "deadlock detected" in retries[0], retries
+    # The first stands, committed before the second was tried; the third was not tried.
+    statuses = dict(SignupRequest.objects.values_list("handle", "status"))
+    assert statuses == {
+        first.handle: SignupRequest.Status.APPROVED,
+        second.handle: SignupRequest.Status.PENDING,
+        third.handle: SignupRequest.Status.PENDING,
+    }
+    assert list(Organization.objects.values_list("handle", flat=True)) == [first.handle]
+    assert Organization.objects.get(handle=first.handle).bidder.status == "approved"
 
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
