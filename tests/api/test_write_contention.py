@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from bluecarbon.contention import ATTEMPTS
 from ledger import services
 from ledger.models import ApiKey, Batch, Holding, IdempotencyRecord, LedgerEntry
-from ledger.signing import trusted_verifiers
+from ledger.signing import get_signer, trusted_verifiers
 from ledger.verify import verify_ledger
 from tests import factories
 
@@ -125,6 +125,9 @@ def test_every_kind_of_write_on_one_holding_and_one_batch_answers_without_a_5xx(
     assert (after.retired, after.cancelled) == (2 * n, 2 * n)
     received = Holding.objects.filter(account_id__in=recipients, batch_id=batch)
     assert sum(r.tradable for r in received) == n * (1 + 2)
+    # The signing key, and so the trusted keys file, exist even where no checkpoint has been
+    # signed yet in this session (this test alone, on a fresh BLUECARBON_VAR_DIR).
+    get_signer()
     verify_ledger(verifiers=trusted_verifiers())
 
 

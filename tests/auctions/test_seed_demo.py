@@ -52,7 +52,7 @@ def test_the_command_line_refuses_with_bluecarbon_env_production(tmp_path):
     receipt_key = tmp_path / "receipt-signing.key"
     receipt_key.write_text(Signer.generate("bluecarbon.test/ledger/receipts").to_string() + "\n")
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "WEBHOOK_ALLOW_LOOPBACK"},
         "BLUECARBON_ENV": "production",
         "BLUECARBON_VAR_DIR": str(tmp_path),
         "SECRET_KEY": "x" * 50,

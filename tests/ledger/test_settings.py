@@ -23,6 +23,8 @@ def run_check(tmp_path: Path, *command: str, **env: str) -> subprocess.Completed
             "AUCTION_KEK_FILE",
             "AUCTION_RECEIPT_KEY_FILE",
             "CELERY_BROKER_URL",
+            # A developer's shell may let webhooks reach loopback; production refuses that.
+            "WEBHOOK_ALLOW_LOOPBACK",
         }
     }
     base.update(BLUECARBON_VAR_DIR=str(tmp_path), **env)
