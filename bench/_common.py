@@ -242,17 +242,14 @@ def cpu_seconds_by_session(sessions: dict[str, int], users: dict[str, str] | Non
     by_sid = {sid: name for name, sid in sessions.items()}
     uids = {pwd.getpwnam(u).pw_uid: name for name, u in (users or {}).items()}
     out = dict.fromkeys([*sessions, *(users or {})], 0.0)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    from tests.demo import proc_stats
+
+    for pid, fields in proc_stats():
         try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
             uid = os.stat(f"/proc/{pid}").st_uid
         except OSError:
             continue
-        # After the ")" ending the command name: state is fields[0], session fields[3],
-        # utime and stime fields[11] and fields[12] (proc(5)).
+        # utime and stime are fields[11] and fields[12], the session fields[3] (proc(5)).
         seconds = (int(fields[11]) + int(fields[12])) / tick
         name = by_sid.get(int(fields[3])) or uids.get(uid)
         if name is not None:

@@ -192,6 +192,21 @@ class _SlowReceiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _send(
+    conn: http.client.HTTPConnection, port: int, method: str, path: str,
+    body: str | None = None, headers: dict[str, str] | None = None,
+) -> tuple[http.client.HTTPConnection, int]:  # fmt: skip
+    """One request on the client's keep-alive connection: the connection to use next (a new
+    one after a failure) and the status (0: no answer)."""
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        r.read()
+        return conn, r.status
+    except (OSError, http.client.HTTPException):
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=30), 0
+
+
 def _bidder(port: int, path: str, work, until: float, start_at: float, out: mp.Queue) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while time.time() < start_at:
@@ -202,14 +217,7 @@ def _bidder(port: int, path: str, work, until: float, start_at: float, out: mp.Q
         i += 1
         headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         sent, t = time.time(), time.perf_counter()
-        try:
-            conn.request("POST", path, body=body, headers=headers)
-            r = conn.getresponse()
-            r.read()
-            status = r.status
-        except (OSError, http.client.HTTPException):
-            status = 0
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn, status = _send(conn, port, "POST", path, body, headers)
         samples.append((sent, time.perf_counter() - t, status))
     out.put(("bid", samples))
 
@@ -233,14 +241,7 @@ def _transferrer(
         }
         i += 1
         sent, t = time.time(), time.perf_counter()
-        try:
-            conn.request("POST", "/api/v1/transfers", body=json.dumps(body), headers=headers)
-            r = conn.getresponse()
-            r.read()
-            status = r.status
-        except (OSError, http.client.HTTPException):
-            status = 0
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn, status = _send(conn, port, "POST", "/api/v1/transfers", json.dumps(body), headers)
         samples.append((sent, time.perf_counter() - t, status))
         time.sleep(max(0.0, sent + 1 / rate - time.time()))
     out.put(("transfer", samples))
@@ -257,14 +258,7 @@ def _browser(
         path = paths[i % len(paths)]
         i += 1
         sent, t = time.time(), time.perf_counter()
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            r.read()
-            status = r.status
-        except (OSError, http.client.HTTPException):
-            status = 0
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn, status = _send(conn, port, "GET", path)
         samples.append((sent, time.perf_counter() - t, status))
         time.sleep(think)  # a person reads the page before the next click
     out.put(("browse", samples))
