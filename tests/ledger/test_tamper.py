@@ -289,6 +289,30 @@ def test_a_re_encoded_entry_that_is_not_canonical_is_named(ledger):
     assert "RFC 8785" in str(err)
 
 
+@pytest.mark.parametrize(
+    "spelling, said",
+    [
+        (b',"v":1.0}', "RFC 8785"),  # orjson writes 1.0 where RFC 8785 writes 1
+        (b',"v":1e0}', "RFC 8785"),
+        (b',"v":true}', "version"),  # true == 1 in Python
+    ],
+)
+def test_another_spelling_of_the_version_is_named(ledger, spelling, said):
+    """An insider holding the entry key rewrites the last entry's version as another JSON
+    value equal to 1 in Python, MAC and head made anew: the format check names it (it passed
+    the fast canonical check before 1c723e8)."""
+    bypass_triggers()
+    last = LedgerEntry.objects.count() - 1
+    forged = body(last).replace(b',"v":1}', spelling)
+    assert forged != body(last)
+    set_body(last, forged)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_ledgerhead SET last_hash = %s", [entry_hash(forged)])
+    err = failure()
+    assert err.seq == last
+    assert said in str(err)
+
+
 # ---- the stored Merkle tree: every node is checked, whatever the stored tree's size ----------
 
 
