@@ -207,7 +207,10 @@ def _send(
         return http.client.HTTPConnection("127.0.0.1", port, timeout=30), 0
 
 
-def _bidder(port: int, path: str, work, until: float, start_at: float, out: mp.Queue) -> None:
+def _bidder(
+    port: int, path: str, work, until: float, start_at: float, nice: int, out: mp.Queue
+) -> None:
+    os.nice(nice)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while time.time() < start_at:
         time.sleep(0.005)
@@ -248,8 +251,15 @@ def _transferrer(
 
 
 def _browser(
-    port: int, paths: list[str], until: float, start_at: float, think: float, out: mp.Queue
+    port: int,
+    paths: list[str],
+    until: float,
+    start_at: float,
+    think: float,
+    nice: int,
+    out: mp.Queue,
 ) -> None:
+    os.nice(nice)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while time.time() < start_at:
         time.sleep(0.005)
@@ -297,6 +307,31 @@ def main() -> None:
     )
     parser.add_argument(
         "--think", type=float, default=1.0, help="seconds a browser waits between pages"
+    )
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=None,
+        help="Granian worker processes in place of the README's count",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="Granian blocking threads per worker in place of the README's count",
+    )
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the bidding and browsing clients at this niceness (an experiment: how much "
+        "the load generator, on the same cores, costs the server)",
+    )
+    parser.add_argument(
+        "--samples",
+        metavar="CSV",
+        help="write every request (kind, sent at, seconds, status) to this file",
     )
     parser.add_argument("--quick", action="store_true", help="CI: 16 bidders, 8 browsers, 20 s")
     args = parser.parse_args()
@@ -356,7 +391,17 @@ def main() -> None:
             )
             sessions[label] = procs[-1].pid
 
-        start(web.readme_command(port), "web")
+        granian: dict[str, str] = {}
+        if args.server_workers:
+            granian["workers"] = str(args.server_workers)
+        if args.threads:
+            granian["blocking_threads"] = str(args.threads)
+        argv = web.readme_command(port, **granian)
+        served = (
+            f"{argv[argv.index('--workers') + 1]} processes x "
+            f"{argv[argv.index('--blocking-threads') + 1]} threads"
+        )
+        start(argv, "web")
         from bluecarbon import queues
 
         # The README's queues are the default names: this run's are its own (isolate_queues).
@@ -414,14 +459,30 @@ def main() -> None:
             [
                 ctx.Process(
                     target=_bidder,
-                    args=(port, f"/api/v1/auctions/{auction_id}/bids", work, until, start_at, out),
+                    args=(
+                        port,
+                        f"/api/v1/auctions/{auction_id}/bids",
+                        work,
+                        until,
+                        start_at,
+                        args.client_nice,
+                        out,
+                    ),
                 )
                 for work in plan
             ]
             + [
                 ctx.Process(
                     target=_browser,
-                    args=(port, paths[i:] + paths[:i], until, start_at, args.think, out),
+                    args=(
+                        port,
+                        paths[i:] + paths[:i],
+                        until,
+                        start_at,
+                        args.think,
+                        args.client_nice,
+                        out,
+                    ),
                 )
                 for i in range(args.browsers)
             ]
@@ -485,6 +546,11 @@ def main() -> None:
         connection.close()
         # Bids sent before the close are the ones the targets speak of; after it, 409 is the
         # answer (one sent just before may be accepted: the ledger orders it before the close).
+        if args.samples:
+            with open(args.samples, "w") as f:
+                f.write("kind,sent,seconds,status\n")
+                for kind, got in results.items():
+                    f.writelines(f"{kind},{t:.4f},{s:.5f},{c}\n" for t, s, c in got)
         before = [s for s in results["bid"] if s[0] <= close_ts]
         after = [s for s in results["bid"] if s[0] > close_ts]
         rush_seconds = close_ts - start_at
@@ -512,7 +578,8 @@ def main() -> None:
             f"{args.browsers} browsers, {endpoints} "
             f"webhook endpoints ({args.receiver_delay:.1f} s per delivery), "
             f"{rush_seconds:.0f} s rush + {args.after:.0f} s after the close; README's web "
-            f"server, {len(_readme_workers())} workers and a beat on {os.cpu_count()} cores"
+            f"server ({served}), {len(_readme_workers())} workers and a beat on "
+            f"{os.cpu_count()} cores"
         )
         print(
             common.table(["", "requests", "per s", "p50 ms", "p95 ms", "p99 ms", "answers"], rows)
