@@ -176,5 +176,5 @@ def worker(celery_worker_process: Worker, committed_db: None) -> Worker:
     # this test's writes.
     from ledger.services import append
 
-    append._checkpoint_last_enqueued = 0.0
+    append._checkpoint_last_enqueued = append._dispatch_last_enqueued = 0.0
     return celery_worker_process
