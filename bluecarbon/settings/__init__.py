@@ -527,8 +527,9 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Webhooks -------------------------------------------------------------------------------
 # After writes, each process kicks the dispatcher (new entries into deliveries) at most once
-# in this many seconds, delayed by as much: a delivery is made at most this long after its
-# entry (beat's backstop runs every 5 s). Each dispatch costs in proportion to the endpoints.
+# in this many seconds, delayed by as much: a delivery is made about this long after its
+# entry while the webhooks queue keeps up (beat's backstop runs every 5 s). Each dispatch
+# costs in proportion to the active endpoints.
 WEBHOOK_DISPATCH_INTERVAL = float(os.environ.get("WEBHOOK_DISPATCH_INTERVAL", "2.0"))
 WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "5"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))

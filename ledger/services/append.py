@@ -188,8 +188,8 @@ def _checkpoint_and_webhooks_soon() -> None:
     it, and a burst of writes costs one checkpoint and one dispatch.
 
     The dispatch has its own, longer interval: its cost grows with the endpoints (it locks and
-    advances every active endpoint's cursor), and during a closing rush with 704 endpoints a
-    dispatch a second from each web process took a tenth of the cores (bench/README.md)."""
+    advances every active endpoint's cursor): in a closing rush with 704 endpoints, a dispatch
+    a second from each web process held the bid p99 over its target (bench/README.md)."""
     global _checkpoint_last_enqueued, _dispatch_last_enqueued
     checkpoint = settings.LEDGER_CHECKPOINT_INTERVAL
     dispatch = settings.WEBHOOK_DISPATCH_INTERVAL
